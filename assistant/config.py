@@ -1,0 +1,49 @@
+"""All settings in one object, read from the environment (LITASSIST_*) and a `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_path
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
+
+
+class Settings(BaseSettings):
+    """Every knob litassist has; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="LITASSIST_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: user_data_path("litassist"))
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: str | None = None
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("LITASSIST_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("LITASSIST_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    chunk_tokens: int = Field(default=200, ge=32, description="cl100k tokens per embedded chunk, header included")
+    embed_batch_size: int = Field(default=32, ge=1)
+    torch_threads: int | None = Field(default=None, ge=1)
+
+    @property
+    def resolved_embedding_model(self) -> str:
+        if self.embedding_model:
+            return self.embedding_model
+        return OPENAI_EMBEDDING_MODEL if self.embedding_provider == "openai" else LOCAL_EMBEDDING_MODEL
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.home / "chroma"
+
+
+def load_settings(home: str | Path | None = None, **overrides: object) -> Settings:
+    """Settings from the environment, with `home` (the --home flag) taking precedence when given."""
+    if home is not None:
+        overrides["home"] = Path(home).expanduser()
+    return Settings(**overrides)

@@ -1,0 +1,176 @@
+"""The paper record every parser produces, and the rules that give it a stable id."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+
+from pydantic import BaseModel, Field
+
+_WS = re.compile(r"\s+")
+_DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)", re.I)
+_ARXIV_NEW = re.compile(r"(?:arxiv[:/]\s*|abs/|pdf/)?(\d{4}\.\d{4,5})(?:v\d+)?", re.I)
+_ARXIV_OLD = re.compile(r"(?:arxiv[:/]\s*|abs/|pdf/)([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.I)
+DERIVED_TITLE_WORDS = 12
+
+
+class ParseError(ValueError):
+    """A file that cannot be ingested; the message is one line naming what is wrong."""
+
+
+class SourceRef(BaseModel):
+    """Where a record came from: the file, its detected format and the entry's place in it."""
+
+    file: str
+    format: str
+    position: int = Field(description="1-based index of the entry within the file")
+
+
+class Paper(BaseModel):
+    """One paper: the unit that is deduplicated, stored, searched and cited."""
+
+    paper_id: str
+    title: str
+    title_derived: bool = False
+    authors: list[str] = Field(default_factory=list)
+    author_count: int | None = None
+    year: int | None = None
+    date: str | None = None
+    venue: str | None = None
+    url: str | None = None
+    doi: str | None = None
+    arxiv_id: str | None = None
+    abstract: str
+    sources: list[SourceRef] = Field(default_factory=list)
+
+    def content_key(self) -> str:
+        """Hash of everything that is embedded or shown; sources are excluded so merges do not re-embed."""
+        payload = self.model_dump_json(exclude={"sources"})
+        return hashlib.sha1(payload.encode("utf-8")).hexdigest()
+
+
+class Skipped(BaseModel):
+    """An entry a parser saw but did not turn into a paper, with the reason."""
+
+    position: int
+    reason: str
+
+
+class ParseResult(BaseModel):
+    format: str
+    papers: list[Paper] = Field(default_factory=list)
+    skipped: list[Skipped] = Field(default_factory=list)
+
+
+def clean_text(value: object) -> str:
+    """Unescape HTML entities, normalize unicode (NFC) and collapse whitespace."""
+    if value is None:
+        return ""
+    text = html.unescape(str(value))
+    text = unicodedata.normalize("NFC", text).replace("\u00a0", " ")
+    return _WS.sub(" ", text).strip()
+
+
+def normalize_title(title: str) -> str:
+    """Case-, accent- and punctuation-insensitive form of a title, for matching duplicates."""
+    text = unicodedata.normalize("NFKD", clean_text(title).lower())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(re.findall(r"[a-z0-9]+", text))
+
+
+def normalize_abstract(abstract: str) -> str:
+    return normalize_title(abstract)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def find_doi(*values: str | None) -> str | None:
+    for value in values:
+        if value and (match := _DOI.search(value)):
+            return match.group(1).rstrip(".,;)").lower()
+    return None
+
+
+def find_arxiv_id(*values: str | None) -> str | None:
+    for value in values:
+        if not value:
+            continue
+        for pattern in (_ARXIV_NEW, _ARXIV_OLD):
+            if match := pattern.search(value):
+                return match.group(1)
+    return None
+
+
+def derive_title(abstract: str) -> str:
+    """A readable label for a paper without a title: the opening words of its abstract."""
+    words = clean_text(abstract).split()
+    label = " ".join(words[:DERIVED_TITLE_WORDS]).rstrip(".,;:")
+    return label + ("…" if len(words) > DERIVED_TITLE_WORDS else "")
+
+
+def paper_id_for(
+    *, source_id: str | None, doi: str | None, arxiv_id: str | None, title: str | None, abstract: str
+) -> str:
+    """The stable id: the source's own id, else DOI, else arXiv id, else a hash of the title or abstract."""
+    if source_id:
+        return str(source_id).strip()
+    if doi:
+        return f"doi:{doi.lower()}"
+    if arxiv_id:
+        return f"arxiv:{arxiv_id}"
+    if title and normalize_title(title):
+        return f"t:{_digest(normalize_title(title))}"
+    return f"a:{_digest(normalize_abstract(abstract))}"
+
+
+def split_name(name: str) -> str:
+    """'Guo, Zhenyu' -> 'Zhenyu Guo'; other forms are only cleaned."""
+    name = clean_text(name)
+    if name.count(",") == 1:
+        last, first = (part.strip() for part in name.split(","))
+        if first and last:
+            return f"{first} {last}"
+    return name
+
+
+def make_paper(
+    *,
+    abstract: str,
+    source: SourceRef,
+    title: str | None = None,
+    source_id: str | None = None,
+    authors: list[str] | None = None,
+    author_count: int | None = None,
+    year: int | None = None,
+    date: str | None = None,
+    venue: str | None = None,
+    url: str | None = None,
+    doi: str | None = None,
+    arxiv_id: str | None = None,
+) -> Paper:
+    """Build a Paper from raw parser fields: cleans text, finds ids, derives a missing title."""
+    abstract = clean_text(abstract)
+    title = clean_text(title) or None
+    url = clean_text(url) or None
+    doi = find_doi(doi) if doi else find_doi(url)
+    arxiv_id = (find_arxiv_id(arxiv_id) if arxiv_id else None) or find_arxiv_id(url if url and "arxiv" in url.lower() else None)
+    names = [split_name(a) for a in (authors or []) if clean_text(a)]
+    return Paper(
+        paper_id=paper_id_for(source_id=source_id, doi=doi, arxiv_id=arxiv_id, title=title, abstract=abstract),
+        title=title or derive_title(abstract),
+        title_derived=title is None,
+        authors=names,
+        author_count=author_count,
+        year=year,
+        date=clean_text(date) or None,
+        venue=clean_text(venue) or None,
+        url=url,
+        doi=doi,
+        arxiv_id=arxiv_id,
+        abstract=abstract,
+        sources=[source],
+    )

@@ -1,0 +1,235 @@
+"""Ingest into a real on-disk Chroma store: counts, idempotence, updates, duplicates, crashes, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant import Assistant
+from assistant.cli import app
+from assistant.index import chunk_paper, count_tokens
+
+from assistant.api import DEMO_CORPUS as SEEDS
+
+SMALL = ["002_f0affe59debd61f2.txt", "004_dda915f2b5298ef8.txt"]  # 10 + 6 papers: cheap to embed
+runner = CliRunner()
+
+
+def small_corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name in SMALL:
+        shutil.copy(SEEDS / name, folder / name)
+    return folder
+
+
+def chunk_ids(lib: Assistant) -> set[str]:
+    return set(lib.store.chunks.get(include=[])["ids"])
+
+
+def test_seed_corpus_fully_indexed(seeded_home: Path) -> None:
+    lib = Assistant(home=seeded_home)
+    stats = lib.stats()
+    assert (stats.papers, stats.sources) == (179, 5)
+    assert stats.papers_by_format == {"author-page": 10, "daily-papers": 153, "abstract-lines": 10, "paper-page": 6}
+    assert lib.store.papers.count() == 179  # one paper-level entry per paper
+    ids = chunk_ids(lib)
+    assert stats.chunks == len(ids) > 179
+    assert {i.split("::")[0] for i in ids} == {p.paper_id for p in lib.papers()}
+
+
+def test_chunks_fit_the_embedding_model(seeded_home: Path) -> None:
+    lib = Assistant(home=seeded_home)
+    tokenizer = lib.embedder.model.tokenizer
+    for paper in lib.papers():
+        for chunk in chunk_paper(paper, lib.settings.chunk_tokens):
+            assert count_tokens(chunk.embed_text) <= lib.settings.chunk_tokens
+            assert len(tokenizer(chunk.embed_text)["input_ids"]) <= 256
+            if not paper.title_derived:
+                assert chunk.embed_text.startswith(paper.title)
+
+
+def test_reingest_unchanged_files_embeds_nothing(seeded_copy: Path) -> None:
+    lib = Assistant(home=seeded_copy)
+    before = chunk_ids(lib)
+    report = lib.ingest([SEEDS])
+    assert (report.files_unchanged, report.chunks_embedded, report.new) == (5, 0, 0)
+    assert chunk_ids(lib) == before and lib.stats().papers == 179
+
+
+def test_changed_file_updates_only_its_own_papers(tmp_path: Path) -> None:
+    corpus = small_corpus(tmp_path)
+    lib = Assistant(home=tmp_path / "home")
+    lib.ingest([corpus])
+    other = {p.paper_id: p for p in lib.papers() if p.sources[0].file.endswith(SMALL[1])}
+    keys_before = {sp.paper.paper_id: sp.content_key for sp in lib.store.all_papers()}
+
+    changed = corpus / SMALL[0]
+    lines = changed.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1] + " We also release code."  # edit one abstract
+    del lines[2]  # drop one paper
+    changed.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = lib.ingest([corpus])
+
+    # an untitled abstract's id is its hash: the edit is a new paper replacing the old one, plus one dropped
+    assert (report.files_unchanged, report.new, report.updated, report.removed) == (1, 1, 0, 2)
+    assert report.unchanged == 8
+    edited = next(p for p in lib.papers() if "We also release code." in p.abstract)
+    assert report.chunks_embedded == len(chunk_paper(edited, lib.settings.chunk_tokens))
+    after = {sp.paper.paper_id: sp.content_key for sp in lib.store.all_papers()}
+    assert len(after) == 15
+    for pid in other:
+        assert after[pid] == keys_before[pid]
+
+
+def test_retitled_paper_is_updated_in_place(tmp_path: Path) -> None:
+    source = tmp_path / "one.jsonl"
+    record = {"id": "p1", "title": "Old title", "abstract": "An abstract about graph neural networks. " * 5}
+    source.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    lib = Assistant(home=tmp_path / "home")
+    lib.ingest([source])
+    source.write_text(json.dumps({**record, "title": "New title"}) + "\n", encoding="utf-8")
+    report = lib.ingest([source])
+    assert (report.updated, report.new, report.chunks_embedded) == (1, 0, 1)
+    assert lib.paper("p1").title == "New title"
+    assert lib.store.chunks.get(ids=["p1::0"], include=["metadatas"])["metadatas"][0]["title"] == "New title"
+
+
+def test_same_paper_in_two_formats_is_stored_once(tmp_path: Path) -> None:
+    bib = tmp_path / "zotero.bib"
+    bib.write_text(
+        "@article{guo2023,\n  title = {Causal Mean Field Multi-Agent Reinforcement Learning},\n"
+        "  author = {Guo, Zhenyu and Doe, Jane},\n  year = {2023},\n  doi = {10.1234/cmfq.2023},\n"
+        "  abstract = {Scalability remains a challenge in multi-agent reinforcement learning.}\n}\n",
+        encoding="utf-8",
+    )
+    page = tmp_path / "page.txt"
+    shutil.copy(SEEDS / "000_bcf537babf982e00.txt", page)
+    lib = Assistant(home=tmp_path / "home")
+    report = lib.ingest([page, bib])
+    assert report.merged_duplicates == 1 and lib.stats().papers == 10
+    paper = next(p for p in lib.papers() if p.title.startswith("Causal Mean Field"))
+    assert {s.format for s in paper.sources} == {"author-page", "bibtex"}
+    assert paper.doi == "10.1234/cmfq.2023" and paper.year == 2023
+    assert paper.abstract.startswith("Scalability remains a challenge") and len(paper.abstract) > 500
+
+    # ingesting the .bib again later (a separate run) merges into the stored paper, not a second copy
+    bib.write_text(bib.read_text(encoding="utf-8").replace("2023}", "2023},\n  note = {v2}"), encoding="utf-8")
+    again = lib.ingest([bib])
+    assert again.files_unchanged == 0 and lib.stats().papers == 10 and again.chunks_embedded == 0
+
+
+@pytest.mark.slow
+def test_killed_ingest_leaves_store_consistent_and_next_run_completes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cmd = [sys.executable, "-m", "assistant", "--home", str(home), "ingest", str(SEEDS)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 300
+    for line in proc.stderr:
+        if "embedded and stored" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+        assert time.monotonic() < deadline
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    lib = Assistant(home=home)
+    partial = lib.stats()
+    assert 0 < partial.papers < 179 and partial.sources == 0  # no file was recorded as done
+    assert lib.search("reinforcement learning", k=5)  # the half-built store is usable
+    report = lib.ingest([SEEDS])
+    assert report.new == 179 - partial.papers and report.unchanged == partial.papers
+    final = lib.stats()
+    assert (final.papers, final.sources) == (179, 5)
+    assert final.chunks == sum(len(chunk_paper(p, 200)) for p in lib.papers())
+
+
+def write_bad_inputs(folder: Path) -> dict[str, str]:
+    folder.mkdir()
+    (folder / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    (folder / "latin1.txt").write_bytes("Abstract: Caf\xe9 ".encode("latin-1") + b"word " * 40)
+    (folder / "broken.bib").write_text(
+        "@article{ok, title={Fine}, abstract={" + "good words " * 20 + "}}\n\n@article{bad, title = {Unclosed,\n",
+        encoding="utf-8",
+    )
+    (folder / "table.csv").write_text("name,year\nA paper,2020\n", encoding="utf-8")
+    return {
+        "image.png": "binary",
+        "empty.txt": "empty",
+        "latin1.txt": "UTF-8",
+        "broken.bib": "BibTeX",
+        "table.csv": "abstract column",
+    }
+
+
+def test_bad_inputs_are_named_and_nothing_stored_is_lost(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    good = small_corpus(tmp_path)
+    assert runner.invoke(app, ["--home", str(home), "ingest", str(good)]).exit_code == 0
+    bad = tmp_path / "bad"
+    expected = write_bad_inputs(bad)
+    shutil.copy(SEEDS / "000_bcf537babf982e00.txt", bad / "good_page.txt")
+
+    result = runner.invoke(app, ["--home", str(home), "ingest", str(bad), "--json"])
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    failed = {Path(f["file"]).name: f["reason"] for f in report["files_failed"]}
+    assert set(failed) == set(expected)
+    for name, word in expected.items():
+        assert word.lower() in failed[name].lower() and "\n" not in failed[name]
+    lib = Assistant(home=home)
+    assert lib.stats().papers == 16 + 10  # the earlier library and the good file in the bad folder
+    assert all(not p.title.startswith("Fine") for p in lib.papers())  # nothing from the broken .bib
+
+
+def test_failed_reparse_keeps_the_stored_version(tmp_path: Path) -> None:
+    corpus = small_corpus(tmp_path)
+    lib = Assistant(home=tmp_path / "home")
+    lib.ingest([corpus])
+    before = {sp.paper.paper_id: sp.content_key for sp in lib.store.all_papers()}
+    (corpus / SMALL[0]).write_bytes(b"\x00\x01garbage")
+    report = lib.ingest([corpus])
+    assert len(report.files_failed) == 1 and "binary" in report.files_failed[0].reason
+    assert {sp.paper.paper_id: sp.content_key for sp in lib.store.all_papers()} == before
+
+
+def test_cli_one_line_error_for_missing_path(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--home", str(tmp_path / "h"), "ingest", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "no such file or directory" in result.output
+
+
+def test_cli_contracts_papers_search_stats(seeded_home: Path) -> None:
+    base = ["--home", str(seeded_home)]
+    lines = runner.invoke(app, [*base, "papers", "--json"]).stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 179
+    assert {"paper_id", "title", "authors", "year", "source", "abstract"} <= set(records[0])
+
+    result = runner.invoke(app, [*base, "search", "prompt token tuning for time series forecasting", "-k", "5", "--json"])
+    hits = json.loads(result.stdout)
+    assert len(hits) == 5 and set(hits[0]) == {"paper_id", "title", "score", "text"}
+    assert hits[0]["title"].startswith("PT-Tuning")
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert len({h["paper_id"] for h in hits}) == 5
+
+    stats = json.loads(runner.invoke(app, [*base, "stats", "--json"]).stdout)
+    assert (stats["papers"], stats["sources"]) == (179, 5) and stats["chunks"] > 179
+
+
+def test_home_resolution_flag_then_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITASSIST_HOME", str(tmp_path / "from_env"))
+    assert Assistant().settings.home == tmp_path / "from_env"
+    assert Assistant(home=tmp_path / "flag").settings.home == tmp_path / "flag"
+    monkeypatch.delenv("LITASSIST_HOME")
+    assert "litassist" in str(Assistant().settings.home)
