@@ -88,12 +88,14 @@ def decode(data: bytes) -> str:
 def detect_format(text: str, path: str) -> tuple[str, Parser]:
     """Pick the parser whose sniffer accepts the content; the extension only breaks ties."""
     accepted = [(name, parser) for name, sniff, parser in SNIFFERS if sniff(text)]
+    hint = _EXTENSION_HINTS.get(Path(path).suffix.lower())
+    if not accepted and hint:  # e.g. a ragged .csv: its own parser gives the precise error
+        return next((name, parser) for name, _, parser in SNIFFERS if name == hint)
     if not accepted:
         raise ParseError(
             "unrecognized format (expected BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV, arXiv Atom, "
             "or a scraped listing of abstracts)"
         )
-    hint = _EXTENSION_HINTS.get(Path(path).suffix.lower())
     return next(((n, p) for n, p in accepted if n == hint), accepted[0])
 
 

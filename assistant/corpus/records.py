@@ -10,6 +10,12 @@ import unicodedata
 from pydantic import BaseModel, Field
 
 _WS = re.compile(r"\s+")
+# A tag with optional name="value" attributes; "a<b and c>d" has no '=' so it is left alone.
+_TAG = re.compile(
+    r"</?(?:[A-Za-z][\w.-]*:)?([A-Za-z][\w.-]*)"
+    r"(?:\s+[\w:.-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'<>]+))*\s*/?>"
+)
+_BLOCK_TAGS = frozenset({"p", "br", "div", "li", "ul", "ol", "sec", "title", "h1", "h2", "h3", "h4", "tr", "td"})
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)", re.I)
 _ARXIV_NEW = re.compile(r"(?:arxiv[:/]\s*|abs/|pdf/)?(\d{4}\.\d{4,5})(?:v\d+)?", re.I)
 _ARXIV_OLD = re.compile(r"(?:arxiv[:/]\s*|abs/|pdf/)([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.I)
@@ -65,10 +71,11 @@ class ParseResult(BaseModel):
 
 
 def clean_text(value: object) -> str:
-    """Unescape HTML entities, normalize unicode (NFC) and collapse whitespace."""
+    """Unescape HTML entities, drop tags exports leave in text (<i>, <sub>, <jats:p>), NFC, collapse spaces."""
     if value is None:
         return ""
     text = html.unescape(str(value))
+    text = _TAG.sub(lambda tag: " " if tag[1].lower() in _BLOCK_TAGS else "", text)
     text = unicodedata.normalize("NFC", text).replace("\u00a0", " ")
     return _WS.sub(" ", text).strip()
 

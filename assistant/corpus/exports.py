@@ -1,0 +1,508 @@
+"""Parsers for reference-manager and dataset exports: BibTeX, RIS, CSL-JSON, JSON, JSONL, CSV, arXiv Atom.
+
+Each parser maps its format's fields onto `make_paper`, so cleaning and id rules live in one place
+(records.py); what stays here is format knowledge and the markup exports leave in titles and abstracts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any
+from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import ParseError as XMLParseError
+
+import bibtexparser
+import rispy
+from bibtexparser.exceptions import BlockAbortedException
+from bibtexparser.middlewares import NormalizeFieldKeys, SeparateCoAuthors
+from bibtexparser.model import Entry, ParsingFailedBlock
+from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
+
+from .records import Paper, ParseError, ParseResult, Skipped, SourceRef, clean_text, make_paper
+
+try:  # defusedxml guards against entity-expansion tricks; the stdlib parser is the fallback
+    from defusedxml.ElementTree import fromstring as _xml_fromstring
+except ImportError:
+    from xml.etree.ElementTree import fromstring as _xml_fromstring
+
+Sniff = Callable[[str], bool]
+Parser = Callable[..., ParseResult]
+
+_BOM = "\ufeff"
+_SNIFF_CHARS = 65536
+_YEAR_DATE = re.compile(r"(?<!\d)(\d{4})(?!\d)(?:[-/.](\d{1,2})(?:[-/.](\d{1,2}))?)?")
+# Our field -> the names other tools use for it, matched case-insensitively (JSON keys, CSV headers).
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "abstract": ("abstract", "text", "summary", "abstract note"),  # "Abstract Note": Zotero CSV
+    "title": ("title",),
+    "authors": ("authors", "author"),
+    "year": ("year", "publication year"),
+    "date": ("date", "published"),
+    "venue": ("venue", "journal", "category", "publication title", "source title"),  # Zotero, Scopus CSV
+    "url": ("url", "link"),
+    "doi": ("doi",),
+    "arxiv_id": ("arxiv_id", "arxiv"),
+    "source_id": ("id", "_id"),
+}
+
+
+# ---------------------------------------------------------------- shared record helpers
+
+
+def _plain(value: object) -> str | None:
+    """One string from a field that may be a list (RIS repeats tags); make_paper does the cleaning."""
+    if value is None:
+        return None
+    return clean_text(" ".join(map(str, value)) if isinstance(value, list) else str(value))
+
+
+def _paper(source: SourceRef, *, abstract: object, title: object = None, **fields: Any) -> Paper | Skipped:
+    """Every parser ends here, so the no-abstract rule is the same for all formats."""
+    text = _plain(abstract)
+    if not (text and text.strip()):
+        return Skipped(position=source.position, reason="no abstract")
+    return make_paper(abstract=text, title=_plain(title), source=source, **fields)
+
+
+def _result(fmt: str, items: Iterable[Paper | Skipped]) -> ParseResult:
+    result = ParseResult(format=fmt)
+    for item in items:
+        (result.papers if isinstance(item, Paper) else result.skipped).append(item)
+    return result
+
+
+def _year_and_date(*values: object) -> tuple[int | None, str | None]:
+    """The first year found, and the first date that has at least a month, as ISO 'YYYY-MM[-DD]'.
+
+    Exports spell dates as '2019///', '2019/05/01', '2021-01-04T18:59:59Z' or '2020-5'.
+    """
+    found = [m for value in values if value is not None and (m := _YEAR_DATE.search(str(value)))]
+    year = int(found[0][1]) if found else None
+    date = next(("-".join([m[1], *(p.zfill(2) for p in m.groups()[1:] if p)]) for m in found if m[2]), None)
+    return year, date
+
+
+def _name(value: object) -> str:
+    """One author: a plain string, a CSL name object, or a {'name': ...} object (Semantic Scholar)."""
+    if not isinstance(value, dict):
+        return str(value)
+    parts = (value.get("given"), value.get("non-dropping-particle"), value.get("family"))
+    return value.get("literal") or value.get("name") or " ".join(str(p) for p in parts if p)
+
+
+def _authors(value: object) -> list[str]:
+    """Authors arrive as a list, or as one string joined by ';' or ' and '."""
+    if isinstance(value, str):
+        return re.split(r"\s*;\s*" if ";" in value else r"\s+and\s+", value)
+    if isinstance(value, list):
+        return [_name(author) for author in value]
+    return []
+
+
+def _match_columns(names: Sequence[str], mapping: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Our field -> the source's key: first alias present (case-insensitive); `mapping` (field -> column) wins."""
+    by_lower: dict[str, str] = {}
+    for name in names:
+        by_lower.setdefault(name.strip().lower(), name)
+    columns: dict[str, str] = {}
+    for field, aliases in _ALIASES.items():
+        if present := [by_lower[alias] for alias in aliases if alias in by_lower]:
+            columns[field] = present[0]
+    for field, column in (mapping or {}).items():
+        if field not in _ALIASES:
+            raise ParseError(f"cannot map unknown field {field!r} (fields: {', '.join(_ALIASES)})")
+        if column.strip().lower() not in by_lower:
+            raise ParseError(f"mapped column {column!r} not found (columns: {', '.join(names)})")
+        columns[field] = by_lower[column.strip().lower()]
+    return columns
+
+
+def _record_paper(record: Mapping[Any, Any], columns: Mapping[str, str], source: SourceRef) -> Paper | Skipped:
+    """Shared by JSON, JSONL and CSV, whose records differ only in the key names they use."""
+    raw = {field: record.get(column) for field, column in columns.items()}
+
+    def text(field: str) -> str | None:
+        return None if raw.get(field) is None else str(raw[field])
+
+    year, date = _year_and_date(text("year"), text("date"))
+    return _paper(
+        source,
+        abstract=raw.get("abstract"),
+        title=text("title"),
+        source_id=(text("source_id") or "").strip() or None,
+        authors=_authors(raw.get("authors")),
+        year=year,
+        date=date,
+        venue=text("venue"),
+        url=text("url"),
+        doi=text("doi"),
+        arxiv_id=text("arxiv_id"),
+    )
+
+
+def _plain_object(record: dict[str, Any], source: SourceRef) -> Paper | Skipped:
+    return _record_paper(record, _match_columns(list(record)), source)
+
+
+def _objects(
+    items: Iterable[object], path: str, fmt: str, convert: Callable[[dict[str, Any], SourceRef], Paper | Skipped]
+) -> ParseResult:
+    """Turn JSON values into papers; a value that is not an object is skipped, not fatal."""
+    return _result(
+        fmt,
+        (
+            convert(item, SourceRef(file=path, format=fmt, position=position))
+            if isinstance(item, dict)
+            else Skipped(position=position, reason="not a JSON object")
+            for position, item in enumerate(items, 1)
+        ),
+    )
+
+
+# ---------------------------------------------------------------- BibTeX
+
+
+def _latex_decoder() -> LatexNodes2Text:
+    """Like bibtexparser's LatexDecodingMiddleware, but math becomes text ($\\alpha$ -> α) for search."""
+    context = get_default_latex_context_db()
+    context.add_context_category("urls-verbatim", prepend=True, macros=[MacroTextSpec("url", simplify_repl="%s")])
+    return LatexNodes2Text(latex_context=context, math_mode="text")
+
+
+_LATEX = _latex_decoder()
+_LATEX_MARKUP = re.compile(r"[\\{}$~`]|--|''")
+
+
+def _latex(value: str) -> str:
+    """LaTeX -> unicode. pylatexenc costs ~3 µs a character, so text without markup is passed through.
+    A bare % or & (common in exported abstracts) would be a comment or a column separator to LaTeX and
+    eat text, so they are escaped first."""
+    if not _LATEX_MARKUP.search(value):
+        return value
+    return _LATEX.latex_to_text(re.sub(r"(?<!\\)([%&])", r"\\\1", value))
+
+
+def _verbatim(value: str) -> str:
+    """url/doi/eprint are verbatim in biblatex: only drop braces and escapes such as '\\_', never decode."""
+    return re.sub(r"\\([_%&#$~])", r"\1", value).replace("{", "").replace("}", "")
+
+
+def _bibtex_failure(block: ParsingFailedBlock) -> str:
+    error = block.error
+    reason = error.abort_reason if isinstance(error, BlockAbortedException) else str(error)
+    first_line = ((block.raw or "").strip().splitlines() or [""])[0]
+    snippet = first_line if len(first_line) <= 60 else first_line[:60] + "…"
+    line = "?" if block.start_line is None else block.start_line + 1  # bibtexparser counts lines from 0
+    return " ".join(f"malformed BibTeX entry near line {line} ({snippet!r}): {reason}".split())
+
+
+def _bibtex_entry(entry: Entry, source: SourceRef) -> Paper | Skipped:
+    fields = {field.key: field.value for field in entry.fields}
+
+    def first(*keys: str, convert: Callable[[str], str] = _latex) -> str | None:
+        return next((convert(fields[key]) for key in keys if fields.get(key)), None)
+
+    eprint_type = (fields.get("archiveprefix") or fields.get("eprinttype") or "").strip("{} ").lower()
+    year, date = _year_and_date(first("year"), first("date"))
+    return _paper(
+        source,
+        abstract=first("abstract"),
+        title=first("title"),
+        authors=[_latex(author) for author in fields.get("author") or []],
+        year=year,
+        date=date,
+        venue=first("journal", "journaltitle", "booktitle", "publisher"),
+        url=first("url", convert=_verbatim),
+        doi=first("doi", convert=_verbatim),
+        arxiv_id=first("eprint" if eprint_type == "arxiv" else "arxivid", convert=_verbatim),
+    )
+
+
+def parse_bibtex(text: str, path: str) -> ParseResult:
+    """A .bib export. Any malformed block fails the whole file: bibtexparser resumes after a broken
+    entry, and silently losing papers from a user's library is worse than a clear error."""
+    library = bibtexparser.parse_string(
+        text.lstrip(_BOM),
+        # co-authors are split before LaTeX decoding so "{Barnes and Noble}" stays one name
+        append_middleware=[NormalizeFieldKeys(), SeparateCoAuthors()],
+    )
+    if failed := library.failed_blocks:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise ParseError(_bibtex_failure(failed[0]) + more)
+    if not library.entries:
+        raise ParseError("no BibTeX entries found")
+    return _result(
+        "bibtex",
+        (
+            _bibtex_entry(entry, SourceRef(file=path, format="bibtex", position=position))
+            for position, entry in enumerate(library.entries, 1)
+        ),
+    )
+
+
+# ---------------------------------------------------------------- RIS
+
+
+def _close_ris_records(text: str) -> str:
+    """rispy drops a record that lacks its 'ER' line and merges it into the next 'TY'; add the missing ERs."""
+    lines: list[str] = []
+    open_record = False
+    for line in text.splitlines():
+        if line.startswith("TY  -"):
+            if open_record:
+                lines.append("ER  - ")
+            open_record = True
+        elif line.startswith("ER  -"):
+            open_record = False
+        lines.append(line)
+    if open_record:
+        lines.append("ER  - ")
+    return "\n".join(lines)
+
+
+def _ris_record(record: dict[str, Any], source: SourceRef) -> Paper | Skipped:
+    def first(*keys: str) -> Any:
+        return next((record[key] for key in keys if record.get(key)), None)
+
+    year, date = _year_and_date(first("year"), first("publication_year"), first("date"))
+    return _paper(
+        source,
+        abstract=first("abstract", "notes_abstract"),  # AB, N2
+        title=first("title", "primary_title"),  # TI, T1
+        authors=first("authors", "first_authors") or [],  # AU, A1
+        year=year,
+        date=date,
+        venue=first("journal_name", "alternate_title3", "secondary_title"),  # JO, JF, T2
+        url=(first("urls") or [None])[0],
+        doi=first("doi"),
+    )
+
+
+def parse_ris(text: str, path: str) -> ParseResult:
+    """A .ris export (Zotero, EndNote, Mendeley, publishers); rispy joins continuation lines."""
+    text = text.lstrip(_BOM)
+    if not _sniff_ris(text):
+        raise ParseError("not RIS: no record starts with a 'TY  - ' line")
+    records = rispy.loads(_close_ris_records(text))
+    return _result(
+        "ris",
+        (
+            _ris_record(record, SourceRef(file=path, format="ris", position=position))
+            for position, record in enumerate(records, 1)
+        ),
+    )
+
+
+# ---------------------------------------------------------------- JSON, CSL-JSON, JSONL
+
+
+def _json_array(text: str) -> list[Any]:
+    try:
+        data = json.loads(text.lstrip(_BOM))
+    except json.JSONDecodeError as err:
+        raise ParseError(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+    if not isinstance(data, list):
+        found = "an object" if isinstance(data, dict) else type(data).__name__
+        raise ParseError(f"expected a JSON array of records, found {found}")
+    return data
+
+
+def _looks_like_csl(item: object) -> bool:
+    return isinstance(item, dict) and (
+        "issued" in item
+        or "container-title" in item
+        or (isinstance(item.get("author"), list) and any(isinstance(a, dict) for a in item["author"]))
+    )
+
+
+def _csl_item(item: dict[str, Any], source: SourceRef) -> Paper | Skipped:
+    """A CSL item; its `id` is a citation key, local to the user's library, so it is not the paper id."""
+    issued = item.get("issued") if isinstance(item.get("issued"), dict) else {}
+    date_parts = (issued.get("date-parts") or [[]])[0]
+    issued_text = "-".join(str(part) for part in date_parts if part is not None)
+    issued_text = issued_text or issued.get("raw") or issued.get("literal")
+    venue = item.get("container-title")
+    year, date = _year_and_date(issued_text)
+    return _paper(
+        source,
+        abstract=item.get("abstract"),
+        title=item.get("title"),
+        authors=_authors(item.get("author")),
+        year=year,
+        date=date,
+        venue=venue[0] if isinstance(venue, list) and venue else venue or None,
+        url=item.get("URL"),
+        doi=item.get("DOI"),
+    )
+
+
+def parse_csl_json(text: str, path: str) -> ParseResult:
+    """CSL-JSON, as Zotero's "Better CSL JSON" and pandoc-citeproc write it."""
+    return _objects(_json_array(text), path, "csl-json", _csl_item)
+
+
+def parse_json(text: str, path: str) -> ParseResult:
+    """A JSON array of plain records (same field aliases as JSONL); CSL arrays go to the CSL mapping."""
+    items = _json_array(text)
+    if any(_looks_like_csl(item) for item in items):
+        return _objects(items, path, "csl-json", _csl_item)
+    return _objects(items, path, "json", _plain_object)
+
+
+def _jsonl_values(text: str) -> Iterator[Any]:
+    # split on "\n" only: str.splitlines() would also break at U+2028 inside JSON strings
+    for number, line in enumerate(text.lstrip(_BOM).split("\n"), 1):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ParseError(f"invalid JSON on line {number}, column {err.colno}: {err.msg}") from err
+
+
+def parse_jsonl(text: str, path: str) -> ParseResult:
+    """One JSON record per line (BEIR corpus.jsonl, dataset dumps); `id`/`_id` is kept as the paper id."""
+    return _objects(_jsonl_values(text), path, "jsonl", _plain_object)
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def _csv_dialect(text: str) -> type[csv.Dialect] | None:
+    """Excel quoting with the sniffed delimiter. Only the delimiter is trusted: the Sniffer often reports
+    doublequote=False (then '""' and '&amp;' inside quotes split fields) and may take apostrophes for quotes."""
+    try:
+        delimiter = csv.Sniffer().sniff(text[:_SNIFF_CHARS], delimiters=",;\t").delimiter
+    except csv.Error:
+        return None
+    return type("SniffedDialect", (csv.excel,), {"delimiter": delimiter})
+
+
+def parse_csv(text: str, path: str, mapping: dict[str, str] | None = None) -> ParseResult:
+    """A spreadsheet export; `mapping` (our field -> their column) covers headers no alias matches."""
+    text = text.lstrip(_BOM)
+    reader = csv.DictReader(io.StringIO(text), dialect=_csv_dialect(text) or csv.excel)
+    try:
+        header = reader.fieldnames
+        if not header:
+            raise ParseError("empty CSV file")
+        columns = _match_columns(header, mapping)
+        if "abstract" not in columns:
+            raise ParseError(
+                f"no abstract column (columns: {', '.join(header)}); map one with --csv-map abstract=COLUMN"
+            )
+        return _result(
+            "csv",
+            (
+                _record_paper(row, columns, SourceRef(file=path, format="csv", position=position))
+                for position, row in enumerate(reader, 1)
+            ),
+        )
+    except csv.Error as err:
+        raise ParseError(f"malformed CSV near line {reader.line_num}: {err}") from err
+
+
+# ---------------------------------------------------------------- arXiv Atom
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_ARXIV = "{http://arxiv.org/schemas/atom}"
+
+
+def _atom_entry(entry: Element, source: SourceRef) -> Paper | Skipped:
+    entry_id = entry.findtext(f"{_ATOM}id", "").strip()
+    summary = entry.findtext(f"{_ATOM}summary")
+    if "/api/errors" in entry_id:  # the arXiv API reports a bad query as an entry
+        return Skipped(position=source.position, reason=f"arXiv API error: {' '.join((summary or '').split())}")
+    links = entry.findall(f"{_ATOM}link")
+    category = entry.find(f"{_ARXIV}primary_category")
+    year, date = _year_and_date(entry.findtext(f"{_ATOM}published"))
+    return _paper(
+        source,
+        abstract=summary,
+        title=entry.findtext(f"{_ATOM}title"),
+        authors=[author.findtext(f"{_ATOM}name", "") for author in entry.findall(f"{_ATOM}author")],
+        year=year,
+        date=date,
+        venue=None if category is None else category.get("term"),
+        url=next((link.get("href") for link in links if link.get("rel") == "alternate"), entry_id or None),
+        doi=entry.findtext(f"{_ARXIV}doi"),
+        arxiv_id=entry_id or None,
+    )
+
+
+def parse_arxiv_atom(text: str, path: str) -> ParseResult:
+    """A saved arXiv API response (export.arxiv.org/api/query)."""
+    try:
+        root = _xml_fromstring(text.lstrip(_BOM))
+    except (XMLParseError, ValueError) as err:  # defusedxml refuses entity tricks with ValueError subclasses
+        raise ParseError(f"malformed Atom XML: {err}") from err
+    if root.tag != f"{_ATOM}feed":
+        raise ParseError(f"not an Atom feed (root element {root.tag!r})")
+    return _result(
+        "arxiv-atom",
+        (
+            _atom_entry(entry, SourceRef(file=path, format="arxiv-atom", position=position))
+            for position, entry in enumerate(root.findall(f"{_ATOM}entry"), 1)
+        ),
+    )
+
+
+# ---------------------------------------------------------------- sniffing
+
+
+def _sniff_atom(text: str) -> bool:
+    head = text.lstrip(_BOM + " \t\r\n")[:_SNIFF_CHARS]
+    return head.startswith("<") and bool(re.search(r"<feed\b[^>]*http://www\.w3\.org/2005/Atom", head))
+
+
+def _sniff_json(text: str) -> bool:
+    return bool(re.match(r"\s*\[\s*[{\]]", text.lstrip(_BOM)))
+
+
+def _sniff_jsonl(text: str) -> bool:
+    line = next((line for line in text.lstrip(_BOM).split("\n") if line.strip()), "").strip()
+    try:
+        return line.startswith("{") and isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _sniff_ris(text: str) -> bool:
+    return bool(re.search(r"^\ufeff?TY  - ", text, re.M))
+
+
+def _sniff_bibtex(text: str) -> bool:
+    # '@type{key,' rather than any '@word{', so prose with an @handle does not count
+    return bool(re.search(r"^\s*@\w+\s*[{(]\s*[^\s,={}()]+\s*,", text, re.M))
+
+
+def _sniff_csv(text: str) -> bool:
+    """A delimiter the Sniffer trusts, a header of short column names and rows as wide as the header."""
+    text = text.lstrip(_BOM)
+    dialect = _csv_dialect(text)
+    if dialect is None:
+        return False
+    try:
+        header, *rows = (row for row in islice(csv.reader(io.StringIO(text), dialect), 6) if row)
+    except (csv.Error, ValueError):  # ValueError: no rows at all
+        return False
+    return (
+        sum(1 for name in header if name.strip()) >= 2
+        and all(len(name) <= 40 for name in header)
+        and bool(rows)
+        and all(len(row) == len(header) for row in rows)
+    )
+
+
+EXPORT_SNIFFERS: list[tuple[str, Sniff, Parser]] = [
+    ("arxiv-atom", _sniff_atom, parse_arxiv_atom),
+    ("json", _sniff_json, parse_json),
+    ("jsonl", _sniff_jsonl, parse_jsonl),
+    ("ris", _sniff_ris, parse_ris),
+    ("bibtex", _sniff_bibtex, parse_bibtex),
+    ("csv", _sniff_csv, parse_csv),
+]
