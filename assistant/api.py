@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from .config import Settings, load_settings
 from .corpus import Paper
-from .index import Embedder, IngestReport, ProgressCallback, Store, ingest, make_embedder
-from .retrieve import Hit, dense_search
+from .index import Embedder, IngestReport, ProgressCallback, RemovalReport, Store, ingest, make_embedder, remove
+from .retrieve import Filters, Hit, LexicalIndex, Mode, Retriever
+
+if TYPE_CHECKING:
+    from .evaluate import RetrievalReport
 
 DEMO_CORPUS = Path(__file__).parent / "demo" / "seeds"
 
@@ -34,11 +38,16 @@ class Assistant:
 
     @functools.cached_property
     def store(self) -> Store:
-        return Store(self.settings.chroma_path, self.settings.resolved_embedding_model)
+        return Store(self.settings.chroma_path, self.settings.resolved_embedding_model, self.settings.chroma_url)
 
     @functools.cached_property
     def embedder(self) -> Embedder:
         return make_embedder(self.settings)
+
+    @functools.cached_property
+    def retriever(self) -> Retriever:
+        lexical = LexicalIndex(self.settings.lexical_path)
+        return Retriever(self.store, self.embedder, lexical, self.settings.fusion_dense_weight)
 
     def ingest(
         self,
@@ -49,7 +58,16 @@ class Assistant:
     ) -> IngestReport:
         """Add files or directories (recursively); unchanged files cost nothing, changed ones update in place."""
         kwargs = {"progress": progress} if progress else {}
-        return ingest(paths, self.store, self.embedder, self.settings, csv_mapping, force, **kwargs)
+        report = ingest(paths, self.store, self.embedder, self.settings, csv_mapping, force, **kwargs)
+        self.retriever.lexical.ensure(self.store)
+        return report
+
+    def remove(self, paper_ids: Sequence[str] = (), sources: Sequence[str | Path] = ()) -> RemovalReport:
+        """Delete papers and/or forget source files (papers only they held go too)."""
+        files = [str(Path(f).expanduser().resolve()) for f in sources]
+        report = remove(self.store, paper_ids, files)
+        self.retriever.lexical.ensure(self.store)
+        return report
 
     def papers(self) -> list[Paper]:
         return sorted((sp.paper for sp in self.store.all_papers()), key=lambda p: p.paper_id)
@@ -57,8 +75,20 @@ class Assistant:
     def paper(self, paper_id: str) -> Paper | None:
         return self.store.get_papers([paper_id]).get(paper_id)
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        return dense_search(self.store, self.embedder, query, k)
+    def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid") -> list[Hit]:
+        """Best papers for a query, each with its best passage; `mode` picks hybrid, dense or lexical."""
+        return self.retriever.search(query, k, filters, mode)
+
+    def search_many(
+        self, queries: Sequence[str], k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid"
+    ) -> list[list[Hit]]:
+        return self.retriever.search_many(queries, k, filters, mode)
+
+    def evaluate_retrieval(self, folder: str | Path, split: str = "test") -> RetrievalReport:
+        """Score hybrid, dense and lexical search on a BEIR folder (its corpus is ingested into this home)."""
+        from .evaluate import evaluate_retrieval
+
+        return evaluate_retrieval(self, Path(folder), split)
 
     def stats(self) -> Stats:
         papers = [sp.paper for sp in self.store.all_papers()]

@@ -165,20 +165,110 @@ def papers_command(
 
 @app.command("search")
 def search_command(
-    query: Annotated[str, typer.Argument(help="What to look for.")],
+    query: Annotated[Optional[str], typer.Argument(help="What to look for.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Number of papers to return.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of hits, best first.")] = False,
+    queries: Annotated[
+        Optional[Path], typer.Option("--queries", help='Batch mode: JSONL of {"id": ..., "text": ...} per line.')
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or lexical.")] = "hybrid",
+    year_min: Annotated[Optional[int], typer.Option("--year-min", help="Only papers from this year on.")] = None,
+    year_max: Annotated[Optional[int], typer.Option("--year-max", help="Only papers up to this year.")] = None,
+    author: Annotated[Optional[str], typer.Option("--author", help="Author name contains this.")] = None,
+    venue: Annotated[Optional[str], typer.Option("--venue", help="Venue/category contains this.")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="Source file path or format contains this.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output (JSON lines in batch mode).")] = False,
 ) -> None:
-    """Find the papers that best match a query."""
-    hits = assistant().search(query, k=k)
+    """Find the papers that best match a query (hybrid dense + BM25 by default)."""
+    from .retrieve import Filters
+
+    if mode not in ("hybrid", "dense", "lexical"):
+        fail(f"--mode must be hybrid, dense or lexical, not {mode!r}", EXIT_BAD_INPUT)
+    if (query is None) == (queries is None):
+        fail("give a QUERY or --queries FILE.jsonl (not both)", EXIT_BAD_INPUT)
+    filters = Filters(year_min=year_min, year_max=year_max, author=author, venue=venue, source=source)
+    lib = assistant()
+    if queries is not None:
+        batch = _read_queries(queries)
+        results = lib.search_many([text for _, text in batch], k=k, filters=filters, mode=mode)
+        for (query_id, _), hits in zip(batch, results):
+            print(json.dumps({"id": query_id, "hits": [h.as_json() for h in hits]}, ensure_ascii=False))
+        return
+    hits = lib.search(query, k=k, filters=filters, mode=mode)
     if as_json:
         print(json.dumps([hit.as_json() for hit in hits], ensure_ascii=False, indent=2))
         return
     if not hits:
-        err.print("no results: the library is empty (run `litassist ingest --demo` to load the seed corpus)")
+        err.print("no results (an empty library? run `litassist ingest --demo` to load the seed corpus)")
     for rank, hit in enumerate(hits, start=1):
         out.print(f"[bold]{rank}. {hit.title}[/]  [dim]{hit.paper_id}  score {hit.score:.3f}[/]", highlight=False)
         out.print(f"   {hit.text[:300]}{'…' if len(hit.text) > 300 else ''}", highlight=False)
+
+
+def _read_queries(path: Path) -> list[tuple[object, str]]:
+    if not path.exists():
+        fail(f"{path}: no such file", EXIT_BAD_INPUT)
+    batch = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            batch.append((record["id"], str(record["text"])))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            fail(f'{path}: line {number} is not a JSON object with "id" and "text"', EXIT_BAD_INPUT)
+    return batch
+
+
+@app.command("remove")
+def remove_command(
+    paper_ids: Annotated[Optional[list[str]], typer.Argument(help="Paper ids to delete.")] = None,
+    source: Annotated[
+        Optional[list[Path]], typer.Option("--source", help="Forget a source file (its papers go unless another source has them).")
+    ] = None,
+) -> None:
+    """Delete papers or sources from the library (dense and lexical indexes stay in step)."""
+    if not paper_ids and not source:
+        fail("give paper ids and/or --source FILE", EXIT_BAD_INPUT)
+    report = assistant().remove(paper_ids or [], source or [])
+    for unknown in report.unknown:
+        err.print(f"[yellow]not in the library:[/] {unknown}", highlight=False)
+    out.print(f"removed {len(report.removed)} papers; {len(report.detached)} kept with their other sources")
+    if report.unknown:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+eval_app = typer.Typer(help="Measure retrieval (and later answer) quality.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval_command(
+    folder: Annotated[Path, typer.Argument(help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option("--split", help="qrels/<split>.tsv to score.")] = "test",
+    eval_home: Annotated[
+        Optional[Path], typer.Option("--eval-home", help="Where to index the corpus (default: a cache dir per dataset).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """nDCG@10, Recall@10/100 and MRR@10 of hybrid, dense and lexical search. Your library is not touched."""
+    from rich.table import Table
+
+    from .api import Assistant
+    from .evaluate import eval_home as default_eval_home
+
+    if not (folder / "corpus.jsonl").exists():
+        fail(f"{folder}: no corpus.jsonl (expected a BEIR-layout folder)", EXIT_BAD_INPUT)
+    report = Assistant(home=eval_home or default_eval_home(folder)).evaluate_retrieval(folder, split)
+    if as_json:
+        print(report.model_dump_json(indent=2))
+        return
+    table = Table(title=f"{report.dataset} {report.split}: {report.queries} queries, {report.corpus_papers} papers")
+    for column in ("mode", "nDCG@10", "Recall@10", "Recall@100", "MRR@10", "s/query"):
+        table.add_column(column)
+    for mode, m in report.results.items():
+        values = (m.ndcg_at_10, m.recall_at_10, m.recall_at_100, m.mrr_at_10)
+        table.add_row(mode, *(f"{v:.3f}" for v in values), f"{report.seconds_per_query[mode]:.3f}")
+    out.print(table)
 
 
 @app.command("stats")

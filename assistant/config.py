@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=200, ge=32, description="cl100k tokens per embedded chunk, header included")
     embed_batch_size: int = Field(default=32, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
+    chroma_url: str | None = Field(
+        default=None, description="use a Chroma server (http://host:port) instead of the embedded store"
+    )
+    fusion_dense_weight: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="weight of dense vs lexical scores in hybrid search"
+    )
 
     @property
     def resolved_embedding_model(self) -> str:
@@ -40,6 +46,10 @@ class Settings(BaseSettings):
     @property
     def chroma_path(self) -> Path:
         return self.home / "chroma"
+
+    @property
+    def lexical_path(self) -> Path:
+        return self.home / "lexical"
 
 
 def load_settings(home: str | Path | None = None, **overrides: object) -> Settings:

@@ -16,6 +16,8 @@ import logging
 import os
 import re
 import time
+import uuid
+from urllib.parse import urlparse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ from .corpus import (
     discover_files,
     duplicate_keys,
     file_sha256,
+    find_duplicate,
+    with_free_id,
     merge_duplicates,
     merge_into,
     parse_file,
@@ -247,15 +251,21 @@ def _filter_metadata(paper: Paper) -> dict[str, Any]:
 
 
 class Store:
-    """The on-disk library: one Chroma PersistentClient under the home directory."""
+    """The library: an embedded Chroma PersistentClient under the home directory, or a Chroma server."""
 
-    def __init__(self, path: Path, embedding_model: str):
+    def __init__(self, path: Path, embedding_model: str, url: str | None = None):
         import chromadb
 
-        path.mkdir(parents=True, exist_ok=True)
-        self.client = chromadb.PersistentClient(
-            path=str(path), settings=chromadb.Settings(anonymized_telemetry=False)
-        )
+        settings = chromadb.Settings(anonymized_telemetry=False)
+        if url:
+            parsed = urlparse(url)
+            self.client = chromadb.HttpClient(
+                host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000, ssl=parsed.scheme == "https",
+                settings=settings,
+            )
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(path=str(path), settings=settings)
         self.embedding_model = embedding_model
         vector_config = {"hnsw": {"space": "cosine"}}
         meta = {"embedding_model": embedding_model}
@@ -349,7 +359,35 @@ class Store:
             self.chunks.delete(where={"paper_id": {"$in": list(batch)}})
             self.papers.delete(ids=list(batch))
 
+    def best_passages(self, paper_ids: Sequence[str], vector: np.ndarray | None) -> dict[str, str]:
+        """Each paper's chunk closest to `vector` (its first chunk when there is no vector)."""
+        found = self.chunks.get(
+            where={"paper_id": {"$in": list(paper_ids)}}, include=["documents", "metadatas", "embeddings"]
+        )
+        best: dict[str, tuple[float, str]] = {}
+        for doc, meta, emb in zip(found["documents"], found["metadatas"], found["embeddings"]):
+            score = float(np.dot(emb, vector)) if vector is not None else -float(meta["position"])
+            if meta["paper_id"] not in best or score > best[meta["paper_id"]][0]:
+                best[meta["paper_id"]] = (score, doc)
+        return {pid: text for pid, (_, text) in best.items()}
+
+    # library version: changes whenever papers change, so derived indexes know when to rebuild
+    def version(self) -> str:
+        """Re-read from the store each time: another process (a CLI ingest beside the UI) may have changed it."""
+        return str((self.client.get_collection(PAPERS).metadata or {}).get("version", "empty"))
+
+    def bump_version(self) -> None:
+        meta = self.client.get_collection(PAPERS).metadata or {}
+        self.papers.modify(metadata={**meta, "version": uuid.uuid4().hex})
+
     # sources
+    def source_files(self) -> list[str]:
+        return self.sources.get(include=[])["ids"]
+
+    def delete_sources(self, files: Sequence[str]) -> None:
+        if files:  # Chroma rejects an empty id list
+            self.sources.delete(ids=list(files))
+
     def source_hash(self, file: str) -> str | None:
         found = self.sources.get(ids=[file], include=["metadatas"])
         return found["metadatas"][0]["sha256"] if found["ids"] else None
@@ -463,15 +501,19 @@ def _reconcile(parsed, store: Store, embedder: Embedder, settings: Settings, rep
     for pid, sp in stored.items():
         kept_sources = [s for s in sp.paper.sources if s.file not in changed_files]
         base[pid] = sp.paper.model_copy(update={"sources": kept_sources})
-    key_to_id = {key: pid for pid, paper in base.items() for key in duplicate_keys(paper)}
+    key_to_id: dict[str, str] = {}
+    for pid, paper in base.items():
+        for key in duplicate_keys(paper):
+            key_to_id.setdefault(key, pid)
 
     incoming, merged_in_batch = merge_duplicates(p for pf in parsed for p in pf.result.papers)
     report.merged_duplicates += merged_in_batch
     final: dict[str, Paper] = {}
     for paper in incoming:
-        match = next((key_to_id[k] for k in duplicate_keys(paper) if k in key_to_id), None)
+        match = find_duplicate(paper, key_to_id, base.__getitem__)
         if match is None or match in final:
-            final.setdefault(paper.paper_id, paper)
+            paper = with_free_id(paper, base.keys() | final.keys())
+            final[paper.paper_id] = paper
             continue
         if base[match].sources:
             report.merged_duplicates += 1
@@ -498,6 +540,7 @@ def _reconcile(parsed, store: Store, embedder: Embedder, settings: Settings, rep
         if pid not in final and p.sources and p.sources != stored[pid].paper.sources
     ]
 
+    store.bump_version()  # before any write: a killed run leaves derived indexes marked stale
     _embed_and_write(to_embed, stored, store, embedder, settings, report, progress)
     store.update_records(records_only + detached)
     if orphaned:
@@ -506,6 +549,39 @@ def _reconcile(parsed, store: Store, embedder: Embedder, settings: Settings, rep
         log.info("removed %d papers no longer in any source", len(orphaned))
     for pf in parsed:
         store.set_source(pf.path, pf.sha256, pf.result.format, len(pf.result.papers))
+
+
+class RemovalReport(BaseModel):
+    removed: list[str] = Field(default_factory=list)
+    detached: list[str] = Field(default_factory=list)
+    unknown: list[str] = Field(default_factory=list)
+
+
+def remove(store: Store, paper_ids: Sequence[str] = (), files: Sequence[str] = ()) -> RemovalReport:
+    """Delete papers, and/or forget source files: papers left without any source are deleted too."""
+    report = RemovalReport()
+    stored = {sp.paper.paper_id: sp for sp in store.all_papers()}
+    known_files = set(store.source_files())
+    report.unknown = [pid for pid in paper_ids if pid not in stored] + [f for f in files if f not in known_files]
+    doomed = [pid for pid in dict.fromkeys(paper_ids) if pid in stored]
+    updates = []
+    for pid, sp in stored.items():
+        if pid in doomed or not any(s.file in files for s in sp.paper.sources):
+            continue
+        kept = [s for s in sp.paper.sources if s.file not in files]
+        if kept:
+            updates.append((sp.paper.model_copy(update={"sources": kept}), sp.n_chunks))
+            report.detached.append(pid)
+        else:
+            doomed.append(pid)
+    if doomed or updates:
+        store.bump_version()
+    store.update_records(updates)
+    store.delete_papers(doomed)
+    store.delete_sources([f for f in files if f in known_files])
+    report.removed = doomed
+    log.info("removed %d papers, detached %d from removed sources", len(doomed), len(updates))
+    return report
 
 
 def _refresh(old: Paper, new: Paper) -> Paper:

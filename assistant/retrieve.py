@@ -1,15 +1,29 @@
-"""Search: query -> ranked papers, each with its best-matching passage."""
+"""Search: query -> ranked papers. Dense (Chroma chunks) and lexical (BM25) results fused into one list.
+
+Results are papers, never a wall of chunks: each paper appears once, carrying its best-matching passage.
+Filters (year range, author, venue, source) are applied inside both searches, before the top-k cut.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel
 
 from .corpus import Paper
 from .index import Embedder, Store
 
-CANDIDATES_PER_RESULT = 5
+log = logging.getLogger("litassist.retrieve")
+
+Mode = Literal["hybrid", "dense", "lexical"]
+CHUNKS_PER_PAPER_CANDIDATE = 3  # dense asks Chroma for this many chunks per wanted paper
 
 
 class Hit(BaseModel):
@@ -25,17 +39,234 @@ class Hit(BaseModel):
         return {"paper_id": self.paper_id, "title": self.title, "score": round(self.score, 4), "text": self.text}
 
 
-def dense_search(store: Store, embedder: Embedder, query: str, k: int = 10) -> list[Hit]:
-    """Nearest chunks by cosine similarity, collapsed to the best chunk per paper."""
-    chunk_hits = store.query_chunks(embedder.embed_query(query), n=k * CANDIDATES_PER_RESULT)
-    best: dict[str, Any] = {}
-    for hit in chunk_hits:
-        if hit.paper_id not in best or hit.score > best[hit.paper_id].score:
-            best[hit.paper_id] = hit
-    ranked = sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
-    papers = store.get_papers([h.paper_id for h in ranked])
-    return [
-        Hit(paper_id=h.paper_id, title=papers[h.paper_id].title, score=h.score, text=h.text, paper=papers[h.paper_id])
-        for h in ranked
-        if h.paper_id in papers  # a chunk whose paper entry is not written yet (killed ingest) is not a result
-    ]
+class Filters(BaseModel):
+    """Restrict a search; every given condition must hold. Text conditions are case-insensitive substrings."""
+
+    year_min: int | None = None
+    year_max: int | None = None
+    author: str | None = None
+    venue: str | None = None
+    source: str | None = None  # a file path fragment or a format name (e.g. "bibtex")
+
+    def active(self) -> bool:
+        return any(v is not None for v in self.model_dump().values())
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        """`row` is a lexical-index metadata row (see LexicalIndex)."""
+        year = row.get("year")
+        if self.year_min is not None and (year is None or year < self.year_min):
+            return False
+        if self.year_max is not None and (year is None or year > self.year_max):
+            return False
+        if self.author and not any(self.author.lower() in a.lower() for a in row["authors"]):
+            return False
+        if self.venue and self.venue.lower() not in (row.get("venue") or "").lower():
+            return False
+        if self.source and not any(self.source.lower() in s.lower() for s in row["sources"]):
+            return False
+        return True
+
+
+# --- lexical index -----------------------------------------------------------------------------------------
+
+
+def _lexical_text(paper: Paper) -> str:
+    return paper.abstract if paper.title_derived else f"{paper.title}\n{paper.abstract}"
+
+
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+class LexicalIndex:
+    """BM25 (bm25s, English stemming) over one document per paper, persisted under HOME/lexical.
+
+    It is derived from the Chroma store and stamped with the store's version: whenever the library changes
+    (ingest, update, delete) it is rebuilt, and a stale one (e.g. after a killed ingest) is rebuilt on load.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.version: str | None = None
+        self.rows: list[dict[str, Any]] = []
+        self._bm25: Any = None
+        self._position: dict[str, int] = {}
+
+    def ensure(self, store: Store) -> LexicalIndex:
+        current = store.version()
+        if self.version == current:
+            return self
+        if not self._load(current):
+            self.rebuild(store)
+        return self
+
+    def _load(self, version: str) -> bool:
+        meta = self.folder / "rows.json"
+        if not meta.exists():
+            return False
+        saved = json.loads(meta.read_text(encoding="utf-8"))
+        if saved["version"] != version:
+            return False
+        import bm25s
+
+        self._bm25 = bm25s.BM25.load(str(self.folder / "bm25"), show_progress=False) if saved["rows"] else None
+        self._set(saved["rows"], version)
+        return True
+
+    def _set(self, rows: list[dict[str, Any]], version: str) -> None:
+        self.rows = rows
+        self.version = version
+        self._position = {row["paper_id"]: i for i, row in enumerate(rows)}
+
+    def rebuild(self, store: Store) -> None:
+        import bm25s
+
+        version = store.version()
+        papers = sorted((sp.paper for sp in store.all_papers()), key=lambda p: p.paper_id)
+        rows = [
+            {
+                "paper_id": p.paper_id,
+                "year": p.year,
+                "authors": p.authors,
+                "venue": p.venue,
+                "sources": sorted({s.file for s in p.sources} | {s.format for s in p.sources}),
+            }
+            for p in papers
+        ]
+        staging = self.folder.with_name(self.folder.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        self._bm25 = None
+        if papers:
+            tokens = bm25s.tokenize([_lexical_text(p) for p in papers], stemmer=_stemmer(), show_progress=False)
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(tokens, show_progress=False)
+            self._bm25.save(str(staging / "bm25"), show_progress=False)
+        (staging / "rows.json").write_text(json.dumps({"version": version, "rows": rows}), encoding="utf-8")
+        shutil.rmtree(self.folder, ignore_errors=True)
+        staging.rename(self.folder)  # the old index stays whole until the new one is complete
+        self._set(rows, version)
+        log.info("lexical index rebuilt: %d papers", len(rows))
+
+    def allowed(self, filters: Filters | None) -> list[str] | None:
+        """Paper ids passing the filters, or None when there is no filter."""
+        if not filters or not filters.active():
+            return None
+        return [row["paper_id"] for row in self.rows if filters.matches(row)]
+
+    def search(self, query: str, k: int, allowed: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        import bm25s
+
+        if self._bm25 is None or not self.rows or (allowed is not None and not allowed):
+            return []
+        mask = None
+        if allowed is not None:
+            mask = np.zeros(len(self.rows), dtype=np.float32)
+            mask[[self._position[pid] for pid in allowed if pid in self._position]] = 1.0
+        tokens = bm25s.tokenize([query], stemmer=_stemmer(), show_progress=False)
+        if not tokens.vocab:
+            return []
+        docs, scores = self._bm25.retrieve(
+            tokens, k=min(k, len(self.rows)), show_progress=False, weight_mask=mask, n_threads=1
+        )
+        return [(self.rows[int(d)]["paper_id"], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+
+# --- fusion ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One query's candidates: dense maps paper -> (best chunk cosine, that chunk), lexical paper -> BM25."""
+
+    vector: np.ndarray | None
+    dense: dict[str, tuple[float, str]]
+    lexical: dict[str, float]
+
+
+def _minmax(values: dict[str, float]) -> dict[str, float]:
+    if not values:
+        return {}
+    low, high = min(values.values()), max(values.values())
+    span = high - low
+    return {key: (v - low) / span if span > 0 else 1.0 for key, v in values.items()}
+
+
+def fuse(dense: dict[str, float], lexical: dict[str, float], dense_weight: float) -> dict[str, float]:
+    """Min-max normalize each list over its own candidates, then mix linearly; absent means 0.
+
+    Tuned on SciFact train (benchmarks/tune_fusion.py); it beat reciprocal rank fusion there.
+    """
+    d, lx = _minmax(dense), _minmax(lexical)
+    return {pid: dense_weight * d.get(pid, 0.0) + (1 - dense_weight) * lx.get(pid, 0.0) for pid in set(d) | set(lx)}
+
+
+class Retriever:
+    """Hybrid search over one library. Holds the lexical index in memory between queries."""
+
+    def __init__(self, store: Store, embedder: Embedder, lexical: LexicalIndex, dense_weight: float):
+        self.store = store
+        self.embedder = embedder
+        self.lexical = lexical
+        self.dense_weight = dense_weight
+
+    def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid") -> list[Hit]:
+        return self.search_many([query], k, filters, mode)[0]
+
+    def search_many(
+        self, queries: Sequence[str], k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid"
+    ) -> list[list[Hit]]:
+        """Batch search (query vectors computed in one pass), for scripts and evaluation."""
+        results = []
+        for candidates in self.candidates(queries, max(k, 100), filters, mode):
+            dense_scores = {pid: score for pid, (score, _) in candidates.dense.items()}
+            if mode == "hybrid":
+                scores = fuse(dense_scores, candidates.lexical, self.dense_weight)
+            else:
+                scores = dense_scores if mode == "dense" else candidates.lexical
+            ranked = sorted(scores, key=lambda pid: (-scores[pid], pid))[:k]
+            results.append(self._hits(ranked, scores, candidates.dense, candidates.vector))
+        return results
+
+    def candidates(
+        self, queries: Sequence[str], pool: int, filters: Filters | None = None, mode: Mode = "hybrid"
+    ) -> list[Candidates]:
+        """Up to `pool` papers per query from each retriever the mode uses, with their raw scores."""
+        self.lexical.ensure(self.store)
+        allowed = self.lexical.allowed(filters)
+        vectors = self.embedder.embed_documents(list(queries)) if mode != "lexical" else [None] * len(queries)
+        return [
+            Candidates(
+                vector=vector,
+                dense=self._dense(vector, pool, allowed) if mode != "lexical" else {},
+                lexical=dict(self.lexical.search(query, pool, allowed)) if mode != "dense" else {},
+            )
+            for query, vector in zip(queries, vectors)
+        ]
+
+    def _dense(self, vector: np.ndarray, pool: int, allowed: list[str] | None) -> dict[str, tuple[float, str]]:
+        """Best chunk per paper: paper -> (cosine, passage)."""
+        if allowed is not None and not allowed:
+            return {}
+        where = {"paper_id": {"$in": allowed}} if allowed is not None else None
+        best: dict[str, tuple[float, str]] = {}
+        for hit in self.store.query_chunks(vector, pool * CHUNKS_PER_PAPER_CANDIDATE, where):
+            if hit.paper_id not in best or hit.score > best[hit.paper_id][0]:
+                best[hit.paper_id] = (hit.score, hit.text)
+        return best
+
+    def _hits(
+        self, ranked: list[str], scores: dict[str, float], dense: dict[str, tuple[float, str]], vector: Any
+    ) -> list[Hit]:
+        papers = self.store.get_papers(ranked)
+        missing = [pid for pid in ranked if pid in papers and pid not in dense]
+        passages = self.store.best_passages(missing, vector) if missing else {}
+        hits = []
+        for pid in ranked:
+            if pid not in papers:  # a chunk whose paper entry is not written yet (killed ingest)
+                continue
+            text = dense[pid][1] if pid in dense else passages.get(pid, papers[pid].abstract)
+            hits.append(Hit(paper_id=pid, title=papers[pid].title, score=scores[pid], text=text, paper=papers[pid]))
+        return hits

@@ -499,3 +499,20 @@ def test_markup_is_stripped_once_for_every_format() -> None:
     assert clean_text("CO<sub>2</sub> &amp; H<sub>2</sub>O <i>in vivo</i>") == "CO2 & H2O in vivo"
     assert clean_text("p&lt;0.05 and a<b and c>d") == "p<0.05 and a<b and c>d"
     assert clean_text("&amp;lt;") == "&lt;"  # unescaped once, not twice
+
+
+def test_generic_titles_with_different_abstracts_stay_apart() -> None:
+    from assistant.corpus import merge_duplicates, parse_text
+
+    words = "distinct findings about a topic number".split()
+    lines = [
+        {"title": "Summary", "abstract": " ".join(f"{w}{i}" for w in words * 5)} for i in range(3)
+    ] + [{"title": "Summary", "abstract": " ".join(f"{w}0" for w in words * 5) + " Extra sentence."}]
+    import json
+
+    result = parse_text("\n".join(json.dumps(x) for x in lines), "generic.jsonl")
+    papers, merged = merge_duplicates(result.papers)
+    assert merged == 1  # the last record is the first one again, with one more sentence
+    assert len(papers) == 3 and len({p.paper_id for p in papers}) == 3
+    sourced = parse_text('{"_id": "1", "title": "Summary", "text": "same words here"}\n{"_id": "2", "title": "Summary", "text": "same words here"}', "beir.jsonl")
+    assert merge_duplicates(sourced.papers)[1] == 0  # ids the source gave differ: never merged

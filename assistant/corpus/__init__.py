@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .exports import EXPORT_SNIFFERS, parse_csv
-from .records import Paper, ParseError, ParseResult, Skipped, SourceRef, normalize_abstract, normalize_title
+from .records import (
+    Paper,
+    ParseError,
+    ParseResult,
+    Skipped,
+    SourceRef,
+    normalize_abstract,
+    normalize_title,
+    paper_id_for,
+)
 from .scraped import SCRAPED_SNIFFERS
 
 __all__ = [
@@ -21,6 +30,8 @@ __all__ = [
     "discover_files",
     "duplicate_keys",
     "file_sha256",
+    "find_duplicate",
+    "with_free_id",
     "merge_duplicates",
     "merge_into",
     "parse_file",
@@ -149,20 +160,57 @@ def merge_into(kept: Paper, other: Paper) -> Paper:
     return kept.model_copy(update=update)
 
 
+DERIVED_ID_PREFIXES = ("doi:", "arxiv:", "t:", "a:")
+ABSTRACT_OVERLAP = 0.6
+
+
+def same_paper(a: Paper, b: Paper, key: str) -> bool:
+    """Confirm a shared duplicate key: ids a source gave that differ mean different papers, and a shared
+    title alone is not enough (generic titles like "Summary" recur): the abstracts must overlap too."""
+    sourced = [p.paper_id for p in (a, b) if not p.paper_id.startswith(DERIVED_ID_PREFIXES)]
+    if len(sourced) == 2 and sourced[0] != sourced[1]:
+        return False
+    if not key.startswith(("title:", "id:t:")):  # a t: id is a title hash: it is a title match too
+        return True
+    words_a, words_b = set(normalize_abstract(a.abstract).split()), set(normalize_abstract(b.abstract).split())
+    shorter = min(words_a, words_b, key=len)
+    return bool(shorter) and len(words_a & words_b) / len(shorter) >= ABSTRACT_OVERLAP
+
+
+def find_duplicate(paper: Paper, index: dict[str, str], lookup: Callable[[str], Paper]) -> str | None:
+    """The id of an already-known record of this paper, via `index` (duplicate key -> id)."""
+    for key in duplicate_keys(paper):
+        if key in index and same_paper(lookup(index[key]), paper, key):
+            return index[key]
+    return None
+
+
+def with_free_id(paper: Paper, taken: Container[str]) -> Paper:
+    """A different paper under an id already in use (a generic title, say) falls back to its abstract's id."""
+    if paper.paper_id not in taken:
+        return paper
+    fallback = paper_id_for(source_id=None, doi=None, arxiv_id=None, title=None, abstract=paper.abstract)
+    suffix = 2
+    candidate = fallback
+    while candidate in taken:
+        candidate, suffix = f"{fallback}-{suffix}", suffix + 1
+    return paper.model_copy(update={"paper_id": candidate})
+
+
 def merge_duplicates(papers: Iterable[Paper]) -> tuple[list[Paper], int]:
     """Collapse records of the same paper (first seen keeps its id); returns (papers, number merged)."""
-    merged: list[Paper] = []
-    index_of: dict[str, int] = {}
+    merged: dict[str, Paper] = {}
+    index: dict[str, str] = {}
     count = 0
     for paper in papers:
-        keys = list(duplicate_keys(paper))
-        hit = next((index_of[k] for k in keys if k in index_of), None)
+        hit = find_duplicate(paper, index, merged.__getitem__)
         if hit is None:
-            hit = len(merged)
-            merged.append(paper)
+            paper = with_free_id(paper, merged)
+            hit = paper.paper_id
+            merged[hit] = paper
         else:
             merged[hit] = merge_into(merged[hit], paper)
             count += 1
         for key in duplicate_keys(merged[hit]):
-            index_of.setdefault(key, hit)
-    return merged, count
+            index.setdefault(key, hit)
+    return list(merged.values()), count

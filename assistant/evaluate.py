@@ -1,0 +1,117 @@
+"""Retrieval evaluation on any BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).
+
+The corpus goes through the real ingest path (same parser, chunking and embeddings) into a home of its own,
+so the user's library is untouched and a second run reuses the index.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from platformdirs import user_cache_path
+from pydantic import BaseModel
+
+from .retrieve import Mode
+
+if TYPE_CHECKING:
+    from .api import Assistant
+
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
+
+
+class Metrics(BaseModel):
+    ndcg_at_10: float
+    recall_at_10: float
+    recall_at_100: float
+    mrr_at_10: float
+
+
+class RetrievalReport(BaseModel):
+    dataset: str
+    split: str
+    queries: int
+    corpus_papers: int
+    home: str
+    results: dict[str, Metrics]
+    seconds_per_query: dict[str, float]
+
+
+def load_queries(folder: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """Queries that have judgements in the split, and the judgements (query -> doc -> relevance)."""
+    qrels_file = folder / "qrels" / f"{split}.tsv"
+    if not qrels_file.exists():
+        raise FileNotFoundError(f"{qrels_file}: no such file (splits: {', '.join(sorted(p.stem for p in (folder / 'qrels').glob('*.tsv')))})")
+    qrels: dict[str, dict[str, int]] = {}
+    with qrels_file.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            if int(row["score"]) > 0:
+                qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    queries = {}
+    with (folder / "queries.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if str(record["_id"]) in qrels:
+                queries[str(record["_id"])] = record["text"]
+    return queries, qrels
+
+
+def ndcg_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> float:
+    gains = sum(relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
+    ideal = sum(rel / math.log2(i + 2) for i, rel in enumerate(sorted(relevant.values(), reverse=True)[:k]))
+    return gains / ideal if ideal else 0.0
+
+
+def recall_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int) -> float:
+    return len(set(ranked[:k]) & set(relevant)) / len(relevant) if relevant else 0.0
+
+
+def mrr_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> float:
+    return next((1.0 / (i + 1) for i, doc in enumerate(ranked[:k]) if doc in relevant), 0.0)
+
+
+def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> Metrics:
+    n = len(run)
+    return Metrics(
+        ndcg_at_10=sum(ndcg_at_k(r, qrels[q]) for q, r in run.items()) / n,
+        recall_at_10=sum(recall_at_k(r, qrels[q], 10) for q, r in run.items()) / n,
+        recall_at_100=sum(recall_at_k(r, qrels[q], 100) for q, r in run.items()) / n,
+        mrr_at_10=sum(mrr_at_k(r, qrels[q]) for q, r in run.items()) / n,
+    )
+
+
+def eval_home(folder: Path) -> Path:
+    """A home per dataset folder, outside the user's library, reused across runs."""
+    digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
+    return user_cache_path("litassist") / "eval" / f"{folder.resolve().name}-{digest}"
+
+
+def evaluate_retrieval(
+    assistant: Assistant, folder: Path, split: str = "test", modes: Sequence[Mode] = MODES
+) -> RetrievalReport:
+    """Ingest the corpus (a no-op when already indexed), then score every mode on the split's queries."""
+    import time
+
+    queries, qrels = load_queries(folder, split)
+    assistant.ingest([folder / "corpus.jsonl"])
+    ids, texts = list(queries), list(queries.values())
+    results, timings = {}, {}
+    for mode in modes:
+        started = time.perf_counter()
+        hits = assistant.search_many(texts, k=100, mode=mode)
+        timings[mode] = round((time.perf_counter() - started) / len(ids), 4)
+        results[mode] = score_run({q: [h.paper_id for h in hs] for q, hs in zip(ids, hits)}, qrels)
+    return RetrievalReport(
+        dataset=folder.resolve().name,
+        split=split,
+        queries=len(ids),
+        corpus_papers=assistant.stats().papers,
+        home=str(assistant.settings.home),
+        results=results,
+        seconds_per_query=timings,
+    )

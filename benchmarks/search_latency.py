@@ -1,0 +1,90 @@
+"""Warm search latency (hybrid, k=10): p50/p95 at the SciFact library and at ~100k synthesized chunks.
+
+    python benchmarks/search_latency.py [SCIFACT_DIR] [--chunks 100000] [--queries 200]
+
+The large library is synthesized from the real one: every SciFact paper is copied N times with a new id and
+its real chunk vectors slightly perturbed (no re-embedding), so BM25 and HNSW work at full size.
+Peak memory of a search process: see benchmarks/cold_start.py (this one also holds the synthesis).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from assistant import Assistant
+from assistant.evaluate import eval_home, load_queries
+from assistant.index import chunk_paper
+
+
+def latencies(lib: Assistant, queries: list[str]) -> tuple[float, float]:
+    lib.search(queries[0], k=10)  # warm: model loaded, lexical index in memory
+    times = []
+    for query in queries:
+        started = time.perf_counter()
+        lib.search(query, k=10)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))]
+
+
+def synthesize(real: Assistant, target: Assistant, chunks_wanted: int) -> int:
+    """Copy every real paper (with its stored chunk vectors, perturbed) until ~chunks_wanted chunks exist."""
+    rng = np.random.default_rng(0)
+    papers = real.papers()
+    stored = real.store.chunks.get(include=["embeddings", "metadatas"])
+    vectors: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for meta, emb in zip(stored["metadatas"], stored["embeddings"]):
+        vectors.setdefault(meta["paper_id"], []).append((meta["position"], np.asarray(emb, dtype=np.float32)))
+    copies = math.ceil(chunks_wanted / len(stored["metadatas"]))
+    rows = []
+    for copy in range(copies):
+        for paper in papers:
+            clone = paper.model_copy(update={"paper_id": f"{paper.paper_id}~{copy}" if copy else paper.paper_id})
+            chunks = chunk_paper(clone, real.settings.chunk_tokens)
+            base = np.stack([v for _, v in sorted(vectors[paper.paper_id], key=lambda item: item[0])])
+            noisy = base + (rng.normal(0, 0.01, base.shape).astype(np.float32) if copy else 0)
+            noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+            rows.append((clone, chunks, noisy, 0))
+            if len(rows) == 500:
+                target.store.write_papers(rows)
+                rows = []
+    if rows:
+        target.store.write_papers(rows)
+    target.store.bump_version()
+    return target.store.chunks.count()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder", nargs="?", default=str(Path(__file__).parents[2] / "shared/eval/scifact"))
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    folder = Path(args.folder)
+    real = Assistant(home=eval_home(folder))
+    real.ingest([folder / "corpus.jsonl"])
+    queries = [json.loads(line)["text"] for line in (folder / "queries.jsonl").read_text().splitlines()][: args.queries]
+    load_queries(folder, "test")  # validates the folder layout
+
+    p50, p95 = latencies(real, queries)
+    stats = real.stats()
+    print(f"{stats.papers} papers / {stats.chunks} chunks: hybrid k=10 p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Assistant(home=Path(tmp) / "home")
+        started = time.perf_counter()
+        n = synthesize(real, big, args.chunks)
+        print(f"synthesized {big.store.papers.count()} papers / {n} chunks in {time.perf_counter() - started:.0f} s")
+        p50, p95 = latencies(big, queries)
+        print(f"{big.store.papers.count()} papers / {n} chunks: hybrid k=10 p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
