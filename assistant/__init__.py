@@ -1,7 +1,22 @@
 """litassist: ask questions of a pile of paper abstracts and get answers that cite them."""
 
-from .api import Assistant
-from .config import Settings
-from .corpus import Paper
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import Assistant
+    from .config import Settings
+    from .corpus import Paper
 
 __all__ = ["Assistant", "Paper", "Settings"]
+_HOMES = {"Assistant": "api", "Settings": "config", "Paper": "corpus"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import lazily, so `litassist --help` and other light commands do not load numpy, Chroma or torch."""
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

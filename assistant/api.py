@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,11 @@ from .index import Embedder, IngestReport, ProgressCallback, RemovalReport, Stor
 from .retrieve import Filters, Hit, LexicalIndex, Mode, Retriever
 
 if TYPE_CHECKING:
-    from .evaluate import RetrievalReport
+    from .agent import Agent, Answer, Event
+    from .evaluate import AnswerReport, RetrievalReport
+    from .llm import Check
+
+History = Sequence[dict[str, str]]
 
 DEMO_CORPUS = Path(__file__).parent / "demo" / "seeds"
 
@@ -48,6 +52,39 @@ class Assistant:
     def retriever(self) -> Retriever:
         lexical = LexicalIndex(self.settings.lexical_path)
         return Retriever(self.store, self.embedder, lexical, self.settings.fusion_dense_weight)
+
+    @functools.cached_property
+    def agent(self) -> Agent:
+        from .agent import Agent
+        from .llm import chat_model, model_name, resolve_provider
+
+        provider = resolve_provider(self.settings)
+        return Agent(self.retriever, self.store, self.settings, chat_model(self.settings), provider,
+                     model_name(self.settings, provider))
+
+    def ask(self, question: str, history: History | None = None) -> Answer:
+        """A cited answer from this library. `history`: earlier turns as {"role": "user"|"assistant", "content"}."""
+        from .agent import collect
+
+        return collect(self.stream(question, history))
+
+    def stream(self, question: str, history: History | None = None) -> Iterator[Event]:
+        """Like `ask`, yielding events as they happen: tool steps, answer tokens, then the final Answer."""
+        return self.agent.run(question, history or ())
+
+    def doctor(self) -> list[Check]:
+        """What is configured and whether it works: model provider, embeddings, store."""
+        from .llm import Check, doctor
+
+        checks = doctor(self.settings)
+        try:
+            self.embedder.embed_query("ok")
+            checks.append(Check("embeddings", True, f"{self.embedder.name} ({self.settings.embedding_provider})"))
+        except Exception as error:  # noqa: BLE001 - every failure becomes a line of the report
+            checks.append(Check("embeddings", False, f"{type(error).__name__}: {error}"))
+        stats = self.stats()
+        checks.append(Check("library", stats.papers > 0, f"{stats.papers} papers, {stats.chunks} chunks at {stats.home}"))
+        return checks
 
     def ingest(
         self,
@@ -89,6 +126,12 @@ class Assistant:
         from .evaluate import evaluate_retrieval
 
         return evaluate_retrieval(self, Path(folder), split)
+
+    def evaluate_answers(self, folder: str | Path, split: str = "dev", limit: int | None = None) -> AnswerReport:
+        """Citation recall/precision of `ask` on SciFact-style claims (claims_<split>.jsonl + corpus.jsonl)."""
+        from .evaluate import evaluate_answers
+
+        return evaluate_answers(self, Path(folder), split, limit)
 
     def stats(self) -> Stats:
         papers = [sp.paper for sp in self.store.all_papers()]

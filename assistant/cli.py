@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from .agent import Answer, Event
     from .api import Assistant
     from .index import IngestReport
 
@@ -237,6 +238,89 @@ def remove_command(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
+def _answer_json(answer: Answer) -> dict[str, object]:
+    return {
+        "answer": answer.text,
+        "citations": [{"paper_id": c.paper_id, "title": c.title, "number": c.number} for c in answer.citations],
+        "provider": answer.provider,
+        "model": answer.model,
+        "usage": answer.usage.model_dump(),
+        "extractive": answer.extractive,
+        "abstained": answer.abstained,
+        "removed_citations": answer.removed_citations,
+        "steps": [step.model_dump() for step in answer.steps],
+    }
+
+
+def _run_turn(lib: Assistant, question: str, history: list[dict[str, str]], as_json: bool) -> Answer:
+    """One question: steps and tokens stream to the terminal (or nothing, for --json); model errors are one line."""
+    from .agent import collect
+    from .llm import describe_error
+
+    def show(event: Event) -> None:
+        if as_json:
+            return
+        if event.kind == "step":
+            err.print(f"[dim]· {event.step.tool}({json.dumps(event.step.args)}) → {event.step.summary}[/]", highlight=False)
+        elif event.kind == "token" and lib.agent.model is not None:
+            out.print(event.text, end="", highlight=False, markup=False)
+
+    try:
+        answer = collect(lib.stream(question, history), show)
+    except Exception as error:  # noqa: BLE001 - a model failure is one line, never a traceback
+        fail(describe_error(error, lib.settings))
+    if not as_json:
+        if lib.agent.model is not None:
+            out.print(answer.references, highlight=False, markup=False)
+        else:
+            out.print(answer.text, highlight=False, markup=False)
+        cost = f", ${answer.usage.cost_usd:.4f}" if answer.usage.cost_usd is not None else ""
+        err.print(
+            f"[dim]{answer.provider}{' ' + answer.model if answer.model else ''} · {answer.usage.prompt_tokens}+"
+            f"{answer.usage.completion_tokens} tokens{cost} · {answer.usage.seconds:.1f} s[/]", highlight=False,
+        )
+    return answer
+
+
+@app.command("ask")
+def ask_command(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    as_json: Annotated[bool, typer.Option("--json", help='{"answer", "citations", "provider", "usage", ...}')] = False,
+) -> None:
+    """Answer a question from your library, citing the papers it comes from."""
+    lib = assistant()
+    answer = _run_turn(lib, question, [], as_json)
+    if as_json:
+        print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
+
+
+@app.command("chat")
+def chat_command() -> None:
+    """A conversation in the terminal; follow-up questions use what was said. Empty line or Ctrl-D ends it."""
+    lib = assistant()
+    history: list[dict[str, str]] = []
+    while True:
+        try:
+            question = input("\nyou> ").strip()
+        except EOFError:
+            break
+        if not question or question in {"exit", "quit"}:
+            break
+        answer = _run_turn(lib, question, history, as_json=False)
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+
+
+@app.command("doctor")
+def doctor_command() -> None:
+    """Show what is configured and whether it is reachable."""
+    checks = assistant().doctor()
+    for check in checks:
+        mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
+        out.print(f"{mark:>18}  {check.name:<11} {check.detail}", highlight=False)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
 eval_app = typer.Typer(help="Measure retrieval (and later answer) quality.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -291,3 +375,33 @@ def run() -> None:
     except FileNotFoundError as error:
         err.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(EXIT_BAD_INPUT)
+
+
+@eval_app.command("answers")
+def eval_answers_command(
+    folder: Annotated[Path, typer.Argument(help="SciFact folder: corpus.jsonl and claims_<split>.jsonl.")],
+    split: Annotated[str, typer.Option("--split", help="claims_<split>.jsonl to use.")] = "dev",
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N claims.")] = None,
+    eval_home: Annotated[Optional[Path], typer.Option("--eval-home", help="Where the corpus is indexed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Citation recall and precision of answers to SciFact claims, with the configured provider."""
+    from .api import Assistant
+    from .evaluate import eval_home as default_eval_home
+    from .llm import describe_error
+
+    lib = Assistant(home=eval_home or default_eval_home(folder))
+    try:
+        report = lib.evaluate_answers(folder, split, limit)
+    except FileNotFoundError as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    except Exception as error:  # noqa: BLE001 - a model failure is one line
+        fail(describe_error(error, lib.settings))
+    if as_json:
+        print(report.model_dump_json(indent=2))
+        return
+    model = f" ({report.model})" if report.model else ""
+    out.print(f"{report.dataset} claims_{split}: {report.claims} claims, {report.claims_with_evidence} with gold evidence")
+    out.print(f"provider {report.provider}{model}: citation recall {report.citation_recall:.3f}, "
+              f"citation precision {report.citation_precision:.3f}, {report.mean_citations:.2f} citations/answer, "
+              f"{report.abstained} abstained, {report.seconds_per_answer:.2f} s/answer", highlight=False)

@@ -30,6 +30,23 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=200, ge=32, description="cl100k tokens per embedded chunk, header included")
     embed_batch_size: int = Field(default=32, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
+    llm_provider: Literal["auto", "openai", "openai-compatible", "local", "offline"] = "auto"
+    llm_model: str | None = None
+    llm_timeout: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0)
+    llm_context_window: int = Field(default=8192, ge=1024, description="tokens the chat model accepts")
+    llm_answer_tokens: int = Field(default=700, ge=64, description="tokens reserved for the answer")
+    local_model_path: str | None = None
+    local_context_window: int = Field(default=2048, ge=512)
+    agent_max_steps: int = Field(default=4, ge=1, description="tool-calling rounds before the agent must answer")
+    llm_tool_calling: bool = Field(default=True, description="false: one grounded call, no tool loop")
+    abstain_below: float = Field(
+        default=0.3, description="answer 'not enough evidence' when no passage is this similar to the question..."
+    )
+    abstain_term_coverage: float = Field(
+        default=0.6, description="...unless one paper holds this share of the question's content terms"
+    )
+    evidence_k: int = Field(default=6, ge=1, description="papers a search tool call returns")
     chroma_url: str | None = Field(
         default=None, description="use a Chroma server (http://host:port) instead of the embedded store"
     )

@@ -115,3 +115,61 @@ def evaluate_retrieval(
         results=results,
         seconds_per_query=timings,
     )
+
+
+class AnswerReport(BaseModel):
+    dataset: str
+    provider: str
+    model: str | None
+    claims: int
+    claims_with_evidence: int
+    citation_recall: float
+    citation_precision: float
+    abstained: int
+    mean_citations: float
+    seconds_per_answer: float
+
+
+def load_claims(folder: Path, split: str = "dev") -> list[tuple[str, set[str]]]:
+    """SciFact claims and their gold evidence papers (empty for claims the corpus cannot settle)."""
+    path = folder / f"claims_{split}.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file (SciFact claims_<split>.jsonl)")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(row["claim"], {str(doc) for doc in row.get("evidence", {})}) for row in rows]
+
+
+def evaluate_answers(assistant: Assistant, folder: Path, split: str = "dev", limit: int | None = None) -> AnswerReport:
+    """Ask whether each claim is supported; score the citations against the gold evidence papers.
+
+    Recall: share of claims with gold evidence whose answer cites at least one gold paper.
+    Precision: share of all citations (on those claims) that are gold papers.
+    """
+    import time
+
+    claims = load_claims(folder, split)[:limit]
+    assistant.ingest([folder / "corpus.jsonl"])
+    hits = cited_total = cited_gold = abstained = judged = 0
+    started = time.perf_counter()
+    for claim, gold in claims:
+        answer = assistant.ask(f"Is this claim supported by the evidence? {claim}")
+        abstained += answer.abstained
+        if not gold:
+            continue
+        judged += 1
+        cited = {c.paper_id for c in answer.citations}
+        hits += bool(cited & gold)
+        cited_total += len(cited)
+        cited_gold += len(cited & gold)
+    return AnswerReport(
+        dataset=folder.resolve().name,
+        provider=assistant.agent.provider,
+        model=assistant.agent.model_name,
+        claims=len(claims),
+        claims_with_evidence=judged,
+        citation_recall=round(hits / judged, 4) if judged else 0.0,
+        citation_precision=round(cited_gold / cited_total, 4) if cited_total else 0.0,
+        abstained=abstained,
+        mean_citations=round(cited_total / judged, 2) if judged else 0.0,
+        seconds_per_answer=round((time.perf_counter() - started) / max(1, len(claims)), 3),
+    )

@@ -371,6 +371,21 @@ class Store:
                 best[meta["paper_id"]] = (score, doc)
         return {pid: text for pid, (_, text) in best.items()}
 
+    def similar_papers(self, paper_id: str, k: int) -> list[tuple[Paper, float]]:
+        """Nearest papers by paper-level vector (the paper itself excluded)."""
+        found = self.papers.get(ids=[paper_id], include=["embeddings"])
+        if not found["ids"]:
+            return []
+        result = self.papers.query(
+            query_embeddings=[found["embeddings"][0]], n_results=min(k + 1, self.papers.count()),
+            include=["metadatas", "distances"],
+        )
+        return [
+            (self._stored(meta).paper, 1.0 - float(dist))
+            for pid, meta, dist in zip(result["ids"][0], result["metadatas"][0], result["distances"][0])
+            if pid != paper_id
+        ][:k]
+
     # library version: changes whenever papers change, so derived indexes know when to rebuild
     def version(self) -> str:
         """Re-read from the store each time: another process (a CLI ingest beside the UI) may have changed it."""

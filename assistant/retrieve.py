@@ -6,6 +6,7 @@ Filters (year range, author, venue, source) are applied inside both searches, be
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -34,6 +35,7 @@ class Hit(BaseModel):
     score: float
     text: str
     paper: Paper
+    similarity: float | None = None  # cosine of the best passage (absolute, unlike the fused score)
 
     def as_json(self) -> dict[str, Any]:
         return {"paper_id": self.paper_id, "title": self.title, "score": round(self.score, 4), "text": self.text}
@@ -74,10 +76,28 @@ def _lexical_text(paper: Paper) -> str:
     return paper.abstract if paper.title_derived else f"{paper.title}\n{paper.abstract}"
 
 
+@functools.cache
 def _stemmer() -> Any:
     import Stemmer
 
     return Stemmer.Stemmer("english")
+
+
+def content_terms(text: str) -> set[str]:
+    """Stemmed words minus a broad English stopword list (question words like "what" and "how" included)."""
+    import bm25s
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    tokens = bm25s.tokenize(
+        [text], stopwords=list(STOPWORDS_EN_PLUS), stemmer=_stemmer(), return_ids=False, show_progress=False
+    )
+    return set(tokens[0])
+
+
+def term_coverage(query: str, text: str) -> float:
+    """Share of the query's content terms that occur in `text` (1.0 when every term is there)."""
+    wanted = content_terms(query)
+    return len(wanted & content_terms(text)) / len(wanted) if wanted else 0.0
 
 
 class LexicalIndex:
@@ -268,5 +288,9 @@ class Retriever:
             if pid not in papers:  # a chunk whose paper entry is not written yet (killed ingest)
                 continue
             text = dense[pid][1] if pid in dense else passages.get(pid, papers[pid].abstract)
-            hits.append(Hit(paper_id=pid, title=papers[pid].title, score=scores[pid], text=text, paper=papers[pid]))
+            similarity = dense[pid][0] if pid in dense else None
+            hits.append(
+                Hit(paper_id=pid, title=papers[pid].title, score=scores[pid], text=text, paper=papers[pid],
+                    similarity=similarity)
+            )
         return hits

@@ -1,0 +1,378 @@
+"""The agent: a question -> retrieval and tool calls -> an answer that cites only papers retrieved this turn.
+
+Every turn retrieves before the model speaks (so models without tool calling are still grounded), then a
+tool-calling loop may search more, read papers or look for similar ones, bounded by `agent_max_steps`.
+Citation markers are checked against this turn's evidence; unknown ones are removed and counted.
+Without a model (the offline provider) the answer is extractive: the best-matching sentences, cited.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from .config import Settings
+from .corpus import Paper
+from .index import Store, count_tokens
+from .llm import cost_usd, message_usage
+from .retrieve import Filters, Hit, Retriever, term_coverage
+
+log = logging.getLogger("litassist.agent")
+
+PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
+_CITATION = re.compile(r"\[((?:\s*[\w:.\-/~]+\s*)(?:[,;]\s*[\w:.\-/~]+\s*)*)\]")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+OFFLINE_SENTENCES = 4
+OFFLINE_PER_PAPER = 2
+
+
+@cache
+def prompt(name: str) -> str:
+    """A named prompt template from prompts/<name>.md."""
+    return (PROMPTS / f"{name}.md").read_text(encoding="utf-8").strip()
+
+
+class Evidence(BaseModel):
+    number: int
+    paper: Paper
+    passage: str
+    similarity: float | None = None
+
+
+class Citation(BaseModel):
+    number: int
+    paper_id: str
+    title: str
+    paper: Paper
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    seconds: float = 0.0
+
+
+class Step(BaseModel):
+    tool: str
+    args: dict[str, Any]
+    summary: str
+
+
+class Answer(BaseModel):
+    """What `ask` returns: the cited text and everything needed to check it."""
+
+    question: str
+    standalone_question: str
+    text: str
+    references: str = ""
+    citations: list[Citation] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    provider: str
+    model: str | None = None
+    extractive: bool = False
+    abstained: bool = False
+    removed_citations: int = 0
+
+
+class Event(BaseModel):
+    """What `stream` yields: a tool step, a token of the answer, or the final Answer."""
+
+    kind: Literal["step", "token", "final"]
+    text: str = ""
+    step: Step | None = None
+    answer: Answer | None = None
+
+
+# --- evidence and citations ----------------------------------------------------------------------------
+
+
+def _data(text: str) -> str:
+    """Paper text goes inside <evidence> tags; it must not be able to close them or open new ones."""
+    return text.replace("<", "‹").replace(">", "›")
+
+
+class Ledger:
+    """This turn's evidence, numbered in the order papers were first retrieved; [n] refers to it."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Evidence] = {}
+
+    def add(self, paper: Paper, passage: str, similarity: float | None = None) -> Evidence:
+        if paper.paper_id not in self.items:
+            self.items[paper.paper_id] = Evidence(
+                number=len(self.items) + 1, paper=paper, passage=passage, similarity=similarity
+            )
+        return self.items[paper.paper_id]
+
+    def by_number(self) -> dict[int, Evidence]:
+        return {e.number: e for e in self.items.values()}
+
+    def render(self, evidence: Sequence[Evidence], budget_tokens: int, full: bool = False) -> str:
+        """Evidence blocks for the model, cut to fit `budget_tokens` (whole blocks first, then trimmed)."""
+        blocks, used = [], 0
+        for e in evidence:
+            year = f" year={e.paper.year}" if e.paper.year else ""
+            body = e.paper.abstract if full else e.passage
+            block = f'<evidence n="{e.number}" paper_id="{e.paper.paper_id}"{year}>\n{_data(e.paper.title)}\n{_data(body)}\n</evidence>'
+            size = count_tokens(block)
+            if used + size > budget_tokens:
+                if blocks:
+                    break
+                block = block[: max(200, budget_tokens * 3)] + "…\n</evidence>"
+                size = count_tokens(block)
+            blocks.append(block)
+            used += size
+        return "\n".join(blocks) if blocks else "(no evidence found)"
+
+
+def check_citations(text: str, ledger: Ledger) -> tuple[str, list[int], int]:
+    """Keep markers that name this turn's evidence (by number or paper id); drop and count the rest."""
+    numbers = ledger.by_number()
+    by_id = {pid: e.number for pid, e in ledger.items.items()}
+    cited: list[int] = []
+    removed = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal removed
+        kept = []
+        for token in re.split(r"[,;]", match.group(1)):
+            token = token.strip()
+            number = int(token) if token.isdigit() else by_id.get(token)
+            if number in numbers:
+                kept.append(number)
+                if number not in cited:
+                    cited.append(number)
+            else:
+                removed += 1
+        return "".join(f"[{n}]" for n in kept)
+
+    cleaned = _CITATION.sub(replace, text)
+    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", cleaned)
+    return cleaned.strip(), cited, removed
+
+
+def references(cited: Sequence[int], ledger: Ledger) -> tuple[str, list[Citation]]:
+    numbers = ledger.by_number()
+    citations = [
+        Citation(number=n, paper_id=numbers[n].paper.paper_id, title=numbers[n].paper.title, paper=numbers[n].paper)
+        for n in sorted(cited)
+    ]
+    lines = []
+    for c in citations:
+        year = c.paper.year or c.paper.date or "n.d."
+        lines.append(f"[{c.number}] {c.title} ({year}) — {c.paper_id}")
+    return ("\n\nReferences\n" + "\n".join(lines)) if lines else "", citations
+
+
+# --- tools ---------------------------------------------------------------------------------------------
+
+
+def make_tools(retriever: Retriever, store: Store, ledger: Ledger, settings: Settings, steps: list[Step]) -> list[Any]:
+    """The agent's tools: small typed functions over the library, each adding what it finds to the ledger."""
+    from langchain_core.tools import StructuredTool
+
+    budget = max(300, (settings.llm_context_window - settings.llm_answer_tokens) // 3)
+
+    def search_papers(
+        query: str, year_min: int | None = None, year_max: int | None = None, author: str | None = None
+    ) -> str:
+        """Search the user's paper library (hybrid keyword + semantic). Returns numbered evidence to cite."""
+        filters = Filters(year_min=year_min, year_max=year_max, author=author)
+        hits = retriever.search(query, k=settings.evidence_k, filters=filters)
+        evidence = [ledger.add(h.paper, h.text, h.similarity) for h in hits]
+        steps.append(Step(tool="search_papers", args={"query": query, **filters.model_dump(exclude_none=True)},
+                          summary=f"{len(hits)} papers"))
+        return ledger.render(evidence, budget)
+
+    def read_paper(paper_id: str) -> str:
+        """Read one paper's full record and abstract, by its paper_id from earlier evidence."""
+        paper = store.get_papers([paper_id]).get(paper_id)
+        steps.append(Step(tool="read_paper", args={"paper_id": paper_id}, summary=paper.title if paper else "not found"))
+        if paper is None:
+            return f"No paper with id {paper_id!r} is in the library."
+        return ledger.render([ledger.add(paper, paper.abstract)], budget, full=True)
+
+    def similar_papers(paper_id: str) -> str:
+        """Papers in the library most similar to the given one (by their paper-level embeddings)."""
+        found = store.similar_papers(paper_id, settings.evidence_k)
+        steps.append(Step(tool="similar_papers", args={"paper_id": paper_id}, summary=f"{len(found)} papers"))
+        if not found:
+            return f"No paper with id {paper_id!r} is in the library."
+        return ledger.render([ledger.add(p, p.abstract[:600], score) for p, score in found], budget)
+
+    return [StructuredTool.from_function(f) for f in (search_papers, read_paper, similar_papers)]
+
+
+# --- the turn -------------------------------------------------------------------------------------------
+
+
+def history_text(history: Sequence[dict[str, str]]) -> str:
+    return "\n".join(f"{turn['role']}: {turn['content']}" for turn in history[-6:])
+
+
+class Agent:
+    """One configured agent over one library; `run` yields events for one question."""
+
+    def __init__(
+        self, retriever: Retriever, store: Store, settings: Settings, model: Any, provider: str, model_name: str | None
+    ):
+        self.retriever = retriever
+        self.store = store
+        self.settings = settings
+        self.model = model
+        self.provider = provider
+        self.model_name = model_name
+
+    def standalone(self, question: str, history: Sequence[dict[str, str]]) -> tuple[str, tuple[int, int]]:
+        """Rewrite a follow-up into a standalone query (the model does it; offline: prepend the last question)."""
+        if not history:
+            return question, (0, 0)
+        if self.model is None:
+            last_user = next((t["content"] for t in reversed(history) if t["role"] == "user"), "")
+            return f"{last_user} {question}".strip(), (0, 0)
+        reply = self.model.invoke(prompt("condense_question").format(history=history_text(history), question=question))
+        rewritten = str(reply.content).strip().strip('"') or question
+        return rewritten, message_usage(reply)
+
+    def run(self, question: str, history: Sequence[dict[str, str]] = ()) -> Iterator[Event]:
+        started = time.perf_counter()
+        standalone, usage = self.standalone(question, history)
+        ledger, steps = Ledger(), []
+        hits = self.retriever.search(standalone, k=self.settings.evidence_k)
+        first = [ledger.add(h.paper, h.text, h.similarity) for h in hits]
+        steps.append(Step(tool="search_papers", args={"query": standalone}, summary=f"{len(hits)} papers"))
+        yield Event(kind="step", step=steps[-1])
+        answer = Answer(question=question, standalone_question=standalone, text="", provider=self.provider,
+                        model=self.model_name)
+        best = max((h.similarity or 0.0 for h in hits), default=0.0)
+        coverage = max((term_coverage(standalone, f"{h.paper.title} {h.paper.abstract}") for h in hits), default=0.0)
+        if best < self.settings.abstain_below and coverage < self.settings.abstain_term_coverage:
+            answer.text = prompt("abstain").format(best=f"{best:.2f} cosine similarity" if hits else "none")
+            answer.abstained = True
+        elif self.model is None:
+            answer.extractive = True
+            answer.text = self._extractive(standalone, hits, ledger)
+        else:
+            answer.text, tokens = yield from self._converse(question, history, ledger, first, steps)
+            usage = (usage[0] + tokens[0], usage[1] + tokens[1])
+        if not answer.abstained:
+            text, cited, answer.removed_citations = check_citations(answer.text, ledger)
+            answer.references, answer.citations = references(cited, ledger)
+            answer.text = text + answer.references
+        answer.evidence = list(ledger.items.values())
+        answer.steps = steps  # tools append to this list during the loop
+        answer.usage = Usage(prompt_tokens=usage[0], completion_tokens=usage[1],
+                             cost_usd=cost_usd(self.model_name, *usage), seconds=round(time.perf_counter() - started, 2))
+        if answer.removed_citations:
+            log.info("removed %d citation markers that did not match this turn's evidence", answer.removed_citations)
+        if self.model is None or answer.abstained:
+            yield Event(kind="token", text=answer.text)
+        yield Event(kind="final", answer=answer)
+
+    def _converse(
+        self, question: str, history: Sequence[dict[str, str]], ledger: Ledger, first: list[Evidence], steps: list[Step]
+    ) -> Iterator[Event]:
+        """The tool-calling loop; falls back to one grounded call for models that cannot call tools.
+
+        Returns (answer text, (prompt tokens, completion tokens)) as the generator's value.
+        """
+        import openai
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+        budget = self.settings.llm_context_window - self.settings.llm_answer_tokens
+        system = prompt("system").format(cluster_tools="")
+        past = [HumanMessage(t["content"]) if t["role"] == "user" else AIMessage(t["content"]) for t in history[-6:]]
+        fixed = count_tokens(system) + sum(count_tokens(str(m.content)) for m in past) + count_tokens(question) + 64
+        evidence = ledger.render(first, max(200, budget - fixed))
+        messages = [SystemMessage(system), *past, HumanMessage(prompt("answer").format(question=question, evidence=evidence))]
+        tools = make_tools(self.retriever, self.store, ledger, self.settings, steps)
+        by_name = {t.name: t for t in tools}
+        usage = [0, 0]
+        model = self._with_tools(tools)
+        for round_number in range(self.settings.agent_max_steps):
+            last_round = round_number == self.settings.agent_max_steps - 1
+            if last_round:
+                messages.append(HumanMessage(prompt("final_answer")))
+            try:
+                reply = yield from self._stream(self.model if last_round or model is None else model, messages, usage)
+            except openai.BadRequestError:
+                if model is None:
+                    raise
+                log.info("the model server refused tool definitions; answering from the retrieved evidence")
+                model = None
+                reply = yield from self._stream(self.model, messages, usage)
+            if not reply.tool_calls or last_round or model is None:
+                break
+            messages.append(reply)
+            for call in reply.tool_calls:
+                tool = by_name.get(call["name"])
+                before = len(steps)
+                result = tool.invoke(call["args"]) if tool else f"Unknown tool {call['name']!r}."
+                messages.append(ToolMessage(content=result, tool_call_id=call["id"]))
+                for step in steps[before:]:
+                    yield Event(kind="step", step=step)
+        return str(reply.content), (usage[0], usage[1])
+
+    def _with_tools(self, tools: list[Any]) -> Any:
+        if not self.settings.llm_tool_calling:
+            return None
+        try:
+            return self.model.bind_tools(tools)
+        except NotImplementedError:
+            return None
+
+    def _stream(self, model: Any, messages: list[Any], usage: list[int]) -> Iterator[Event]:
+        """Stream one model call, yielding answer tokens; returns the whole message."""
+        reply = None
+        for chunk in model.stream(messages):
+            reply = chunk if reply is None else reply + chunk
+            if isinstance(chunk.content, str) and chunk.content:
+                yield Event(kind="token", text=chunk.content)
+        prompt_tokens, completion_tokens = message_usage(reply)
+        if not prompt_tokens:  # servers that do not report usage: count it ourselves
+            prompt_tokens = sum(count_tokens(str(m.content)) for m in messages)
+            completion_tokens = count_tokens(str(reply.content))
+        usage[0] += prompt_tokens
+        usage[1] += completion_tokens
+        return reply
+
+    def _extractive(self, question: str, hits: Sequence[Hit], ledger: Ledger) -> str:
+        """The offline answer: the sentences of the retrieved abstracts closest to the question, cited."""
+        candidates = [(h.paper.paper_id, s) for h in hits for s in _SENTENCE.split(h.paper.abstract) if len(s.split()) >= 6]
+        if not candidates:
+            return prompt("abstain").format(best="no sentences")
+        vectors = self.retriever.embedder.embed_documents([question] + [s for _, s in candidates])
+        scores = vectors[1:] @ vectors[0]
+        chosen: list[tuple[str, str]] = []
+        per_paper: dict[str, int] = {}
+        for i in np.argsort(-scores):
+            pid, sentence = candidates[int(i)]
+            if per_paper.get(pid, 0) >= OFFLINE_PER_PAPER:
+                continue
+            chosen.append((pid, sentence))
+            per_paper[pid] = per_paper.get(pid, 0) + 1
+            if len(chosen) == OFFLINE_SENTENCES:
+                break
+        lines = [f"- {sentence.strip()} [{ledger.items[pid].number}]" for pid, sentence in chosen]
+        return prompt("offline_answer").format(sentences="\n".join(lines))
+
+
+def collect(events: Iterator[Event], on_event: Callable[[Event], None] | None = None) -> Answer:
+    """Drain a stream of events into its final Answer."""
+    for event in events:
+        if on_event:
+            on_event(event)
+        if event.kind == "final":
+            return event.answer
+    raise RuntimeError("the agent stopped without an answer")

