@@ -14,24 +14,41 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from .config import Settings
 from .corpus import Paper
-from .index import Store, count_tokens
+from .index import SENTENCE_BREAK, Store, count_tokens
 from .llm import cost_usd, message_usage
 from .retrieve import Filters, Hit, Retriever, term_coverage
+
+if TYPE_CHECKING:
+    from .clusters import ClusterMap, ClusterSummary
 
 log = logging.getLogger("litassist.agent")
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 _CITATION = re.compile(r"\[((?:\s*[\w:.\-/~]+\s*)(?:[,;]\s*[\w:.\-/~]+\s*)*)\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 OFFLINE_SENTENCES = 4
 OFFLINE_PER_PAPER = 2
+# "What are the main themes in my library?": offline, such a question is answered from the clusters.
+_THEME_WORDS = re.compile(r"\b(themes?|topics?|clusters?|research areas?|landscape|groups? of (?:papers|work))\b", re.I)
+_LIBRARY_WORDS = re.compile(r"\b(library|collection|corpus|my papers|these papers|all papers|main|major|overall)\b", re.I)
+
+
+class Topics(Protocol):
+    """Where the cluster tools get clusters and summaries from (the Assistant)."""
+
+    def current_clusters(self) -> ClusterMap: ...
+
+    def cluster_summary(self, cluster_id: str) -> ClusterSummary: ...
+
+
+def is_overview_question(question: str) -> bool:
+    return bool(_THEME_WORDS.search(question) and _LIBRARY_WORDS.search(question))
 
 
 @cache
@@ -83,6 +100,13 @@ class Answer(BaseModel):
     extractive: bool = False
     abstained: bool = False
     removed_citations: int = 0
+
+
+class Turn(BaseModel):
+    """What bounds one question's retrieval: the filters every search obeys and papers per search."""
+
+    filters: Filters = Field(default_factory=Filters)
+    k: int
 
 
 class Event(BaseModel):
@@ -178,8 +202,17 @@ def references(cited: Sequence[int], ledger: Ledger) -> tuple[str, list[Citation
 # --- tools ---------------------------------------------------------------------------------------------
 
 
-def make_tools(retriever: Retriever, store: Store, ledger: Ledger, settings: Settings, steps: list[Step]) -> list[Any]:
-    """The agent's tools: small typed functions over the library, each adding what it finds to the ledger."""
+def make_tools(
+    retriever: Retriever,
+    store: Store,
+    ledger: Ledger,
+    settings: Settings,
+    steps: list[Step],
+    turn: Turn,
+    topics: Topics | None = None,
+) -> list[Any]:
+    """The agent's tools: small typed functions over the library, each adding what it finds to the ledger.
+    Searches stay inside the turn's filters (the user's year range, source, or a cluster's papers)."""
     from langchain_core.tools import StructuredTool
 
     budget = max(300, (settings.llm_context_window - settings.llm_answer_tokens) // 3)
@@ -188,10 +221,11 @@ def make_tools(retriever: Retriever, store: Store, ledger: Ledger, settings: Set
         query: str, year_min: int | None = None, year_max: int | None = None, author: str | None = None
     ) -> str:
         """Search the user's paper library (hybrid keyword + semantic). Returns numbered evidence to cite."""
-        filters = Filters(year_min=year_min, year_max=year_max, author=author)
-        hits = retriever.search(query, k=settings.evidence_k, filters=filters)
+        asked = Filters(year_min=year_min, year_max=year_max, author=author).model_dump(exclude_none=True)
+        filters = turn.filters.model_copy(update=asked)
+        hits = retriever.search(query, k=turn.k, filters=filters)
         evidence = [ledger.add(h.paper, h.text, h.similarity) for h in hits]
-        steps.append(Step(tool="search_papers", args={"query": query, **filters.model_dump(exclude_none=True)},
+        steps.append(Step(tool="search_papers", args={"query": query, **asked},
                           summary=f"{len(hits)} papers"))
         return ledger.render(evidence, budget)
 
@@ -211,7 +245,48 @@ def make_tools(retriever: Retriever, store: Store, ledger: Ledger, settings: Set
             return f"No paper with id {paper_id!r} is in the library."
         return ledger.render([ledger.add(p, p.abstract[:600], score) for p, score in found], budget)
 
-    return [StructuredTool.from_function(f) for f in (search_papers, read_paper, similar_papers)]
+    def list_clusters() -> str:
+        """The topic clusters of the whole library: id, label, size, keywords and representative papers to cite."""
+        text, clusters = cluster_overview(topics, store, ledger)
+        steps.append(Step(tool="list_clusters", args={}, summary=f"{clusters} clusters"))
+        return text
+
+    def cluster_summary(cluster_id: str) -> str:
+        """A cited summary of one topic cluster (ids from list_clusters, like "c3"), with its papers as evidence."""
+        try:
+            summary = topics.cluster_summary(cluster_id)
+        except KeyError as error:
+            steps.append(Step(tool="cluster_summary", args={"cluster_id": cluster_id}, summary="not found"))
+            return str(error.args[0])
+        renumbered = {c.number: ledger.add(c.paper, c.paper.abstract).number for c in summary.citations}
+        text = re.sub(r"\[(\d+)\]", lambda m: f"[{renumbered.get(int(m.group(1)), m.group(1))}]", summary.text)
+        steps.append(Step(tool="cluster_summary", args={"cluster_id": cluster_id}, summary=summary.title))
+        cited = [ledger.items[c.paper_id] for c in summary.citations]
+        return f"Cluster {cluster_id}: {summary.title}\n{text}\n\n{ledger.render(cited, budget)}"
+
+    functions = [search_papers, read_paper, similar_papers] + ([list_clusters, cluster_summary] if topics else [])
+    return [StructuredTool.from_function(f) for f in functions]
+
+
+def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: int = 2) -> tuple[str, int]:
+    """One line per cluster (label, size, keywords) citing its representative papers, added to the ledger."""
+    cluster_map = topics.current_clusters()
+    representatives = store.get_papers([p for c in cluster_map.topics for p in c.representative_ids[:per_cluster]])
+    lines = []
+    for cluster in cluster_map.topics:
+        cites = "".join(
+            f"[{ledger.add(representatives[p], representatives[p].abstract).number}]"
+            for p in cluster.representative_ids[:per_cluster] if p in representatives
+        )
+        examples = "; ".join(representatives[p].title for p in cluster.representative_ids[:per_cluster] if p in representatives)
+        lines.append(f"- **{cluster.label}** ({cluster.cluster_id}, {len(cluster.paper_ids)} papers; keywords: "
+                     f"{', '.join(cluster.keywords[:5])}) — e.g. {_data(examples)} {cites}")
+    unclustered = len(cluster_map.points) - sum(len(c.paper_ids) for c in cluster_map.topics)
+    text = prompt("library_overview").format(
+        papers=len(cluster_map.points), clusters=len(cluster_map.topics), unclustered=unclustered,
+        lines="\n".join(lines),
+    )
+    return text, len(cluster_map.topics)
 
 
 # --- the turn -------------------------------------------------------------------------------------------
@@ -225,8 +300,16 @@ class Agent:
     """One configured agent over one library; `run` yields events for one question."""
 
     def __init__(
-        self, retriever: Retriever, store: Store, settings: Settings, model: Any, provider: str, model_name: str | None
+        self,
+        retriever: Retriever,
+        store: Store,
+        settings: Settings,
+        model: Any,
+        provider: str,
+        model_name: str | None,
+        topics: Topics | None = None,
     ):
+        self.topics = topics
         self.retriever = retriever
         self.store = store
         self.settings = settings
@@ -245,26 +328,42 @@ class Agent:
         rewritten = str(reply.content).strip().strip('"') or question
         return rewritten, message_usage(reply)
 
-    def run(self, question: str, history: Sequence[dict[str, str]] = ()) -> Iterator[Event]:
+    def run(
+        self,
+        question: str,
+        history: Sequence[dict[str, str]] = (),
+        filters: Filters | None = None,
+        k: int | None = None,
+    ) -> Iterator[Event]:
+        """One question: `filters` bound every search of the turn, `k` papers per search (default evidence_k)."""
         started = time.perf_counter()
+        turn = Turn(filters=filters or Filters(), k=k or self.settings.evidence_k)
         standalone, usage = self.standalone(question, history)
         ledger, steps = Ledger(), []
-        hits = self.retriever.search(standalone, k=self.settings.evidence_k)
+        hits = self.retriever.search(standalone, k=turn.k, filters=turn.filters)
         first = [ledger.add(h.paper, h.text, h.similarity) for h in hits]
-        steps.append(Step(tool="search_papers", args={"query": standalone}, summary=f"{len(hits)} papers"))
+        shown = turn.filters.model_dump(exclude_none=True, exclude={"paper_ids"})
+        if turn.filters.paper_ids is not None:
+            shown["papers"] = len(turn.filters.paper_ids)
+        steps.append(Step(tool="search_papers", args={"query": standalone, **shown}, summary=f"{len(hits)} papers"))
         yield Event(kind="step", step=steps[-1])
         answer = Answer(question=question, standalone_question=standalone, text="", provider=self.provider,
                         model=self.model_name)
         best = max((h.similarity or 0.0 for h in hits), default=0.0)
         coverage = max((term_coverage(standalone, f"{h.paper.title} {h.paper.abstract}") for h in hits), default=0.0)
-        if best < self.settings.abstain_below and coverage < self.settings.abstain_term_coverage:
+        if self.model is None and self.topics and is_overview_question(standalone):
+            answer.extractive = True
+            answer.text, clusters = cluster_overview(self.topics, self.store, ledger)
+            steps.append(Step(tool="list_clusters", args={}, summary=f"{clusters} clusters"))
+            yield Event(kind="step", step=steps[-1])
+        elif best < self.settings.abstain_below and coverage < self.settings.abstain_term_coverage:
             answer.text = prompt("abstain").format(best=f"{best:.2f} cosine similarity" if hits else "none")
             answer.abstained = True
         elif self.model is None:
             answer.extractive = True
             answer.text = self._extractive(standalone, hits, ledger)
         else:
-            answer.text, tokens = yield from self._converse(question, history, ledger, first, steps)
+            answer.text, tokens = yield from self._converse(question, history, ledger, first, steps, turn)
             usage = (usage[0] + tokens[0], usage[1] + tokens[1])
         if not answer.abstained:
             text, cited, answer.removed_citations = check_citations(answer.text, ledger)
@@ -281,7 +380,13 @@ class Agent:
         yield Event(kind="final", answer=answer)
 
     def _converse(
-        self, question: str, history: Sequence[dict[str, str]], ledger: Ledger, first: list[Evidence], steps: list[Step]
+        self,
+        question: str,
+        history: Sequence[dict[str, str]],
+        ledger: Ledger,
+        first: list[Evidence],
+        steps: list[Step],
+        turn: Turn,
     ) -> Iterator[Event]:
         """The tool-calling loop; falls back to one grounded call for models that cannot call tools.
 
@@ -291,12 +396,13 @@ class Agent:
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
         budget = self.settings.llm_context_window - self.settings.llm_answer_tokens
-        system = prompt("system").format(cluster_tools="")
+        cluster_tools = prompt("cluster_tools") if self.topics else ""
+        system = prompt("system").format(cluster_tools=cluster_tools)
         past = [HumanMessage(t["content"]) if t["role"] == "user" else AIMessage(t["content"]) for t in history[-6:]]
         fixed = count_tokens(system) + sum(count_tokens(str(m.content)) for m in past) + count_tokens(question) + 64
         evidence = ledger.render(first, max(200, budget - fixed))
         messages = [SystemMessage(system), *past, HumanMessage(prompt("answer").format(question=question, evidence=evidence))]
-        tools = make_tools(self.retriever, self.store, ledger, self.settings, steps)
+        tools = make_tools(self.retriever, self.store, ledger, self.settings, steps, turn, self.topics)
         by_name = {t.name: t for t in tools}
         usage = [0, 0]
         model = self._with_tools(tools)
@@ -349,7 +455,7 @@ class Agent:
 
     def _extractive(self, question: str, hits: Sequence[Hit], ledger: Ledger) -> str:
         """The offline answer: the sentences of the retrieved abstracts closest to the question, cited."""
-        candidates = [(h.paper.paper_id, s) for h in hits for s in _SENTENCE.split(h.paper.abstract) if len(s.split()) >= 6]
+        candidates = [(h.paper.paper_id, s) for h in hits for s in SENTENCE_BREAK.split(h.paper.abstract) if len(s.split()) >= 6]
         if not candidates:
             return prompt("abstain").format(best="no sentences")
         vectors = self.retriever.embedder.embed_documents([question] + [s for _, s in candidates])

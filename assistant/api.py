@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -17,11 +18,14 @@ from .retrieve import Filters, Hit, LexicalIndex, Mode, Retriever
 
 if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
+    from .clusters import ClusterCache, ClusterMap, ClusterSummarizer, ClusterSummary
+    from .report import ReportRun
     from .evaluate import AnswerReport, RetrievalReport
     from .llm import Check
 
 History = Sequence[dict[str, str]]
 
+log = logging.getLogger("litassist.api")
 DEMO_CORPUS = Path(__file__).parent / "demo" / "seeds"
 
 
@@ -54,23 +58,45 @@ class Assistant:
         return Retriever(self.store, self.embedder, lexical, self.settings.fusion_dense_weight)
 
     @functools.cached_property
-    def agent(self) -> Agent:
-        from .agent import Agent
+    def chat(self) -> tuple[Any, str, str | None]:
+        """(chat model or None for offline, provider, model name), built once from the settings."""
         from .llm import chat_model, model_name, resolve_provider
 
         provider = resolve_provider(self.settings)
-        return Agent(self.retriever, self.store, self.settings, chat_model(self.settings), provider,
-                     model_name(self.settings, provider))
+        return chat_model(self.settings), provider, model_name(self.settings, provider)
 
-    def ask(self, question: str, history: History | None = None) -> Answer:
-        """A cited answer from this library. `history`: earlier turns as {"role": "user"|"assistant", "content"}."""
+    @functools.cached_property
+    def agent(self) -> Agent:
+        from .agent import Agent
+
+        return Agent(self.retriever, self.store, self.settings, *self.chat, topics=self)
+
+    @functools.cached_property
+    def cluster_cache(self) -> ClusterCache:
+        from .clusters import ClusterCache
+
+        return ClusterCache(self.settings.home / "clusters")
+
+    @functools.cached_property
+    def summarizer(self) -> ClusterSummarizer:
+        from .clusters import ClusterSummarizer
+
+        return ClusterSummarizer(*self.chat, self.settings.llm_context_window, self.settings.llm_answer_tokens)
+
+    def ask(
+        self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None
+    ) -> Answer:
+        """A cited answer from this library. `history`: earlier turns as {"role": "user"|"assistant", "content"};
+        `filters` bound every search of the turn (e.g. `Filters(paper_ids=cluster.paper_ids)`); `k` papers per search."""
         from .agent import collect
 
-        return collect(self.stream(question, history))
+        return collect(self.stream(question, history, filters, k))
 
-    def stream(self, question: str, history: History | None = None) -> Iterator[Event]:
+    def stream(
+        self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None
+    ) -> Iterator[Event]:
         """Like `ask`, yielding events as they happen: tool steps, answer tokens, then the final Answer."""
-        return self.agent.run(question, history or ())
+        return self.agent.run(question, history or (), filters, k)
 
     def doctor(self) -> list[Check]:
         """What is configured and whether it works: model provider, embeddings, store."""
@@ -132,6 +158,74 @@ class Assistant:
         from .evaluate import evaluate_answers
 
         return evaluate_answers(self, Path(folder), split, limit)
+
+    def clusters(self, n_clusters: int | None = None) -> ClusterMap:
+        """The library's topic clusters (k chosen automatically unless given) with a 2-D map.
+
+        Reused while the library is unchanged; after a change, clusters that continue keep their ids."""
+        from .clusters import build_map
+
+        version = self.store.version()
+        cached = self.cluster_cache.load_map()
+        if cached and cached.library_version == version and cached.requested_clusters == n_clusters:
+            return cached
+        stored, vectors = self.store.paper_vectors()
+        cluster_map = build_map(stored, vectors, version, n_clusters, previous=cached)
+        self.cluster_cache.save_map(cluster_map)
+        log.info("clustered %d papers: %s, %d clusters, %d unclustered", len(stored), cluster_map.method,
+                 len(cluster_map.topics), len(cluster_map.points) - sum(len(c.paper_ids) for c in cluster_map.topics))
+        return cluster_map
+
+    def current_clusters(self) -> ClusterMap:
+        """The last computed clusters if the library has not changed since (whatever k), else `clusters()`."""
+        cached = self.cluster_cache.load_map()
+        return cached if cached and cached.library_version == self.store.version() else self.clusters()
+
+    def cluster_summary(self, cluster_id: str, force: bool = False) -> ClusterSummary:
+        """A cited summary of one cluster of `current_clusters()`; cached until the cluster's papers change."""
+        return self._summary(self.current_clusters(), cluster_id, force)[0]
+
+    def _summary(self, cluster_map: ClusterMap, cluster_id: str, force: bool) -> tuple[ClusterSummary, bool]:
+        """(summary, whether it came from the cache)."""
+        from .clusters import UNCLUSTERED, summary_key
+
+        cluster = cluster_map.get(cluster_id)
+        if cluster is None or cluster_id == UNCLUSTERED:
+            known = ", ".join(c.cluster_id for c in cluster_map.topics)
+            raise KeyError(f"no cluster {cluster_id!r} to summarize; the clusters are {known}")
+        key = summary_key(cluster, self.chat[1], self.chat[2])
+        cached = None if force else self.cluster_cache.load_summary(key)
+        if cached:
+            return cached, True
+        summary = self.summarizer.summarize(cluster, self.store.get_papers(cluster.paper_ids))
+        self.cluster_cache.save_summary(key, summary)
+        return summary, False
+
+    def summarize(
+        self,
+        out_dir: str | Path,
+        n_clusters: int | None = None,
+        formats: Sequence[str] = ("md", "json", "html"),
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ReportRun:
+        """Write a topic report to `out_dir`: overview, topic map, cited summary per cluster, BibTeX, clusters.json.
+
+        Each summary is cached as soon as it is written, so an interrupted run resumes where it stopped;
+        `force` writes every summary again."""
+        from .report import ReportRun, write_report
+
+        cluster_map = self.clusters(n_clusters)
+        summaries, fresh = {}, 0
+        for done, cluster in enumerate(cluster_map.topics, start=1):
+            summaries[cluster.cluster_id], cached = self._summary(cluster_map, cluster.cluster_id, force)
+            fresh += not cached
+            if progress:
+                progress("summarize", done, len(cluster_map.topics))
+        papers = self.store.get_papers([p.paper_id for p in cluster_map.points])
+        files = write_report(Path(out_dir), cluster_map, summaries, papers, formats)
+        return ReportRun(out_dir=str(out_dir), files=files, clusters=len(cluster_map.topics), summarized=fresh,
+                         cached=len(summaries) - fresh)
 
     def stats(self) -> Stats:
         papers = [sp.paper for sp in self.store.all_papers()]

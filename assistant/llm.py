@@ -100,6 +100,13 @@ def chat_model(settings: Settings) -> BaseChatModel | None:
     )
 
 
+def model_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the model failed" (as opposed to a bug): for `except model_errors():`."""
+    import openai
+
+    return ProviderError, openai.OpenAIError
+
+
 def describe_error(error: BaseException, settings: Settings) -> str:
     """One line for a model failure: what went wrong and what to do."""
     import openai

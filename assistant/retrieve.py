@@ -49,12 +49,15 @@ class Filters(BaseModel):
     author: str | None = None
     venue: str | None = None
     source: str | None = None  # a file path fragment or a format name (e.g. "bibtex")
+    paper_ids: list[str] | None = None  # only these papers (e.g. one cluster's members)
 
     def active(self) -> bool:
         return any(v is not None for v in self.model_dump().values())
 
     def matches(self, row: dict[str, Any]) -> bool:
         """`row` is a lexical-index metadata row (see LexicalIndex)."""
+        if self.paper_ids is not None and row["paper_id"] not in self.paper_ids:
+            return False
         year = row.get("year")
         if self.year_min is not None and (year is None or year < self.year_min):
             return False

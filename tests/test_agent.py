@@ -225,3 +225,11 @@ def test_ask_json_contract_offline(seeded_home: Path, monkeypatch: pytest.Monkey
     assert {"answer", "citations", "provider", "usage"} <= set(payload)
     assert payload["provider"] == "offline" and payload["citations"]
     assert set(payload["citations"][0]) >= {"paper_id", "title"}
+
+
+def test_chat_keeps_the_conversation(seeded_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")
+    result = runner.invoke(app, ["--home", str(seeded_home), "chat"], input="What is CMFQ?\nWhy is it robust?\n\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("**Extractive answer**") == 2
+    assert '"query": "What is CMFQ? Why is it robust?"' in result.output  # the follow-up used the first turn

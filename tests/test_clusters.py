@@ -1,0 +1,421 @@
+"""Topic clusters: synthetic blobs on the unit sphere for the rules, one run on the real seed corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import silhouette_score
+
+from assistant import Assistant
+from assistant.clusters import (
+    UNCLUSTERED,
+    Clustering,
+    cluster_keywords,
+    cluster_papers,
+    content_key,
+    match_clusters,
+    project_2d,
+    representative_papers,
+)
+
+BLOB_SIZES = (30, 25, 20, 15)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def blob_points(centers: np.ndarray, blob: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Members of one topic: cosine ~0.6 to its centre, ~0.35 to each other, ~0 to other topics (384-d)."""
+    return unit(centers[blob] + rng.normal(scale=0.07, size=(count, centers.shape[1])))
+
+
+def blobs(outliers: int = 4, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Four topics (ids "b<blob>-<i>") plus random directions that fit none ("out-<i>"); also the centres."""
+    rng = np.random.default_rng(seed)
+    centers = unit(rng.normal(size=(len(BLOB_SIZES), 384)))
+    ids = [f"b{blob}-{i:02d}" for blob, size in enumerate(BLOB_SIZES) for i in range(size)]
+    ids += [f"out-{i}" for i in range(outliers)]
+    parts = [blob_points(centers, blob, size, rng) for blob, size in enumerate(BLOB_SIZES)]
+    vectors = np.vstack([*parts, unit(rng.normal(size=(outliers, 384)))])
+    return ids, vectors, centers
+
+
+def groups(assignments: dict[str, str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for paper_id, cluster in assignments.items():
+        out.setdefault(cluster, set()).add(paper_id)
+    return out
+
+
+def blob_of(paper_id: str) -> str:
+    return paper_id.split("-")[0]
+
+
+def test_same_result_twice_and_in_any_input_order() -> None:
+    ids, vectors, _ = blobs()
+    first = cluster_papers(ids, vectors)
+    shuffle = np.random.default_rng(7).permutation(len(ids))
+    shuffled = cluster_papers([ids[i] for i in shuffle], vectors[shuffle])
+    assert cluster_papers(ids, vectors) == first
+    assert shuffled == first
+
+
+def test_automatic_k_finds_the_blobs_and_outliers_go_unclustered() -> None:
+    ids, vectors, _ = blobs()
+    result = cluster_papers(ids, vectors)
+    # Largest blob first: b0 (30) -> c1 ... b3 (15) -> c4; the random directions fit none of them.
+    expected = {paper_id: UNCLUSTERED if paper_id.startswith("out") else f"c{int(paper_id[1]) + 1}" for paper_id in ids}
+    assert result.assignments == expected
+    assert result.quality["clusters"] == 4
+    assert result.quality["unclustered"] == 4
+    assert result.quality["unclustered_share"] == pytest.approx(4 / 94)
+    assert result.quality["silhouette"] > 0.3
+
+
+def test_automatic_k_without_outliers_is_the_blob_count() -> None:
+    ids, vectors, _ = blobs(outliers=0)
+    result = cluster_papers(ids, vectors)
+    assert result.method == "ward+kmeans k=4"  # default_k(90) would be 7: silhouette overrides it
+    assert sorted(len(m) for m in groups(result.assignments).values()) == sorted(BLOB_SIZES)
+
+
+def test_n_clusters_is_honoured() -> None:
+    ids, vectors, _ = blobs(outliers=0)
+    for k in (5, 6, 8):  # more clusters than topics: blobs split, every paper still placed
+        result = cluster_papers(ids, vectors, n_clusters=k)
+        assert result.method == f"ward+kmeans k={k}"
+        assert result.quality["clusters"] == k
+        assert len(set(result.assignments.values())) == k
+        # Pieces of one blob, never a mix of two.
+        assert all(len({blob_of(p) for p in m}) == 1 for m in groups(result.assignments).values())
+
+
+def test_tiny_corpora() -> None:
+    empty = Clustering({}, "empty", {"clusters": 0.0, "unclustered_share": 0.0})
+    assert cluster_papers([], np.zeros((0, 384))) == empty
+    ids, vectors, _ = blobs(outliers=0)
+    assert cluster_papers(ids[:1], vectors[:1]).assignments == {"b0-00": "c1"}
+    assert set(cluster_papers(ids[:5], vectors[:5]).assignments.values()) == {"c1"}
+    few = cluster_papers(ids[25:35], vectors[25:35], n_clusters=50)  # more clusters asked than papers: no crash
+    assert len(few.assignments) == 10
+    with pytest.raises(ValueError):
+        cluster_papers(["a", "a"], vectors[:2])
+    with pytest.raises(ValueError):
+        cluster_papers(ids, vectors, n_clusters=0)
+
+
+def test_match_clusters_keeps_ids_when_papers_come_and_go() -> None:
+    ids, vectors, centers = blobs()
+    renames = {"c1": "c7", "c2": "c3", "c3": "c9", "c4": "c4", UNCLUSTERED: UNCLUSTERED}  # stable ids of a past run
+    stable = {p: renames[c] for p, c in cluster_papers(ids, vectors).assignments.items()}
+    # Blob 3 grows by 12 papers (15 -> 27: 2nd largest, so its provisional id changes); one b0 paper goes.
+    added = blob_points(centers, 3, 12, np.random.default_rng(99))
+    new_ids = [p for p in ids if p != "b0-00"] + [f"b3-new{i:02d}" for i in range(12)]
+    new_vectors = np.vstack([vectors[1:], added])
+    provisional = cluster_papers(new_ids, new_vectors).assignments
+    assert provisional["b3-00"] == "c2" and stable["b3-00"] == "c4"
+    matched = match_clusters(stable, provisional)
+    assert {p: matched[p] for p in stable if p in matched} == {p: c for p, c in stable.items() if p != "b0-00"}
+    assert {matched[f"b3-new{i:02d}"] for i in range(12)} == {"c4"}
+    assert match_clusters(stable, provisional) == matched
+
+
+def test_match_clusters_gives_fresh_ids_to_new_clusters() -> None:
+    old = {f"p{i:02d}": "c1" for i in range(10)} | {f"p{i:02d}": "c5" for i in range(10, 20)} | {"x": UNCLUSTERED}
+    new = (
+        {f"p{i:02d}": "c1" for i in range(3, 10)}  # 7/10 of old c1
+        | {f"p{i:02d}": "c2" for i in (0, 1, 10, 11)}  # 2 from each: Jaccard 0.2 with either -> fresh
+        | {f"p{i:02d}": "c3" for i in range(12, 20)}  # 8/10 of old c5
+        | {f"q{i}": "c4" for i in range(5)}  # only new papers -> fresh
+        | {"p02": UNCLUSTERED, "x": UNCLUSTERED}
+    )
+    matched = match_clusters(old, new)
+    assert {c: sorted(m) for c, m in groups(matched).items()} == {
+        "c1": [f"p{i:02d}" for i in range(3, 10)],
+        "c5": [f"p{i:02d}" for i in range(12, 20)],
+        "c6": [f"q{i}" for i in range(5)],  # larger fresh cluster numbered first
+        "c7": ["p00", "p01", "p10", "p11"],
+        UNCLUSTERED: ["p02", "x"],
+    }
+    assert match_clusters({}, {"a": "c2", "b": "c2", "c": "c1"}) == {"a": "c1", "b": "c1", "c": "c2"}
+
+
+def test_cluster_keywords_finds_the_planted_words() -> None:
+    filler = "In this paper we propose a novel method, and our model shows strong results on the benchmark data."
+    texts = {
+        "c1": [f"{filler} Protein folding predicts structure.", f"Protein folding works. {filler}", "Protein folding."],
+        "c2": [f"{filler} Speech recognition in noise.", f"Speech recognition. {filler}"],
+        "c3": [f"{filler} Graph coloring heuristics.", f"Graph coloring. {filler}", "Graph coloring bounds."],
+    }
+    keywords = cluster_keywords(texts, top_n=3)
+    assert keywords == {
+        "c1": ["folding", "protein", "protein folding"],
+        "c2": ["recognition", "speech", "speech recognition"],
+        "c3": ["coloring", "graph", "graph coloring"],
+    }
+    everything = cluster_keywords(texts, top_n=100)
+    assert everything["c2"] == ["recognition", "speech", "speech recognition", "noise", "recognition noise"]
+    assert not {"paper", "propose", "model", "results", "data", "benchmark data"} & set(sum(everything.values(), []))
+    assert cluster_keywords(dict(reversed(texts.items())), top_n=3) == keywords
+
+
+def test_cluster_keywords_ties_and_edge_cases() -> None:
+    assert cluster_keywords({"b": ["Beta alpha."], "a": ["Gamma delta."]}) == {
+        "a": ["delta", "gamma", "gamma delta"],  # equal scores: alphabetical
+        "b": ["alpha", "beta", "beta alpha"],
+    }
+    assert cluster_keywords({"c1": ["Protein folding protein."]}, top_n=2) == {"c1": ["protein", "folding"]}
+    assert cluster_keywords({"c1": [""], "c2": ["the and of"]}) == {"c1": [], "c2": []}
+    assert cluster_keywords({}) == {}
+
+
+def test_representative_papers_are_nearest_the_centroid() -> None:
+    vectors = {
+        "far-a": np.array([1.0, 2.0, 0.0]),
+        "far-b": np.array([1.0, -2.0, 0.0]),
+        "mid-a": np.array([1.0, 0.0, 0.5]),
+        "mid-b": np.array([1.0, 0.0, -0.5]),
+        "near-b": np.array([1.0, -0.1, 0.0]),
+        "near-a": np.array([1.0, 0.1, 0.0]),
+    }  # symmetric, so the centroid is the x axis
+    members = list(vectors)
+    assert representative_papers(members, vectors) == ["near-a", "near-b", "mid-a"]
+    everyone = ["near-a", "near-b", "mid-a", "mid-b", "far-a", "far-b"]
+    assert representative_papers(members[::-1], vectors, n=10) == everyone
+    assert representative_papers([], vectors) == []
+
+
+def test_content_key_changes_iff_members_or_their_content_change() -> None:
+    keys = {"a": "k1", "b": "k2", "c": "k3"}
+    base = content_key(["a", "b"], keys)
+    assert content_key(["b", "a"], keys) == base
+    assert content_key(iter(["a", "b", "a"]), keys | {"c": "changed"}) == base
+    assert content_key(["a", "b", "c"], keys) != base
+    assert content_key(["a"], keys) != base
+    assert content_key(["a", "b"], keys | {"b": "k2-edited"}) != base
+    assert len(base) == 40
+
+
+def test_project_2d_is_deterministic_and_shaped() -> None:
+    ids, vectors, _ = blobs()
+    coords = project_2d(vectors)
+    assert coords.shape == (94, 2)
+    assert np.array_equal(project_2d(vectors), coords)
+    shuffle = np.random.default_rng(3).permutation(len(ids))
+    assert np.array_equal(project_2d(vectors[shuffle]), coords[shuffle])  # row order does not matter
+    blob_labels = [blob_of(p) for p in ids[:90]]
+    assert silhouette_score(coords[:90], blob_labels) > 0.5  # the four topics are apart on the map
+    assert project_2d(np.zeros((0, 384))).shape == (0, 2)
+    assert project_2d(vectors[:1]).shape == (1, 2)
+
+
+@pytest.fixture(scope="module")
+def seed_library(seeded_home: Path) -> tuple[list[str], np.ndarray, dict[str, str]]:
+    """Paper ids, paper-level vectors and title+abstract texts of the seed corpus (ingested once per session)."""
+    lib = Assistant(home=seeded_home)
+    got = lib.store.papers.get(include=["embeddings"])
+    texts = {p.paper_id: p.abstract if p.title_derived else f"{p.title}. {p.abstract}" for p in lib.papers()}
+    return list(got["ids"]), np.asarray(got["embeddings"]), texts
+
+
+def test_seed_corpus_clusters(seed_library: tuple[list[str], np.ndarray, dict[str, str]]) -> None:
+    ids, vectors, texts = seed_library
+    result = cluster_papers(ids, vectors)
+    members = groups(result.assignments)
+    unclustered = len(members.get(UNCLUSTERED, ()))
+    keywords = cluster_keywords({c: [texts[p] for p in sorted(m)] for c, m in members.items()}, top_n=5)
+    print(f"\nseed corpus: {result.method}, {result.quality['clusters']:.0f} clusters, {unclustered} unclustered")
+    print({k: round(v, 3) for k, v in result.quality.items()})
+    for cluster in ("c1", "c2", "c3"):
+        print(cluster, len(members[cluster]), keywords[cluster])
+    assert len(ids) == 179 and set(result.assignments) == set(ids)
+    assert 4 <= result.quality["clusters"] <= 14
+    assert unclustered <= 0.10 * len(ids)
+    assert min(len(m) for c, m in members.items() if c != UNCLUSTERED) >= 3
+    assert result.quality["silhouette"] > 0.05
+    assert "reinforcement learning" in keywords["c1"]  # the largest seed topic
+    assert cluster_papers(ids[::-1], vectors[::-1]) == result
+
+
+# --- the library's clusters, summaries, report, and the agent's cluster tools -----------------------------------
+
+FIVE_NEW_PAPERS = """
+@article{new1, title={Mean Field Games for Large Populations of Learning Agents}, year={2024},
+  abstract={We study multi-agent reinforcement learning with thousands of agents through mean field games. Each agent
+  responds to the average behaviour of the population, which makes learning tractable. Experiments on traffic
+  routing show stable policies.}}
+@article{new2, title={Federated Fine-Tuning of Language Models on Edge Clients}, year={2024},
+  abstract={Federated learning lets clients train a shared model without sending their data. We fine-tune language
+  models across edge clients with compressed updates and show accuracy close to centralized training.}}
+@article{new3, title={Pruning Attention Heads Without Retraining}, year={2023},
+  abstract={Large networks can be pruned after training. We remove attention heads by a saliency criterion without
+  retraining and keep ImageNet accuracy within one point while halving inference cost.}}
+@article{new4, title={Message Passing Limits of Graph Neural Networks}, year={2023},
+  abstract={Graph neural networks aggregate messages from node neighbourhoods. We bound their expressive power on
+  graphs with long-range dependencies and propose a rewiring scheme that improves node classification.}}
+@article{new5, title={Self-Supervised Video Representations from Temporal Order}, year={2022},
+  abstract={We learn video representations without labels by predicting the temporal order of clips. The
+  self-supervised features transfer to action recognition and temporal segmentation benchmarks.}}
+"""
+
+
+@pytest.fixture()
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")
+
+
+def test_library_clusters_are_cached_deterministic_and_keep_ids_when_papers_are_added(
+    seeded_copy: Path, tmp_path: Path, offline: None
+) -> None:
+    lib = Assistant(home=seeded_copy)
+    first = lib.clusters()
+    assert Assistant(home=seeded_copy).clusters() == first  # reused while the library is unchanged
+    (seeded_copy / "clusters" / "map.json").unlink()
+    assert Assistant(home=seeded_copy).clusters() == first  # and recomputed from scratch, identical
+    unclustered = first.get(UNCLUSTERED)
+    assert 4 <= len(first.topics) <= 14 and (unclustered is None or len(unclustered.paper_ids) <= 0.1 * 179)
+    assert sorted(p for c in first.clusters for p in c.paper_ids) == sorted(p.paper_id for p in first.points)
+
+    bib = tmp_path / "five.bib"
+    bib.write_text(FIVE_NEW_PAPERS, encoding="utf-8")
+    assert lib.ingest([bib]).new == 5
+    grown = Assistant(home=seeded_copy).clusters()
+    assert len(grown.points) == 184
+    before, after = first.assignments(), grown.assignments()
+    kept = sum(after[p] == c for p, c in before.items()) / len(before)
+    print(f"\nafter adding five papers: {kept:.1%} of papers keep their cluster id; "
+          f"{len(first.topics)} -> {len(grown.topics)} clusters")
+    assert kept >= 0.85
+    assert {c.cluster_id for c in first.topics} <= {c.cluster_id for c in grown.topics}
+
+
+def test_summaries_cite_only_members_of_their_cluster(seeded_home: Path) -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    from assistant.clusters import ClusterSummarizer
+
+    lib = Assistant(home=seeded_home)
+    cluster = lib.current_clusters().topics[0]
+    outsider = next(p.paper_id for p in lib.current_clusters().points if p.paper_id not in cluster.paper_ids)
+    reply = (f"Title: Deep reinforcement learning at scale\nThese papers train agents with value functions [1][2]. "
+             f"Some study multi-agent settings [{outsider}][3]. Others do something else entirely [99].")
+    model = GenericFakeChatModel(messages=iter([AIMessage(reply)]))
+    summary = ClusterSummarizer(model, "openai-compatible", "fake", 8192, 700).summarize(
+        cluster, lib.store.get_papers(cluster.paper_ids))
+    assert summary.title == "Deep reinforcement learning at scale"
+    assert summary.removed_citations == 2  # the outsider and the number that names no evidence
+    assert [c.paper_id for c in summary.citations] == cluster.paper_ids[:3]
+    assert outsider not in summary.text and "[99]" not in summary.text
+    assert not summary.extractive and summary.usage.prompt_tokens > 0
+
+
+def test_offline_summaries_are_extractive_cited_and_cached(seeded_copy: Path, offline: None) -> None:
+    lib = Assistant(home=seeded_copy)
+    cluster = lib.current_clusters().topics[1]
+    summary = lib.cluster_summary(cluster.cluster_id)
+    assert summary.extractive and summary.text.startswith("**Extractive summary**")
+    assert summary.citations and {c.paper_id for c in summary.citations} <= set(cluster.representative_ids)
+    assert all(f"[{c.number}]" in summary.text for c in summary.citations)
+    assert Assistant(home=seeded_copy).cluster_summary(cluster.cluster_id) == summary
+    assert len(list((seeded_copy / "clusters" / "summaries").glob("*.json"))) == 1
+    with pytest.raises(KeyError, match="no cluster 'c999'"):
+        lib.cluster_summary("c999")
+
+
+def test_summarize_writes_the_report_resumes_and_reruns_change_nothing(
+    seeded_copy: Path, tmp_path: Path, offline: None
+) -> None:
+    lib = Assistant(home=seeded_copy)
+    out = tmp_path / "report"
+    clusters = len(lib.clusters().topics)
+
+    def interrupt_after_three(stage: str, done: int, total: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lib.summarize(out, progress=interrupt_after_three)
+    resumed = Assistant(home=seeded_copy).summarize(out)
+    assert (resumed.summarized, resumed.cached) == (clusters - 3, 3)  # only what was missing
+    files = {Path(f).name for f in resumed.files}
+    assert files == {"report.md", "report.html", "clusters.json", "references.bib", "topic_map.png"}
+    contents = {name: (out / name).read_bytes() for name in files}
+
+    again = Assistant(home=seeded_copy).summarize(out)
+    assert (again.summarized, again.cached) == (0, clusters)
+    assert {name: (out / name).read_bytes() for name in files} == contents  # byte for byte
+
+    data = json.loads(contents["clusters.json"])
+    members = {c["id"]: set(c["members"]) for c in data["clusters"]}
+    for cluster in data["clusters"]:
+        assert {c["paper_id"] for c in cluster["citations"]} <= members[cluster["id"]]
+    cited = {c["paper_id"] for cluster in data["clusters"] for c in cluster["citations"]}
+    assert contents["references.bib"].decode().count("\n@") + 1 == len(cited)
+    report = contents["report.md"].decode()
+    assert report.startswith("# Topic report") and "![Topic map](topic_map.png)" in report
+    assert report.count("\n## c") == clusters
+    assert contents["topic_map.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert Assistant(home=seeded_copy).summarize(out, force=True).summarized == clusters
+
+
+def test_summarize_and_clusters_cli(seeded_copy: Path, tmp_path: Path, offline: None) -> None:
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["--home", str(seeded_copy), "summarize", "--out", str(out), "--format", "md"])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.md").exists() and not (out / "report.html").exists()
+    bad = runner.invoke(app, ["--home", str(seeded_copy), "summarize", "--out", str(out), "--format", "pdf"])
+    assert bad.exit_code == 2 and "unknown format 'pdf'" in bad.output
+    listing = runner.invoke(app, ["--home", str(seeded_copy), "clusters", "--json"])
+    assert listing.exit_code == 0 and json.loads(listing.stdout)["clusters"][0]["cluster_id"] == "c1"
+    empty = runner.invoke(app, ["--home", str(tmp_path / "empty"), "summarize", "--out", str(out)])
+    assert empty.exit_code == 1 and "library is empty" in empty.output
+
+
+def test_offline_ask_about_themes_lists_clusters_with_citations(seeded_home: Path, offline: None) -> None:
+    lib = Assistant(home=seeded_home)
+    answer = lib.ask("What are the main themes in my library?")
+    cluster_map = lib.current_clusters()
+    assert [s.tool for s in answer.steps] == ["search_papers", "list_clusters"]
+    assert all(c.label in answer.text for c in cluster_map.topics)
+    representatives = {p for c in cluster_map.topics for p in c.representative_ids[:2]}
+    assert {c.paper_id for c in answer.citations} == representatives
+    assert answer.extractive and not answer.abstained
+
+
+def test_agent_cluster_tools_list_and_summarize_with_citations(seeded_home: Path, offline: None) -> None:
+    from langchain_core.messages import AIMessage
+    from test_agent import ScriptedChatModel, tool_call
+
+    from assistant.agent import Agent
+
+    lib = Assistant(home=seeded_home)
+    c1 = lib.current_clusters().get("c1")
+    script = [
+        tool_call("list_clusters"),
+        tool_call("cluster_summary", cluster_id="c1"),
+        tool_call("cluster_summary", cluster_id="c999"),
+        AIMessage(f"The largest theme is {c1.label} [{c1.representative_ids[0]}], see also [{c1.representative_ids[1]}]."),
+    ]
+    model = ScriptedChatModel(messages=iter(script), calls=[])
+    agent = Agent(lib.retriever, lib.store, lib.settings, model, "openai-compatible", "scripted", topics=lib)
+    events = list(agent.run("What are the main themes in my library?"))
+    answer = events[-1].answer
+    assert [s.tool for s in answer.steps] == ["search_papers", "list_clusters", "cluster_summary", "cluster_summary"]
+    assert answer.steps[3].summary == "not found"
+    assert [c.paper_id for c in answer.citations] == c1.representative_ids[:2]
+    assert answer.removed_citations == 0
+    system_prompt = str(model.calls[0][0].content)
+    assert "list_clusters" in system_prompt and "cluster_summary" in system_prompt
+    tool_results = [str(m.content) for m in model.calls[2] if m.type == "tool"]
+    assert c1.label in tool_results[0] and tool_results[1].startswith("Cluster c1: ")
+    assert "no cluster 'c999'" in str(model.calls[3][-2].content)  # the last tool result, before the final-step nudge
