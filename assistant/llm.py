@@ -15,6 +15,7 @@ import logging
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,12 +196,15 @@ def local_server(model_file: str, context_window: int) -> str:
         sys.executable, "-m", "llama_cpp.server", "--model", model_file, "--host", "127.0.0.1",
         "--port", str(port), "--n_ctx", str(context_window),
     ]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The server logs a lot while loading: into a file, since an unread pipe fills up and stalls it.
+    server_log = tempfile.TemporaryFile(mode="w+", prefix="litassist-llama-")
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=server_log, text=True)
     atexit.register(server.terminate)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise ProviderError(f"the local model server exited: {(server.stderr.read() or '').strip()[-300:]}")
+            server_log.seek(0)
+            raise ProviderError(f"the local model server exited: {server_log.read().strip()[-300:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             log.info("local model server for %s on 127.0.0.1:%d", Path(model_file).name, port)
