@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 python3 -m pip install -e ".[test,local]"
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
   else
     echo "tests/setup.sh: not root, so chromium is not installed; the browser test will be skipped" >&2
   fi
