@@ -84,22 +84,27 @@ class Step(BaseModel):
     summary: str
 
 
-class Answer(BaseModel):
+class CitedText(BaseModel):
+    """Text whose [n] markers were checked against its evidence, with who wrote it and at what cost."""
+
+    text: str
+    references: str = ""
+    citations: list[Citation] = Field(default_factory=list)
+    provider: str
+    model: str | None = None
+    extractive: bool = False
+    removed_citations: int = 0
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Answer(CitedText):
     """What `ask` returns: the cited text and everything needed to check it."""
 
     question: str
     standalone_question: str
-    text: str
-    references: str = ""
-    citations: list[Citation] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
-    provider: str
-    model: str | None = None
-    extractive: bool = False
     abstained: bool = False
-    removed_citations: int = 0
 
 
 class Turn(BaseModel):

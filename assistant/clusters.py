@@ -43,7 +43,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -53,10 +53,10 @@ from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ValidationError
 from threadpoolctl import threadpool_limits
 
-from .agent import Citation, Ledger, Usage, check_citations, prompt, references
+from .agent import CitedText, Ledger, Usage, check_citations, prompt, references
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
 from .llm import message_usage
@@ -352,20 +352,12 @@ class ClusterMap(BaseModel):
         return [c for c in self.clusters if c.cluster_id != UNCLUSTERED]
 
 
-class ClusterSummary(BaseModel):
+class ClusterSummary(CitedText):
     """A few cited sentences on one cluster; citations point only to its members."""
 
     cluster_id: str
     title: str
-    text: str
-    references: str = ""
-    citations: list[Citation] = Field(default_factory=list)
-    provider: str
-    model: str | None = None
-    extractive: bool = False
-    removed_citations: int = 0
     content_key: str
-    usage: Usage = Field(default_factory=Usage)
 
 
 def _label(keywords: list[str]) -> str:
@@ -440,6 +432,9 @@ def _cluster_number(cluster_id: str) -> int:
     return int(cluster_id[1:]) if cluster_id[1:].isdigit() else 0
 
 
+Cached = TypeVar("Cached", ClusterMap, ClusterSummary)
+
+
 class ClusterCache:
     """HOME/clusters: the last map (reused while the library is unchanged) and one file per summary.
 
@@ -451,18 +446,27 @@ class ClusterCache:
         self.folder = folder
 
     def load_map(self) -> ClusterMap | None:
-        path = self.folder / "map.json"
-        return ClusterMap.model_validate_json(path.read_text(encoding="utf-8")) if path.exists() else None
+        return _read(self.folder / "map.json", ClusterMap)
 
     def save_map(self, cluster_map: ClusterMap) -> None:
         _write_atomic(self.folder / "map.json", cluster_map.model_dump_json())
 
     def load_summary(self, key: str) -> ClusterSummary | None:
-        path = self.folder / "summaries" / f"{key}.json"
-        return ClusterSummary.model_validate_json(path.read_text(encoding="utf-8")) if path.exists() else None
+        return _read(self.folder / "summaries" / f"{key}.json", ClusterSummary)
 
     def save_summary(self, key: str, summary: ClusterSummary) -> None:
         _write_atomic(self.folder / "summaries" / f"{key}.json", summary.model_dump_json())
+
+
+def _read(path: Path, model: type[Cached]) -> Cached | None:
+    """A cached record, or None when there is none or it is from an older layout (it is then recomputed)."""
+    try:
+        return model.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValidationError:
+        log.info("ignoring %s: written by another version", path)
+        return None
 
 
 def _write_atomic(path: Path, text: str) -> None:
