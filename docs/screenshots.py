@@ -38,6 +38,8 @@ def chat(page: Page) -> None:
     expect(page.locator(".st-key-sources-chat mark").first).to_be_visible(timeout=30_000)
     wait_until_idle(page)
     page.screenshot(path=str(DOCS / "chat.png"))
+    page.locator(".st-key-close-chat button").first.click()  # the explore shot shows topic summaries, not this paper
+    wait_until_idle(page)
 
 
 def explore(page: Page) -> None:
@@ -55,8 +57,8 @@ def library(page: Page, workdir: Path) -> None:
     sample.write_text(SAMPLE_BIB, encoding="utf-8")
     page.locator("input[type='file']").set_input_files(str(sample))
     page.get_by_role("button", name=re.compile("Add to library")).click()
-    expect(page.locator("[data-testid='stMetric']").first).to_be_visible(timeout=120_000)
     wait_until_idle(page)
+    expect(page.locator("[data-testid='stMetric']").filter(has_text="New")).to_contain_text("1", timeout=120_000)
     page.screenshot(path=str(DOCS / "library.png"))
 
 

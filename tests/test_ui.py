@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 pytest.importorskip("streamlit")
+import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import assistant.api  # noqa: E402
@@ -24,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 from ui.conversation import Turn, bibtex, conversation_markdown, history  # noqa: E402
 from ui.formatting import highlight, selected_paper  # noqa: E402
+from ui.browser import serve  # noqa: E402
 from ui.uploads import safe_name, save_uploads  # noqa: E402
 
 APP = str(ROOT / "ui" / "app.py")
@@ -39,6 +41,7 @@ def app(monkeypatch: pytest.MonkeyPatch):
     def make(home: Path, tab: str | None = None, **env: str) -> AppTest:
         for name, value in {"LITASSIST_HOME": str(home), "LITASSIST_LLM_PROVIDER": "offline", **env}.items():
             monkeypatch.setenv(name, value)
+        st.cache_resource.clear()  # one Assistant (and chat model) per test, not one left by an earlier test
         at = AppTest.from_file(APP, default_timeout=180)
         if tab:
             at.session_state["tab"] = tab
@@ -139,6 +142,62 @@ def test_unreachable_model_is_one_friendly_line(app, seeded_home: Path) -> None:
     assert turn.error.startswith("cannot reach the model at http://127.0.0.1:9/v1")
 
 
+def test_model_answer_streams_tokens_counts_usage_and_drops_unknown_citations(
+        app, seeded_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A (fake) tool-calling model behind the page: its tool step, streamed tokens, usage and citation check."""
+    from langchain_core.messages import AIMessage
+    from test_agent import ScriptedChatModel, tool_call
+
+    import assistant.llm
+
+    model = ScriptedChatModel(messages=iter([tool_call("search_papers", query="mean field reinforcement learning"),
+                                             AIMessage("Mean-field methods reduce many agents to two [1]. "
+                                                       "Nothing supports this [42].")]), calls=[])
+    monkeypatch.setattr(assistant.llm, "chat_model", lambda settings: model)
+    at = app(seeded_home, LITASSIST_LLM_PROVIDER="openai-compatible", OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+             LITASSIST_LLM_MODEL="scripted")
+    answer = ask(at, QUESTION).answer
+    assert len(model.calls) == 2  # the question with its evidence, then the answer after the tool result
+    assert "<evidence" in str(model.calls[0][-1].content)
+    assert [c.number for c in answer.citations] == [1] and answer.removed_citations == 1
+    assert "[42]" not in answer.text and not answer.extractive
+    assert at.status[0].label == f"2 searches · {len(answer.evidence)} papers retrieved"
+    assert any("mean field reinforcement learning" in text for text in markdown_texts(at))
+    caption = next(c.value for c in at.caption if c.value.startswith("openai-compatible · scripted"))
+    assert f"{answer.usage.prompt_tokens:,} prompt + {answer.usage.completion_tokens:,} completion tokens" in caption
+    assert answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
+    assert [b.key for b in at.button if (b.key or "").startswith("cite-0-")] == ["cite-0-1"]
+
+
+def test_rejected_api_key_is_one_friendly_line(app, seeded_home: Path) -> None:
+    """A real HTTP server on 127.0.0.1 that answers 401, as OpenAI does for a bad key."""
+    import http.server
+    import threading
+
+    class Unauthorized(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
+            body = b'{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unauthorized)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        at = app(seeded_home, LITASSIST_LLM_PROVIDER="openai-compatible", LITASSIST_LLM_MAX_RETRIES="0",
+                 OPENAI_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1", OPENAI_API_KEY="sk-wrong")
+        turn = ask(at, QUESTION)
+    finally:
+        server.shutdown()
+    assert turn.answer is None
+    assert [e.value for e in at.error] == ["the model server rejected the API key: check OPENAI_API_KEY"]
+
+
 def test_upload_reports_new_merged_skipped_and_failed_files(app, seeded_copy: Path) -> None:
     seed = next(p for p in Assistant(home=seeded_copy).papers() if p.year and not p.title_derived)
     bib = (
@@ -201,6 +260,29 @@ def test_explore_shows_topics_with_summaries_and_asks_about_one(app, seeded_copy
     assert turn.scope.paper_ids == first.paper_ids
     assert {e.paper.paper_id for e in turn.answer.evidence} <= set(first.paper_ids)
     assert turn.answer.steps[0].args["papers"] == len(first.paper_ids)
+
+
+def listening_hosts(port: int) -> set[str]:
+    """Local addresses of the sockets listening on `port`, from /proc/net/tcp{,6} (hex, little-endian IPv4)."""
+    hosts = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, port_hex = local.split(":")
+            if state == "0A" and int(port_hex, 16) == port:  # 0A = LISTEN
+                hosts.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)) if len(address) == 8
+                          else address)
+    return hosts
+
+
+@pytest.mark.slow
+def test_plain_streamlit_run_listens_on_loopback_only(tmp_path: Path) -> None:
+    """`streamlit run ui/app.py` with no address flag: the app's own config keeps it on 127.0.0.1."""
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("no /proc/net/tcp on this system")
+    with serve(tmp_path / "home", {"LITASSIST_LLM_PROVIDER": "offline"}) as url:
+        port = int(url.rsplit(":", 1)[1])
+        assert listening_hosts(port) == {"127.0.0.1"}
 
 
 # --- the helpers behind the page ------------------------------------------------------------------------

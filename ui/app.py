@@ -490,7 +490,7 @@ def render_ingest_report(result: UploadResult) -> None:
     for failure in report.files_failed:
         st.error(f"{Path(failure.file).name}: {failure.reason}", icon=":material/error:")
     if report.skipped:
-        with st.expander(f"{len(report.skipped)} entries skipped"):
+        with st.expander(f"{len(report.skipped)} {'entry' if len(report.skipped) == 1 else 'entries'} skipped"):
             st.dataframe(pd.DataFrame([{"file": Path(s.file).name, "entry": s.position, "reason": s.reason}
                                        for s in report.skipped]), hide_index=True, width="stretch")
 

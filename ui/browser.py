@@ -30,11 +30,11 @@ def free_port() -> int:
 @contextmanager
 def serve(home: Path, env: dict[str, str] | None = None, log: Path | None = None,
           ready_timeout: float = 90.0) -> Iterator[str]:
-    """`streamlit run ui/app.py -- --home HOME` on 127.0.0.1; yields its URL once healthy, always stops it."""
+    """`streamlit run ui/app.py --server.port PORT -- --home HOME` (the address comes from the app's own
+    .streamlit/config.toml: 127.0.0.1); yields its URL once healthy, always stops it."""
     port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
-               "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--", "--home", str(home)]
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+               "--server.headless", "true", "--", "--home", str(home)]
     output = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     server = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
