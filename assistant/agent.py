@@ -12,8 +12,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
@@ -22,7 +20,7 @@ from pydantic import BaseModel, Field
 from .config import Settings
 from .corpus import Paper
 from .index import SENTENCE_BREAK, Store, count_tokens
-from .llm import cost_usd, message_usage
+from .llm import cost_usd, message_usage, prompt, quote_data
 from .retrieve import Filters, Hit, Retriever, term_coverage
 
 if TYPE_CHECKING:
@@ -30,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("litassist.agent")
 
-PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 _CITATION = re.compile(r"\[((?:\s*[\w:.\-/~]+\s*)(?:[,;]\s*[\w:.\-/~]+\s*)*)\]")
 OFFLINE_SENTENCES = 4
 OFFLINE_PER_PAPER = 2
@@ -49,12 +46,6 @@ class Topics(Protocol):
 
 def is_overview_question(question: str) -> bool:
     return bool(_THEME_WORDS.search(question) and _LIBRARY_WORDS.search(question))
-
-
-@cache
-def prompt(name: str) -> str:
-    """A named prompt template from prompts/<name>.md."""
-    return (PROMPTS / f"{name}.md").read_text(encoding="utf-8").strip()
 
 
 class Evidence(BaseModel):
@@ -126,11 +117,6 @@ class Event(BaseModel):
 # --- evidence and citations ----------------------------------------------------------------------------
 
 
-def _data(text: str) -> str:
-    """Paper text goes inside <evidence> tags; it must not be able to close them or open new ones."""
-    return text.replace("<", "‹").replace(">", "›")
-
-
 class Ledger:
     """This turn's evidence, numbered in the order papers were first retrieved; [n] refers to it."""
 
@@ -153,7 +139,7 @@ class Ledger:
         for e in evidence:
             year = f" year={e.paper.year}" if e.paper.year else ""
             body = e.paper.abstract if full else e.passage
-            block = f'<evidence n="{e.number}" paper_id="{e.paper.paper_id}"{year}>\n{_data(e.paper.title)}\n{_data(body)}\n</evidence>'
+            block = f'<evidence n="{e.number}" paper_id="{e.paper.paper_id}"{year}>\n{quote_data(e.paper.title)}\n{quote_data(body)}\n</evidence>'
             size = count_tokens(block)
             if used + size > budget_tokens:
                 if blocks:
@@ -285,7 +271,7 @@ def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: 
         )
         examples = "; ".join(representatives[p].title for p in cluster.representative_ids[:per_cluster] if p in representatives)
         lines.append(f"- **{cluster.label}** ({cluster.cluster_id}, {len(cluster.paper_ids)} papers; keywords: "
-                     f"{', '.join(cluster.keywords[:5])}) — e.g. {_data(examples)} {cites}")
+                     f"{', '.join(cluster.keywords[:5])}) — e.g. {quote_data(examples)} {cites}")
     unclustered = len(cluster_map.points) - sum(len(c.paper_ids) for c in cluster_map.topics)
     text = prompt("library_overview").format(
         papers=len(cluster_map.points), clusters=len(cluster_map.topics), unclustered=unclustered,

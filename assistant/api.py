@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from .config import Settings, load_settings
 from .corpus import Paper
 from .index import Embedder, IngestReport, ProgressCallback, RemovalReport, Store, ingest, make_embedder, remove
-from .retrieve import Filters, Hit, LexicalIndex, Mode, Retriever
+from .retrieve import Filters, Hit, LexicalIndex, Mode, Reranker, Retriever
 
 if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
@@ -55,7 +55,21 @@ class Assistant:
     @functools.cached_property
     def retriever(self) -> Retriever:
         lexical = LexicalIndex(self.settings.lexical_path)
-        return Retriever(self.store, self.embedder, lexical, self.settings.fusion_dense_weight)
+        return Retriever(self.store, self.embedder, lexical, self.settings.fusion_dense_weight,
+                         self.reranker, self.settings.rerank_candidates)
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The chat model as re-ranker when LITASSIST_RERANK=llm and a model is configured."""
+        if self.settings.rerank != "llm":
+            return None
+        from .llm import rerank
+
+        model = self.chat[0]
+        if model is None:
+            log.warning("LITASSIST_RERANK=llm needs a chat model, and the provider is offline: not re-ranking")
+            return None
+        return functools.partial(rerank, model)
 
     @functools.cached_property
     def chat(self) -> tuple[Any, str, str | None]:

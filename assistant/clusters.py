@@ -56,10 +56,10 @@ from sklearn.metrics import silhouette_score
 from pydantic import BaseModel, ValidationError
 from threadpoolctl import threadpool_limits
 
-from .agent import CitedText, Ledger, Usage, check_citations, prompt, references
+from .agent import CitedText, Ledger, Usage, check_citations, references
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
-from .llm import message_usage
+from .llm import message_usage, prompt
 
 log = logging.getLogger("litassist.clusters")
 

@@ -16,7 +16,7 @@ OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
 class Settings(BaseSettings):
     """Every knob litassist has; `.env.example` documents each one."""
 
-    model_config = SettingsConfigDict(env_prefix="LITASSIST_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LITASSIST_", env_file=".env", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default_factory=lambda: user_data_path("litassist"))
     embedding_provider: Literal["local", "openai"] = "local"
@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     fusion_dense_weight: float = Field(
         default=0.5, ge=0.0, le=1.0, description="weight of dense vs lexical scores in hybrid search"
     )
+    rerank: Literal["off", "llm"] = Field(
+        default="off", description="llm: the chat model re-orders the top fused candidates of every search"
+    )
+    rerank_candidates: int = Field(default=20, ge=2, le=100, description="how many candidates the re-ranker orders")
 
     @property
     def resolved_embedding_model(self) -> str:

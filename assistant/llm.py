@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -26,7 +27,10 @@ from .config import Settings
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
+    from .retrieve import Hit
+
 log = logging.getLogger("litassist.llm")
+PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 
 Provider = Literal["openai", "openai-compatible", "local", "offline"]
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -38,6 +42,17 @@ PRICES_PER_MILLION = {
     "gpt-4.1-nano": (0.10, 0.40),
     "gpt-4.1": (2.00, 8.00),
 }
+
+
+@functools.cache
+def prompt(name: str) -> str:
+    """A named prompt template from prompts/<name>.md."""
+    return (PROMPTS / f"{name}.md").read_text(encoding="utf-8").strip()
+
+
+def quote_data(text: str) -> str:
+    """Paper text goes inside tags (<evidence>, <passage>); it must not be able to close them or open new ones."""
+    return text.replace("<", "‹").replace(">", "›")
 
 
 class ProviderError(RuntimeError):
@@ -153,6 +168,10 @@ def doctor(settings: Settings) -> list[Check]:
             )
         except Exception as error:  # noqa: BLE001 - doctor reports every failure as a line
             checks.append(Check("model", False, describe_error(error, settings)))
+    if settings.rerank == "llm":
+        usable = provider != "offline"
+        checks.append(Check("re-ranking", usable, f"the chat model orders the top {settings.rerank_candidates} results"
+                            if usable else "LITASSIST_RERANK=llm needs a chat model; searches are not re-ranked"))
     return checks
 
 
@@ -219,3 +238,29 @@ def message_usage(message: Any) -> tuple[int, int]:
     """(prompt, completion) tokens a LangChain AI message reports, zeros when it reports none."""
     usage = getattr(message, "usage_metadata", None) or {}
     return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+
+
+def rerank(model: BaseChatModel, query: str, hits: list[Hit]) -> list[Hit]:
+    """The hits in the order the chat model judges most relevant to the query (one listwise call).
+
+    Passages are quoted as data. Numbers the reply repeats or invents are ignored and any it leaves out keep
+    their fused order after the ones it named; a failed call keeps the fused order (search must not break
+    because the model is down), with a warning.
+    """
+    if len(hits) < 2:
+        return hits
+    passages = "\n".join(f'<passage n="{n}">\n{quote_data(hit.title)}\n{quote_data(hit.text)}\n</passage>'
+                         for n, hit in enumerate(hits, 1))
+    try:
+        reply = model.invoke(prompt("rerank").format(query=quote_data(query), passages=passages, count=len(hits)))
+    except model_errors() as error:
+        log.warning("re-ranking skipped, the model failed: %s", type(error).__name__)
+        return hits
+    order: list[int] = []
+    for number in map(int, re.findall(r"\d+", str(reply.content))):
+        if 1 <= number <= len(hits) and number - 1 not in order:
+            order.append(number - 1)
+    if not order:
+        log.warning("re-ranking skipped: the model's reply named no passage")
+        return hits
+    return [hits[i] for i in order] + [hit for i, hit in enumerate(hits) if i not in order]

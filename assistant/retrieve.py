@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -226,14 +226,23 @@ def fuse(dense: dict[str, float], lexical: dict[str, float], dense_weight: float
     return {pid: dense_weight * d.get(pid, 0.0) + (1 - dense_weight) * lx.get(pid, 0.0) for pid in set(d) | set(lx)}
 
 
-class Retriever:
-    """Hybrid search over one library. Holds the lexical index in memory between queries."""
+Reranker = Callable[[str, list[Hit]], list[Hit]]
 
-    def __init__(self, store: Store, embedder: Embedder, lexical: LexicalIndex, dense_weight: float):
+
+class Retriever:
+    """Hybrid search over one library. Holds the lexical index in memory between queries.
+
+    With a `reranker`, the top `rerank_candidates` of each search are re-ordered by it before the top-k cut.
+    """
+
+    def __init__(self, store: Store, embedder: Embedder, lexical: LexicalIndex, dense_weight: float,
+                 reranker: Reranker | None = None, rerank_candidates: int = 20):
         self.store = store
         self.embedder = embedder
         self.lexical = lexical
         self.dense_weight = dense_weight
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid") -> list[Hit]:
         return self.search_many([query], k, filters, mode)[0]
@@ -243,14 +252,16 @@ class Retriever:
     ) -> list[list[Hit]]:
         """Batch search (query vectors computed in one pass), for scripts and evaluation."""
         results = []
-        for candidates in self.candidates(queries, max(k, 100), filters, mode):
+        cut = max(k, self.rerank_candidates) if self.reranker else k
+        for query, candidates in zip(queries, self.candidates(queries, max(k, 100), filters, mode)):
             dense_scores = {pid: score for pid, (score, _) in candidates.dense.items()}
             if mode == "hybrid":
                 scores = fuse(dense_scores, candidates.lexical, self.dense_weight)
             else:
                 scores = dense_scores if mode == "dense" else candidates.lexical
-            ranked = sorted(scores, key=lambda pid: (-scores[pid], pid))[:k]
-            results.append(self._hits(ranked, scores, candidates.dense, candidates.vector))
+            ranked = sorted(scores, key=lambda pid: (-scores[pid], pid))[:cut]
+            hits = self._hits(ranked, scores, candidates.dense, candidates.vector)
+            results.append((self.reranker(query, hits) if self.reranker else hits)[:k])
         return results
 
     def candidates(

@@ -84,3 +84,13 @@ def test_local_provider_serves_the_gguf_itself(seeded_home: Path, monkeypatch: p
     answer = Assistant(home=seeded_home).ask(QUESTION)
     assert answer.provider == "local" and answer.model == "SmolLM2-135M-Instruct.Q4_1"
     assert answer.text.strip() and answer.usage.completion_tokens > 0
+
+
+def test_rerank_through_a_real_openai_compatible_server(seeded_home: Path, llama_server: str) -> None:
+    """LITASSIST_RERANK=llm against a real server: whatever a 135M model replies, the result is the fused top
+    candidates in some order, cut to k, with nothing invented or lost."""
+    settings = load_settings(seeded_home, rerank="llm", rerank_candidates=6, llm_provider="openai-compatible",
+                             openai_base_url=llama_server, llm_context_window=2048, llm_answer_tokens=64)
+    candidates = {h.paper_id for h in Assistant(home=seeded_home).search(QUESTION, k=6)}
+    reranked = Assistant(settings=settings).search(QUESTION, k=4)
+    assert len(reranked) == 4 and {h.paper_id for h in reranked} <= candidates

@@ -211,3 +211,60 @@ def test_chroma_server_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# --- optional LLM re-ranking ---------------------------------------------------------------------------
+
+RERANK_QUERY = "scalable multi-agent reinforcement learning"
+
+
+def test_llm_reranker_orders_the_top_candidates_and_keeps_fused_order_on_bad_replies(seeded_home: Path) -> None:
+    from langchain_core.messages import AIMessage
+    from test_agent import ScriptedChatModel
+
+    from assistant.config import load_settings
+    from assistant.llm import rerank
+
+    lib = Assistant(home=seeded_home)
+    fused = [h.paper_id for h in lib.search(RERANK_QUERY, k=4)]
+    replies = [AIMessage("3, 1, 1, 99, 2"), AIMessage("I cannot rank these.")]
+    model = ScriptedChatModel(messages=iter(replies), calls=[])
+    lib.retriever.reranker = lambda query, hits: rerank(model, query, hits)
+    lib.retriever.rerank_candidates = 4
+    # 3 then 1 then 2 (the repeat and the invented 99 are ignored), 4 keeps its place after them; cut to k=3
+    assert [h.paper_id for h in lib.search(RERANK_QUERY, k=3)] == [fused[2], fused[0], fused[1]]
+    request = str(model.calls[0][-1].content)
+    assert request.count('<passage n="') == 4 and f"Query: {RERANK_QUERY}" in request
+    assert [h.paper_id for h in lib.search(RERANK_QUERY, k=3)] == fused[:3]  # no usable numbers: fused order
+
+    # a real client whose server is down: a warning, and the fused order
+    down = load_settings(seeded_home, llm_provider="openai-compatible", openai_base_url="http://127.0.0.1:9/v1",
+                         llm_max_retries=0, llm_timeout=5)
+    from assistant.llm import chat_model
+
+    client = chat_model(down)
+    lib.retriever.reranker = lambda query, hits: rerank(client, query, hits)
+    assert [h.paper_id for h in lib.search(RERANK_QUERY, k=3)] == fused[:3]
+
+
+def test_rerank_setting_wires_the_chat_model_into_every_search(
+    seeded_home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from langchain_core.messages import AIMessage
+    from test_agent import ScriptedChatModel
+
+    import assistant.llm
+    from assistant.config import load_settings
+
+    fused = [h.paper_id for h in Assistant(home=seeded_home).search(RERANK_QUERY, k=5)]
+    model = ScriptedChatModel(messages=iter([AIMessage("5, 4, 3, 2, 1")]), calls=[])
+    monkeypatch.setattr(assistant.llm, "chat_model", lambda settings: model)
+    settings = load_settings(seeded_home, rerank="llm", rerank_candidates=5, llm_provider="openai-compatible",
+                             openai_base_url="http://127.0.0.1:9/v1")
+    assert [h.paper_id for h in Assistant(settings=settings).search(RERANK_QUERY, k=5)] == fused[::-1]
+
+    monkeypatch.undo()  # the real provider code again: offline means no chat model
+    offline = Assistant(settings=load_settings(seeded_home, rerank="llm", llm_provider="offline"))
+    with caplog.at_level("WARNING", logger="litassist"):
+        assert [h.paper_id for h in offline.search(RERANK_QUERY, k=5)] == fused
+    assert "needs a chat model" in caplog.text
