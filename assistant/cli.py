@@ -41,6 +41,7 @@ def main(
     CliState.home = home
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = RichHandler(console=err, show_path=False, show_time=False)
+    handler.setLevel(level)  # bm25s sets its own logger to DEBUG on import; -v is the only way to see that
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("litassist").setLevel(level)
 
@@ -328,7 +329,7 @@ def doctor_command() -> None:
     checks = assistant().doctor()
     for check in checks:
         mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
-        out.print(f"{mark:>18}  {check.name:<11} {check.detail}", highlight=False)
+        out.print(f"{mark:>18}  {check.name:<11} {check.detail}", highlight=False, soft_wrap=True)  # a line each
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 

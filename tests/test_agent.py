@@ -233,3 +233,26 @@ def test_chat_keeps_the_conversation(seeded_home: Path, monkeypatch: pytest.Monk
     assert result.exit_code == 0, result.output
     assert result.output.count("**Extractive answer**") == 2
     assert '"query": "What is CMFQ? Why is it robust?"' in result.output  # the follow-up used the first turn
+
+
+def test_doctor_reports_provider_model_embeddings_library_and_reranking(
+    seeded_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")
+    result = runner.invoke(app, ["--home", str(seeded_home), "doctor"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any("provider" in line and "offline" in line for line in lines)
+    assert any("embeddings" in line and "all-MiniLM-L6-v2" in line for line in lines)
+    assert any("library" in line and "179 papers" in line for line in lines)
+
+    monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "openai-compatible")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("LITASSIST_LLM_MAX_RETRIES", "0")
+    monkeypatch.setenv("LITASSIST_RERANK", "llm")
+    result = runner.invoke(app, ["--home", str(seeded_home), "doctor"])
+    assert result.exit_code == 1  # a configured model that does not answer is a failure, said in one line
+    model_line = next(line for line in result.output.splitlines() if " model " in line)
+    assert "FAIL" in model_line and "cannot reach the model at http://127.0.0.1:9/v1" in model_line
+    assert any("re-ranking" in line and "top 20" in line for line in result.output.splitlines())
+    assert "Traceback" not in result.output
