@@ -233,3 +233,19 @@ def test_home_resolution_flag_then_env(tmp_path: Path, monkeypatch: pytest.Monke
     assert Assistant(home=tmp_path / "flag").settings.home == tmp_path / "flag"
     monkeypatch.delenv("LITASSIST_HOME")
     assert "litassist" in str(Assistant().settings.home)
+
+
+def test_env_example_documents_every_setting() -> None:
+    """Each Settings field appears in .env.example under its environment name, with a comment just above it."""
+    import re
+
+    from assistant.config import Settings
+
+    lines = (Path(__file__).resolve().parents[1] / ".env.example").read_text(encoding="utf-8").splitlines()
+    setting = re.compile(r"# [A-Z_]+=")
+    for name, field in Settings.model_fields.items():
+        aliases = field.validation_alias.choices if field.validation_alias else [f"LITASSIST_{name.upper()}"]
+        found = [i for i, line in enumerate(lines) if any(line.startswith(f"# {alias}=") for alias in aliases)]
+        assert found, f"{name} is not in .env.example"
+        above = [lines[j] for i in found for j in range(max(0, i - 3), i)]
+        assert any(line.startswith("# ") and not setting.match(line) for line in above), f"{name}: no comment"
