@@ -344,6 +344,7 @@ class Agent:
         coverage = max((term_coverage(standalone, f"{h.paper.title} {h.paper.abstract}") for h in hits), default=0.0)
         if self.model is None and self.topics and is_overview_question(standalone):
             answer.extractive = True
+            ledger = Ledger()  # the overview draws on the clusters' papers, not the search: cite those from [1]
             answer.text, clusters = cluster_overview(self.topics, self.store, ledger)
             steps.append(Step(tool="list_clusters", args={}, summary=f"{clusters} clusters"))
             yield Event(kind="step", step=steps[-1])

@@ -389,6 +389,8 @@ def test_offline_ask_about_themes_lists_clusters_with_citations(seeded_home: Pat
     assert all(c.label in answer.text for c in cluster_map.topics)
     representatives = {p for c in cluster_map.topics for p in c.representative_ids[:2]}
     assert {c.paper_id for c in answer.citations} == representatives
+    assert [c.number for c in answer.citations] == list(range(1, len(representatives) + 1))
+    assert {e.paper.paper_id for e in answer.evidence} == representatives  # the evidence is what it cites
     assert answer.extractive and not answer.abstained
 
 
