@@ -152,7 +152,11 @@ class Ledger:
 
 
 def check_citations(text: str, ledger: Ledger) -> tuple[str, list[int], int]:
-    """Keep markers that name this turn's evidence (by number or paper id); drop and count the rest."""
+    """Keep markers that name this turn's evidence (by number or paper id); drop and count the rest.
+
+    A bracket is a citation attempt when it names evidence or holds a digit or an id prefix (`[7]`,
+    `[Smith2020]`, `[doi:…]`); bracketed words such as the `[CI]` or `[HR]` of quoted abstracts are text.
+    """
     numbers = ledger.by_number()
     by_id = {pid: e.number for pid, e in ledger.items.items()}
     cited: list[int] = []
@@ -160,9 +164,11 @@ def check_citations(text: str, ledger: Ledger) -> tuple[str, list[int], int]:
 
     def replace(match: re.Match[str]) -> str:
         nonlocal removed
+        tokens = [token.strip() for token in re.split(r"[,;]", match.group(1))]
+        if not any(token in by_id or re.search(r"[\d:]", token) for token in tokens):
+            return match.group(0)
         kept = []
-        for token in re.split(r"[,;]", match.group(1)):
-            token = token.strip()
+        for token in tokens:
             number = int(token) if token.isdigit() else by_id.get(token)
             if number in numbers:
                 kept.append(number)

@@ -176,9 +176,14 @@ def test_citation_check_accepts_numbers_and_ids_only() -> None:
     src = SourceRef(file="f", format="jsonl", position=1)
     ledger.add(make_paper(abstract="x " * 10, title="A", source_id="p-a", source=src), "x")
     ledger.add(make_paper(abstract="y " * 10, title="B", source_id="p-b", source=src), "y")
-    text, cited, removed = check_citations("One [1, 3]. Two [p-b]. Three [zz] . Four [2;1].", ledger)
+    text, cited, removed = check_citations("One [1, 3]. Two [p-b]. Three [Smith2020] . Four [2;1].", ledger)
     assert text == "One [1]. Two [2]. Three. Four [2][1]."
     assert (cited, removed) == ([1, 2], 2)
+    # bracketed abbreviations in quoted abstracts are text, not citations: kept, not counted
+    quoted = "The hazard ratio [HR] was 1.2 (95% confidence interval [CI] 1.0 to 1.4) [1]. Also [doi:10.1/x]."
+    text, cited, removed = check_citations(quoted, ledger)
+    assert text == "The hazard ratio [HR] was 1.2 (95% confidence interval [CI] 1.0 to 1.4) [1]. Also."
+    assert (cited, removed) == ([1], 1)
 
 
 def test_evidence_is_packed_into_the_budget(seeded_home: Path) -> None:
