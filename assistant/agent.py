@@ -366,6 +366,8 @@ class Agent:
         if not answer.abstained:
             text, cited, answer.removed_citations = check_citations(answer.text, ledger)
             answer.references, answer.citations = references(cited, ledger)
+            if not cited and not answer.extractive and ledger.items:  # say so rather than look grounded
+                text += "\n\n" + prompt("uncited").format(papers=len(ledger.items))
             answer.text = text + answer.references
         answer.evidence = list(ledger.items.values())
         answer.steps = steps  # tools append to this list during the loop

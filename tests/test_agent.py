@@ -261,3 +261,14 @@ def test_doctor_reports_provider_model_embeddings_library_and_reranking(
     assert "FAIL" in model_line and "cannot reach the model at http://127.0.0.1:9/v1" in model_line
     assert any("re-ranking" in line and "top 20" in line for line in result.output.splitlines())
     assert "Traceback" not in result.output
+
+
+def test_model_answer_without_valid_citations_says_it_is_unsupported(seeded_home: Path) -> None:
+    agent, _ = scripted_agent(seeded_home, [AIMessage("Everything scales with enough compute [42].")],
+                              llm_tool_calling=False)
+    answer, _ = run(agent, "How do the papers scale multi-agent reinforcement learning?")
+    assert not answer.citations and answer.removed_citations == 1
+    retrieved = len(answer.evidence)
+    assert answer.text.startswith("Everything scales with enough compute.")
+    assert answer.text.endswith(f"cites none of the {retrieved} papers retrieved for it, so nothing in it is checked "
+                                "against your library. Treat it as unsupported, or ask again more specifically._")
