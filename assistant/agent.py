@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, Field
 
+from .citations import CitedText, Evidence, Ledger, Usage, check_citations, references
 from .config import Settings
-from .corpus import Paper
 from .index import SENTENCE_BREAK, Store, count_tokens
 from .llm import cost_usd, message_usage, prompt, quote_data
 from .retrieve import Filters, Hit, Retriever, term_coverage
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("litassist.agent")
 
-_CITATION = re.compile(r"\[((?:\s*[\w:.\-/~]+\s*)(?:[,;]\s*[\w:.\-/~]+\s*)*)\]")
 OFFLINE_SENTENCES = 4
 OFFLINE_PER_PAPER = 2
 # "What are the main themes in my library?": offline, such a question is answered from the clusters.
@@ -48,44 +47,10 @@ def is_overview_question(question: str) -> bool:
     return bool(_THEME_WORDS.search(question) and _LIBRARY_WORDS.search(question))
 
 
-class Evidence(BaseModel):
-    number: int
-    paper: Paper
-    passage: str
-    similarity: float | None = None
-
-
-class Citation(BaseModel):
-    number: int
-    paper_id: str
-    title: str
-    paper: Paper
-
-
-class Usage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float | None = None
-    seconds: float = 0.0
-
-
 class Step(BaseModel):
     tool: str
     args: dict[str, Any]
     summary: str
-
-
-class CitedText(BaseModel):
-    """Text whose [n] markers were checked against its evidence, with who wrote it and at what cost."""
-
-    text: str
-    references: str = ""
-    citations: list[Citation] = Field(default_factory=list)
-    provider: str
-    model: str | None = None
-    extractive: bool = False
-    removed_citations: int = 0
-    usage: Usage = Field(default_factory=Usage)
 
 
 class Answer(CitedText):
@@ -112,88 +77,6 @@ class Event(BaseModel):
     text: str = ""
     step: Step | None = None
     answer: Answer | None = None
-
-
-# --- evidence and citations ----------------------------------------------------------------------------
-
-
-class Ledger:
-    """This turn's evidence, numbered in the order papers were first retrieved; [n] refers to it."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, Evidence] = {}
-
-    def add(self, paper: Paper, passage: str, similarity: float | None = None) -> Evidence:
-        if paper.paper_id not in self.items:
-            self.items[paper.paper_id] = Evidence(
-                number=len(self.items) + 1, paper=paper, passage=passage, similarity=similarity
-            )
-        return self.items[paper.paper_id]
-
-    def by_number(self) -> dict[int, Evidence]:
-        return {e.number: e for e in self.items.values()}
-
-    def render(self, evidence: Sequence[Evidence], budget_tokens: int, full: bool = False) -> str:
-        """Evidence blocks for the model, cut to fit `budget_tokens` (whole blocks first, then trimmed)."""
-        blocks, used = [], 0
-        for e in evidence:
-            year = f" year={e.paper.year}" if e.paper.year else ""
-            body = e.paper.abstract if full else e.passage
-            block = f'<evidence n="{e.number}" paper_id="{e.paper.paper_id}"{year}>\n{quote_data(e.paper.title)}\n{quote_data(body)}\n</evidence>'
-            size = count_tokens(block)
-            if used + size > budget_tokens:
-                if blocks:
-                    break
-                block = block[: max(200, budget_tokens * 3)] + "…\n</evidence>"
-                size = count_tokens(block)
-            blocks.append(block)
-            used += size
-        return "\n".join(blocks) if blocks else "(no evidence found)"
-
-
-def check_citations(text: str, ledger: Ledger) -> tuple[str, list[int], int]:
-    """Keep markers that name this turn's evidence (by number or paper id); drop and count the rest.
-
-    A bracket is a citation attempt when it names evidence or holds a digit or an id prefix (`[7]`,
-    `[Smith2020]`, `[doi:…]`); bracketed words such as the `[CI]` or `[HR]` of quoted abstracts are text.
-    """
-    numbers = ledger.by_number()
-    by_id = {pid: e.number for pid, e in ledger.items.items()}
-    cited: list[int] = []
-    removed = 0
-
-    def replace(match: re.Match[str]) -> str:
-        nonlocal removed
-        tokens = [token.strip() for token in re.split(r"[,;]", match.group(1))]
-        if not any(token in by_id or re.search(r"[\d:]", token) for token in tokens):
-            return match.group(0)
-        kept = []
-        for token in tokens:
-            number = int(token) if token.isdigit() else by_id.get(token)
-            if number in numbers:
-                kept.append(number)
-                if number not in cited:
-                    cited.append(number)
-            else:
-                removed += 1
-        return "".join(f"[{n}]" for n in kept)
-
-    cleaned = _CITATION.sub(replace, text)
-    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", cleaned)
-    return cleaned.strip(), cited, removed
-
-
-def references(cited: Sequence[int], ledger: Ledger) -> tuple[str, list[Citation]]:
-    numbers = ledger.by_number()
-    citations = [
-        Citation(number=n, paper_id=numbers[n].paper.paper_id, title=numbers[n].paper.title, paper=numbers[n].paper)
-        for n in sorted(cited)
-    ]
-    lines = []
-    for c in citations:
-        year = c.paper.year or c.paper.date or "n.d."
-        lines.append(f"[{c.number}] {c.title} ({year}) — {c.paper_id}")
-    return ("\n\nReferences\n" + "\n".join(lines)) if lines else "", citations
 
 
 # --- tools ---------------------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ from .retrieve import Filters, Hit, LexicalIndex, Mode, Reranker, Retriever
 if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
     from .clusters import ClusterCache, ClusterMap, ClusterSummarizer, ClusterSummary
-    from .report import ReportRun
     from .evaluate import AnswerReport, RetrievalReport
     from .llm import Check
+    from .report import ReportRun
 
 History = Sequence[dict[str, str]]
 

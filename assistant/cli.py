@@ -432,9 +432,6 @@ def summarize_command(
         out.print(f"  {file}", highlight=False)
 
 
-UI_APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
-
-
 @app.command("ui")
 def ui_command(
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
@@ -442,10 +439,10 @@ def ui_command(
 ) -> None:
     """Open the browser app (Streamlit): chat with sources, the topic map, and the library."""
     import subprocess
+    from importlib import resources
 
-    if not UI_APP.exists():
-        fail(f"the app is not at {UI_APP}: install litassist from a source checkout (pip install -e .)")
-    command = [sys.executable, "-m", "streamlit", "run", str(UI_APP), "--server.address", host,
+    app_file = resources.files("assistant.ui").joinpath("app.py")
+    command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", host,
                "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     if CliState.home:
         command += ["--", "--home", str(CliState.home)]

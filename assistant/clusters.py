@@ -34,7 +34,6 @@ Dropping terms present in more than half of the clusters takes that to 0% / 2% w
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
@@ -53,10 +53,9 @@ from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
-from pydantic import BaseModel, ValidationError
 from threadpoolctl import threadpool_limits
 
-from .agent import CitedText, Ledger, Usage, check_citations, references
+from .citations import CitedText, Ledger, Usage, check_citations, references
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
 from .llm import message_usage, prompt
@@ -72,7 +71,7 @@ SILHOUETTE_SAMPLE = 2000  # exact silhouette is O(n^2); a fixed sample ranks k t
 K_GRID = 12  # candidate k values tried between the bounds (all of them when the range is shorter)
 SILHOUETTE_MARGIN = 0.02  # a k must beat the default k's silhouette by this much: 3x the k-to-k noise measured
 MATCH_JACCARD = 0.3  # member overlap needed for a new cluster to inherit an old id
-_SENTENCE_END = re.compile(r"[.!?;:]+(?:\s+|$)")
+_PHRASE_BREAK = re.compile(r"[.!?;:]+(?:\s+|$)")
 
 
 @dataclass(frozen=True)
@@ -244,7 +243,7 @@ def cluster_keywords(texts_by_cluster: dict[str, list[str]], top_n: int = 8) -> 
     sentences, owners = [], []
     for row, key in enumerate(keys):
         for text in texts_by_cluster[key]:
-            for sentence in _SENTENCE_END.split(text):
+            for sentence in _PHRASE_BREAK.split(text):
                 sentences.append(sentence)
                 owners.append(row)
     vectorizer = CountVectorizer(ngram_range=(1, 2), stop_words="english", token_pattern=r"(?u)\b[^\W\d_][\w-]+\b")

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from .retrieve import Hit
 
 log = logging.getLogger("litassist.llm")
-PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 
 Provider = Literal["openai", "openai-compatible", "local", "offline"]
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -46,8 +46,8 @@ PRICES_PER_MILLION = {
 
 @functools.cache
 def prompt(name: str) -> str:
-    """A named prompt template from prompts/<name>.md."""
-    return (PROMPTS / f"{name}.md").read_text(encoding="utf-8").strip()
+    """A named prompt template from prompts/<name>.md (installed as the `assistant.prompts` package data)."""
+    return resources.files("assistant.prompts").joinpath(f"{name}.md").read_text(encoding="utf-8").strip()
 
 
 def quote_data(text: str) -> str:

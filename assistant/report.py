@@ -15,12 +15,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from .bibtex import bibtex
 from .clusters import UNCLUSTERED, ClusterMap, ClusterSummary
 from .corpus import Paper
 
 FORMATS = ("md", "json", "html")
 MAP_IMAGE = "topic_map.png"
-_LATEX_SPECIAL = re.compile(r"([&%$#_{}])")
 
 
 class ReportRun(BaseModel):
@@ -47,7 +47,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     cited = sorted({c.paper_id for s in summaries.values() for c in s.citations})
     written = [_write(out_dir / MAP_IMAGE, topic_map_png(cluster_map)),
-               _write(out_dir / "references.bib", bibtex([papers[p] for p in cited if p in papers]))]
+               _write(out_dir / "references.bib", bibtex(sorted((papers[p] for p in cited if p in papers), key=lambda p: p.paper_id)))]
     if "md" in formats:
         written.append(_write(out_dir / "report.md", markdown_report(cluster_map, summaries, papers)))
     if "html" in formats:
@@ -179,23 +179,6 @@ def clusters_json(cluster_map: ClusterMap, summaries: dict[str, ClusterSummary])
     payload = {"library_version": cluster_map.library_version, "method": cluster_map.method,
                "quality": cluster_map.quality, "clusters": clusters}
     return json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
-
-
-def bibtex(papers: Sequence[Paper]) -> str:
-    """BibTeX entries (@article with a journal, else @misc), keyed by paper id, LaTeX specials escaped."""
-    entries = []
-    for paper in sorted(papers, key=lambda p: p.paper_id):
-        fields = {"title": paper.title, "author": " and ".join(paper.authors), "year": str(paper.year or ""),
-                  "journal" if paper.venue else "note": paper.venue or "", "doi": paper.doi or "", "url": paper.url or "",
-                  "abstract": paper.abstract}
-        body = ",\n".join(f"  {name} = {{{_latex(value)}}}" for name, value in fields.items() if value)
-        kind = "article" if paper.venue else "misc"
-        entries.append(f"@{kind}{{{re.sub(r'[^A-Za-z0-9:_-]', '_', paper.paper_id)},\n{body}\n}}")
-    return "\n\n".join(entries) + ("\n" if entries else "")
-
-
-def _latex(value: str) -> str:
-    return _LATEX_SPECIAL.sub(r"\\\1", value)
 
 
 def topic_map_png(cluster_map: ClusterMap) -> bytes:

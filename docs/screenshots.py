@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from assistant import Assistant  # noqa: E402
 from assistant.api import DEMO_CORPUS  # noqa: E402
-from ui.browser import VIEWPORT, ask, launch, serve, wait_until_idle  # noqa: E402
+from assistant.ui.browser import VIEWPORT, ask, launch, serve, wait_until_idle  # noqa: E402
 
 DOCS = ROOT / "docs"
 QUESTION = "How do these papers make multi-agent reinforcement learning scale?"

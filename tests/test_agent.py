@@ -15,7 +15,9 @@ from langchain_core.outputs import ChatGenerationChunk
 from typer.testing import CliRunner
 
 from assistant import Assistant
-from assistant.agent import Agent, Ledger, check_citations, prompt
+from assistant.agent import Agent
+from assistant.citations import Ledger, check_citations
+from assistant.llm import prompt
 from assistant.cli import app
 from assistant.config import load_settings
 from assistant.llm import resolve_provider

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import shutil
-import sys
+from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,16 +19,14 @@ from assistant.agent import Answer  # noqa: E402
 from assistant import Assistant  # noqa: E402
 from assistant.api import DEMO_CORPUS  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from ui.conversation import Turn, bibtex, conversation_markdown, history  # noqa: E402
-from ui.formatting import highlight, selected_paper  # noqa: E402
-from ui.browser import serve  # noqa: E402
-from ui.uploads import safe_name, save_uploads  # noqa: E402
+from assistant.bibtex import bibtex  # noqa: E402
+from assistant.ui.conversation import Turn, conversation_markdown, history  # noqa: E402
+from assistant.ui.formatting import highlight, selected_paper  # noqa: E402
+from assistant.ui.browser import serve  # noqa: E402
+from assistant.ui.uploads import safe_name, save_uploads  # noqa: E402
 
-APP = str(ROOT / "ui" / "app.py")
+APP = str(resources.files("assistant.ui").joinpath("app.py"))
 CHAT, EXPLORE, LIBRARY = ":material/forum: Chat", ":material/hub: Explore", ":material/library_books: Library"
 QUESTION = "How can multi-agent reinforcement learning scale to many agents?"
 SMALL_SEED = "004_dda915f2b5298ef8.txt"  # the single-paper page: 6 papers, a quick first-run ingest

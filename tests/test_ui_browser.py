@@ -7,16 +7,13 @@ passage highlighted -> upload a file through the real upload widget. Screenshots
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from ui.browser import CHROMIUM, VIEWPORT, ask, launch, serve, wait_until_idle  # noqa: E402
+from assistant.ui.browser import CHROMIUM, VIEWPORT, ask, launch, serve, wait_until_idle  # noqa: E402
 
 ARTIFACTS = ROOT / "artifacts"
 BIB = """@article{cooper2022, title={Cooperative Routing of Reviewer Experts}, author={Doe, Jane}, year={2022},

@@ -1,1 +1,1 @@
-"""The Streamlit app (`litassist ui` runs ui/app.py); its helper modules import as `ui.*` for the tests."""
+"""The Streamlit app (`litassist ui` runs ui/app.py). The wheel installs this folder as `assistant.ui`."""

@@ -15,21 +15,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 import streamlit as st
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `streamlit run ui/app.py` puts ui/ on the path, not the checkout
-    sys.path.insert(0, str(ROOT))
-
-from assistant.agent import Answer, Citation  # noqa: E402
-from assistant.api import DEMO_CORPUS, Assistant  # noqa: E402
-from assistant.clusters import UNCLUSTERED, Cluster, ClusterMap, ClusterSummary  # noqa: E402
-from assistant.config import Settings, load_settings  # noqa: E402
-from assistant.corpus import Paper  # noqa: E402
-from assistant.index import IngestReport, ProgressCallback  # noqa: E402
-from assistant.llm import describe_error, model_name, resolve_provider  # noqa: E402
-from assistant.retrieve import Filters  # noqa: E402
-from ui.conversation import Scope, Turn, bibtex, cited_papers, conversation_markdown, history  # noqa: E402
-from ui.formatting import (  # noqa: E402
+from assistant.ui.conversation import Scope, Turn, cited_papers, conversation_markdown, history
+from assistant.ui.formatting import (
     authors_line,
     highlight,
     md_escape,
@@ -39,7 +26,18 @@ from ui.formatting import (  # noqa: E402
     steps_label,
     usage_caption,
 )
-from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, UploadResult, ingest_uploads  # noqa: E402
+from assistant.ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, UploadResult, ingest_uploads
+
+from assistant.agent import Answer
+from assistant.api import DEMO_CORPUS, Assistant
+from assistant.bibtex import bibtex
+from assistant.citations import Citation
+from assistant.clusters import UNCLUSTERED, Cluster, ClusterMap, ClusterSummary
+from assistant.config import Settings, load_settings
+from assistant.corpus import Paper
+from assistant.index import IngestReport, ProgressCallback
+from assistant.llm import describe_error, model_name, resolve_provider
+from assistant.retrieve import Filters
 
 CHAT, EXPLORE, LIBRARY = ":material/forum: Chat", ":material/hub: Explore", ":material/library_books: Library"
 PROVIDERS = ["auto", "offline", "openai", "openai-compatible", "local"]

@@ -7,9 +7,7 @@ reference manager needs are formatted here.
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,67 +40,6 @@ def history(turns: Sequence[Turn]) -> list[dict[str, str]]:
         if turn.answer is not None:
             messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer.text}]
     return messages
-
-
-_BIBTEX_SPECIAL = re.compile(r"([&%$#_{}])")
-_KEY_WORD = re.compile(r"[a-z0-9]+")
-_STOP_WORDS = frozenset({"a", "an", "the", "on", "of", "in", "for", "and", "to", "with", "towards", "toward"})
-
-
-def _ascii_words(text: str) -> list[str]:
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return _KEY_WORD.findall(folded)
-
-
-def _escape(value: str) -> str:
-    """Characters that break or change a BibTeX field are escaped; the rest is left as UTF-8 (biber reads it)."""
-    return _BIBTEX_SPECIAL.sub(r"\\\1", value).replace("~", r"\textasciitilde{}")
-
-
-def citation_key(paper: Paper) -> str:
-    """A readable key: first author's last name, year, first meaningful title word (e.g. `guo2023scalable`)."""
-    surname = _ascii_words(paper.authors[0].split(",")[0].split()[-1]) if paper.authors else []
-    title = [w for w in _ascii_words(paper.title) if w not in _STOP_WORDS]
-    year = str(paper.year) if paper.year else ""
-    return "".join([(surname or ["anon"])[0], year, (title or ["paper"])[0]])
-
-
-def bibtex_entry(paper: Paper, key: str) -> str:
-    """One entry: @article when there is a venue, @misc (with the arXiv eprint when known) otherwise."""
-    fields: list[tuple[str, str]] = [("title", "{" + _escape(paper.title) + "}")]
-    if paper.authors:
-        fields.append(("author", _escape(" and ".join(paper.authors))))
-    if paper.year:
-        fields.append(("year", str(paper.year)))
-    if paper.venue:
-        fields.append(("journal", _escape(paper.venue)))
-    if paper.doi:
-        fields.append(("doi", paper.doi))
-    if paper.arxiv_id:
-        fields += [("eprint", paper.arxiv_id), ("archiveprefix", "arXiv")]
-    if paper.url:
-        fields.append(("url", paper.url))
-    if paper.abstract:
-        fields.append(("abstract", _escape(paper.abstract)))
-    kind = "article" if paper.venue else "misc"
-    body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
-    return f"@{kind}{{{key},\n{body}\n}}\n"
-
-
-def bibtex(papers: Iterable[Paper]) -> str:
-    """Entries for distinct papers, in the order given, with keys made unique (a, b, ... suffixes)."""
-    entries, used, seen = [], set(), set()
-    for paper in papers:
-        if paper.paper_id in seen:
-            continue
-        seen.add(paper.paper_id)
-        base = key = citation_key(paper)
-        suffix = ord("a")
-        while key in used:
-            key, suffix = f"{base}{chr(suffix)}", suffix + 1
-        used.add(key)
-        entries.append(bibtex_entry(paper, key))
-    return "\n".join(entries)
 
 
 def cited_papers(turns: Sequence[Turn]) -> list[Paper]:
