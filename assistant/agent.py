@@ -62,6 +62,13 @@ class Answer(CitedText):
     steps: list[Step] = Field(default_factory=list)
     abstained: bool = False
 
+    def history_entries(self) -> list[dict[str, Any]]:
+        """This turn as `history` entries for the next question: the question, then the answer with the numbers
+        it gave its papers (so a paper keeps its number for the rest of the conversation)."""
+        cited = [{"number": c.number, "paper_id": c.paper_id} for c in self.citations]
+        return [{"role": "user", "content": self.question},
+                {"role": "assistant", "content": self.text, "citations": cited}]
+
 
 class Turn(BaseModel):
     """What bounds one question's retrieval: the filters every search obeys and papers per search."""
@@ -172,7 +179,7 @@ def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: 
 # --- the turn -------------------------------------------------------------------------------------------
 
 
-def history_text(history: Sequence[dict[str, str]]) -> str:
+def history_text(history: Sequence[dict[str, Any]]) -> str:
     return "\n".join(f"{turn['role']}: {turn['content']}" for turn in history[-6:])
 
 
@@ -197,7 +204,7 @@ class Agent:
         self.provider = provider
         self.model_name = model_name
 
-    def standalone(self, question: str, history: Sequence[dict[str, str]]) -> tuple[str, tuple[int, int]]:
+    def standalone(self, question: str, history: Sequence[dict[str, Any]]) -> tuple[str, tuple[int, int]]:
         """Rewrite a follow-up into a standalone query (the model does it; offline: prepend the last question)."""
         if not history:
             return question, (0, 0)
@@ -211,7 +218,7 @@ class Agent:
     def run(
         self,
         question: str,
-        history: Sequence[dict[str, str]] = (),
+        history: Sequence[dict[str, Any]] = (),
         filters: Filters | None = None,
         k: int | None = None,
     ) -> Iterator[Event]:
@@ -265,7 +272,7 @@ class Agent:
     def _converse(
         self,
         question: str,
-        history: Sequence[dict[str, str]],
+        history: Sequence[dict[str, Any]],
         ledger: Ledger,
         first: list[Evidence],
         steps: list[Step],

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .llm import Check
     from .report import ReportRun
 
-History = Sequence[dict[str, str]]
+History = Sequence[dict[str, Any]]  # {"role", "content"} (+ "citations" on assistant turns: see Answer.history_entries)
 
 log = logging.getLogger("litassist.api")
 DEMO_CORPUS = Path(__file__).parent / "demo" / "seeds"

@@ -25,11 +25,45 @@ class Evidence(BaseModel):
     similarity: float | None = None
 
 
+class Span(BaseModel):
+    """A stretch of a paper's abstract: `paper.abstract[start:end] == text`."""
+
+    start: int
+    end: int
+    text: str
+
+
+class ClaimSupport(BaseModel):
+    """One citation of one claim: the sentence(s) of the cited abstract the claim rests on, and how well they
+    support it (0..1); `weak` when even the best sentence hardly supports it."""
+
+    number: int
+    paper_id: str
+    spans: list[Span] = Field(default_factory=list)
+    support: float | None = None
+    weak: bool = False
+
+
+class Claim(BaseModel):
+    """A cited sentence of the text (`text[start:end]` of the CitedText body) and what each of its citations
+    rests on."""
+
+    text: str
+    start: int
+    end: int
+    citations: list[ClaimSupport] = Field(default_factory=list)
+
+
 class Citation(BaseModel):
+    """A cited paper: its number, and the spans of its abstract that the text's claims citing it rest on."""
+
     number: int
     paper_id: str
     title: str
     paper: Paper
+    spans: list[Span] = Field(default_factory=list)
+    support: float | None = None
+    weak: bool = False
 
 
 class Usage(BaseModel):
@@ -50,6 +84,7 @@ class CitedText(BaseModel):
     extractive: bool = False
     removed_citations: int = 0
     usage: Usage = Field(default_factory=Usage)
+    claims: list[Claim] = Field(default_factory=list)
 
 
 class Ledger:

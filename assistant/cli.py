@@ -320,7 +320,7 @@ def chat_command() -> None:
         if not question or question in {"exit", "quit"}:
             break
         answer = _run_turn(lib, question, history, as_json=False)
-        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+        history += answer.history_entries()
 
 
 @app.command("doctor")

@@ -314,7 +314,8 @@ def test_bibtex_of_cited_papers(seeded_home: Path) -> None:
 def test_history_only_carries_answered_turns() -> None:
     answer = Answer(question="q2", standalone_question="q2", text="It scales [1].", provider="offline")
     turns = [Turn(question="q1", error="cannot reach the model"), Turn(question="q2", answer=answer)]
-    assert history(turns) == [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "It scales [1]."}]
+    assert history(turns) == [{"role": "user", "content": "q2"},
+                              {"role": "assistant", "content": "It scales [1].", "citations": []}]
 
 
 def test_uploads_are_kept_inside_the_folder_and_limited(tmp_path: Path) -> None:

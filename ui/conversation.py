@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from assistant.agent import Answer
 from assistant.corpus import Paper
@@ -33,13 +34,9 @@ class Turn:
     error: str | None = None
 
 
-def history(turns: Sequence[Turn]) -> list[dict[str, str]]:
+def history(turns: Sequence[Turn]) -> list[dict[str, Any]]:
     """Earlier answered turns in the shape `Assistant.stream` takes, so follow-ups are understood."""
-    messages = []
-    for turn in turns:
-        if turn.answer is not None:
-            messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer.text}]
-    return messages
+    return [entry for turn in turns if turn.answer is not None for entry in turn.answer.history_entries()]
 
 
 def cited_papers(turns: Sequence[Turn]) -> list[Paper]:
