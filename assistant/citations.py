@@ -1,21 +1,33 @@
-"""Citations: the evidence a text may cite, checking its [n] markers against it, and the reference list.
+"""Citations: the evidence a text may cite, checking its [n] markers against it, numbering, the reference list,
+and the exact sentences of the sources that each cited sentence rests on.
 
 Shared by the agent (answers) and the clusters (summaries): both number their evidence in a Ledger and run
-what a model or an extractive rule wrote through `check_citations`, so nothing uncheckable reaches the user.
+what a model or an extractive rule wrote through the same marker grammar, so nothing uncheckable reaches the user.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from .corpus import Paper
-from .index import count_tokens
-from .llm import quote_data
+from .index import count_tokens, sentence_spans
+from .llm import quote_attribute, quote_data
 
-_CITATION = re.compile(r"\[((?:\s*[\w:.\-/~]+\s*)(?:[,;]\s*[\w:.\-/~]+\s*)*)\]")
+if TYPE_CHECKING:
+    from .index import Embedder
+
+# A bracket group on one line, or two single-number markers joined by a dash ("[1]-[3]", "[1] – [3]").
+_MARKER = re.compile(r"\[(?P<a>\d+)\](?:-|\s?[–—]\s?)\[(?P<b>\d+)\]|\[(?P<body>[^\[\]\n]{1,300})\]")
+_RANGE = re.compile(r"(\d+)\s*[-–—]\s*(\d+)")
+_ID_LIKE = re.compile(r"[\w:.\-/~]+")
+_DECIMAL = re.compile(r"\d*\.\d+")
+MAX_RANGE = 50  # "[1-3]" expands; a "range" wider than this is not a citation list, it counts as one bad marker
+SUPPORT_DENSE_WEIGHT = 0.5  # support = this * cosine + the rest * the share of the claim's terms in the sentence
 
 
 class Evidence(BaseModel):
@@ -35,7 +47,7 @@ class Span(BaseModel):
 
 class ClaimSupport(BaseModel):
     """One citation of one claim: the sentence(s) of the cited abstract the claim rests on, and how well they
-    support it (0..1); `weak` when even the best sentence hardly supports it."""
+    support it (0..1; 1.0 for a verbatim quote); `weak` when even the best sentence hardly supports it."""
 
     number: int
     paper_id: str
@@ -55,7 +67,8 @@ class Claim(BaseModel):
 
 
 class Citation(BaseModel):
-    """A cited paper: its number, and the spans of its abstract that the text's claims citing it rest on."""
+    """A cited paper: its number, and the spans of its abstract that the text's claims citing it rest on;
+    `support` is the weakest of those claims' support, `weak` whether any of them is weakly supported."""
 
     number: int
     paper_id: str
@@ -74,7 +87,10 @@ class Usage(BaseModel):
 
 
 class CitedText(BaseModel):
-    """Text whose [n] markers were checked against its evidence, with who wrote it and at what cost."""
+    """Text whose [n] markers were checked against its evidence, with who wrote it and at what cost.
+
+    `text` is the body followed by `references` (the reference list); claims' offsets are into the body,
+    which is also `text[:len(body)]`."""
 
     text: str
     references: str = ""
@@ -86,30 +102,56 @@ class CitedText(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     claims: list[Claim] = Field(default_factory=list)
 
+    @property
+    def body(self) -> str:
+        return self.text.removesuffix(self.references)
+
 
 class Ledger:
-    """This turn's evidence, numbered in the order papers were first retrieved; [n] refers to it."""
+    """This turn's evidence, numbered in the order papers were first retrieved; [n] refers to it.
 
-    def __init__(self) -> None:
+    `reserved`: numbers papers already have in the conversation (paper id -> number); such a paper keeps its
+    number, new papers are numbered after the highest one. `scope`: papers outside it are never admitted, so
+    nothing outside a turn's bounds can be cited, whichever tool found it."""
+
+    def __init__(self, scope: Callable[[Paper], bool] | None = None, reserved: Mapping[str, int] | None = None):
         self.items: dict[str, Evidence] = {}
+        self.scope = scope
+        self.reserved = dict(reserved or {})
+        self._next = max(self.reserved.values(), default=0) + 1
 
-    def add(self, paper: Paper, passage: str, similarity: float | None = None) -> Evidence:
+    def add(self, paper: Paper, passage: str, similarity: float | None = None) -> Evidence | None:
+        """The paper's evidence entry (made on first sight), or None when the paper is outside the scope."""
         if paper.paper_id not in self.items:
-            self.items[paper.paper_id] = Evidence(
-                number=len(self.items) + 1, paper=paper, passage=passage, similarity=similarity
-            )
+            if self.scope is not None and not self.scope(paper):
+                return None
+            number = self.reserved.get(paper.paper_id)
+            if number is None:
+                number, self._next = self._next, self._next + 1
+            self.items[paper.paper_id] = Evidence(number=number, paper=paper, passage=passage, similarity=similarity)
         return self.items[paper.paper_id]
 
     def by_number(self) -> dict[int, Evidence]:
         return {e.number: e for e in self.items.values()}
 
+    def resolve(self, reference: str) -> Evidence | None:
+        """The evidence a model means by `reference`: its number ("3"), its paper id, or the id as shown quoted."""
+        reference = reference.strip().strip("[]")
+        if reference.isdigit() and int(reference) in self.by_number():
+            return self.by_number()[int(reference)]
+        return self.items.get(reference) or next(
+            (e for pid, e in self.items.items() if quote_attribute(pid) == reference), None)
+
     def render(self, evidence: Sequence[Evidence], budget_tokens: int, full: bool = False) -> str:
-        """Evidence blocks for the model, cut to fit `budget_tokens` (whole blocks first, then trimmed)."""
+        """Evidence blocks for the model, cut to fit `budget_tokens` (whole blocks first, then trimmed).
+
+        Every field is quoted as data: nothing in an id, title, author list, venue or abstract can close the
+        block or open a tag."""
         blocks, used = [], 0
         for e in evidence:
-            year = f" year={e.paper.year}" if e.paper.year else ""
             body = e.paper.abstract if full else e.passage
-            block = f'<evidence n="{e.number}" paper_id="{e.paper.paper_id}"{year}>\n{quote_data(e.paper.title)}\n{quote_data(body)}\n</evidence>'
+            block = (f'<evidence n="{e.number}" paper_id="{quote_attribute(e.paper.paper_id)}">\n'
+                     f"{quote_data(e.paper.title)}\n{quote_data(_byline(e.paper))}\n{quote_data(body)}\n</evidence>")
             size = count_tokens(block)
             if used + size > budget_tokens:
                 if blocks:
@@ -120,47 +162,322 @@ class Ledger:
             used += size
         return "\n".join(blocks) if blocks else "(no evidence found)"
 
+    def renumber(self, numbers: Mapping[str, int]) -> None:
+        """Give cited papers their final numbers (paper id -> number); reserved papers keep theirs and the rest
+        follow after the highest number in use, in the order they were retrieved."""
+        taken = {**self.reserved, **numbers}
+        following = max(taken.values(), default=0) + 1
+        for pid, evidence in self.items.items():
+            if pid in taken:
+                evidence.number = taken[pid]
+            else:
+                evidence.number, following = following, following + 1
+
+
+def _byline(paper: Paper) -> str:
+    authors = ", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else "")
+    parts = [str(paper.year or paper.date or "n.d."), authors, paper.venue or ""]
+    return " · ".join(p for p in parts if p)
+
+
+# --- the marker grammar ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Marker:
+    """A citation in a text: where it is, the evidence numbers it validly names (in order), and how many of
+    its members named nothing this turn retrieved."""
+
+    start: int
+    end: int
+    numbers: list[int] = field(default_factory=list)
+    invalid: int = 0
+
+
+def find_markers(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]] = ()) -> list[Marker]:
+    """Every citation in `text`: `[3]`, lists `[1, 2]` / `[1; 3]`, ranges `[1-3]` / `[1–3]` / `[1]–[3]`, and
+    paper ids `[doi:…]`, each member checked against the ledger.
+
+    Not citations (left as text): brackets inside `protected` ranges (quoted sentences), bracketed words
+    (`[CI]`, `[HR]`), numbers that cannot be citations (`[0]`, `[0.5, 1]`), Markdown links (`[text](url)`),
+    and a bracket glued to a word (`x[0]`, `a[i]`) unless every member names this turn's evidence."""
+    numbers = ledger.by_number()
+    markers = []
+    for match in _MARKER.finditer(text):
+        start, end = match.span()
+        if any(a <= start < b for a, b in protected):
+            continue
+        if match.group("body") is None:
+            members: list[str | tuple[int, int]] = [(int(match.group("a")), int(match.group("b")))]
+        else:
+            if text[end : end + 1] == "(":
+                continue
+            parsed = _members(match.group("body"), ledger)
+            if parsed is None:
+                continue
+            members = parsed
+        marker = Marker(start, end)
+        for member in members:
+            for number in _resolve(member, numbers, ledger):
+                if number is None:
+                    marker.invalid += 1
+                elif number not in marker.numbers:
+                    marker.numbers.append(number)
+        glued = start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")
+        if glued and marker.invalid:
+            continue
+        markers.append(marker)
+    return markers
+
+
+def _members(body: str, ledger: Ledger) -> list[str | tuple[int, int]] | None:
+    """The members of a bracket's content, or None when the bracket is text rather than a citation."""
+    members: list[str | tuple[int, int]] = []
+    citation_like = False
+    for token in (t.strip() for t in re.split(r"[,;]", body)):
+        ranged = _RANGE.fullmatch(token)
+        if token.isdigit():
+            if int(token) == 0:
+                return None
+            citation_like = True
+            members.append(token)
+        elif ranged:
+            citation_like = True
+            members.append((int(ranged.group(1)), int(ranged.group(2))))
+        elif _DECIMAL.fullmatch(token) or not _ID_LIKE.fullmatch(token):
+            return None
+        else:
+            citation_like |= token in ledger.items or bool(re.search(r"[\d:]", token))
+            members.append(token)
+    return members if citation_like else None
+
+
+def _resolve(member: str | tuple[int, int], numbers: Mapping[int, Evidence], ledger: Ledger) -> list[int | None]:
+    """Evidence numbers a member names (None for each that names nothing)."""
+    if isinstance(member, tuple):
+        low, high = member
+        if high < low or high - low > MAX_RANGE:
+            return [None]
+        return [n if n in numbers else None for n in range(low, high + 1)]
+    if member.isdigit() and int(member) in numbers:
+        return [int(member)]
+    evidence = ledger.items.get(member)
+    return [evidence.number if evidence else None]
+
+
+def _render(text: str, markers: Sequence[Marker], final: Mapping[int, int]) -> tuple[str, list[Marker]]:
+    """The text with each marker written as [n][m] in final numbers; a marker naming nothing valid is removed
+    with the space before it when punctuation follows ("made up [99]." -> "made up."). Returns the text and
+    the markers' new positions."""
+    out, placed, position = "", [], 0
+    for marker in markers:
+        out += text[position : marker.start]
+        position = marker.end
+        shown = list(dict.fromkeys(final[n] for n in marker.numbers))
+        if shown:
+            written = "".join(f"[{n}]" for n in shown)
+            placed.append(Marker(len(out), len(out) + len(written), shown))
+            out += written
+            continue
+        spaces = len(text[position:]) - len(text[position:].lstrip(" \t"))
+        following = text[position + spaces : position + spaces + 1]
+        if following in ("", "\n") or following in ".,;:!?)":
+            out = out.rstrip(" \t")
+            position += spaces
+        elif out.endswith((" ", "\t")):
+            position += spaces
+    return out + text[position:], placed
+
 
 def check_citations(text: str, ledger: Ledger) -> tuple[str, list[int], int]:
     """Keep markers that name this turn's evidence (by number or paper id); drop and count the rest.
 
-    A bracket is a citation attempt when it names evidence or holds a digit or an id prefix (`[7]`,
-    `[Smith2020]`, `[doi:…]`); bracketed words such as the `[CI]` or `[HR]` of quoted abstracts are text.
-    """
+    Returns the text with every citation written `[n]` in the ledger's numbers, the numbers cited (in order of
+    first appearance) and how many markers were removed. See `find_markers` for the grammar."""
+    markers = find_markers(text, ledger)
+    cited = list(dict.fromkeys(n for m in markers for n in m.numbers))
+    rendered, _ = _render(text, markers, {n: n for n in cited})
+    return rendered.strip(), cited, sum(m.invalid for m in markers)
+
+
+@dataclass
+class Cited:
+    """A checked, numbered text: the citations in order of first appearance and where each marker sits."""
+
+    text: str
+    citations: list[Citation]
+    markers: list[Marker]
+    removed: int
+
+
+def cite(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]] = ()) -> Cited:
+    """Check the text's markers and number its citations by first appearance, contiguous from [1] — or, in a
+    conversation, from the number after the highest one used so far, with papers cited earlier keeping
+    theirs. The ledger's evidence takes the same numbers."""
+    markers = find_markers(text, ledger, protected)
     numbers = ledger.by_number()
-    by_id = {pid: e.number for pid, e in ledger.items.items()}
-    cited: list[int] = []
-    removed = 0
+    final: dict[int, int] = {}
+    following = max(ledger.reserved.values(), default=0) + 1
+    for number in dict.fromkeys(n for m in markers for n in m.numbers):
+        paper_id = numbers[number].paper.paper_id
+        if paper_id in ledger.reserved:
+            final[number] = ledger.reserved[paper_id]
+        else:
+            final[number], following = following, following + 1
+    rendered, placed = _render(text, markers, final)
+    citations = [
+        Citation(number=final[n], paper_id=numbers[n].paper.paper_id, title=numbers[n].paper.title,
+                 paper=numbers[n].paper)
+        for n in final
+    ]
+    ledger.renumber({c.paper_id: c.number for c in citations})
+    return Cited(rendered.rstrip(), citations, placed, sum(m.invalid for m in markers))
 
-    def replace(match: re.Match[str]) -> str:
-        nonlocal removed
-        tokens = [token.strip() for token in re.split(r"[,;]", match.group(1))]
-        if not any(token in by_id or re.search(r"[\d:]", token) for token in tokens):
-            return match.group(0)
-        kept = []
-        for token in tokens:
-            number = int(token) if token.isdigit() else by_id.get(token)
-            if number in numbers:
-                kept.append(number)
-                if number not in cited:
-                    cited.append(number)
-            else:
-                removed += 1
-        return "".join(f"[{n}]" for n in kept)
 
-    cleaned = _CITATION.sub(replace, text)
-    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", cleaned)
-    return cleaned.strip(), cited, removed
+def reference_list(citations: Sequence[Citation]) -> str:
+    lines = [f"[{c.number}] {c.title} ({c.paper.year or c.paper.date or 'n.d.'}) — {c.paper_id}" for c in citations]
+    return ("\n\nReferences\n" + "\n".join(lines)) if lines else ""
 
 
 def references(cited: Sequence[int], ledger: Ledger) -> tuple[str, list[Citation]]:
+    """The reference list and citations for evidence numbers `cited`, in number order."""
     numbers = ledger.by_number()
     citations = [
         Citation(number=n, paper_id=numbers[n].paper.paper_id, title=numbers[n].paper.title, paper=numbers[n].paper)
         for n in sorted(cited)
     ]
-    lines = []
-    for c in citations:
-        year = c.paper.year or c.paper.date or "n.d."
-        lines.append(f"[{c.number}] {c.title} ({year}) — {c.paper_id}")
-    return ("\n\nReferences\n" + "\n".join(lines)) if lines else "", citations
+    return reference_list(citations), citations
+
+
+# --- what each cited sentence rests on ---------------------------------------------------------------------
+
+
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_LEADING_MARKERS = re.compile(r"(?:\[\d+\])+")
+
+
+def claim_spans(text: str, markers: Sequence[Marker]) -> list[tuple[int, int, list[int]]]:
+    """(start, end, cited numbers) of each sentence of `text` that holds a marker. Markers written after the
+    full stop ("… scales. [2]") belong to the sentence before them."""
+    sentences: list[list[int]] = []
+    offset = 0
+    for line in text.split("\n"):
+        for start, end in sentence_spans(line):
+            start, end = start + offset, end + offset
+            lead = _LEADING_MARKERS.match(text, start)
+            if lead and sentences and sentences[-1][1] <= start and text[sentences[-1][1]:start].strip() == "":
+                sentences[-1][1] = lead.end()
+                start = lead.end()
+                while start < end and text[start].isspace():
+                    start += 1
+            if start < end:
+                sentences.append([start, end])
+        offset += len(line) + 1
+    claims = []
+    for start, end in sentences:
+        cited = [n for m in markers if start <= m.start < end for n in m.numbers]
+        if cited:
+            claims.append((start, end, list(dict.fromkeys(cited))))
+    return claims
+
+
+def claim_core(sentence: str) -> str:
+    """The words a claim asserts: markers, bullets and wrapping quotes removed."""
+    core = _MARKER.sub("", sentence)
+    core = _BULLET.sub("", core).strip().strip("\"“”'‘’*").strip()
+    return re.sub(r"\s+([.,;:!?])", r"\1", core)
+
+
+def support_claims(
+    cited: Cited, embedder: Embedder | None, weak_below: float, terms: Callable[[str, str], float]
+) -> list[Claim]:
+    """Each cited sentence of `cited.text` with, per citation, the abstract span(s) it rests on.
+
+    A sentence (or a long enough part of it) found verbatim in the cited abstract rests on exactly that span,
+    support 1.0. Otherwise every sentence of the abstract is scored by SUPPORT_DENSE_WEIGHT * cosine (the
+    embedder already loaded) + the rest * `terms(claim, sentence)` (the share of the claim's terms in it);
+    the best one is the span, with the runner-up when it is nearly as good, and a best score under
+    `weak_below` marks the claim weak for that citation. The citations get the union of their claims' spans."""
+    by_number = {c.number: c for c in cited.citations}
+    found = [(start, end, numbers, claim_core(cited.text[start:end])) for start, end, numbers in
+             claim_spans(cited.text, cited.markers)]
+    pending: list[tuple[int, str, Paper]] = []
+    supports: dict[tuple[int, int], ClaimSupport] = {}
+    for index, (_, _, numbers, core) in enumerate(found):
+        for number in numbers:
+            paper = by_number[number].paper
+            spans = _verbatim(core, paper.abstract)
+            if spans:
+                supports[(index, number)] = ClaimSupport(number=number, paper_id=paper.paper_id, spans=spans,
+                                                         support=1.0)
+            else:
+                pending.append((index, number, paper))
+    if pending:
+        _score(found, pending, supports, embedder, weak_below, terms)
+    claims = [
+        Claim(text=cited.text[start:end], start=start, end=end, citations=[supports[(i, n)] for n in numbers])
+        for i, (start, end, numbers, _) in enumerate(found)
+    ]
+    for citation in cited.citations:
+        mine = [s for claim in claims for s in claim.citations if s.number == citation.number]
+        spans = {(s.start, s.end): s for support in mine for s in support.spans}
+        citation.spans = [spans[key] for key in sorted(spans)]
+        scores = [s.support for s in mine if s.support is not None]
+        citation.support = min(scores) if scores else None
+        citation.weak = any(s.weak for s in mine)
+    return claims
+
+
+def _verbatim(core: str, abstract: str) -> list[Span]:
+    """Spans of the abstract the claim quotes word for word: the whole claim, else each abstract sentence of
+    six words or more that the claim contains."""
+    core = core.rstrip(".;:")
+    if len(core) >= 25:
+        start = abstract.find(core)
+        if start >= 0:
+            return [Span(start=start, end=start + len(core), text=core)]
+    spans = []
+    for start, end in sentence_spans(abstract):
+        sentence = abstract[start:end].rstrip(".;:")
+        if len(sentence.split()) >= 6 and sentence in core:
+            spans.append(Span(start=start, end=start + len(sentence), text=sentence))
+    return spans
+
+
+def _score(
+    found: Sequence[tuple[int, int, list[int], str]],
+    pending: Sequence[tuple[int, int, Paper]],
+    supports: dict[tuple[int, int], ClaimSupport],
+    embedder: Embedder | None,
+    weak_below: float,
+    terms: Callable[[str, str], float],
+) -> None:
+    """Best-supporting abstract sentences for claims that do not quote their source (one embedding batch)."""
+    papers = {paper.paper_id: paper for _, _, paper in pending}
+    sentences = {pid: sentence_spans(p.abstract) for pid, p in papers.items()}
+    claim_texts = sorted({found[i][3] for i, _, _ in pending})
+    sentence_texts = sorted({papers[pid].abstract[a:b] for pid, spans in sentences.items() for a, b in spans})
+    dense_weight, vectors, row = 0.0, None, {}
+    if embedder is not None and claim_texts and sentence_texts:  # without an embedder: terms only
+        vectors = embedder.embed_documents(claim_texts + sentence_texts)
+        row = {t: i for i, t in enumerate(claim_texts + sentence_texts)}
+        dense_weight = SUPPORT_DENSE_WEIGHT
+
+    def cosine(claim: str, sentence: str) -> float:
+        return float(vectors[row[claim]] @ vectors[row[sentence]]) if vectors is not None else 0.0
+
+    for index, number, paper in pending:
+        core = found[index][3]
+        scored = sorted(
+            ((dense_weight * max(0.0, cosine(core, paper.abstract[a:b])) + (1 - dense_weight) * terms(core, paper.abstract[a:b]), a, b)
+             for a, b in sentences[paper.paper_id]),
+            reverse=True,
+        )
+        if not scored:
+            supports[(index, number)] = ClaimSupport(number=number, paper_id=paper.paper_id, support=0.0, weak=True)
+            continue
+        best = scored[0][0]
+        chosen = [s for s in scored[:2] if s[0] >= best - 0.03 and s[0] > 0]
+        spans = [Span(start=a, end=b, text=paper.abstract[a:b]) for _, a, b in sorted(chosen, key=lambda s: s[1])]
+        supports[(index, number)] = ClaimSupport(number=number, paper_id=paper.paper_id, spans=spans,
+                                                 support=round(best, 3), weak=best < weak_below)
