@@ -41,6 +41,17 @@ class Hit(BaseModel):
         return {"paper_id": self.paper_id, "title": self.title, "score": round(self.score, 4), "text": self.text}
 
 
+def paper_row(paper: Paper) -> dict[str, Any]:
+    """What filters look at in a paper: the lexical index keeps one such row per paper."""
+    return {
+        "paper_id": paper.paper_id,
+        "year": paper.year,
+        "authors": paper.authors,
+        "venue": paper.venue,
+        "sources": sorted({s.file for s in paper.sources} | {s.format for s in paper.sources}),
+    }
+
+
 class Filters(BaseModel):
     """Restrict a search; every given condition must hold. Text conditions are case-insensitive substrings."""
 
@@ -55,7 +66,7 @@ class Filters(BaseModel):
         return any(v is not None for v in self.model_dump().values())
 
     def matches(self, row: dict[str, Any]) -> bool:
-        """`row` is a lexical-index metadata row (see LexicalIndex)."""
+        """`row` is a lexical-index metadata row (see `paper_row`)."""
         if self.paper_ids is not None and row["paper_id"] not in self.paper_ids:
             return False
         year = row.get("year")
@@ -71,6 +82,44 @@ class Filters(BaseModel):
             return False
         return True
 
+    def admits(self, paper: Paper) -> bool:
+        """Whether the paper passes every condition."""
+        return self.matches(paper_row(paper))
+
+    def narrowed(self, other: Filters) -> Filters:
+        """These filters narrowed by `other`, never widened: the later year_min, the earlier year_max, the
+        common paper ids, and for a text condition the longer of two nested substrings ("guo" and "yanan guo":
+        "yanan guo"). Two text conditions that do not nest cannot be one substring: these filters' is kept, so
+        the result still bounds the search, and a caller that must honour both also checks `other.admits`."""
+        def later(a: int | None, b: int | None, pick: Any) -> int | None:
+            return b if a is None else a if b is None else pick(a, b)
+
+        def text(mine: str | None, theirs: str | None) -> str | None:
+            if not mine or not theirs:
+                return mine or theirs
+            return theirs if mine.lower() in theirs.lower() else mine
+
+        ids = self.paper_ids
+        if other.paper_ids is not None:
+            ids = other.paper_ids if ids is None else [p for p in ids if p in set(other.paper_ids)]
+        return Filters(
+            year_min=later(self.year_min, other.year_min, max), year_max=later(self.year_max, other.year_max, min),
+            author=text(self.author, other.author), venue=text(self.venue, other.venue),
+            source=text(self.source, other.source), paper_ids=ids,
+        )
+
+    def describe(self) -> str:
+        """The conditions in words, for messages: "years 2020-2023, author 'guo', 5 chosen papers"."""
+        parts = []
+        if self.year_min is not None or self.year_max is not None:
+            parts.append(f"years {self.year_min if self.year_min is not None else '…'}-"
+                         f"{self.year_max if self.year_max is not None else '…'}")
+        parts += [f"{name} {value!r}" for name, value in
+                  (("author", self.author), ("venue", self.venue), ("source", self.source)) if value]
+        if self.paper_ids is not None:
+            parts.append(f"{len(self.paper_ids)} chosen papers")
+        return ", ".join(parts) or "the whole library"
+
 
 # --- lexical index -----------------------------------------------------------------------------------------
 
@@ -84,6 +133,11 @@ def _stemmer() -> Any:
     import Stemmer
 
     return Stemmer.Stemmer("english")
+
+
+def stem(word: str) -> str:
+    """A word as the lexical index stems it (English Snowball)."""
+    return _stemmer().stemWord(word)
 
 
 def content_terms(text: str) -> set[str]:
@@ -148,16 +202,7 @@ class LexicalIndex:
 
         version = store.version()
         papers = sorted((sp.paper for sp in store.all_papers()), key=lambda p: p.paper_id)
-        rows = [
-            {
-                "paper_id": p.paper_id,
-                "year": p.year,
-                "authors": p.authors,
-                "venue": p.venue,
-                "sources": sorted({s.file for s in p.sources} | {s.format for s in p.sources}),
-            }
-            for p in papers
-        ]
+        rows = [paper_row(p) for p in papers]
         staging = self.folder.with_name(self.folder.name + ".new")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
