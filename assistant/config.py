@@ -39,12 +39,18 @@ class Settings(BaseSettings):
     local_model_path: str | None = None
     local_context_window: int = Field(default=2048, ge=512)
     agent_max_steps: int = Field(default=4, ge=1, description="tool-calling rounds before the agent must answer")
+    agent_time_limit: float = Field(
+        default=120.0, gt=0, description="seconds the tool loop may run before it must answer from what it has"
+    )
     llm_tool_calling: bool = Field(default=True, description="false: one grounded call, no tool loop")
+    weak_support_below: float = Field(
+        default=0.4, ge=0.0, le=1.0, description="a cited sentence whose best source sentence scores under this is weak"
+    )
     abstain_below: float = Field(
         default=0.3, description="answer 'not enough evidence' when no passage is this similar to the question..."
     )
     abstain_term_coverage: float = Field(
-        default=0.6, description="...unless one paper holds this share of the question's content terms"
+        default=0.6, description="...unless one paper holds this share of the question's topic words"
     )
     evidence_k: int = Field(default=6, ge=1, description="papers a search tool call returns")
     chroma_url: str | None = Field(

@@ -55,8 +55,17 @@ def quote_data(text: str) -> str:
     return text.replace("<", "‹").replace(">", "›")
 
 
+def quote_attribute(text: str) -> str:
+    """A value inside a tag's quoted attribute (`paper_id="…"`): no quote or line break can end it either."""
+    return re.sub(r"[\r\n]+", " ", quote_data(text)).replace('"', "＂")
+
+
 class ProviderError(RuntimeError):
     """A model problem said in one line with what to do; shown instead of a stack trace."""
+
+
+class ContextLengthError(ProviderError):
+    """The prompt did not fit the model's context window, even trimmed."""
 
 
 def resolve_provider(settings: Settings) -> Provider:
@@ -80,6 +89,12 @@ def model_name(settings: Settings, provider: Provider) -> str | None:
     if provider == "local":
         return Path(local_model_file(settings)).stem
     return DEFAULT_OPENAI_MODEL if provider == "openai" else "default"
+
+
+def attempt_timeout(settings: Settings) -> float:
+    """Seconds each try of a model request may wait: LITASSIST_LLM_TIMEOUT is the total for one request, retries
+    included, so it is shared by the 1 + LITASSIST_LLM_MAX_RETRIES tries (backoff between them adds ~1-2 s)."""
+    return settings.llm_timeout / (settings.llm_max_retries + 1)
 
 
 def cost_usd(model: str | None, prompt_tokens: int, completion_tokens: int) -> float | None:
@@ -108,7 +123,7 @@ def chat_model(settings: Settings) -> BaseChatModel | None:
         model=model_name(settings, provider),
         api_key=key or "not-needed",
         base_url=base_url,
-        timeout=settings.llm_timeout,
+        timeout=attempt_timeout(settings),
         max_retries=settings.llm_max_retries,  # the client backs off on rate limits, timeouts and 5xx
         temperature=0,
         max_completion_tokens=settings.llm_answer_tokens,
@@ -135,7 +150,9 @@ def describe_error(error: BaseException, settings: Settings) -> str:
     if isinstance(error, openai.RateLimitError):
         return "rate limited by the model server even after retries: wait a minute or lower the request rate"
     if isinstance(error, openai.APITimeoutError):
-        return f"the model at {where} did not answer within {settings.llm_timeout:.0f} s (LITASSIST_LLM_TIMEOUT)"
+        tries = settings.llm_max_retries + 1
+        return (f"the model at {where} did not answer within {settings.llm_timeout:g} s ({tries} tries of "
+                f"{attempt_timeout(settings):g} s; LITASSIST_LLM_TIMEOUT is the total, LITASSIST_LLM_MAX_RETRIES the retries)")
     if isinstance(error, openai.APIConnectionError):
         return f"cannot reach the model at {where}: is the server running and the URL right (OPENAI_BASE_URL)?"
     if isinstance(error, openai.NotFoundError):
@@ -143,6 +160,93 @@ def describe_error(error: BaseException, settings: Settings) -> str:
     if isinstance(error, openai.APIStatusError):
         return f"the model server answered HTTP {error.status_code}: {str(error.message)[:200]}"
     return f"the model failed: {type(error).__name__}: {str(error)[:200]}"
+
+
+# --- the context window: what the served model accepts ------------------------------------------------
+
+# Tokens of context for OpenAI models (the longest matching name prefix wins: "gpt-4o-mini-2024-07-18").
+KNOWN_CONTEXT_WINDOWS = {
+    "gpt-4o-mini": 128_000,
+    "gpt-4o": 128_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-4-turbo": 128_000,
+    "gpt-3.5-turbo": 16_385,
+    "o1": 200_000,
+    "o3": 200_000,
+    "o4-mini": 200_000,
+}
+_CONTEXT_ERROR = re.compile(r"context[ _](?:length|window|size)|maximum context|n_ctx|too many tokens|prompt is too long", re.IGNORECASE)
+_WINDOW_IN_ERROR = re.compile(r"(?:context (?:length|window|size)|n_ctx)\D{0,24}?(\d{3,7})", re.IGNORECASE)
+
+
+def context_window(settings: Settings) -> int:
+    """Tokens the served model accepts: the local server's n_ctx, a known OpenAI model's window, or what an
+    OpenAI-compatible server reports (vLLM's max_model_len, llama.cpp's n_ctx); else LITASSIST_LLM_CONTEXT_WINDOW.
+    A window set explicitly in the settings is a ceiling on what the server reports."""
+    provider = resolve_provider(settings)
+    served: int | None = None
+    if provider == "local":
+        served = settings.local_context_window  # the server is started with exactly this n_ctx
+    elif provider == "openai":
+        name = model_name(settings, provider) or ""
+        served = next((KNOWN_CONTEXT_WINDOWS[p] for p in sorted(KNOWN_CONTEXT_WINDOWS, key=len, reverse=True)
+                       if name.startswith(p)), None)
+    elif provider == "openai-compatible" and settings.openai_base_url:
+        served = served_context_window(settings.openai_base_url, model_name(settings, provider) or "")
+    if served is None:
+        return settings.llm_context_window
+    if "llm_context_window" in settings.model_fields_set:
+        return min(served, settings.llm_context_window)
+    return served
+
+
+@functools.cache
+def served_context_window(base_url: str, model: str) -> int | None:
+    """Ask an OpenAI-compatible server for its context window: GET /models (vLLM `max_model_len`, LM Studio
+    and others `context_length`), then llama.cpp's GET /props (`n_ctx`). None when it says nothing."""
+    import httpx
+
+    base = base_url.rstrip("/")
+    probes = [(f"{base}/models", _window_in_models), (f"{base.removesuffix('/v1')}/props", _window_in_props)]
+    for url, read in probes:
+        try:
+            response = httpx.get(url, timeout=3.0)
+            if response.status_code == 200:
+                window = read(response.json(), model)
+                if window:
+                    log.info("the model server reports a context window of %d tokens (%s)", window, url)
+                    return window
+        except (httpx.HTTPError, ValueError, TypeError, AttributeError):
+            continue
+    return None
+
+
+def _window_in_models(payload: Any, model: str) -> int | None:
+    entries = payload.get("data") or []
+    entry = next((e for e in entries if e.get("id") == model), entries[0] if entries else {})
+    for key in ("max_model_len", "context_length", "context_window", "n_ctx"):
+        if isinstance(entry.get(key), int):
+            return entry[key]
+    meta = entry.get("meta") or {}
+    return meta.get("n_ctx") if isinstance(meta.get("n_ctx"), int) else None
+
+
+def _window_in_props(payload: Any, model: str) -> int | None:
+    window = (payload.get("default_generation_settings") or {}).get("n_ctx", payload.get("n_ctx"))
+    return window if isinstance(window, int) else None
+
+
+def context_overflow(error: BaseException) -> tuple[bool, int | None]:
+    """Whether a model error says the prompt is longer than the context window, and the window it names."""
+    import openai
+
+    if not isinstance(error, openai.BadRequestError):
+        return False, None
+    message = str(getattr(error, "message", "") or error)
+    if getattr(error, "code", None) != "context_length_exceeded" and not _CONTEXT_ERROR.search(message):
+        return False, None
+    found = _WINDOW_IN_ERROR.search(message)
+    return True, int(found.group(1)) if found else None
 
 
 @dataclass(frozen=True)
