@@ -1,38 +1,53 @@
 """The agent: a question -> retrieval and tool calls -> an answer that cites only papers retrieved this turn.
 
 Every turn retrieves before the model speaks (so models without tool calling are still grounded), then a
-tool-calling loop may search more, read papers or look for similar ones, bounded by `agent_max_steps`.
-Citation markers are checked against this turn's evidence; unknown ones are removed and counted.
-Without a model (the offline provider) the answer is extractive: the best-matching sentences, cited.
+tool-calling loop may search more, read papers or look for similar ones, bounded by `agent_max_steps` rounds
+and `agent_time_limit` seconds. Nothing outside the turn's scope (its filters) can enter the evidence, and
+citation markers are checked against this turn's evidence; unknown ones are removed and counted. Citations are
+numbered by first appearance (papers cited earlier in the conversation keep their number) and every cited
+sentence carries the span of the source it rests on. Without a model (the offline provider) the answer is
+extractive: the sentences of the best papers that address the question, quoted and cited.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import numpy as np
 from pydantic import BaseModel, Field
 
-from .citations import CitedText, Evidence, Ledger, Usage, check_citations, references
+from .citations import CitedText, Evidence, Ledger, Usage, cite, reference_list, support_claims
 from .config import Settings
-from .index import SENTENCE_BREAK, Store, count_tokens
-from .llm import cost_usd, message_usage, prompt, quote_data
-from .retrieve import Filters, Hit, Retriever, term_coverage
+from .index import Store, count_tokens, sentence_spans
+from .llm import (
+    ContextLengthError,
+    context_overflow,
+    context_window,
+    cost_usd,
+    message_usage,
+    prompt,
+    quote_attribute,
+    quote_data,
+    resolve_provider,
+)
+from .questions import Reading, question_terms, standalone_question, topic_terms, user_questions
+from .retrieve import Filters, Hit, Retriever, content_terms, term_coverage
 
 if TYPE_CHECKING:
     from .clusters import ClusterMap, ClusterSummary
 
 log = logging.getLogger("litassist.agent")
 
-OFFLINE_SENTENCES = 4
-OFFLINE_PER_PAPER = 2
 # "What are the main themes in my library?": offline, such a question is answered from the clusters.
-_THEME_WORDS = re.compile(r"\b(themes?|topics?|clusters?|research areas?|landscape|groups? of (?:papers|work))\b", re.I)
-_LIBRARY_WORDS = re.compile(r"\b(library|collection|corpus|my papers|these papers|all papers|main|major|overall)\b", re.I)
+_THEME_WORDS = re.compile(r"\b(themes?|topics?|clusters?|research areas?|landscape|groups? of (?:papers|work))\b", re.IGNORECASE)
+_LIBRARY_WORDS = re.compile(r"\b(library|collection|corpus|my papers|these papers|all papers|main|major|overall)\b", re.IGNORECASE)
+HISTORY_TURNS = 6  # messages of the conversation the model sees
+TOKENIZER_MARGIN = 0.9  # tokens are counted with cl100k; other models' tokenizers run up to ~1.12x on abstracts
 
 
 class Topics(Protocol):
@@ -70,11 +85,25 @@ class Answer(CitedText):
                 {"role": "assistant", "content": self.text, "citations": cited}]
 
 
+def conversation_numbers(history: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Paper id -> the number it was cited with earlier in the conversation (the first one given wins)."""
+    numbers: dict[str, int] = {}
+    for turn in history:
+        for entry in turn.get("citations") or ():
+            paper_id, number = str(entry.get("paper_id", "")), entry.get("number")
+            if paper_id and isinstance(number, int) and paper_id not in numbers and number not in numbers.values():
+                numbers[paper_id] = number
+    return numbers
+
+
 class Turn(BaseModel):
     """What bounds one question's retrieval: the filters every search obeys and papers per search."""
 
     filters: Filters = Field(default_factory=Filters)
     k: int
+
+    def scope_note(self) -> str:
+        return f"(searched within this question's scope: {self.filters.describe()})\n" if self.filters.active() else ""
 
 
 class Event(BaseModel):
@@ -97,46 +126,69 @@ def make_tools(
     steps: list[Step],
     turn: Turn,
     topics: Topics | None = None,
+    budget: int = 1000,
 ) -> list[Any]:
     """The agent's tools: small typed functions over the library, each adding what it finds to the ledger.
-    Searches stay inside the turn's filters (the user's year range, source, or a cluster's papers)."""
+
+    The turn's filters (the user's years, author, source, or a cluster's papers) are a hard bound: a search
+    narrows them and never widens them, and a paper outside them is neither read nor offered as similar.
+    `budget` caps each tool result in tokens."""
     from langchain_core.tools import StructuredTool
 
-    budget = max(300, (settings.llm_context_window - settings.llm_answer_tokens) // 3)
+    scope = turn.filters
 
     def search_papers(
         query: str, year_min: int | None = None, year_max: int | None = None, author: str | None = None
     ) -> str:
         """Search the user's paper library (hybrid keyword + semantic). Returns numbered evidence to cite."""
-        asked = Filters(year_min=year_min, year_max=year_max, author=author).model_dump(exclude_none=True)
-        filters = turn.filters.model_copy(update=asked)
-        hits = retriever.search(query, k=turn.k, filters=filters)
-        evidence = [ledger.add(h.paper, h.text, h.similarity) for h in hits]
-        steps.append(Step(tool="search_papers", args={"query": query, **asked},
-                          summary=f"{len(hits)} papers"))
-        return ledger.render(evidence, budget)
+        asked = Filters(year_min=year_min, year_max=year_max, author=author)
+        hits = retriever.search(query, k=turn.k, filters=scope.narrowed(asked))
+        found = [ledger.add(h.paper, h.text, h.similarity) for h in hits if asked.admits(h.paper)]
+        evidence = [e for e in found if e is not None]
+        steps.append(Step(tool="search_papers", args={"query": query, **asked.model_dump(exclude_none=True)},
+                          summary=f"{len(evidence)} papers"))
+        return turn.scope_note() + ledger.render(evidence, budget)
+
+    def paper_in_scope(tool: str, paper_id: str) -> tuple[Evidence | None, str]:
+        """The paper a tool was asked about, added to the ledger; or why it cannot be used."""
+        known = ledger.resolve(paper_id)
+        paper = known.paper if known else store.get_papers([paper_id]).get(paper_id)
+        if paper is None:
+            steps.append(Step(tool=tool, args={"paper_id": paper_id}, summary="not found"))
+            return None, f"No paper with id {quote_data(paper_id)!r} is in the library."
+        evidence = ledger.add(paper, paper.abstract)
+        if evidence is None:
+            steps.append(Step(tool=tool, args={"paper_id": paper.paper_id}, summary="outside the scope"))
+            return None, (f"Paper {quote_data(paper.paper_id)!r} is outside this question's scope "
+                          f"({scope.describe()}): it cannot be used or cited in this answer.")
+        return evidence, ""
 
     def read_paper(paper_id: str) -> str:
-        """Read one paper's full record and abstract, by its paper_id from earlier evidence."""
-        paper = store.get_papers([paper_id]).get(paper_id)
-        steps.append(Step(tool="read_paper", args={"paper_id": paper_id}, summary=paper.title if paper else "not found"))
-        if paper is None:
-            return f"No paper with id {paper_id!r} is in the library."
-        return ledger.render([ledger.add(paper, paper.abstract)], budget, full=True)
+        """Read one paper's full record and abstract, by its paper_id (or evidence number) from earlier evidence."""
+        evidence, refusal = paper_in_scope("read_paper", paper_id)
+        if evidence is None:
+            return refusal
+        steps.append(Step(tool="read_paper", args={"paper_id": evidence.paper.paper_id}, summary=evidence.paper.title))
+        return ledger.render([evidence], budget, full=True)
 
     def similar_papers(paper_id: str) -> str:
         """Papers in the library most similar to the given one (by their paper-level embeddings)."""
-        found = store.similar_papers(paper_id, settings.evidence_k)
-        steps.append(Step(tool="similar_papers", args={"paper_id": paper_id}, summary=f"{len(found)} papers"))
-        if not found:
-            return f"No paper with id {paper_id!r} is in the library."
-        return ledger.render([ledger.add(p, p.abstract[:600], score) for p, score in found], budget)
+        source, refusal = paper_in_scope("similar_papers", paper_id)
+        if source is None:
+            return refusal
+        wanted = settings.evidence_k
+        pool = wanted if not scope.active() else max(wanted * 10, 100)  # room to find enough inside the scope
+        found = [ledger.add(p, p.abstract[:600], score) for p, score in store.similar_papers(source.paper.paper_id, pool)]
+        evidence = [e for e in found if e is not None][:wanted]
+        steps.append(Step(tool="similar_papers", args={"paper_id": source.paper.paper_id},
+                          summary=f"{len(evidence)} papers"))
+        return turn.scope_note() + ledger.render(evidence, budget)
 
     def list_clusters() -> str:
         """The topic clusters of the whole library: id, label, size, keywords and representative papers to cite."""
         text, clusters = cluster_overview(topics, store, ledger)
         steps.append(Step(tool="list_clusters", args={}, summary=f"{clusters} clusters"))
-        return text
+        return turn.scope_note() + text
 
     def cluster_summary(cluster_id: str) -> str:
         """A cited summary of one topic cluster (ids from list_clusters, like "c3"), with its papers as evidence."""
@@ -144,30 +196,32 @@ def make_tools(
             summary = topics.cluster_summary(cluster_id)
         except KeyError as error:
             steps.append(Step(tool="cluster_summary", args={"cluster_id": cluster_id}, summary="not found"))
-            return str(error.args[0])
-        renumbered = {c.number: ledger.add(c.paper, c.paper.abstract).number for c in summary.citations}
-        text = re.sub(r"\[(\d+)\]", lambda m: f"[{renumbered.get(int(m.group(1)), m.group(1))}]", summary.text)
+            return quote_data(str(error.args[0]))
+        added = {c.number: ledger.add(c.paper, c.paper.abstract) for c in summary.citations}
+        renumbered = {number: f"[{e.number}]" for number, e in added.items() if e is not None}
+        text = re.sub(r"\[(\d+)\]", lambda m: renumbered.get(int(m.group(1)), ""), summary.text)
         steps.append(Step(tool="cluster_summary", args={"cluster_id": cluster_id}, summary=summary.title))
-        cited = [ledger.items[c.paper_id] for c in summary.citations]
-        return f"Cluster {cluster_id}: {summary.title}\n{text}\n\n{ledger.render(cited, budget)}"
+        cited = [e for e in added.values() if e is not None]
+        return (f"{turn.scope_note()}Cluster {quote_data(cluster_id)}: {quote_data(summary.title)}\n"
+                f"{quote_data(text)}\n\n{ledger.render(cited, budget)}")
 
     functions = [search_papers, read_paper, similar_papers] + ([list_clusters, cluster_summary] if topics else [])
     return [StructuredTool.from_function(f) for f in functions]
 
 
 def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: int = 2) -> tuple[str, int]:
-    """One line per cluster (label, size, keywords) citing its representative papers, added to the ledger."""
+    """One line per cluster (label, size, keywords) citing its representative papers, added to the ledger
+    (those outside the ledger's scope are not cited)."""
     cluster_map = topics.current_clusters()
     representatives = store.get_papers([p for c in cluster_map.topics for p in c.representative_ids[:per_cluster]])
     lines = []
     for cluster in cluster_map.topics:
-        cites = "".join(
-            f"[{ledger.add(representatives[p], representatives[p].abstract).number}]"
-            for p in cluster.representative_ids[:per_cluster] if p in representatives
-        )
-        examples = "; ".join(representatives[p].title for p in cluster.representative_ids[:per_cluster] if p in representatives)
+        shown = [representatives[p] for p in cluster.representative_ids[:per_cluster] if p in representatives]
+        cited = [(paper, ledger.add(paper, paper.abstract)) for paper in shown]
+        cites = "".join(f"[{e.number}]" for _, e in cited if e is not None)
+        examples = "; ".join(paper.title for paper, e in cited if e is not None)
         lines.append(f"- **{cluster.label}** ({cluster.cluster_id}, {len(cluster.paper_ids)} papers; keywords: "
-                     f"{', '.join(cluster.keywords[:5])}) — e.g. {quote_data(examples)} {cites}")
+                     f"{', '.join(cluster.keywords[:5])})" + (f" — e.g. {quote_data(examples)} {cites}" if cites else ""))
     unclustered = len(cluster_map.points) - sum(len(c.paper_ids) for c in cluster_map.topics)
     text = prompt("library_overview").format(
         papers=len(cluster_map.points), clusters=len(cluster_map.topics), unclustered=unclustered,
@@ -180,7 +234,7 @@ def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: 
 
 
 def history_text(history: Sequence[dict[str, Any]]) -> str:
-    return "\n".join(f"{turn['role']}: {turn['content']}" for turn in history[-6:])
+    return "\n".join(f"{turn['role']}: {quote_data(str(turn['content']))}" for turn in history[-HISTORY_TURNS:])
 
 
 class Agent:
@@ -203,17 +257,30 @@ class Agent:
         self.model = model
         self.provider = provider
         self.model_name = model_name
+        self._window: int | None = None
 
-    def standalone(self, question: str, history: Sequence[dict[str, Any]]) -> tuple[str, tuple[int, int]]:
-        """Rewrite a follow-up into a standalone query (the model does it; offline: prepend the last question)."""
-        if not history:
-            return question, (0, 0)
-        if self.model is None:
-            last_user = next((t["content"] for t in reversed(history) if t["role"] == "user"), "")
-            return f"{last_user} {question}".strip(), (0, 0)
-        reply = self.model.invoke(prompt("condense_question").format(history=history_text(history), question=question))
-        rewritten = str(reply.content).strip().strip('"') or question
-        return rewritten, message_usage(reply)
+    @property
+    def context_window(self) -> int:
+        """Tokens the served model accepts (asked once; lowered when the server says it is smaller)."""
+        if self._window is None:
+            self._window = context_window(self.settings)
+        return self._window
+
+    def prompt_budget(self) -> int:
+        """Tokens (counted with cl100k) the messages may take: the window less the answer's reserve."""
+        margin = 1.0 if resolve_provider(self.settings) == "openai" else TOKENIZER_MARGIN
+        return max(256, int((self.context_window - self.settings.llm_answer_tokens) * margin))
+
+    def standalone(self, question: str, history: Sequence[dict[str, Any]]) -> tuple[str, Reading, tuple[int, int]]:
+        """The question as a standalone search query. It is searched as asked unless it depends on the
+        conversation (see assistant.questions); then the offline rule rewrites it with the referent, or the
+        model does with the condense prompt."""
+        rewritten, reading = standalone_question(question, history)
+        if not reading.dependent or not user_questions(history) or self.model is None:
+            return rewritten, reading, (0, 0)
+        reply = self.model.invoke(prompt("condense_question").format(
+            history=history_text(history), question=quote_data(question)))
+        return str(reply.content).strip().strip('"') or rewritten, reading, message_usage(reply)
 
     def run(
         self,
@@ -222,13 +289,19 @@ class Agent:
         filters: Filters | None = None,
         k: int | None = None,
     ) -> Iterator[Event]:
-        """One question: `filters` bound every search of the turn, `k` papers per search (default evidence_k)."""
+        """One question: `filters` bound every search and tool of the turn, `k` papers per search (default
+        evidence_k); `history` as built by `Answer.history_entries` keeps papers' numbers across turns."""
         started = time.perf_counter()
         turn = Turn(filters=filters or Filters(), k=k or self.settings.evidence_k)
-        standalone, usage = self.standalone(question, history)
-        ledger, steps = Ledger(), []
+        standalone, _, usage = self.standalone(question, history)
+        steps: list[Step] = []
+
+        def new_ledger() -> Ledger:
+            return Ledger(turn.filters.admits if turn.filters.active() else None, conversation_numbers(history))
+
+        ledger = new_ledger()
         hits = self.retriever.search(standalone, k=turn.k, filters=turn.filters)
-        first = [ledger.add(h.paper, h.text, h.similarity) for h in hits]
+        first = [e for e in (ledger.add(h.paper, h.text, h.similarity) for h in hits) if e is not None]
         shown = turn.filters.model_dump(exclude_none=True, exclude={"paper_ids"})
         if turn.filters.paper_ids is not None:
             shown["papers"] = len(turn.filters.paper_ids)
@@ -237,10 +310,11 @@ class Agent:
         answer = Answer(question=question, standalone_question=standalone, text="", provider=self.provider,
                         model=self.model_name)
         best = max((h.similarity or 0.0 for h in hits), default=0.0)
-        coverage = max((term_coverage(standalone, f"{h.paper.title} {h.paper.abstract}") for h in hits), default=0.0)
+        coverage = max((topic_coverage(standalone, h) for h in hits), default=0.0)
+        protected: list[tuple[int, int]] = []
         if self.model is None and self.topics and is_overview_question(standalone):
             answer.extractive = True
-            ledger = Ledger()  # the overview draws on the clusters' papers, not the search: cite those from [1]
+            ledger = new_ledger()  # the overview draws on the clusters' papers, not the search
             answer.text, clusters = cluster_overview(self.topics, self.store, ledger)
             steps.append(Step(tool="list_clusters", args={}, summary=f"{clusters} clusters"))
             yield Event(kind="step", step=steps[-1])
@@ -249,17 +323,14 @@ class Agent:
             answer.abstained = True
         elif self.model is None:
             answer.extractive = True
-            answer.text = self._extractive(standalone, hits, ledger)
+            answer.text, protected = self._extractive(standalone, hits, ledger)
+            answer.abstained = not protected
         else:
-            answer.text, tokens = yield from self._converse(question, history, ledger, first, steps, turn)
+            answer.text, tokens = yield from self._converse(question, history, ledger, first, steps, turn, started)
             usage = (usage[0] + tokens[0], usage[1] + tokens[1])
         if not answer.abstained:
-            text, cited, answer.removed_citations = check_citations(answer.text, ledger)
-            answer.references, answer.citations = references(cited, ledger)
-            if not cited and not answer.extractive and ledger.items:  # say so rather than look grounded
-                text += "\n\n" + prompt("uncited").format(papers=len(ledger.items))
-            answer.text = text + answer.references
-        answer.evidence = list(ledger.items.values())
+            self._check(answer, ledger, protected)
+        answer.evidence = sorted(ledger.items.values(), key=lambda e: e.number)
         answer.steps = steps  # tools append to this list during the loop
         answer.usage = Usage(prompt_tokens=usage[0], completion_tokens=usage[1],
                              cost_usd=cost_usd(self.model_name, *usage), seconds=round(time.perf_counter() - started, 2))
@@ -269,6 +340,18 @@ class Agent:
             yield Event(kind="token", text=answer.text)
         yield Event(kind="final", answer=answer)
 
+    def _check(self, answer: Answer, ledger: Ledger, protected: Sequence[tuple[int, int]]) -> None:
+        """Check and number the citations, find what each cited sentence rests on, add the reference list."""
+        cited = cite(answer.text.strip(), ledger, protected)
+        body = cited.text
+        if not cited.citations and not answer.extractive and ledger.items:  # say so rather than look grounded
+            body += "\n\n" + prompt("uncited").format(papers=len(ledger.items))
+        answer.claims = support_claims(cited, self.retriever.embedder, self.settings.weak_support_below, term_coverage)
+        answer.citations = cited.citations
+        answer.removed_citations = cited.removed
+        answer.references = reference_list(cited.citations)
+        answer.text = body + answer.references
+
     def _converse(
         self,
         question: str,
@@ -277,45 +360,78 @@ class Agent:
         first: list[Evidence],
         steps: list[Step],
         turn: Turn,
+        started: float,
     ) -> Iterator[Event]:
         """The tool-calling loop; falls back to one grounded call for models that cannot call tools.
 
-        Returns (answer text, (prompt tokens, completion tokens)) as the generator's value.
+        Bounded by `agent_max_steps` rounds and `agent_time_limit` seconds (then the final-answer round). Before
+        each call the messages are fitted to the served model's context window (older tool results trimmed
+        first, then older turns of the conversation); a server that still says the prompt is too long gets one
+        retry at the window it names, else a ContextLengthError. Returns (answer text, (prompt tokens,
+        completion tokens)) as the generator's value.
         """
         import openai
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+        from langchain_core.utils.function_calling import convert_to_openai_tool
 
-        budget = self.settings.llm_context_window - self.settings.llm_answer_tokens
         cluster_tools = prompt("cluster_tools") if self.topics else ""
         system = prompt("system").format(cluster_tools=cluster_tools)
-        past = [HumanMessage(t["content"]) if t["role"] == "user" else AIMessage(t["content"]) for t in history[-6:]]
-        fixed = count_tokens(system) + sum(count_tokens(str(m.content)) for m in past) + count_tokens(question) + 64
-        evidence = ledger.render(first, max(200, budget - fixed))
-        messages = [SystemMessage(system), *past, HumanMessage(prompt("answer").format(question=question, evidence=evidence))]
-        tools = make_tools(self.retriever, self.store, ledger, self.settings, steps, turn, self.topics)
+        past = [HumanMessage(quote_data(str(t["content"]))) if t["role"] == "user" else AIMessage(quote_data(str(t["content"])))
+                for t in history[-HISTORY_TURNS:]]
+        tools = make_tools(self.retriever, self.store, ledger, self.settings, steps, turn, self.topics,
+                           budget=max(300, self.prompt_budget() // 4))
         by_name = {t.name: t for t in tools}
-        usage = [0, 0]
         model = self._with_tools(tools)
-        for round_number in range(self.settings.agent_max_steps):
-            last_round = round_number == self.settings.agent_max_steps - 1
-            if last_round:
+        schema_tokens = count_tokens(json.dumps([convert_to_openai_tool(t) for t in tools])) if model else 0
+
+        def evidence_message() -> Any:
+            fixed = count_tokens(system) + sum(count_tokens(str(m.content)) for m in past) + count_tokens(question)
+            room = max(200, self.prompt_budget() - schema_tokens - fixed - 64)
+            return HumanMessage(prompt("answer").format(question=quote_data(question), evidence=ledger.render(first, room)))
+
+        messages = [SystemMessage(system), *past, evidence_message()]
+        usage = [0, 0]
+        retried = final_asked = False
+        round_number = 0
+        while True:
+            out_of_time = time.perf_counter() - started > self.settings.agent_time_limit
+            last_round = round_number >= self.settings.agent_max_steps - 1 or out_of_time
+            if last_round and not final_asked:
+                if out_of_time:
+                    steps.append(Step(tool="time_limit", args={"seconds": self.settings.agent_time_limit},
+                                      summary="answering from the evidence so far"))
+                    yield Event(kind="step", step=steps[-1])
                 messages.append(HumanMessage(prompt("final_answer")))
+                final_asked = True
+            dropped = fit_messages(messages, self.prompt_budget() - (schema_tokens if model and not last_round else 0),
+                                   len(past))
+            past = past[dropped:]
             try:
                 reply = yield from self._stream(self.model if last_round or model is None else model, messages, usage)
-            except openai.BadRequestError:
+            except openai.BadRequestError as error:
+                overflow, window = context_overflow(error)
+                if overflow:
+                    if retried or not window or window >= self.context_window:
+                        raise ContextLengthError(
+                            f"the prompt is longer than the model's context window ({window or self.context_window} "
+                            "tokens) even after trimming: lower LITASSIST_LLM_CONTEXT_WINDOW or LITASSIST_EVIDENCE_K"
+                        ) from error
+                    log.info("the model server says its context window is %d tokens; fitting the prompt to it", window)
+                    self._window, retried = window, True
+                    messages[1 + len(past)] = evidence_message()
+                    continue
                 if model is None:
                     raise
                 log.info("the model server refused tool definitions; answering from the retrieved evidence")
                 model = None
-                reply = yield from self._stream(self.model, messages, usage)
+                continue
+            round_number += 1
             if not reply.tool_calls or last_round or model is None:
                 break
             messages.append(reply)
             for call in reply.tool_calls:
-                tool = by_name.get(call["name"])
                 before = len(steps)
-                result = tool.invoke(call["args"]) if tool else f"Unknown tool {call['name']!r}."
-                messages.append(ToolMessage(content=result, tool_call_id=call["id"]))
+                messages.append(ToolMessage(content=run_tool(by_name, call), tool_call_id=call["id"]))
                 for step in steps[before:]:
                     yield Event(kind="step", step=step)
         return str(reply.content), (usage[0], usage[1])
@@ -343,25 +459,164 @@ class Agent:
         usage[1] += completion_tokens
         return reply
 
-    def _extractive(self, question: str, hits: Sequence[Hit], ledger: Ledger) -> str:
-        """The offline answer: the sentences of the retrieved abstracts closest to the question, cited."""
-        candidates = [(h.paper.paper_id, s) for h in hits for s in SENTENCE_BREAK.split(h.paper.abstract) if len(s.split()) >= 6]
-        if not candidates:
-            return prompt("abstain").format(best="no sentences")
-        vectors = self.retriever.embedder.embed_documents([question] + [s for _, s in candidates])
-        scores = vectors[1:] @ vectors[0]
-        chosen: list[tuple[str, str]] = []
-        per_paper: dict[str, int] = {}
-        for i in np.argsort(-scores):
-            pid, sentence = candidates[int(i)]
-            if per_paper.get(pid, 0) >= OFFLINE_PER_PAPER:
+    def _extractive(self, question: str, hits: Sequence[Hit], ledger: Ledger) -> tuple[str, list[tuple[int, int]]]:
+        """The offline answer: the sentences of the best papers that address the question, quoted and cited.
+
+        Returns the text and where the quotes are (brackets inside them are the paper's text, not citations)."""
+        chosen = choose_sentences(candidate_sentences(question, hits, self.retriever.embedder, SELECTION.papers))
+        if not chosen:
+            return prompt("abstain").format(best="no sentence of the papers found addresses the question"), []
+        header = prompt("offline_answer").format(sentences="\x00")
+        lines, protected = [], []
+        offset = header.index("\x00")
+        for candidate in chosen:
+            evidence = ledger.items.get(candidate.hit.paper_id)
+            if evidence is None:
                 continue
-            chosen.append((pid, sentence))
-            per_paper[pid] = per_paper.get(pid, 0) + 1
-            if len(chosen) == OFFLINE_SENTENCES:
-                break
-        lines = [f"- {sentence.strip()} [{ledger.items[pid].number}]" for pid, sentence in chosen]
-        return prompt("offline_answer").format(sentences="\n".join(lines))
+            sentence = candidate.hit.paper.abstract[candidate.start:candidate.end]
+            protected.append((offset + 2, offset + 2 + len(sentence)))
+            line = f"- {sentence} [{evidence.number}]"
+            lines.append(line)
+            offset += len(line) + 1
+        return header.replace("\x00", "\n".join(lines)), protected
+
+
+# --- the extractive answer's choice of sentences -----------------------------------------------------------
+
+# Openers that set the scene rather than answer anything ("Recently, deep RL has made great progress…").
+GENERIC_OPENER = re.compile(
+    r"^(?:recently|in recent years|over the (?:past|last)|nowadays|with the (?:rapid|recent|growing)|"
+    r"(?:deep|machine) learning has|[\w\s-]{0,60}\b(?:has|have) (?:attracted|gained|received|made (?:great|huge|significant|remarkable))|"
+    r"[\w\s-]{0,60}\bplays? an? (?:important|crucial|key|vital) role|[\w\s-]{0,60}\bis (?:a|an) (?:fundamental|important|challenging|"
+    r"crucial|key|long-standing) (?:problem|task|challenge))",
+    re.IGNORECASE,
+)
+MIN_WORDS = 6
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The extractive rule's knobs. A sentence scores cosine + term_weight * (share of the question's terms in it)
+    + rank_weight * (its paper's fused retrieval score relative to the best); generic openers with few question
+    terms, and sentences with no question term that are not this close (cosine) to the question, are dropped;
+    a sentence joins the best one only within `margin` of its score. Chosen on SciFact train claims
+    (benchmarks/tune_extractive.py); the dev numbers are in the README."""
+
+    term_weight: float = 0.3
+    rank_weight: float = 0.3
+    margin: float = 0.08
+    min_cosine_without_terms: float = 0.45
+    papers: int = 5
+    max_sentences: int = 4
+    max_per_paper: int = 2
+
+
+SELECTION = Selection()
+
+
+@dataclass
+class Candidate:
+    """One abstract sentence the extractive answer could quote, with what the rule scores it by."""
+
+    hit: Hit
+    rank: int  # of its paper in the search, from 0
+    start: int
+    end: int
+    cosine: float
+    terms: float
+    generic: bool
+    paper_score: float  # the paper's fused score relative to the best paper's
+
+
+def topic_coverage(question: str, hit: Hit) -> float:
+    """Share of the question's topic words in the paper ("how is CMFQ evaluated?" is covered by a paper on
+    CMFQ, whether or not its abstract says "evaluated")."""
+    wanted = topic_terms(question)
+    return len(wanted & content_terms(f"{hit.paper.title} {hit.paper.abstract}")) / len(wanted) if wanted else 0.0
+
+
+def candidate_sentences(question: str, hits: Sequence[Hit], embedder: Any, papers: int) -> list[Candidate]:
+    """Every sentence of at least MIN_WORDS words in the first `papers` hits, scored against the question."""
+    hits = list(hits)[:papers]
+    spans = [(rank, h, a, b) for rank, h in enumerate(hits) for a, b in sentence_spans(h.paper.abstract)
+             if len(h.paper.abstract[a:b].split()) >= MIN_WORDS]
+    if not spans:
+        return []
+    wanted = question_terms(question)
+    texts = [h.paper.abstract[a:b] for _, h, a, b in spans]
+    vectors = embedder.embed_documents([question] + texts)
+    top = max((h.score for h in hits), default=1.0) or 1.0
+    return [
+        Candidate(hit=h, rank=rank, start=a, end=b, cosine=float(cosine),
+                  terms=len(wanted & content_terms(text)) / len(wanted) if wanted else 0.0,
+                  generic=bool(GENERIC_OPENER.match(text)), paper_score=max(0.0, h.score) / top)
+        for (rank, h, a, b), text, cosine in zip(spans, texts, vectors[1:] @ vectors[0])
+    ]
+
+
+def choose_sentences(candidates: Sequence[Candidate], rule: Selection = SELECTION) -> list[Candidate]:
+    """The sentences to quote, best first: one strong sentence from the best paper rather than several weak ones."""
+    scored = []
+    for c in candidates:
+        if c.rank >= rule.papers or (c.generic and c.terms < 0.5) or (c.terms == 0 and c.cosine < rule.min_cosine_without_terms):
+            continue
+        scored.append((c.cosine + rule.term_weight * c.terms + rule.rank_weight * c.paper_score, c))
+    scored.sort(key=lambda s: -s[0])
+    chosen: list[Candidate] = []
+    per_paper: dict[str, int] = {}
+    for score, candidate in scored:
+        if score < scored[0][0] - rule.margin or len(chosen) == rule.max_sentences:
+            break
+        if per_paper.get(candidate.hit.paper_id, 0) < rule.max_per_paper:
+            chosen.append(candidate)
+            per_paper[candidate.hit.paper_id] = per_paper.get(candidate.hit.paper_id, 0) + 1
+    return chosen
+
+
+def run_tool(tools: dict[str, Any], call: dict[str, Any]) -> str:
+    """A tool call's result; a failing call (a bad argument, an unknown tool) is reported to the model as the
+    result, so it can correct itself, instead of ending the turn."""
+    tool = tools.get(call["name"])
+    if tool is None:
+        return f"Unknown tool {quote_attribute(str(call['name']))!r}; the tools are {', '.join(tools)}."
+    try:
+        return tool.invoke(call["args"])
+    except Exception as error:  # noqa: BLE001 - every tool failure goes back to the model
+        log.info("tool %s failed: %s: %s", call["name"], type(error).__name__, error)
+        detail = quote_data(" ".join(str(error).split())[:300])
+        return f"The tool {call['name']} failed: {type(error).__name__}: {detail}. Fix the arguments, or answer from the evidence you have."
+
+
+def fit_messages(messages: list[Any], budget: int, history: int) -> int:
+    """Fit the messages into `budget` tokens: older tool results are trimmed first (the evidence numbers they
+    gave stay citable), then the oldest of the `history` conversation messages after the system prompt are
+    dropped. The system prompt, the question with its evidence and the latest round's tool results stay.
+    Returns how many conversation messages were dropped."""
+    from langchain_core.messages import ToolMessage
+
+    def size() -> int:
+        return sum(count_tokens(str(m.content)) + 4 + count_tokens(json.dumps(getattr(m, "tool_calls", None) or []))
+                   for m in messages)
+
+    tool_results = [m for m in messages if isinstance(m, ToolMessage)]
+    latest = 0
+    for message in reversed(messages):
+        if not isinstance(message, ToolMessage):
+            break
+        latest += 1
+    for message in tool_results[: len(tool_results) - latest]:
+        if size() <= budget:
+            break
+        if str(message.content).startswith("(trimmed"):
+            continue
+        numbers = re.findall(r'<evidence n="(\d+)"', str(message.content))
+        cited = f"; evidence {', '.join(f'[{n}]' for n in numbers)} from it can still be cited" if numbers else ""
+        message.content = f"(trimmed to fit the context window{cited})"
+    dropped = 0
+    while size() > budget and dropped < history:
+        del messages[1]
+        dropped += 1
+    return dropped
 
 
 def collect(events: Iterator[Event], on_event: Callable[[Event], None] | None = None) -> Answer:
@@ -372,3 +627,5 @@ def collect(events: Iterator[Event], on_event: Callable[[Event], None] | None = 
         if event.kind == "final":
             return event.answer
     raise RuntimeError("the agent stopped without an answer")
+
+

@@ -173,3 +173,70 @@ def evaluate_answers(assistant: Assistant, folder: Path, split: str = "dev", lim
         mean_citations=round(cited_total / judged, 2) if judged else 0.0,
         seconds_per_answer=round((time.perf_counter() - started) / max(1, len(claims)), 3),
     )
+
+
+class ConversationCase(BaseModel):
+    """One two-turn conversation of the fixture and what happened to its second turn."""
+
+    kind: str  # "switch" or "follow_up"
+    first: str
+    second: str
+    standalone: str
+    ok: bool
+    cited: list[str]
+    leaked: list[str] = []  # switches: papers of the first topic cited in the second answer
+    expected: list[str] = []  # follow-ups: the earlier paper; switches: what the second question cites alone
+
+
+class ConversationReport(BaseModel):
+    provider: str
+    switches: int
+    switches_clean: int
+    follow_ups: int
+    follow_ups_on_topic: int
+    cases: list[ConversationCase]
+
+
+def load_conversations(path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """Topic switches (first, second) and follow-ups (first, second, the paper the second must stay on)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [tuple(pair) for pair in data["switches"]], [tuple(triple) for triple in data["follow_ups"]]
+
+
+def evaluate_conversations(assistant: Assistant, path: Path) -> ConversationReport:
+    """Ask each fixture conversation's two turns, the second with the first as history.
+
+    A topic switch is clean when its second answer cites none of the papers the first question's answer cites
+    (unless the second question, asked alone, cites them too) and at least one that the second question cites
+    when asked alone (or, when that cites nothing, nothing either). A follow-up stays on topic when its second
+    answer cites the fixture's paper."""
+    switches, follow_ups = load_conversations(path)
+    alone: dict[str, set[str]] = {}
+
+    def cited_alone(question: str) -> set[str]:
+        if question not in alone:
+            alone[question] = {c.paper_id for c in assistant.ask(question).citations}
+        return alone[question]
+
+    cases = []
+    for first, second, *paper in [*switches, *follow_ups]:
+        answer = assistant.ask(first)
+        reply = assistant.ask(second, history=answer.history_entries())
+        cited = [c.paper_id for c in reply.citations]
+        if paper:
+            cases.append(ConversationCase(kind="follow_up", first=first, second=second, ok=paper[0] in cited,
+                                          standalone=reply.standalone_question, cited=cited, expected=paper))
+            continue
+        own = cited_alone(second)
+        leaked = sorted(set(cited) & (cited_alone(first) - own))
+        on_topic = bool(set(cited) & own) if own else not cited
+        cases.append(ConversationCase(kind="switch", first=first, second=second, ok=on_topic and not leaked,
+                                      standalone=reply.standalone_question, cited=cited, leaked=leaked,
+                                      expected=sorted(own)))
+    switch_cases = [c for c in cases if c.kind == "switch"]
+    follow_cases = [c for c in cases if c.kind == "follow_up"]
+    return ConversationReport(
+        provider=assistant.agent.provider,
+        switches=len(switch_cases), switches_clean=sum(c.ok for c in switch_cases),
+        follow_ups=len(follow_cases), follow_ups_on_topic=sum(c.ok for c in follow_cases), cases=cases,
+    )

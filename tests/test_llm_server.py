@@ -77,11 +77,15 @@ def test_stream_and_ask_through_a_real_openai_compatible_server(
 
 
 def test_local_provider_serves_the_gguf_itself(seeded_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local provider starts the server with LITASSIST_LOCAL_CONTEXT_WINDOW (2048) as n_ctx and packs the
+    prompt for that window by itself: LITASSIST_LLM_CONTEXT_WINDOW (default 8192) is not set here."""
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("LITASSIST_LLM_CONTEXT_WINDOW", raising=False)
     monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "local")
-    for name, value in SMALL_MODEL.items():
-        monkeypatch.setenv(name, value)
-    answer = Assistant(home=seeded_home).ask(QUESTION)
+    monkeypatch.setenv("LITASSIST_LLM_ANSWER_TOKENS", SMALL_MODEL["LITASSIST_LLM_ANSWER_TOKENS"])
+    lib = Assistant(home=seeded_home)
+    answer = lib.ask(QUESTION)
+    assert lib.agent.context_window == 2048
     assert answer.provider == "local" and answer.model == "SmolLM2-135M-Instruct.Q4_1"
     assert answer.text.strip() and answer.usage.completion_tokens > 0
 

@@ -109,8 +109,8 @@ def test_follow_up_uses_the_history_and_the_conversation_survives_reruns(app, se
     at = app(seeded_home)
     first = ask(at, QUESTION)
     second = ask(at, "How is it evaluated?")
-    # offline, a follow-up is made standalone by prefixing the previous question
-    assert second.answer.standalone_question == f"{QUESTION} How is it evaluated?"
+    # offline, a follow-up is made standalone by the rule in assistant.questions: "it" -> the earlier topic
+    assert second.answer.standalone_question == "How is multi-agent reinforcement learning agents evaluated?"
     at.run()
     assert len(at.chat_message) == 4
     assert [t.question for t in at.session_state["turns"]] == [first.question, second.question]

@@ -1,0 +1,197 @@
+"""What a question asks: its topic words, whether it leans on the conversation, and its standalone form.
+
+A question is searched as asked unless it depends on the conversation: a pronoun or demonstrative with no
+referent of its own ("how is it evaluated?", "what are their limitations?", "this method"), a comparison to
+"the above", a partitive ("which of these…"), an ellipsis ("and for graphs?", "what about…") or a question with
+no topic words at all ("why?", "limitations?"). Only then is it rewritten with the referent: offline by the
+rule here (the referring words are replaced by the topic words of the last standalone question), with a model
+by the condense prompt. The rule was chosen on tests/fixtures/conversations.json (benchmarks/conversations.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Words that frame a question about the literature without naming a topic ("papers", "evidence", "show").
+FRAMING_WORDS = """paper papers study studies work works research literature library collection corpus evidence claim
+claims support supported supports show shows shown find found say says tell explain describe discuss mention
+mentioned use used uses using make makes made do does done get got give gives know known exist exists existing
+main key overall general specific way ways thing things kind kinds one ones also else other others many much
+mean means meaning please could would briefly detail details detailed summary summarize summarise overview
+several various different possible without within new recent recently current currently today exactly really
+address addresses addressed handle handles handled solve solves solved propose proposes proposed introduce
+introduces introduced present presents presented achieve achieves achieved provide provides enable enables allow
+allows based via""".split()
+# Words that name an aspect of a topic, not the topic ("how is it evaluated?", "what are the limitations?").
+ASPECT_WORDS = """evaluate evaluated evaluation evaluations benchmark benchmarks dataset datasets data experiment
+experiments experimental result results performance perform performs accuracy metric metrics baseline baselines
+compare compared comparison comparisons differ differs difference differences limitation limitations drawback
+drawbacks weakness weaknesses strength strengths advantage advantages disadvantage disadvantages problem problems
+challenge challenges future application applications apply applied implement implemented implementation code
+train trained training cost costs complexity scale scales scaling scalable scalability efficient efficiency
+robust robustness work works working idea ideas contribution contributions novelty novel author authors
+published publish year venue example examples improve improves improvement better best worse good fast faster
+slow slower method methods approach approaches model models technique techniques framework frameworks system
+systems algorithm algorithms architecture design result outcome findings finding conclusion conclusions
+assumption assumptions reason reasons motivation goal goals purpose setting settings task tasks""".split()
+
+_PRONOUN = r"it|its|itself|they|them|their|theirs|themselves|these|those|this|such|he|she|his|her"
+_NOUN = (r"method|methods|approach|approaches|paper|papers|model|models|work|works|technique|techniques|framework|"
+         r"frameworks|algorithm|algorithms|idea|ideas|result|results|finding|findings|system|systems|study|studies|"
+         r"one|ones|architecture|dataset|datasets|authors?")
+_REFERRING = re.compile(
+    rf"\b(?:the above|the former|the latter|the same|above-mentioned|aforementioned|"
+    rf"the (?:method|approach|paper|algorithm|framework|technique|authors|study|proposed \w+)\b(?! (?:of|for|on|in|to|that|which|by)\b)|"
+    rf"that (?:{_NOUN})\b|(?:is|was|does|did|about|of|like|with) that\b(?=\s*(?:[?.!]|$))|^that\b|"
+    rf"(?:{_PRONOUN})(?: (?:{_NOUN})\b)?)\b",
+    re.IGNORECASE,
+)
+_EXPLETIVE = re.compile(
+    r"\b(?:it (?:is|was|'s)|(?:is|was) it) (?:possible|true|known|feasible|better|necessary|worth|common|hard|"
+    r"easy|useful|likely|wise|advisable)\b|\bdoes it make sense\b",
+    re.IGNORECASE,
+)
+_LIBRARY = re.compile(r"\b(?:these|those|the|my|our|all) (?:papers|works|articles|studies|documents|abstracts)\b", re.IGNORECASE)
+_PARTITIVE = re.compile(r"\b(?:of|among|between) (?:these|those|them|the above|both)\b", re.IGNORECASE)
+_ELLIPSIS = re.compile(r"^\s*(?:and|but|also|what about|how about|same for|and what about|and how about|or)\b", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
+
+
+@functools.cache
+def _stop_stems() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    from .retrieve import stem
+
+    return (frozenset(STOPWORDS_EN_PLUS), frozenset(map(stem, FRAMING_WORDS)), frozenset(map(stem, ASPECT_WORDS)))
+
+
+def _kind(word: str) -> str:
+    """"stop", "framing", "aspect" or "topic" for one word of a question."""
+    from .retrieve import stem
+
+    stop, framing, aspect = _stop_stems()
+    lower = word.lower()
+    if lower in stop or len(lower) < 2:
+        return "stop"
+    stemmed = stem(lower)
+    if stemmed in framing:
+        return "framing"
+    return "aspect" if stemmed in aspect else "topic"
+
+
+def question_terms(question: str) -> set[str]:
+    """The question's stemmed content words (as the lexical index sees them), less those that only frame it
+    ("evidence", "papers", "claim")."""
+    from .retrieve import content_terms
+
+    _, framing, _ = _stop_stems()
+    return content_terms(question) - framing
+
+
+def topic_terms(question: str) -> set[str]:
+    """The question's stemmed topic words: neither framing nor an aspect ("evaluated", "limitations"); all its
+    content words when it has no topic words."""
+    _, _, aspect = _stop_stems()
+    terms = question_terms(question)
+    return (terms - aspect) or terms
+
+
+def words_of(text: str, kind: str) -> list[str]:
+    """The words of `text` of one kind, as written, each once, in order."""
+    return list(dict.fromkeys(w for w in _WORD.findall(text) if _kind(w) == kind))
+
+
+@dataclass
+class Reading:
+    """How a question relates to the conversation: `reason` says why it depends on it (empty: it does not);
+    `referring` is the stretch that points back (replaced by the referent when rewriting)."""
+
+    question: str
+    topic: list[str]
+    aspect: list[str]
+    reason: str = ""
+    referring: tuple[int, int] | None = None
+    ellipsis: bool = False
+
+    @property
+    def dependent(self) -> bool:
+        return bool(self.reason)
+
+
+def read(question: str) -> Reading:
+    """Whether `question` can be searched as asked (see the module docstring for the rule)."""
+    reading = Reading(question, words_of(question, "topic"), words_of(question, "aspect"))
+    first_topic = min((m.start() for m in _WORD.finditer(question) if _kind(m.group()) == "topic"), default=len(question))
+    partitive = _PARTITIVE.search(question)
+    if partitive:
+        reading.reason, reading.referring = f"refers back ({partitive.group()!r})", partitive.span()
+        return reading
+    for match in _REFERRING.finditer(question):
+        if any(m.start() <= match.start() < m.end() for m in _EXPLETIVE.finditer(question)):
+            continue
+        if reading.topic and any(m.start() <= match.start() < m.end() for m in _LIBRARY.finditer(question)):
+            continue  # "these papers" with a topic of its own means the library
+        if match.start() < first_topic:
+            reading.reason, reading.referring = f"refers back ({match.group()!r})", match.span()
+            return reading
+    if not reading.topic:
+        reading.reason = "no topic of its own"
+    elif _ELLIPSIS.match(question):
+        reading.ellipsis = True  # "what about X?": X is the topic, the earlier question's aspect carries over
+    return reading
+
+
+@dataclass
+class Conversation:
+    """The topic the conversation is on, replayed from its user turns by the same rule."""
+
+    topic: list[str] = field(default_factory=list)
+    aspect: list[str] = field(default_factory=list)
+
+    def standalone(self, question: str) -> tuple[str, Reading]:
+        """The question as a standalone search query, and how it was read; the conversation moves on to it."""
+        reading = read(question)
+        if reading.dependent and self.topic:
+            rewritten = rewrite(reading, " ".join(self.topic))
+            self.topic = list(dict.fromkeys(self.topic + reading.topic))
+            self.aspect = reading.aspect or self.aspect
+            return rewritten, reading
+        if reading.ellipsis and self.aspect and not reading.aspect:
+            rewritten = f"{question.rstrip(' ?')} ({' '.join(self.aspect)})?"
+        else:
+            rewritten = question
+        if reading.topic:
+            self.topic, self.aspect = reading.topic, reading.aspect or (self.aspect if reading.ellipsis else [])
+        return rewritten, reading
+
+
+def rewrite(reading: Reading, referent: str) -> str:
+    """The question with its referring words replaced by the referent ("how is it evaluated?" + "CMFQ" ->
+    "how is CMFQ evaluated?"); with none to replace, the referent leads ("CMFQ: why?")."""
+    question = reading.question.strip()
+    if reading.referring is None:
+        return f"{referent}: {question}"
+    start, end = reading.referring
+    said = question[start:end]
+    possessive = said.lower().split()[0] in {"its", "their", "theirs", "his", "her"}
+    replacement = f"{referent}'s" if possessive and len(said.split()) == 1 else referent
+    if said.lower().split()[0] in {"of", "among", "between"}:
+        replacement = f"{said.split()[0]} {referent}"
+    return f"{question[:start]}{replacement}{question[end:]}"
+
+
+def user_questions(history: Sequence[dict[str, Any]]) -> list[str]:
+    return [str(turn["content"]) for turn in history if turn.get("role") == "user"]
+
+
+def standalone_question(question: str, history: Sequence[dict[str, Any]]) -> tuple[str, Reading]:
+    """The offline rule over a whole conversation: replay the earlier user questions, then read this one."""
+    conversation = Conversation()
+    for earlier in user_questions(history):
+        conversation.standalone(earlier)
+    return conversation.standalone(question)
