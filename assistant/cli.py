@@ -252,9 +252,18 @@ def remove_command(
 
 
 def _answer_json(answer: Answer) -> dict[str, object]:
+    """`ask --json`: the checked answer, each citation with the spans of its abstract the answer rests on, and
+    each cited sentence (offsets into the answer) with what every one of its citations rests on."""
     return {
         "answer": answer.text,
-        "citations": [{"paper_id": c.paper_id, "title": c.title, "number": c.number} for c in answer.citations],
+        "question": answer.question,
+        "standalone_question": answer.standalone_question,
+        "citations": [
+            {"number": c.number, "paper_id": c.paper_id, "title": c.title,
+             "spans": [s.model_dump() for s in c.spans], "support": c.support, "weak": c.weak}
+            for c in answer.citations
+        ],
+        "claims": [claim.model_dump() for claim in answer.claims],
         "provider": answer.provider,
         "model": answer.model,
         "usage": answer.usage.model_dump(),
@@ -265,28 +274,52 @@ def _answer_json(answer: Answer) -> dict[str, object]:
     }
 
 
-def _run_turn(lib: Assistant, question: str, history: list[dict[str, str]], as_json: bool) -> Answer:
-    """One question: steps and tokens stream to the terminal (or nothing, for --json); model errors are one line."""
+class _StreamTail:
+    """The answer as it streams in, cut to the last lines that fit the terminal, so the live region can always
+    be cleared and replaced by the checked answer."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __rich_console__(self, console: object, options: object) -> Iterator[object]:
+        from rich.text import Text
+
+        lines = Text(self.text).wrap(console, options.max_width)
+        yield from list(lines)[-max(1, console.size.height - 2):]
+
+
+def _run_turn(lib: Assistant, question: str, history: list[dict[str, object]], as_json: bool) -> Answer:
+    """One question: steps go to stderr as they happen; on a terminal the model's tokens stream into a live
+    region that the checked answer then replaces (invalid markers removed, the uncited note added), so what
+    stays on screen is exactly the answer `--json` returns; piped, stdout gets only the checked answer.
+    Model errors are one line."""
+    from rich.live import Live
+
     from .agent import collect
     from .llm import describe_error
+
+    tail = _StreamTail()
+    # The live region belongs to the stderr console, which also prints the steps and log lines, so they land
+    # above it; the checked answer then goes to stdout.
+    live = (Live(tail, console=err, transient=True, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+            if err.is_terminal and not as_json else None)
 
     def show(event: Event) -> None:
         if as_json:
             return
         if event.kind == "step":
             err.print(f"[dim]· {event.step.tool}({json.dumps(event.step.args)}) → {event.step.summary}[/]", highlight=False)
-        elif event.kind == "token" and lib.agent.model is not None:
-            out.print(event.text, end="", highlight=False, markup=False)
+        elif event.kind == "token" and live is not None and lib.agent.model is not None:
+            tail.text += event.text
+            live.update(tail, refresh=True)
 
     try:
-        answer = collect(lib.stream(question, history), show)
+        with live or contextlib.nullcontext():
+            answer = collect(lib.stream(question, history), show)
     except Exception as error:  # noqa: BLE001 - a model failure is one line, never a traceback
         fail(describe_error(error, lib.settings))
     if not as_json:
-        if lib.agent.model is not None:
-            out.print(answer.references, highlight=False, markup=False)
-        else:
-            out.print(answer.text, highlight=False, markup=False)
+        out.print(answer.text, highlight=False, markup=False)
         cost = f", ${answer.usage.cost_usd:.4f}" if answer.usage.cost_usd is not None else ""
         err.print(
             f"[dim]{answer.provider}{' ' + answer.model if answer.model else ''} · {answer.usage.prompt_tokens}+"
@@ -311,7 +344,7 @@ def ask_command(
 def chat_command() -> None:
     """A conversation in the terminal; follow-up questions use what was said. Empty line or Ctrl-D ends it."""
     lib = assistant()
-    history: list[dict[str, str]] = []
+    history: list[dict[str, object]] = []  # Answer.history_entries: papers keep their numbers across turns
     while True:
         try:
             question = input("\nyou> ").strip()
