@@ -55,10 +55,11 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
-from .citations import CitedText, Ledger, Usage, check_citations, references
+from .citations import WEAK_SUPPORT_BELOW, CitedText, Ledger, Usage, cite, reference_list, support_claims
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
 from .llm import message_usage, prompt
+from .retrieve import term_coverage
 
 log = logging.getLogger("litassist.clusters")
 
@@ -498,14 +499,15 @@ class ClusterSummarizer:
             title, text = cluster.label, self._extractive(cluster, ledger)
         else:
             title, text, usage = self._generate(cluster, ledger)
-        text, cited, removed = check_citations(text, ledger)  # only members are in the ledger
-        refs, citations = references(cited, ledger)
-        if removed:
-            log.info("cluster %s: removed %d citations to papers outside the cluster", cluster.cluster_id, removed)
+        cited = cite(text.strip(), ledger)  # only members are in the ledger; numbered by first appearance
+        claims = support_claims(cited, None, WEAK_SUPPORT_BELOW, term_coverage)  # the sentences each rests on
+        if cited.removed:
+            log.info("cluster %s: removed %d citations to papers outside the cluster", cluster.cluster_id, cited.removed)
         return ClusterSummary(
-            cluster_id=cluster.cluster_id, title=title, text=text, references=refs, citations=citations,
-            provider=self.provider, model=self.model_name, extractive=self.model is None, removed_citations=removed,
-            content_key=cluster.content_key, usage=Usage(prompt_tokens=usage[0], completion_tokens=usage[1]),
+            cluster_id=cluster.cluster_id, title=title, text=cited.text, references=reference_list(cited.citations),
+            citations=cited.citations, claims=claims, provider=self.provider, model=self.model_name,
+            extractive=self.model is None, removed_citations=cited.removed, content_key=cluster.content_key,
+            usage=Usage(prompt_tokens=usage[0], completion_tokens=usage[1]),
         )
 
     def _generate(self, cluster: Cluster, ledger: Ledger) -> tuple[str, str, tuple[int, int]]:

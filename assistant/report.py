@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .bibtex import bibtex
+from .citations import Citation
 from .clusters import UNCLUSTERED, ClusterMap, ClusterSummary
 from .corpus import Paper
 
@@ -99,7 +100,9 @@ def markdown_report(cluster_map: ClusterMap, summaries: dict[str, ClusterSummary
                   f"**Keywords:** {', '.join(cluster.keywords)}", ""]
         if summary:
             lines += [summary.text, "", "**References**", ""]
-            lines += [f"{c.number}. {c.title} ({_year(c.paper)}) — `{c.paper_id}`" for c in summary.citations]
+            for c in summary.citations:
+                lines.append(f"{c.number}. {c.title} ({_year(c.paper)}) — `{c.paper_id}`")
+                lines += [f"   > {' '.join(span.text.split())}" for span in c.spans]  # the sentence the summary rests on
             lines.append("")
         lines += [f"**Members ({len(cluster.paper_ids)})**", ""]
         lines += [f"- {papers[p].title} ({_year(papers[p])}) — `{p}`" for p in cluster.paper_ids if p in papers]
@@ -145,8 +148,8 @@ def html_report(cluster_map: ClusterMap, summaries: dict[str, ClusterSummary], p
         if summary:
             body.append(_inline(summary.text))
             body.append("<h3>References</h3><ol>" + "".join(
-                f'<li value="{c.number}">{esc(c.title)} ({esc(_year(c.paper))}) — <code>{esc(c.paper_id)}</code></li>'
-                for c in summary.citations) + "</ol>")
+                f'<li value="{c.number}">{esc(c.title)} ({esc(_year(c.paper))}) — <code>{esc(c.paper_id)}</code>'
+                f"{highlighted_abstract(c)}</li>" for c in summary.citations) + "</ol>")
         body.append(f"<details><summary>Members ({len(cluster.paper_ids)})</summary><ul>" + "".join(
             f"<li>{esc(papers[p].title)} ({esc(_year(papers[p]))})</li>" for p in cluster.paper_ids if p in papers
         ) + "</ul></details></section>")
@@ -157,6 +160,20 @@ def html_report(cluster_map: ClusterMap, summaries: dict[str, ClusterSummary], p
     style = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;line-height:1.5;padding:0 1rem}"
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Topic report</title>'
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def highlighted_abstract(citation: Citation) -> str:
+    """The cited abstract as HTML with the sentences the text rests on in <mark>: the marked sentences are
+    shown, the whole abstract is one click away."""
+    if not citation.spans:
+        return ""
+    abstract, out, last = citation.paper.abstract, [], 0
+    for span in citation.spans:
+        out += [html.escape(abstract[last:span.start]), "<mark>", html.escape(abstract[span.start:span.end]), "</mark>"]
+        last = span.end
+    out.append(html.escape(abstract[last:]))
+    quoted = " … ".join(f"<mark>{html.escape(span.text)}</mark>" for span in citation.spans)
+    return f"<details><summary>{quoted}</summary><p>{''.join(out)}</p></details>"
 
 
 def clusters_json(cluster_map: ClusterMap, summaries: dict[str, ClusterSummary]) -> str:
@@ -172,7 +189,8 @@ def clusters_json(cluster_map: ClusterMap, summaries: dict[str, ClusterSummary])
             "members": cluster.paper_ids,
             "representative": cluster.representative_ids,
             "summary": summary.text if summary else None,
-            "citations": [{"number": c.number, "paper_id": c.paper_id, "title": c.title} for c in summary.citations]
+            "citations": [{"number": c.number, "paper_id": c.paper_id, "title": c.title,
+                           "spans": [span.model_dump() for span in c.spans]} for c in summary.citations]
             if summary else [],
             "provider": summary.provider if summary else None,
         })
