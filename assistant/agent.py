@@ -499,16 +499,19 @@ class Selection:
     """The extractive rule's knobs. A sentence scores cosine + term_weight * (share of the question's terms in it)
     + rank_weight * (its paper's fused retrieval score relative to the best); generic openers with few question
     terms, and sentences with no question term that are not this close (cosine) to the question, are dropped;
-    a sentence joins the best one only within `margin` of its score. Chosen on SciFact train claims
+    a sentence of another paper joins the best one only within `margin` of its score, a second sentence of a
+    paper already quoted within `same_paper_margin` (it cites nothing new). Chosen on SciFact train claims
     (benchmarks/tune_extractive.py); the dev numbers are in the README."""
 
-    term_weight: float = 0.3
-    rank_weight: float = 0.3
-    margin: float = 0.08
-    min_cosine_without_terms: float = 0.45
-    papers: int = 5
+    term_weight: float = 0.15
+    rank_weight: float = 0.8
+    margin: float = 0.05
+    min_cosine_without_terms: float = 0.35
+    papers: int = 6
     max_sentences: int = 4
     max_per_paper: int = 2
+    drop_generic: bool = True
+    same_paper_margin: float = 0.15  # a second sentence of a paper already quoted (cites nothing new)
 
 
 SELECTION = Selection()
@@ -558,18 +561,20 @@ def choose_sentences(candidates: Sequence[Candidate], rule: Selection = SELECTIO
     """The sentences to quote, best first: one strong sentence from the best paper rather than several weak ones."""
     scored = []
     for c in candidates:
-        if c.rank >= rule.papers or (c.generic and c.terms < 0.5) or (c.terms == 0 and c.cosine < rule.min_cosine_without_terms):
+        if c.rank >= rule.papers or (rule.drop_generic and c.generic and c.terms < 0.5) or (
+                c.terms == 0 and c.cosine < rule.min_cosine_without_terms):
             continue
         scored.append((c.cosine + rule.term_weight * c.terms + rule.rank_weight * c.paper_score, c))
     scored.sort(key=lambda s: -s[0])
     chosen: list[Candidate] = []
     per_paper: dict[str, int] = {}
     for score, candidate in scored:
-        if score < scored[0][0] - rule.margin or len(chosen) == rule.max_sentences:
+        if len(chosen) == rule.max_sentences or score < scored[0][0] - max(rule.margin, rule.same_paper_margin):
             break
-        if per_paper.get(candidate.hit.paper_id, 0) < rule.max_per_paper:
+        quoted = per_paper.get(candidate.hit.paper_id, 0)
+        if quoted < rule.max_per_paper and score >= scored[0][0] - (rule.same_paper_margin if quoted else rule.margin):
             chosen.append(candidate)
-            per_paper[candidate.hit.paper_id] = per_paper.get(candidate.hit.paper_id, 0) + 1
+            per_paper[candidate.hit.paper_id] = quoted + 1
     return chosen
 
 

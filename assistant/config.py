@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     )
     llm_tool_calling: bool = Field(default=True, description="false: one grounded call, no tool loop")
     weak_support_below: float = Field(
-        default=0.4, ge=0.0, le=1.0, description="a cited sentence whose best source sentence scores under this is weak"
+        default=0.5, ge=0.0, le=1.0, description="a cited sentence whose best source sentence scores under this is weak"
     )
     abstain_below: float = Field(
         default=0.3, description="answer 'not enough evidence' when no passage is this similar to the question..."

@@ -1,7 +1,8 @@
 """What a question asks: its topic words, whether it leans on the conversation, and its standalone form.
 
 A question is searched as asked unless it depends on the conversation: a pronoun or demonstrative with no
-referent of its own ("how is it evaluated?", "what are their limitations?", "this method"), a comparison to
+referent of its own ("how is it evaluated?", "what are their limitations?", "this method"; a topic word earlier
+in the question is its referent only across a clause break: "what is CMFQ and how is it evaluated?"), a comparison to
 "the above", a partitive ("which of these…"), an ellipsis ("and for graphs?", "what about…") or a question with
 no topic words at all ("why?", "limitations?"). Only then is it rewritten with the referent: offline by the
 rule here (the referring words are replaced by the topic words of the last standalone question), with a model
@@ -59,6 +60,10 @@ _LIBRARY = re.compile(r"\b(?:these|those|the|my|our|all) (?:papers|works|article
 _PARTITIVE = re.compile(r"\b(?:of|among|between) (?:these|those|them|the above|both)\b", re.IGNORECASE)
 _ELLIPSIS = re.compile(r"^\s*(?:and|but|also|what about|how about|same for|and what about|and how about|or)\b", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
+# Between a topic word and a pronoun, one of these lets the pronoun refer to that topic within the question
+# ("what is CMFQ and how is it evaluated?"); without one ("why are heterogeneous ranks a problem for it?") the
+# pronoun points back into the conversation.
+_CLAUSE_BREAK = re.compile(r"[,;:]|\b(?:and|or|but|that|which|who|where|while|whereas|because|so|if|when|then)\b", re.IGNORECASE)
 
 
 @functools.cache
@@ -126,7 +131,7 @@ class Reading:
 def read(question: str) -> Reading:
     """Whether `question` can be searched as asked (see the module docstring for the rule)."""
     reading = Reading(question, words_of(question, "topic"), words_of(question, "aspect"))
-    first_topic = min((m.start() for m in _WORD.finditer(question) if _kind(m.group()) == "topic"), default=len(question))
+    topic_ends = [m.end() for m in _WORD.finditer(question) if _kind(m.group()) == "topic"]
     partitive = _PARTITIVE.search(question)
     if partitive:
         reading.reason, reading.referring = f"refers back ({partitive.group()!r})", partitive.span()
@@ -136,7 +141,7 @@ def read(question: str) -> Reading:
             continue
         if reading.topic and any(m.start() <= match.start() < m.end() for m in _LIBRARY.finditer(question)):
             continue  # "these papers" with a topic of its own means the library
-        if match.start() < first_topic:
+        if not any(end <= match.start() and _CLAUSE_BREAK.search(question, end, match.start()) for end in topic_ends):
             reading.reason, reading.referring = f"refers back ({match.group()!r})", match.span()
             return reading
     if not reading.topic:

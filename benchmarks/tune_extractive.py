@@ -7,6 +7,8 @@ gold paper) and precision (cited papers that are gold). The rule kept is the mos
 is at least --min-recall. Claims the agent would abstain on count as misses.
 
     python benchmarks/tune_extractive.py /work/shared/eval/scifact --eval-home DIR [--limit N]
+
+(the eval home must hold the corpus already: `litassist eval answers` ingests it)
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ def score(rows: list[tuple[list[Candidate] | None, set[str]]], rule: Selection) 
 
 def grid() -> list[Selection]:
     values = itertools.product((0.0, 0.15, 0.3, 0.5), (0.0, 0.15, 0.3, 0.5, 0.8), (0.0, 0.03, 0.05, 0.08, 0.12, 0.2),
-                               (0.35, 0.45, 0.55), (2, 3, 4, 5, 6))
-    return [replace(SELECTION, term_weight=t, rank_weight=r, margin=m, min_cosine_without_terms=c, papers=p)
-            for t, r, m, c, p in values]
+                               (0.35, 0.45, 0.55), (2, 3, 4, 6), (True, False))
+    return [replace(SELECTION, term_weight=t, rank_weight=r, margin=m, min_cosine_without_terms=c, papers=p,
+                    drop_generic=g) for t, r, m, c, p, g in values]
 
 
 def main() -> None:
@@ -68,30 +70,37 @@ def main() -> None:
     parser.add_argument("--eval-home", type=Path, required=True)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--min-recall", type=float, default=0.90)
+    parser.add_argument("--dev", action="store_true", help="also score the rules on dev (eval answers does too)")
     args = parser.parse_args()
     lib = Assistant(home=args.eval_home)
-    lib.ingest([args.folder / "corpus.jsonl"])
+    if not lib.stats().papers:
+        raise SystemExit(f"{args.eval_home}: no papers; run `litassist eval answers {args.folder} --eval-home ...` first")
     print("scoring the candidate sentences of train claims")
     train = features(lib, load_claims(args.folder, "train")[: args.limit], 6)
-    print("and of dev claims")
-    dev = features(lib, load_claims(args.folder, "dev"), 6)
+    dev = features(lib, load_claims(args.folder, "dev"), 6) if args.dev else []
     results = [(rule, score(train, rule)) for rule in grid()]
     eligible = [(rule, s) for rule, s in results if s[0] >= args.min_recall] or results
-    best_rule, best = max(eligible, key=lambda item: (item[1][1], item[1][0]))
+    best_rule, _ = max(eligible, key=lambda item: (item[1][1], item[1][0]))
     print(f"train: {len(train)} claims with gold evidence; {len(results)} rules")
-    for name, rule in (("current (agent.SELECTION)", SELECTION), ("best on train", best_rule)):
+    def line(rule: Selection) -> str:
         r, p, c = score(train, rule)
-        dr, dp, dc = score(dev, rule)
-        print(f"{name}: {rule}")
-        print(f"  train recall {r:.3f} precision {p:.3f} {c:.2f} citations/answer | "
-              f"dev recall {dr:.3f} precision {dp:.3f} {dc:.2f} citations/answer")
+        text = f"train recall {r:.3f} precision {p:.3f} {c:.2f} citations/answer"
+        if dev:
+            dr, dp, dc = score(dev, rule)
+            text += f" | dev recall {dr:.3f} precision {dp:.3f} {dc:.2f} citations/answer"
+        return text
+
+    old = Selection(term_weight=0.0, rank_weight=0.0, margin=10.0, min_cosine_without_terms=-1.0, papers=6,
+                    drop_generic=False)
+    for name, rule in (("the old rule (best 4 by cosine, 2 per paper)", replace(old, max_sentences=4)),
+                       ("current (agent.SELECTION)", SELECTION), ("best on train", best_rule)):
+        print(f"{name}: {rule}\n  {line(rule)}")
     print("the precision/recall frontier on train (best precision at each recall floor):")
     for floor in (0.80, 0.85, 0.88, 0.90, 0.92, 0.94):
         pool = [(rule, s) for rule, s in results if s[0] >= floor]
         if pool:
-            rule, (r, p, c) = max(pool, key=lambda item: item[1][1])
-            dr, dp, dc = score(dev, rule)
-            print(f"  recall >= {floor:.2f}: train {r:.3f}/{p:.3f}/{c:.2f}, dev {dr:.3f}/{dp:.3f}/{dc:.2f}  {rule}")
+            rule, _ = max(pool, key=lambda item: item[1][1])
+            print(f"  recall >= {floor:.2f}: {line(rule)}  {rule}")
 
 
 if __name__ == "__main__":

@@ -101,25 +101,37 @@ def test_scope_keeps_papers_out_of_the_ledger() -> None:
     assert check_citations("In [1]. Out [t:out] [2].", book) == ("In [1]. Out.", [1], 2)
 
 
-def test_spans_of_quoted_and_paraphrased_claims() -> None:
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> object:
+    from assistant.config import load_settings
+    from assistant.index import make_embedder
+
+    return make_embedder(load_settings(tmp_path_factory.mktemp("home")))  # the real local MiniLM
+
+
+def test_spans_of_quoted_and_paraphrased_claims(embedder: object) -> None:
     book = ledger()
     quoted = "- CMFQ scales to hundreds of agents in battle games. [1]"
     paraphrased = "AdaMerging learns how to weight merged task vectors from unlabeled data [2]."
     result = cite(f"{quoted}\n{paraphrased} It is fast. [1, 2]", book)
-    claims = support_claims(result, None, 0.4, term_coverage)
+    claims = support_claims(result, embedder, 0.5, term_coverage)
     assert [result.text[c.start:c.end] for c in claims] == [c.text for c in claims]
     first, second, third = claims
     abstract = ABSTRACTS[0]
     span = first.citations[0].spans[0]
-    assert abstract[span.start:span.end] == span.text == "CMFQ scales to hundreds of agents in battle games"
+    assert abstract[span.start:span.end] == span.text == "CMFQ scales to hundreds of agents in battle games."
     assert first.citations[0].support == 1.0 and not first.citations[0].weak
     support = second.citations[0]
     assert support.paper_id == "p-b" and support.spans[0].text.startswith("AdaMerging learns merging coefficients")
-    assert 0.4 <= support.support < 1.0 and not support.weak
+    assert 0.5 <= support.support < 1.0 and not support.weak
     assert third.text == "It is fast. [1][2]" and all(s.weak for s in third.citations)  # nothing there says so
+    # without an embedder the spans come from the words alone, and nothing is judged weak
+    plain = support_claims(cite(f"{paraphrased} It is fast. [1, 2]", ledger()), None, 0.5, term_coverage)
+    assert plain[0].citations[0].spans[0].text.startswith("AdaMerging learns merging coefficients")
+    assert not any(s.weak for claim in plain for s in claim.citations)
     by_number = {c.number: c for c in result.citations}
     assert by_number[1].weak and by_number[1].support == min(s.support for s in (first.citations[0], third.citations[0]))
-    assert {s.text for s in by_number[1].spans} >= {"CMFQ scales to hundreds of agents in battle games"}
+    assert {s.text for s in by_number[1].spans} >= {"CMFQ scales to hundreds of agents in battle games."}
 
 
 def test_markers_after_the_full_stop_belong_to_the_sentence_before() -> None:
@@ -142,3 +154,16 @@ def test_evidence_fields_cannot_open_or_close_tags() -> None:
     assert opening.startswith('<evidence n="1" paper_id="') and opening.count('"') == 4  # the id cannot end the attribute
     assert book.resolve(opening.split('paper_id="')[1].rstrip('">')) is evidence  # the quoted id still finds it
     assert book.resolve("1") is evidence and book.resolve(hostile) is evidence
+
+
+def test_the_html_report_marks_the_sentences_a_summary_rests_on() -> None:
+    from assistant.report import highlighted_abstract
+
+    book = ledger()
+    result = cite("- Paper a: CMFQ scales to hundreds of agents in battle games. [1]", book)
+    support_claims(result, None, 0.4, term_coverage)
+    citation = result.citations[0]
+    html_text = highlighted_abstract(citation)
+    assert "<mark>CMFQ scales to hundreds of agents in battle games.</mark>" in html_text
+    assert html_text.count("<mark>") == 2  # the quoted sentence in the summary line, and in the whole abstract
+    assert "Mean field methods average over neighbours." in html_text  # the rest of the abstract, unmarked

@@ -24,6 +24,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "conversations.json"
     ("Which of these use reinforcement learning?", "refers back ('of these')"),
     ("How does it compare to AdaMerging?", "refers back ('it')"),
     ("What problem does the paper solve?", "refers back ('the paper')"),
+    ("How big is it?", "refers back ('it')"),
+    ("Why are heterogeneous ranks a problem for it?", "refers back ('it')"),
+    ("Which bit widths does it target?", "refers back ('it')"),
     ("Why?", "no topic of its own"),
     ("Limitations?", "no topic of its own"),
     ("Tell me more.", "no topic of its own"),
@@ -36,7 +39,8 @@ def test_questions_that_lean_on_the_conversation(question: str, reason: str) -> 
 @pytest.mark.parametrize("question", [
     "What is CMFQ?",
     "Which papers merge weights of several LLMs and how?",
-    "What is CMFQ and how is it evaluated?",  # its own referent
+    "What is CMFQ and how is it evaluated?",  # its own referent, across a clause break
+    "Which papers use transformers, and what do they find?",
     "Is it possible to merge LLM weights without training?",  # "it" is not a reference
     "How do these papers make multi-agent RL scale?",  # "these papers" with a topic: the library
     "Which papers show that merging works?",  # "that" joins clauses
