@@ -47,6 +47,7 @@ log = logging.getLogger("litassist.agent")
 _THEME_WORDS = re.compile(r"\b(themes?|topics?|clusters?|research areas?|landscape|groups? of (?:papers|work))\b", re.IGNORECASE)
 _LIBRARY_WORDS = re.compile(r"\b(library|collection|corpus|my papers|these papers|all papers|main|major|overall)\b", re.IGNORECASE)
 HISTORY_TURNS = 6  # messages of the conversation the model sees
+MAX_REWRITE_WORDS = 40  # a condensed follow-up longer than this, or of several sentences, gives way to the rule's
 TOKENIZER_MARGIN = 0.9  # tokens are counted with cl100k; other models' tokenizers run up to ~1.12x on abstracts
 
 
@@ -280,7 +281,13 @@ class Agent:
             return rewritten, reading, (0, 0)
         reply = self.model.invoke(prompt("condense_question").format(
             history=history_text(history), question=quote_data(question)))
-        return str(reply.content).strip().strip('"') or rewritten, reading, message_usage(reply)
+        lines = str(reply.content).strip().splitlines()
+        condensed = lines[0].strip().strip('"') if lines else ""
+        too_long = len(condensed.split()) > max(MAX_REWRITE_WORDS, 3 * len(rewritten.split()))
+        if not condensed or too_long or len(sentence_spans(condensed)) > 1:
+            log.info("the model's rewrite of the follow-up is not one short question; searching the rule's rewrite")
+            condensed = rewritten
+        return condensed, reading, message_usage(reply)
 
     def run(
         self,

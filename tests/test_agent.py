@@ -171,6 +171,16 @@ def test_follow_up_is_rewritten_before_retrieval(seeded_home: Path) -> None:
     assert offline.citations[0].title.startswith("Causal Mean Field")
 
 
+def test_a_rambling_rewrite_gives_way_to_the_rule(seeded_home: Path) -> None:
+    ramble = ("The evidence you provided is a great example of how to use evidence in the context of AI research. "
+              "It's clear and concise, easy to understand, and it provides an opportunity for further exploration.")
+    agent, _ = scripted_agent(seeded_home, [AIMessage(ramble + "\n\nMore."), AIMessage("Tested in games [1].")],
+                              llm_tool_calling=False)
+    history = [{"role": "user", "content": "What is CMFQ?"}, {"role": "assistant", "content": "A method [1]."}]
+    answer, _ = run(agent, "How is it evaluated?", history)
+    assert answer.standalone_question == "How is CMFQ evaluated?"
+
+
 def test_a_new_topic_is_searched_as_asked_without_a_rewrite(seeded_home: Path) -> None:
     agent, model = scripted_agent(seeded_home, [AIMessage("AdaMerging learns merging coefficients [1].")],
                                   llm_tool_calling=False)
