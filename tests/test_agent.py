@@ -15,12 +15,12 @@ from langchain_core.outputs import ChatGenerationChunk
 from typer.testing import CliRunner
 
 from assistant import Assistant
-from assistant.agent import Agent
+from assistant.agent import SELECTION, Agent, Candidate, choose_sentences
 from assistant.citations import Ledger, check_citations
-from assistant.llm import prompt
 from assistant.cli import app
 from assistant.config import load_settings
-from assistant.llm import resolve_provider
+from assistant.llm import prompt, resolve_provider
+from assistant.retrieve import Hit
 
 runner = CliRunner()
 
@@ -205,6 +205,40 @@ def test_offline_answer_is_extractive_and_cited(seeded_home: Path) -> None:
         sentence, number = line[2:].rsplit(" [", 1)
         assert sentence in by_number[int(number.rstrip("]"))].abstract  # quoted verbatim from the cited paper
     assert answer.usage.prompt_tokens == 0 and answer.usage.cost_usd is None
+
+
+def test_offline_answer_quotes_what_answers_not_filler(seeded_home: Path) -> None:
+    answer = Assistant(home=seeded_home).ask("How does CMFQ make multi-agent RL scale?")
+    body = answer.text.split("\n\nReferences")[0]
+    assert "great progress" not in body  # the CMFQ paper's scene-setting opener is dropped
+    assert answer.citations[0].title.startswith("Causal Mean Field") and "CMFQ" in body.splitlines()[2]
+
+
+def _candidate(paper: str, rank: int, cosine: float, terms: float = 0.5, generic: bool = False,
+               paper_score: float = 1.0) -> Candidate:
+    from assistant.corpus.records import SourceRef, make_paper
+
+    abstract = f"A sentence of paper {paper} that is long enough to quote."
+    hit = Hit(paper_id=paper, title=paper, score=paper_score, text=abstract, paper=make_paper(
+        abstract=abstract, title=paper, source_id=paper, source=SourceRef(file="f", format="jsonl", position=1)))
+    return Candidate(hit=hit, rank=rank, start=0, end=len(abstract), cosine=cosine, terms=terms, generic=generic,
+                     paper_score=paper_score)
+
+
+@pytest.mark.parametrize(("candidates", "chosen"), [
+    # one strong sentence from the best paper rather than several weak ones from papers far behind
+    ([("a", 0, 0.7), ("b", 1, 0.2, 0.3, False, 0.5), ("c", 2, 0.25, 0.3, False, 0.4)], ["a"]),
+    # a paper that comes close joins; a generic opener with few question words never does
+    ([("a", 0, 0.6), ("b", 1, 0.55, 0.5, False, 0.9), ("c", 0, 0.9, 0.2, True)], ["a", "b"]),
+    # a sentence with no question word must be close to the question (cosine) to count
+    ([("a", 0, 0.4, 0.0), ("b", 1, 0.5, 0.3, False, 0.95)], ["b"]),
+    # a second sentence of a quoted paper needs a narrower margin (it cites nothing new); at most three sentences
+    ([("a", 0, 0.7), ("a", 0, 0.6), ("a", 0, 0.5), ("b", 1, 0.6, 0.5, False, 0.9), ("c", 2, 0.6, 0.5, False, 0.9),
+      ("d", 3, 0.6, 0.5, False, 0.9)], ["a", "a", "b"]),
+])
+def test_extractive_selection_rule(candidates: list[tuple[Any, ...]], chosen: list[str]) -> None:
+    picked = choose_sentences([_candidate(*c) for c in candidates], SELECTION)
+    assert [c.hit.paper_id for c in picked] == chosen
 
 
 def test_citation_check_accepts_numbers_and_ids_only() -> None:
