@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
 from .config import Settings, load_settings
 from .corpus import Paper
-from .index import Embedder, IngestReport, ProgressCallback, RemovalReport, Store, ingest, make_embedder, remove
+from .index import (
+    Embedder,
+    IngestReport,
+    ProgressCallback,
+    RemovalReport,
+    SourceRecord,
+    Store,
+    StoreError,
+    ingest,
+    make_embedder,
+    read_manifest,
+    remove,
+)
 from .retrieve import Filters, Hit, LexicalIndex, Mode, Reranker, Retriever
 
 if TYPE_CHECKING:
@@ -27,6 +40,28 @@ History = Sequence[dict[str, Any]]  # {"role", "content"} (+ "citations" on assi
 
 log = logging.getLogger("litassist.api")
 DEMO_CORPUS = Path(__file__).parent / "demo" / "seeds"
+
+
+T = TypeVar("T")
+
+
+def shared(build: Callable[[Any], T]) -> T:
+    """Like functools.cached_property, but built once even when threads race for it: the app shares one
+    Assistant between all its browser sessions (functools.cached_property has no lock since Python 3.12)."""
+    name = build.__name__
+
+    @functools.wraps(build)
+    def get(self: Assistant) -> T:
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            pass
+        with self._building:
+            if name not in self.__dict__:
+                self.__dict__[name] = build(self)
+            return self.__dict__[name]
+
+    return property(get)  # type: ignore[return-value]
 
 
 class Stats(BaseModel):
@@ -43,19 +78,26 @@ class Assistant:
 
     def __init__(self, home: str | Path | None = None, settings: Settings | None = None):
         self.settings = settings or load_settings(home)
+        self._building = threading.RLock()
 
-    @functools.cached_property
+    @shared
     def store(self) -> Store:
-        return Store(self.settings.chroma_path, self.settings.resolved_embedding_model, self.settings.chroma_url)
+        store = Store(self.settings.chroma_path, self.settings.resolved_embedding_model, self.settings.chroma_url,
+                      chunk_tokens=self.settings.chunk_tokens, lock_timeout=self.settings.lock_timeout)
+        store.commit_hooks.append(self.lexical.publish)  # every commit publishes its lexical index
+        return store
 
-    @functools.cached_property
+    @shared
+    def lexical(self) -> LexicalIndex:
+        return LexicalIndex(self.settings.lexical_path)
+
+    @shared
     def embedder(self) -> Embedder:
         return make_embedder(self.settings)
 
-    @functools.cached_property
+    @shared
     def retriever(self) -> Retriever:
-        lexical = LexicalIndex(self.settings.lexical_path)
-        return Retriever(self.store, self.embedder, lexical, self.settings.fusion_dense_weight,
+        return Retriever(self.store, self.embedder, self.lexical, self.settings.fusion_dense_weight,
                          self.reranker, self.settings.rerank_candidates)
 
     @property
@@ -71,7 +113,7 @@ class Assistant:
             return None
         return functools.partial(rerank, model)
 
-    @functools.cached_property
+    @shared
     def chat(self) -> tuple[Any, str, str | None]:
         """(chat model or None for offline, provider, model name), built once from the settings."""
         from .llm import chat_model, model_name, resolve_provider
@@ -79,19 +121,19 @@ class Assistant:
         provider = resolve_provider(self.settings)
         return chat_model(self.settings), provider, model_name(self.settings, provider)
 
-    @functools.cached_property
+    @shared
     def agent(self) -> Agent:
         from .agent import Agent
 
         return Agent(self.retriever, self.store, self.settings, *self.chat, topics=self)
 
-    @functools.cached_property
+    @shared
     def cluster_cache(self) -> ClusterCache:
         from .clusters import ClusterCache
 
         return ClusterCache(self.settings.home / "clusters")
 
-    @functools.cached_property
+    @shared
     def summarizer(self) -> ClusterSummarizer:
         from .clusters import ClusterSummarizer
 
@@ -132,19 +174,37 @@ class Assistant:
         csv_mapping: dict[str, str] | None = None,
         force: bool = False,
         progress: ProgressCallback | None = None,
+        allow_removals: bool = False,
     ) -> IngestReport:
-        """Add files or directories (recursively); unchanged files cost nothing, changed ones update in place."""
+        """Add files or directories (recursively); unchanged files cost nothing, changed ones update in place.
+
+        One writer at a time: a second ingest (another process, or another thread) waits for the first.
+        A changed file that would lose more than LITASSIST_MAX_REMOVAL_SHARE of its papers is refused
+        (`report.files_failed`) unless `allow_removals`."""
         kwargs = {"progress": progress} if progress else {}
-        report = ingest(paths, self.store, self.embedder, self.settings, csv_mapping, force, **kwargs)
-        self.retriever.lexical.ensure(self.store)
-        return report
+        return ingest(paths, self.store, self.embedder, self.settings, csv_mapping, force,
+                      allow_removals=allow_removals, **kwargs)
 
     def remove(self, paper_ids: Sequence[str] = (), sources: Sequence[str | Path] = ()) -> RemovalReport:
         """Delete papers and/or forget source files (papers only they held go too)."""
         files = [str(Path(f).expanduser().resolve()) for f in sources]
-        report = remove(self.store, paper_ids, files)
-        self.retriever.lexical.ensure(self.store)
-        return report
+        return remove(self.store, paper_ids, files)
+
+    def sources(self) -> tuple[list[SourceRecord], str | None]:
+        """The ingested source files, and None; or, when the store cannot be opened, the list saved at its
+        last commit (HOME/sources.json) and the store's error, so a damaged library can be re-ingested."""
+        try:
+            return sorted(self.store.source_records(), key=lambda r: r.file), None
+        except StoreError as error:
+            try:
+                return read_manifest(self.settings.home), str(error)
+            except (OSError, ValueError, KeyError, TypeError):
+                raise error from None
+
+    def backup(self, target: str | Path) -> list[str]:
+        """Copy the library (store, uploads, source list) to a new folder, consistently: taken under the write
+        lock, so no ingest or removal runs meanwhile. Restore by using the folder as the home."""
+        return self.store.backup(Path(target))
 
     def papers(self) -> list[Paper]:
         return sorted((sp.paper for sp in self.store.all_papers()), key=lambda p: p.paper_id)
@@ -247,7 +307,7 @@ class Assistant:
             home=str(self.settings.home),
             embedding_model=self.settings.resolved_embedding_model,
             papers=len(papers),
-            chunks=self.store.chunks.count(),
+            chunks=self.store.chunk_count(),
             sources=self.store.source_count(),
             papers_by_format=dict(Counter(s.format for p in papers for s in p.sources)),
         )

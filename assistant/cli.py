@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 if TYPE_CHECKING:
     from .agent import Answer, Event
@@ -22,6 +26,22 @@ app = typer.Typer(help="litassist: a literature assistant grounded in your paper
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one line, whatever the width
 EXIT_BAD_INPUT = 2
+SKIPPED_LINES = 20  # skipped entries listed one by one; the rest are counted by reason
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(value: object) -> str:
+    """Text that prints as one plain line: control characters, escape sequences, line breaks and bidi overrides
+    from file names or file contents are shown escaped (\\n, \\x1b), never sent to the terminal."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), str(value))
+
+
+class _PrintableRecords(logging.Filter):
+    """Log lines carry file names and parser messages: make each one printable (see `printable`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
 
 
 class CliState:
@@ -40,7 +60,8 @@ def main(
 
     CliState.home = home
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = RichHandler(console=err, show_path=False, show_time=False)
+    handler = RichHandler(console=err, show_path=False, show_time=False, markup=False)
+    handler.addFilter(_PrintableRecords())
     handler.setLevel(level)  # bm25s sets its own logger to DEBUG on import; -v is the only way to see that
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("litassist").setLevel(level)
@@ -59,7 +80,7 @@ def assistant() -> Assistant:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(Text.assemble(("error:", "bold red"), " ", printable(message)), highlight=False)
     raise typer.Exit(code)
 
 
@@ -81,10 +102,14 @@ def ingest_command(
         Optional[list[str]], typer.Option("--csv-map", help="CSV column mapping, e.g. abstract='Summary Text'.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-parse files even if unchanged.")] = False,
+    allow_removals: Annotated[
+        bool, typer.Option("--allow-removals", help="Accept changed files that drop many of their papers.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Parse, chunk, embed and store papers. Exit status 2 if any file failed."""
     from .api import DEMO_CORPUS
+    from .index import StoreError
 
     targets = list(paths or []) + ([DEMO_CORPUS] if demo else [])
     if not targets:
@@ -94,8 +119,12 @@ def ingest_command(
         fail(f"{missing[0]}: no such file or directory", EXIT_BAD_INPUT)
     mapping = _parse_mapping(csv_map or [])
     lib = assistant()
-    with progress_bars(disable=as_json and not err.is_terminal) as on_progress:
-        report = lib.ingest(targets, csv_mapping=mapping or None, force=force, progress=on_progress)
+    try:
+        with progress_bars(disable=as_json and not err.is_terminal) as on_progress:
+            report = lib.ingest(targets, csv_mapping=mapping or None, force=force, progress=on_progress,
+                                allow_removals=allow_removals)
+    except StoreError as error:  # another writer held the library too long, or the store failed
+        fail(str(error))
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
@@ -125,12 +154,22 @@ def progress_bars(disable: bool = False) -> Iterator[Callable[[str, int, int], N
 
 
 def _print_report(report: IngestReport) -> None:
+    """Failed files one line each; skipped entries one line each up to SKIPPED_LINES, then counted by reason."""
     from rich.table import Table
 
+    def line(label: str, style: str, text: str) -> None:
+        err.print(Text.assemble((label, style), " ", printable(text)), highlight=False)
+
     for failure in report.files_failed:
-        err.print(f"[red]failed[/] {failure.file}: {failure.reason}", highlight=False)
-    for skip in report.skipped:
-        err.print(f"[yellow]skipped[/] {skip.file} entry {skip.position}: {skip.reason}", highlight=False)
+        line("failed", "red", f"{failure.file}: {failure.reason}")
+    for skip in report.skipped[:SKIPPED_LINES]:
+        line("skipped", "yellow", f"{skip.file} entry {skip.position}: {skip.reason}")
+    if report.skipped_total > SKIPPED_LINES:
+        reasons = ", ".join(f"{reason} ×{count:,}" for reason, count in
+                            sorted(report.skip_reasons.items(), key=lambda item: -item[1])[:5])
+        line("skipped", "yellow", f"… {report.skipped_total - SKIPPED_LINES:,} more entries; in all: {reasons}")
+    for warning in report.warnings[:SKIPPED_LINES]:
+        line("warning", "yellow", warning)
     table = Table(title="ingest report", show_header=False)
     rows = [
         ("files", f"{report.files} ({report.files_unchanged} unchanged, {len(report.files_failed)} failed)"),
@@ -140,7 +179,7 @@ def _print_report(report: IngestReport) -> None:
         ("unchanged", str(report.unchanged)),
         ("merged duplicates", str(report.merged_duplicates)),
         ("removed", str(report.removed)),
-        ("skipped entries", str(len(report.skipped))),
+        ("skipped entries", f"{report.skipped_total:,}"),
         ("chunks embedded", str(report.chunks_embedded)),
         ("time", f"{report.seconds:.1f} s"),
     ]
@@ -174,7 +213,8 @@ def papers_command(
             print(json.dumps(record, ensure_ascii=False))
         else:
             year = paper.year or paper.date or "n.d."
-            out.print(f"[cyan]{paper.paper_id}[/]  {paper.title}  [dim]({year})[/]", highlight=False)
+            out.print(f"[cyan]{escape(printable(paper.paper_id))}[/]  {escape(printable(paper.title))}  [dim]({year})[/]",
+                      highlight=False)
 
 
 @app.command("search")
@@ -214,8 +254,9 @@ def search_command(
     if not hits:
         err.print("no results (an empty library? run `litassist ingest --demo` to load the seed corpus)")
     for rank, hit in enumerate(hits, start=1):
-        out.print(f"[bold]{rank}. {hit.title}[/]  [dim]{hit.paper_id}  score {hit.score:.3f}[/]", highlight=False)
-        out.print(f"   {hit.text[:300]}{'…' if len(hit.text) > 300 else ''}", highlight=False)
+        title, paper_id = escape(printable(hit.title)), escape(printable(hit.paper_id))
+        out.print(f"[bold]{rank}. {title}[/]  [dim]{paper_id}  score {hit.score:.3f}[/]", highlight=False)
+        out.print(f"   {printable(hit.text[:300])}{'…' if len(hit.text) > 300 else ''}", highlight=False, markup=False)
 
 
 def _read_queries(path: Path) -> list[tuple[object, str]]:
@@ -241,11 +282,16 @@ def remove_command(
     ] = None,
 ) -> None:
     """Delete papers or sources from the library (dense and lexical indexes stay in step)."""
+    from .index import StoreError
+
     if not paper_ids and not source:
         fail("give paper ids and/or --source FILE", EXIT_BAD_INPUT)
-    report = assistant().remove(paper_ids or [], source or [])
+    try:
+        report = assistant().remove(paper_ids or [], source or [])
+    except StoreError as error:
+        fail(str(error))
     for unknown in report.unknown:
-        err.print(f"[yellow]not in the library:[/] {unknown}", highlight=False)
+        err.print(Text.assemble(("not in the library:", "yellow"), " ", printable(unknown)), highlight=False)
     out.print(f"removed {len(report.removed)} papers; {len(report.detached)} kept with their other sources")
     if report.unknown:
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -381,6 +427,43 @@ def stats_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
         out.print(f"  {fmt}: {n}")
 
 
+@app.command("sources")
+def sources_command(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False) -> None:
+    """List the source files the library was built from, even when its store is damaged (from HOME/sources.json)."""
+    from .api import Assistant
+    from .index import StoreError
+
+    try:
+        records, problem = Assistant(home=CliState.home).sources()
+    except StoreError as error:
+        fail(f"{error} (and no readable list of sources was saved)")
+    if problem:
+        err.print(Text.assemble(("warning:", "yellow"), " ", printable(problem),
+                                " — the files below are the sources as of the library's last completed change"),
+                  highlight=False)
+    for record in records:
+        if as_json:
+            print(json.dumps(record.__dict__, ensure_ascii=False))
+        else:
+            out.print(f"{printable(record.file)}\t{record.format}\t{record.papers} papers", highlight=False, markup=False)
+
+
+@app.command("backup")
+def backup_command(
+    target: Annotated[Path, typer.Argument(help="A new (or empty) folder for the copy.")],
+) -> None:
+    """Copy the library to TARGET consistently (no ingest runs meanwhile). Restore: use TARGET as the home."""
+    from .index import StoreError
+
+    lib = assistant()
+    try:
+        files = lib.backup(target)
+    except StoreError as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    out.print(f"backed up {printable(lib.settings.home)} to {printable(target)} ({len(files)} files); restore with "
+              f"--home {printable(target)}, or by moving it into place of the home", highlight=False, markup=False)
+
+
 @app.command("clusters")
 def clusters_command(
     n_clusters: Annotated[Optional[int], typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")] = None,
@@ -455,11 +538,34 @@ def ui_command(
 
 def run() -> None:
     """Console-script entry point; turns expected failures into one line instead of a traceback."""
+    from .index import StoreError
+
     try:
         app()
     except FileNotFoundError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        _error_line(error)
         sys.exit(EXIT_BAD_INPUT)
+    except StoreError as error:
+        _error_line(error)
+        sys.exit(1)
+    except Exception as error:
+        if not _store_failure(error):
+            raise
+        from .config import load_settings
+        from .index.store import damaged_store
+
+        _error_line(damaged_store(load_settings(CliState.home).chroma_path, error))
+        sys.exit(1)
+
+
+def _error_line(error: object) -> None:
+    err.print(Text.assemble(("error:", "bold red"), " ", printable(error)), highlight=False)
+
+
+def _store_failure(error: BaseException) -> bool:
+    """An error raised by Chroma or SQLite while the library was in use: the store on disk is damaged."""
+    return isinstance(error, sqlite3.DatabaseError) or type(error).__module__.split(".")[0] in ("chromadb",
+                                                                                               "chromadb_rust_bindings")
 
 
 @eval_app.command("answers")

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         default="off", description="llm: the chat model re-orders the top fused candidates of every search"
     )
     rerank_candidates: int = Field(default=20, ge=2, le=100, description="how many candidates the re-ranker orders")
+    lock_timeout: float = Field(
+        default=600.0, ge=0, description="seconds a writer waits for another writer of the same library"
+    )
+    max_file_mb: int = Field(default=512, ge=1, description="larger files are refused before they are read")
+    max_chunks_per_paper: int = Field(default=100, ge=1, description="passages embedded per paper at most")
+    max_removal_share: float = Field(
+        default=0.2, ge=0.0, le=1.0, description="a changed file losing more of its papers is refused"
+    )
 
     @property
     def resolved_embedding_model(self) -> str:

@@ -115,12 +115,15 @@ def test_removing_a_source_keeps_papers_other_sources_hold(seeded_copy: Path, tm
     assert lib.remove(["no-such-id"]).unknown == ["no-such-id"]
 
 
-def test_stale_lexical_index_is_rebuilt_on_search(seeded_copy: Path) -> None:
+def test_unfinished_write_is_published_by_the_next_search(seeded_copy: Path) -> None:
     lib = Assistant(home=seeded_copy)
     lib.search("anything", k=1)
-    lib.store.bump_version()  # what a killed ingest leaves behind
-    assert lib.retriever.lexical.version != lib.store.version()
+    before = lib.store.version()
+    with lib.store.writing():
+        lib.store.begin()  # a writer marks the library, then dies before its commit (its lock goes with it)
+    assert lib.store.state().pending
     assert lib.search("CMFQ", k=1, mode="lexical")[0].title.startswith("Causal Mean Field")
+    assert lib.store.state().pending is None and lib.store.version() != before  # healed: published
     assert lib.retriever.lexical.version == lib.store.version()
 
 
