@@ -239,11 +239,12 @@ class Assistant:
         Reused while the library is unchanged; after a change, clusters that continue keep their ids."""
         from .clusters import build_map
 
-        version = self.store.version()
         cached = self.cluster_cache.load_map()
-        if cached and cached.library_version == version and cached.requested_clusters == n_clusters:
-            return cached
-        stored, vectors = self.store.paper_vectors()
+        with self.store.reading() as state:  # the committed library: an ingest under way is not half in it
+            version = state.version
+            if cached and cached.library_version == version and cached.requested_clusters == n_clusters:
+                return cached
+            stored, vectors = self.store.paper_vectors(exclude_txn=state.pending)
         cluster_map = build_map(stored, vectors, version, n_clusters, previous=cached)
         self.cluster_cache.save_map(cluster_map)
         log.info("clustered %d papers: %s, %d clusters, %d unclustered", len(stored), cluster_map.method,

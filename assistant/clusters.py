@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
@@ -58,6 +57,7 @@ from threadpoolctl import threadpool_limits
 from .citations import CitedText, Ledger, Usage, check_citations, references
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
+from .index.store import write_atomic
 from .llm import message_usage, prompt
 
 log = logging.getLogger("litassist.clusters")
@@ -437,8 +437,9 @@ Cached = TypeVar("Cached", ClusterMap, ClusterSummary)
 class ClusterCache:
     """HOME/clusters: the last map (reused while the library is unchanged) and one file per summary.
 
-    Plain JSON files, written whole then renamed into place, so a killed run leaves the old file or the new one.
-    Chroma holds papers and vectors; these are derived views that can always be recomputed.
+    Plain JSON files, written whole under a unique name then renamed into place, so a killed run leaves the old
+    file or the new one. Chroma holds papers and vectors; these are derived views that can always be recomputed:
+    a damaged file (binary, truncated, another layout) is logged in one line and recomputed.
     """
 
     def __init__(self, folder: Path):
@@ -448,31 +449,24 @@ class ClusterCache:
         return _read(self.folder / "map.json", ClusterMap)
 
     def save_map(self, cluster_map: ClusterMap) -> None:
-        _write_atomic(self.folder / "map.json", cluster_map.model_dump_json())
+        write_atomic(self.folder / "map.json", cluster_map.model_dump_json())
 
     def load_summary(self, key: str) -> ClusterSummary | None:
         return _read(self.folder / "summaries" / f"{key}.json", ClusterSummary)
 
     def save_summary(self, key: str, summary: ClusterSummary) -> None:
-        _write_atomic(self.folder / "summaries" / f"{key}.json", summary.model_dump_json())
+        write_atomic(self.folder / "summaries" / f"{key}.json", summary.model_dump_json())
 
 
 def _read(path: Path, model: type[Cached]) -> Cached | None:
-    """A cached record, or None when there is none or it is from an older layout (it is then recomputed)."""
+    """A cached record, or None when there is none or it cannot be used (it is then recomputed)."""
     try:
-        return model.model_validate_json(path.read_text(encoding="utf-8"))
+        return model.model_validate_json(path.read_bytes())
     except FileNotFoundError:
         return None
-    except ValidationError:
-        log.info("ignoring %s: written by another version", path)
+    except (OSError, ValueError) as error:  # ValidationError is a ValueError: garbage, truncation, old layouts
+        log.warning("%s cannot be used (%s); recomputing it", path, " ".join(str(error).split())[:120])
         return None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(text, encoding="utf-8")
-    os.replace(staging, path)
 
 
 def summary_key(cluster: Cluster, provider: str, model: str | None) -> str:

@@ -45,20 +45,20 @@ def synthesize(real: Assistant, target: Assistant, chunks_wanted: int) -> int:
         vectors.setdefault(meta["paper_id"], []).append((meta["position"], np.asarray(emb, dtype=np.float32)))
     copies = math.ceil(chunks_wanted / len(stored["metadatas"]))
     rows = []
-    for copy in range(copies):
-        for paper in papers:
-            clone = paper.model_copy(update={"paper_id": f"{paper.paper_id}~{copy}" if copy else paper.paper_id})
-            chunks = chunk_paper(clone, real.settings.chunk_tokens)
-            base = np.stack([v for _, v in sorted(vectors[paper.paper_id], key=lambda item: item[0])])
-            noisy = base + (rng.normal(0, 0.01, base.shape).astype(np.float32) if copy else 0)
-            noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-            rows.append((clone, chunks, noisy, 0))
-            if len(rows) == 500:
-                target.store.write_papers(rows)
-                rows = []
-    if rows:
-        target.store.write_papers(rows)
-    target.store.bump_version()
+    with target.store.writing(), target.store.committing():  # one write; searches see it once it is published
+        for copy in range(copies):
+            for paper in papers:
+                clone = paper.model_copy(update={"paper_id": f"{paper.paper_id}~{copy}" if copy else paper.paper_id})
+                chunks = chunk_paper(clone, real.settings.chunk_tokens)
+                base = np.stack([v for _, v in sorted(vectors[paper.paper_id], key=lambda item: item[0])])
+                noisy = base + (rng.normal(0, 0.01, base.shape).astype(np.float32) if copy else 0)
+                noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+                rows.append((clone, chunks, noisy, 0))
+                if len(rows) == 500:
+                    target.store.write_papers(rows)
+                    rows = []
+        if rows:
+            target.store.write_papers(rows)
     return target.store.chunks.count()
 
 

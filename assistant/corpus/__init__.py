@@ -195,6 +195,7 @@ def find_conflict(papers: Iterable[Paper]) -> str | None:
         differing = [
             field for field in _COMPARED_FIELDS
             if getattr(first, field) and getattr(paper, field) and getattr(first, field) != getattr(paper, field)
+            and not (field == "title" and (first.title_derived or paper.title_derived))  # made from the abstract
         ]
         if first is not paper and differing:
             return (f"entries {first.sources[0].position} and {paper.sources[0].position} have the same id "

@@ -317,7 +317,10 @@ def parse_ris(text: str, path: str) -> ParseResult:
     text = text.lstrip(_BOM)
     if not _sniff_ris(text):
         raise ParseError("not RIS: no record starts with a 'TY  - ' line")
-    records = rispy.loads(_close_ris_records(text))
+    try:
+        records = rispy.loads(_close_ris_records(text))
+    except (KeyError, IndexError, TypeError, ValueError) as err:  # rispy trips on misplaced continuation lines
+        raise ParseError(f"malformed RIS ({type(err).__name__}: {err}); export the file again") from None
     return _result(
         "ris",
         (
@@ -442,9 +445,8 @@ def parse_csv(text: str, path: str, mapping: dict[str, str] | None = None) -> Pa
             raise ParseError("empty CSV file")
         columns = _match_columns(header, mapping)
         if "abstract" not in columns:
-            raise ParseError(
-                f"no abstract column (columns: {', '.join(header)}); map one with --csv-map abstract=COLUMN"
-            )
+            shown = ", ".join(name[:40] for name in header[:20]) + (", …" if len(header) > 20 else "")
+            raise ParseError(f"no abstract column (columns: {shown}); map one with --csv-map abstract=COLUMN")
         return _result("csv", _csv_rows(reader, header, columns, path))
     except csv.Error as err:
         raise ParseError(f"malformed CSV near line {reader.line_num}: {err}") from err

@@ -403,11 +403,11 @@ class Store:
             for meta in page["metadatas"]
         ]
 
-    def paper_vectors(self) -> tuple[list[StoredPaper], np.ndarray]:
+    def paper_vectors(self, exclude_txn: str | None = None) -> tuple[list[StoredPaper], np.ndarray]:
         """Every paper with its paper-level vector (rows aligned), for clustering and the topic map."""
         stored: list[StoredPaper] = []
         vectors: list[np.ndarray] = []
-        for page in self._pages("papers", ["metadatas", "embeddings"], None):
+        for page in self._pages("papers", ["metadatas", "embeddings"], _visible(None, exclude_txn)):
             stored.extend(self._stored(meta) for meta in page["metadatas"])
             vectors.extend(np.asarray(vector, dtype=np.float32) for vector in page["embeddings"])
         return stored, np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)

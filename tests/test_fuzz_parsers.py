@@ -1,0 +1,131 @@
+"""Property-based fuzzing of every parser: random and mutated inputs raise nothing but ParseError, and never hang.
+
+Each example runs under a SIGALRM watchdog (a hang fails the test instead of stalling CI), and the example
+counts keep the whole module to a few seconds; FUZZ_EXAMPLES=2000 FUZZ_RANDOM=1 runs a longer, fresh campaign.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from assistant.corpus import decode, parse_text
+from assistant.corpus.exports import (
+    EXPORT_SNIFFERS,
+    parse_arxiv_atom,
+    parse_bibtex,
+    parse_csl_json,
+    parse_csv,
+    parse_json,
+    parse_jsonl,
+    parse_ris,
+)
+from assistant.corpus.records import ParseError
+from assistant.corpus.scraped import SCRAPED_SNIFFERS
+from test_parse_exports import ATOM, BIBTEX, CSL_JSON, CSV_SEMICOLON, JSON_PLAIN, JSONL, RIS
+
+from assistant.api import DEMO_CORPUS
+
+WATCHDOG_SECONDS = 5
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None,
+                suppress_health_check=list(HealthCheck), derandomize=not os.environ.get("FUZZ_RANDOM"))
+
+SAMPLES = {
+    "bibtex": (parse_bibtex, BIBTEX),
+    "ris": (parse_ris, RIS),
+    "csl-json": (parse_csl_json, CSL_JSON),
+    "json": (parse_json, JSON_PLAIN),
+    "jsonl": (parse_jsonl, JSONL),
+    "csv": (parse_csv, CSV_SEMICOLON),
+    "arxiv-atom": (parse_arxiv_atom, ATOM),
+}
+SEED_PAGE = sorted(DEMO_CORPUS.iterdir())[2].read_text(encoding="utf-8")[:6000]
+MARKUP = ["{", "}", "[", "]", "\\", '"', ",", "\n", "@", "<", ">", "&", "\ud800", "\x00", "\x1b", "[/]", "TY  - ",
+          "ER  - ", "999999999999999999999999", "NaN", "Infinity", "null", "[[[[", "{{{{", "$", "%"]
+
+
+@contextlib.contextmanager
+def watchdog(seconds: int = WATCHDOG_SECONDS) -> Iterator[None]:
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"parser still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def only_parse_errors(parse: Callable[[], object]) -> None:
+    with watchdog():
+        try:
+            parse()
+        except ParseError as error:
+            assert "\n" not in str(error), "a parse error must be one line"
+
+
+@st.composite
+def mutated(draw: st.DrawFn, sample: str) -> str:
+    """A valid sample cut, spliced, duplicated and salted with characters parsers treat specially."""
+    text = sample
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(text)))
+        action = draw(st.sampled_from(["cut", "insert", "delete", "repeat", "nest"]))
+        if action == "cut":
+            text = text[:at]
+        elif action == "insert":
+            text = text[:at] + draw(st.sampled_from(MARKUP) | st.text(max_size=20)) + text[at:]
+        elif action == "delete":
+            text = text[:at] + text[at + draw(st.integers(1, 200)):]
+        elif action == "repeat":
+            text = text[:at] + text[at : at + 50] * draw(st.integers(2, 50)) + text[at:]
+        else:
+            depth = draw(st.integers(50, 3000))
+            opener, closer = draw(st.sampled_from([("[", "]"), ("{", "}"), ("<a>", "</a>")]))
+            text = text[:at] + opener * depth + "x" + closer * draw(st.integers(0, depth)) + text[at:]
+    return text
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_parsers_survive_mutated_exports(name: str) -> None:
+    parse, sample = SAMPLES[name]
+
+    @FUZZ
+    @given(text=mutated(sample))
+    def check(text: str) -> None:
+        only_parse_errors(lambda: parse(text, f"fuzz.{name}"))
+
+    check()
+
+
+@FUZZ
+@given(text=st.text(max_size=2000) | st.lists(st.sampled_from(MARKUP) | st.text(max_size=8), max_size=200).map("".join))
+def test_every_parser_and_sniffer_survives_random_text(text: str) -> None:
+    for _, sniff, parse in EXPORT_SNIFFERS:
+        with watchdog():
+            assert sniff(text) in (True, False)
+        only_parse_errors(lambda parse=parse: parse(text, "random.txt"))
+    for _, sniff, _parse in SCRAPED_SNIFFERS:
+        with watchdog():
+            assert sniff(text) in (True, False)
+    only_parse_errors(lambda: parse_text(text, "random.txt"))
+
+
+@FUZZ
+@given(text=mutated(SEED_PAGE))
+def test_scraped_page_detection_and_parsing_survive_mutations(text: str) -> None:
+    only_parse_errors(lambda: parse_text(text, "page.txt"))
+
+
+@FUZZ
+@given(data=st.binary(max_size=3000))
+def test_decoding_then_parsing_random_bytes(data: bytes) -> None:
+    only_parse_errors(lambda: parse_text(decode(data), "bytes.bin"))
