@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_parse_exports import ATOM, BIBTEX, CSL_JSON, CSV_SEMICOLON, JSON_PLAIN, JSONL, RIS
 
+from assistant.api import DEMO_CORPUS
 from assistant.corpus import decode, parse_text
 from assistant.corpus.exports import (
     EXPORT_SNIFFERS,
@@ -28,9 +30,6 @@ from assistant.corpus.exports import (
 )
 from assistant.corpus.records import ParseError
 from assistant.corpus.scraped import SCRAPED_SNIFFERS
-from test_parse_exports import ATOM, BIBTEX, CSL_JSON, CSV_SEMICOLON, JSON_PLAIN, JSONL, RIS
-
-from assistant.api import DEMO_CORPUS
 
 WATCHDOG_SECONDS = 5
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None,

@@ -28,7 +28,7 @@ runner = CliRunner()
 def cli(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """The installed entry point in a fresh process, as a user runs it."""
     command = [sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "COLUMNS": "300"})
 
 
@@ -115,8 +115,8 @@ def test_update_that_drops_papers_is_refused_unless_allowed(tmp_path: Path) -> N
     source.write_text("".join(json.dumps(r) + "\n" for r in records[:7]), encoding="utf-8")  # a cut export
     report = lib.ingest([source])
     assert [f.reason for f in report.files_failed] == [
-        "this version would remove 3 of the 10 papers the file held (30%, over the 20% limit); "
-        "if the file is complete, run again with --allow-removals"
+        ("this version would remove 3 of the 10 papers the file held (30%, over the 20% limit); "
+         "if the file is complete, run again with --allow-removals")
     ]
     assert lib.stats().papers == 10 and report.removed == 0
     result = runner.invoke(app, ["--home", str(tmp_path / "home"), "ingest", str(source), "--allow-removals", "--json"])
