@@ -229,7 +229,7 @@ def search_command(
     year_max: Annotated[Optional[int], typer.Option("--year-max", help="Only papers up to this year.")] = None,
     author: Annotated[Optional[str], typer.Option("--author", help="Author name contains this.")] = None,
     venue: Annotated[Optional[str], typer.Option("--venue", help="Venue/category contains this.")] = None,
-    source: Annotated[Optional[str], typer.Option("--source", help="Source file path or format contains this.")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="A format (bibtex, jsonl, ...) or a source file's path or name, exactly.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output (JSON lines in batch mode).")] = False,
 ) -> None:
     """Find the papers that best match a query (hybrid dense + BM25 by default)."""

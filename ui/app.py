@@ -479,7 +479,7 @@ def render_ingest_report(result: UploadResult) -> None:
     columns = st.columns(5)
     for column, (name, value) in zip(columns, [("New", report.new), ("Updated", report.updated),
                                                ("Merged duplicates", report.merged_duplicates),
-                                               ("Unchanged", report.unchanged), ("Skipped", len(report.skipped))]):
+                                               ("Unchanged", report.unchanged), ("Skipped", report.skipped_total)]):
         column.metric(name, value)
     formats = ", ".join(f"{n} {fmt}" for fmt, n in sorted(report.papers_by_format.items()))
     st.caption(f"{report.files} file(s) in {report.seconds:.1f} s" + (f" · papers read: {formats}" if formats else "")
@@ -488,7 +488,7 @@ def render_ingest_report(result: UploadResult) -> None:
     for failure in report.files_failed:
         st.error(f"{Path(failure.file).name}: {failure.reason}", icon=":material/error:")
     if report.skipped:
-        with st.expander(f"{len(report.skipped)} {'entry' if len(report.skipped) == 1 else 'entries'} skipped"):
+        with st.expander(f"{report.skipped_total:,} {'entry' if report.skipped_total == 1 else 'entries'} skipped"):
             st.dataframe(pd.DataFrame([{"file": Path(s.file).name, "entry": s.position, "reason": s.reason}
                                        for s in report.skipped]), hide_index=True, width="stretch")
 

@@ -194,6 +194,7 @@ class Store:
         self.locks = LibraryLocks(self.home, lock_timeout)
         self.commit_hooks: list[Callable[[Store, str], None]] = []  # derived indexes, rebuilt inside a commit
         self._swap = threading.Lock()
+        self._catching = threading.Lock()
         self._txn: str | None = None  # this Store's transaction token while it writes
         self._box: list[_Handles] = []  # open clients, closed when the Store is garbage-collected
         if not url:
@@ -310,18 +311,21 @@ class Store:
         return self.state().version
 
     def _catch_up(self, state: LibraryState) -> None:
-        if (state.version, state.pending) != self._seen:
-            self._reopen()
-            self._seen = (state.version, state.pending)
+        """Reopen when the library changed since this Store last looked (another process wrote)."""
+        with self._catching:
+            if (state.version, state.pending) != self._seen:
+                self._reopen()
+                self._seen = (state.version, state.pending)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
         """Hold the library's write lock for a whole ingest or removal (one writer at a time)."""
         with self.locks.writer():
             state = self.state()
-            self._catch_up(state)  # a stale vector index would lose other processes' vectors when it is saved
             if state.pending:  # a writer that died before its commit: publish what it stored first
                 self._heal()
+            else:
+                self._catch_up(state)  # a stale vector index would drop other processes' vectors when saved
             try:
                 yield
             finally:
@@ -333,7 +337,7 @@ class Store:
             raise RuntimeError("the library is changed only inside Store.writing()")
         if self._txn is None:
             self._txn = uuid.uuid4().hex
-            self._set_meta(pending=self._txn, chunk_tokens=self.chunk_tokens)
+            self._set_meta(pending=self._txn, **({"chunk_tokens": self.chunk_tokens} if self.chunk_tokens else {}))
             self._seen = (self._seen[0], self._txn)
         return self._txn
 
@@ -354,7 +358,7 @@ class Store:
     def _heal(self) -> None:
         log.warning("the last change to %s did not finish (the process was killed?): publishing what it stored",
                     self.home)
-        self._reopen()
+        self._reopen()  # the dead writer's last vectors are on disk, not in this process's index
         with self.committing():
             pass
 
