@@ -105,6 +105,29 @@ def test_parsers_survive_mutated_exports(name: str) -> None:
     check()
 
 
+CRASHERS = {  # inputs that broke a parser before issue 11, found by the attack run and by longer campaigns
+    "deep arrays": "[" * 100_000 + "]" * 100_000,
+    "deep objects": '{"a":' * 100_000 + "1" + "}" * 100_000,
+    "deep objects, one a line": ('{"a":' * 5_000 + "1" + "}" * 5_000 + "\n") * 2,
+    "huge integer": '[{"id": ' + "9" * 1_000_000 + ', "abstract": "Words."}]',
+    "lone surrogate": '[{"title": "\\ud800", "abstract": "Words \\udfff."}]',
+    "CSL flat date parts": '[{"issued": {"date-parts": [2021, 3]}, "author": [42, null], "abstract": "Words."}]',
+    "CSL null date parts": '[{"issued": {"date-parts": [null]}, "container-title": {"x": 1}, "abstract": "W."}]',
+    "300 nested braces": "@article{k, title = {" + "{" * 300 + "x" + "}" * 300 + "}, abstract = {Words.}}",
+    "RIS continuation after a broken tag": "TY  - JOUR\nAB  - x\nER  - \n\nTY\n  - CHAP\nN2  - y\nER  - \n",
+    "CSV header of long lines": '"a\nb\nc",x\n1,2\n',
+    "NaN and Infinity": '[{"id": NaN, "year": Infinity, "abstract": "Words."}]',
+}
+
+
+@pytest.mark.parametrize("crasher", sorted(CRASHERS))
+def test_every_parser_survives_known_crashers(crasher: str) -> None:
+    text = CRASHERS[crasher]
+    for name, (parse, _) in SAMPLES.items():
+        only_parse_errors(lambda parse=parse, name=name: parse(text, f"crasher.{name}"))
+    only_parse_errors(lambda: parse_text(text, "crasher.txt"))
+
+
 @FUZZ
 @given(text=st.text(max_size=2000) | st.lists(st.sampled_from(MARKUP) | st.text(max_size=8), max_size=200).map("".join))
 def test_every_parser_and_sniffer_survives_random_text(text: str) -> None:

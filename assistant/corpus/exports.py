@@ -36,6 +36,7 @@ Parser = Callable[..., ParseResult]
 
 _BOM = "\ufeff"
 _SNIFF_CHARS = 65536
+_CSV_SNIFF_CHARS = 8192  # csv.Sniffer is quadratic in a line's length: 64 KB of one line took 16 s
 _MAX_INT_DIGITS = 4300  # Python's int() refuses longer digit strings (sys.int_info.default_max_str_digits)
 _YEAR_DATE = re.compile(r"(?<!\d)(\d{4})(?!\d)(?:[-/.](\d{1,2})(?:[-/.](\d{1,2}))?)?")
 # Our field -> the names other tools use for it, matched case-insensitively (JSON keys, CSV headers).
@@ -427,8 +428,11 @@ def parse_jsonl(text: str, path: str) -> ParseResult:
 def _csv_dialect(text: str) -> type[csv.Dialect] | None:
     """Excel quoting with the sniffed delimiter. Only the delimiter is trusted: the Sniffer often reports
     doublequote=False (then '""' and '&amp;' inside quotes split fields) and may take apostrophes for quotes."""
+    sample = text[:_CSV_SNIFF_CHARS]
+    if (last_line := sample.rfind("\n")) > 0:
+        sample = sample[:last_line]  # whole lines: a cut quoted field confuses the Sniffer
     try:
-        delimiter = csv.Sniffer().sniff(text[:_SNIFF_CHARS], delimiters=",;\t").delimiter
+        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
     except csv.Error:
         return None
     # strict: a quote left open at the end of the file is an error, not a field that swallows the rest
