@@ -132,7 +132,7 @@ class LibraryLocks:
         lock = ReadWriteLock(self.commit_path, timeout=self.timeout, is_singleton=False)
         try:
             try:
-                lock.acquire_write() if exclusive else lock.acquire_read()
+                (lock.acquire_write if exclusive else lock.acquire_read)(timeout=self.timeout)
             except Timeout:
                 raise LibraryBusy(self._busy_message("a search" if exclusive else "a writer publishing changes")) from None
             yield
