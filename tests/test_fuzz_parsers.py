@@ -18,16 +18,7 @@ from test_parse_exports import ATOM, BIBTEX, CSL_JSON, CSV_SEMICOLON, JSON_PLAIN
 
 from assistant.api import DEMO_CORPUS
 from assistant.corpus import decode, parse_text
-from assistant.corpus.exports import (
-    EXPORT_SNIFFERS,
-    parse_arxiv_atom,
-    parse_bibtex,
-    parse_csl_json,
-    parse_csv,
-    parse_json,
-    parse_jsonl,
-    parse_ris,
-)
+from assistant.corpus.exports import EXPORT_SNIFFERS, parse_csl_json
 from assistant.corpus.records import ParseError
 from assistant.corpus.scraped import SCRAPED_SNIFFERS
 
@@ -35,15 +26,10 @@ WATCHDOG_SECONDS = 5
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None,
                 suppress_health_check=list(HealthCheck), derandomize=not os.environ.get("FUZZ_RANDOM"))
 
-SAMPLES = {
-    "bibtex": (parse_bibtex, BIBTEX),
-    "ris": (parse_ris, RIS),
-    "csl-json": (parse_csl_json, CSL_JSON),
-    "json": (parse_json, JSON_PLAIN),
-    "jsonl": (parse_jsonl, JSONL),
-    "csv": (parse_csv, CSV_SEMICOLON),
-    "arxiv-atom": (parse_arxiv_atom, ATOM),
-}
+PARSERS = {name: parse for name, _, parse in EXPORT_SNIFFERS} | {"csl-json": parse_csl_json}
+TEXTS = {"bibtex": BIBTEX, "ris": RIS, "csl-json": CSL_JSON, "json": JSON_PLAIN, "jsonl": JSONL, "csv": CSV_SEMICOLON,
+         "arxiv-atom": ATOM}
+SAMPLES = {name: (PARSERS[name], text) for name, text in TEXTS.items()}
 SEED_PAGE = sorted(DEMO_CORPUS.iterdir())[2].read_text(encoding="utf-8")[:6000]
 MARKUP = ["{", "}", "[", "]", "\\", '"', ",", "\n", "@", "<", ">", "&", "\ud800", "\x00", "\x1b", "[/]", "TY  - ",
           "ER  - ", "999999999999999999999999", "NaN", "Infinity", "null", "[[[[", "{{{{", "$", "%"]
