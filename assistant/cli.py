@@ -445,7 +445,8 @@ def sources_command(as_json: Annotated[bool, typer.Option("--json", help="One JS
         if as_json:
             print(json.dumps(record.__dict__, ensure_ascii=False))
         else:
-            out.print(f"{printable(record.file)}\t{record.format}\t{record.papers} papers", highlight=False, markup=False)
+            out.print(f"{printable(record.file)}\t{record.format}\t{record.papers} papers", highlight=False,
+                      markup=False, soft_wrap=True)
 
 
 @app.command("backup")

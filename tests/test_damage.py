@@ -118,3 +118,28 @@ def test_backup_is_a_home_that_restores(seeded_copy: Path, tmp_path: Path) -> No
 
     again = runner.invoke(app, ["--home", str(backup), "backup", str(backup)])
     assert again.exit_code == 2 and "already exists and is not empty" in again.output
+
+
+def test_damage_found_while_reading_is_one_line_and_sources_fall_back(
+    seeded_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some damage lets Chroma open the store and fails later; Chroma then raises an "invalid argument" error
+    (seen in the attack run: "Failed to pull logs from the log store"). A stand-in raises that message here."""
+    from chromadb.api.models.Collection import Collection
+    from chromadb.errors import InvalidArgumentError
+
+    from assistant.index import StoreError
+
+    lib = Assistant(home=seeded_copy)
+    assert lib.store.paper_count() == 179  # opened while the file was still whole
+
+    def damaged(*args: object, **kwargs: object) -> None:
+        raise InvalidArgumentError("Error executing plan: Error sending backfill request to compactor: "
+                                   "Failed to pull logs from the log store")
+
+    monkeypatch.setattr(Collection, "get", damaged)
+    with pytest.raises(StoreError, match=r"chroma\.sqlite3 cannot be read .* \(`litassist sources` lists them\)"):
+        lib.papers()
+    records, problem = lib.sources()
+    assert {Path(r.file).name for r in records} == {p.name for p in SEEDS.iterdir()}
+    assert problem and "Failed to pull logs" in problem

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -114,6 +115,17 @@ def check_store_file(chroma_dir: Path) -> None:
         header = handle.read(len(SQLITE_HEADER))
     if header != SQLITE_HEADER:
         raise StoreError(f"{db} is not a SQLite database (its header is damaged); {WHAT_TO_DO}")
+
+
+# What Chroma says when the database under it is damaged (it raises InternalError or InvalidArgumentError).
+_DAMAGE_WORDS = re.compile(r"malformed|not a database|no such table|log store|backfill|corrupt|disk I/O", re.IGNORECASE)
+
+
+def _damage(error: BaseException) -> bool:
+    """An error that means the database on disk is damaged (not a mistake in a request)."""
+    return isinstance(error, sqlite3.DatabaseError) or (
+        type(error).__module__.startswith("chromadb") and bool(_DAMAGE_WORDS.search(str(error)))
+    )
 
 
 def damaged_store(chroma_dir: Path, error: BaseException) -> StoreError:
@@ -267,11 +279,16 @@ class Store:
 
     @contextlib.contextmanager
     def _use(self) -> Iterator[_Handles]:
+        """The current client for one operation; a store found damaged while in use is one StoreError line."""
         with self._swap:
             handles = self._handles
             handles.users += 1
         try:
             yield handles
+        except Exception as error:
+            if self.url or not _damage(error):
+                raise
+            raise damaged_store(self.path, error) from error
         finally:
             with self._swap:
                 handles.users -= 1
