@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +39,11 @@ def main(
 ) -> None:
     from rich.logging import RichHandler
 
+    if home is not None:
+        from .config import expand_path
+
+        home = Path(expand_path(home))
+        require_usable_home(home, "--home")
     CliState.home = home
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = RichHandler(console=err, show_path=False, show_time=False)
@@ -52,10 +58,20 @@ def assistant() -> Assistant:
 
     try:
         instance = Assistant(home=CliState.home)
+        require_usable_home(instance.settings.home, "LITASSIST_HOME")
         instance.store  # open now, so a store error is reported before any work
         return instance
     except StoreError as error:
         fail(str(error))
+
+
+def require_usable_home(home: Path, given_by: str) -> None:
+    """A library folder we can create and write, else one line and exit 2 (not a traceback from Chroma)."""
+    existing = next(p for p in (home, *home.parents) if p.exists())
+    if not existing.is_dir():
+        fail(f"{given_by} {home}: {existing} is a file, not a directory", EXIT_BAD_INPUT)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"{given_by} {home}: {existing} is not writable", EXIT_BAD_INPUT)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -438,7 +454,6 @@ def ui_command(
     host: Annotated[str, typer.Option("--host", help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
 ) -> None:
     """Open the browser app (Streamlit): chat with sources, the topic map, and the library."""
-    import subprocess
     from importlib import resources
 
     app_file = resources.files("assistant.ui").joinpath("app.py")
@@ -447,10 +462,31 @@ def ui_command(
     if CliState.home:
         command += ["--", "--home", str(CliState.home)]
     out.print(f"litassist UI on http://{host}:{port} (Ctrl-C stops it)", highlight=False)
+    raise typer.Exit(run_forwarding_signals(command))
+
+
+def run_forwarding_signals(command: list[str]) -> int:
+    """Run a child process; SIGTERM and SIGINT sent to us go on to it, and we exit when it does, with its status."""
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(command)
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        raise typer.Exit(subprocess.call(command))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+        while True:
+            try:
+                status = child.wait()
+                return 128 - status if status < 0 else status  # killed by signal N: 128 + N, as a shell says
+            except KeyboardInterrupt:  # a handler set elsewhere may still raise it: keep waiting for the child
+                forward(signal.SIGINT, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run() -> None:

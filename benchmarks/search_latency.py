@@ -1,6 +1,9 @@
 """Warm search latency (hybrid, k=10): p50/p95 at the SciFact library and at ~100k synthesized chunks.
 
-    python benchmarks/search_latency.py [SCIFACT_DIR] [--chunks 100000] [--queries 200]
+    python benchmarks/search_latency.py [SCIFACT_DIR] [--home HOME] [--chunks 100000] [--queries 200]
+                                        [--no-synthesis] [--json]
+
+HOME: the SciFact library to search (default: the evaluation cache of SCIFACT_DIR; built when missing).
 
 The large library is synthesized from the real one: every SciFact paper is copied N times with a new id and
 its real chunk vectors slightly perturbed (no re-embedding), so BM25 and HNSW work at full size.
@@ -67,9 +70,12 @@ def main() -> None:
     parser.add_argument("folder", nargs="?", default=str(Path(__file__).parents[2] / "shared/eval/scifact"))
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--home", default=None, help="the SciFact library (default: its evaluation cache)")
+    parser.add_argument("--no-synthesis", action="store_true", help="only the real library, not the large one")
+    parser.add_argument("--json", action="store_true", help="end with the numbers as one JSON line")
     args = parser.parse_args()
     folder = Path(args.folder)
-    real = Assistant(home=eval_home(folder))
+    real = Assistant(home=args.home or eval_home(folder))
     real.ingest([folder / "corpus.jsonl"])
     queries = [json.loads(line)["text"] for line in (folder / "queries.jsonl").read_text().splitlines()][: args.queries]
     load_queries(folder, "test")  # validates the folder layout
@@ -77,6 +83,10 @@ def main() -> None:
     p50, p95 = latencies(real, queries)
     stats = real.stats()
     print(f"{stats.papers} papers / {stats.chunks} chunks: hybrid k=10 p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    if args.json:
+        print(json.dumps({"warm_search_p50_ms": p50, "warm_search_p95_ms": p95}))
+    if args.no_synthesis:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         big = Assistant(home=Path(tmp) / "home")
         started = time.perf_counter()

@@ -1,16 +1,17 @@
 """Chunk, embed and store: Paper records -> token-bounded chunks -> vectors -> an on-disk Chroma store.
 
-One module a job: `chunking` (passages and sentences), `embedders` (local MiniLM, OpenAI), `store` (Chroma),
+One module a job: `chunking` (passages and sentences), `embedders` (MiniLM on ONNX Runtime, sentence-transformers, OpenAI), `store` (Chroma),
 `ingest` (files -> papers -> the store, and removal).
 """
 
 from .chunking import SENTENCE_BREAK, Chunk, chunk_paper, count_tokens, sentence_spans, split_sentences
-from .embedders import Embedder, LocalEmbedder, OpenAIEmbedder, StoreError, make_embedder
+from .embedders import Embedder, OnnxEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder, StoreError, make_embedder
 from .ingest import FileFailure, IngestReport, ProgressCallback, RemovalReport, SkippedEntry, ingest, remove
 from .store import ChunkHit, Store, StoredPaper
 
 __all__ = [
-    "SENTENCE_BREAK", "Chunk", "ChunkHit", "Embedder", "FileFailure", "IngestReport", "LocalEmbedder",
-    "OpenAIEmbedder", "ProgressCallback", "RemovalReport", "SkippedEntry", "Store", "StoreError", "StoredPaper",
+    "SENTENCE_BREAK", "Chunk", "ChunkHit", "Embedder", "FileFailure", "IngestReport", "OnnxEmbedder",
+    "OpenAIEmbedder", "ProgressCallback", "RemovalReport", "SentenceTransformerEmbedder", "SkippedEntry", "Store",
+    "StoreError", "StoredPaper",
     "chunk_paper", "count_tokens", "ingest", "make_embedder", "remove", "sentence_spans", "split_sentences",
 ]
