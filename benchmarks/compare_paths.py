@@ -44,10 +44,11 @@ def environment(tree: Path) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(tree), "LITASSIST_LLM_PROVIDER": "offline"}
 
 
-def timed_process(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of one child process."""
+def timed_process(command: list[str], tree: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of one child process running `tree`'s package (`-m` puts the cwd first)."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(command, env=environment(tree), cwd=tree, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - started
     if status != 0:
@@ -60,8 +61,8 @@ def cold_start(trees: dict[str, Path], library: str, runs: int) -> dict[str, dic
     for _ in range(runs):
         for name, tree in trees.items():
             base = [sys.executable, "-m", "assistant", "--home", library, "-q"]
-            results[name]["help"].append(timed_process(base + ["--help"], environment(tree))[0])
-            seconds, rss = timed_process(base + ["search", QUERY, "--json"], environment(tree))
+            results[name]["help"].append(timed_process(base + ["--help"], tree)[0])
+            seconds, rss = timed_process(base + ["search", QUERY, "--json"], tree)
             results[name]["search"].append(seconds)
             results[name]["rss"].append(rss)
     return {name: {"help_s": statistics.median(r["help"]), "search_s": statistics.median(r["search"]),
@@ -71,7 +72,7 @@ def cold_start(trees: dict[str, Path], library: str, runs: int) -> dict[str, dic
 def script(tree: Path, name: str, *args: str) -> dict[str, float]:
     """Run benchmarks/NAME.py of this checkout against `tree`'s package; its last line is a JSON object."""
     command = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args, "--json"]
-    result = subprocess.run(command, env=environment(tree), capture_output=True, text=True, check=False)
+    result = subprocess.run(command, env=environment(tree), cwd=tree, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"{name} on {tree}: {result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

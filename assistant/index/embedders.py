@@ -46,9 +46,9 @@ class OnnxMiniLM:
     encoder's last hidden states averaged over the attention mask, then L2-normalized.
 
     chromadb's ONNXMiniLM_L6_V2 does the same pooling and truncation, and loads a folder we give it without a
-    download, but it encodes texts one by one and so pads every text to 256 word pieces: a 10-word query costs a
-    25th of the work here, and ingest wastes a third. So this calls ONNX Runtime and tokenizers directly and pads
-    each batch to its longest text.
+    download, but it encodes texts one by one and so pads every text to 256 word pieces: a 10-word query would cost
+    25 times the work. So this calls ONNX Runtime and tokenizers directly and pads each batch to its longest text
+    (callers sort by length; see `_in_length_order`).
     """
 
     def __init__(self, folder: Path, threads: int | None = None):
