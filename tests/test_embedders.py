@@ -100,7 +100,8 @@ def test_unknown_local_model_is_one_clear_error(tmp_path: Path) -> None:
         make_embedder(settings)
 
 
-TORCH_PROBE = "import sys; print(json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)))"
+TORCH_PROBE = ("import sys; print('\\nHEAVY=' + json.dumps(sorted(m for m in ('torch', 'sentence_transformers', "
+               "'transformers') if m in sys.modules)))")
 
 
 def _heavy_modules_after(code: str, home: Path) -> list[str]:
@@ -110,7 +111,7 @@ def _heavy_modules_after(code: str, home: Path) -> list[str]:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=home.parent, check=False,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.rpartition("HEAVY=")[2])
 
 
 @pytest.mark.slow
