@@ -29,7 +29,7 @@ from assistant.ui.uploads import safe_name, save_uploads  # noqa: E402
 APP = str(resources.files("assistant.ui").joinpath("app.py"))
 CHAT, EXPLORE, LIBRARY = ":material/forum: Chat", ":material/hub: Explore", ":material/library_books: Library"
 QUESTION = "How can multi-agent reinforcement learning scale to many agents?"
-SMALL_SEED = "004_dda915f2b5298ef8.txt"  # the single-paper page: 6 papers, a quick first-run ingest
+SMALL_SEED = "paper-page-sparse-training-theory.txt"  # the single-paper page: 6 papers, a quick first-run ingest
 
 
 @pytest.fixture()
