@@ -317,7 +317,7 @@ def ask_command(
 @app.command("chat")
 def chat_command(
     conversation_id: Annotated[str | None, typer.Argument(
-        metavar="[ID]", help="A saved conversation to continue (its id or a unique prefix).")] = None,
+        metavar="ID", help="A saved conversation to continue (its id or a unique prefix).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue a saved conversation: ID, or the most recent one.")] = False,
 ) -> None:
