@@ -477,7 +477,7 @@ def test_paper_text_and_model_output_render_as_text_with_only_the_apps_own_links
                     abstract="We <b>propose</b> $5 ![p](http://127.0.0.1:9/pixel.png) <img src=x onerror=alert(1)> "
                              "and [click](javascript:alert(1)) or www.evil.example, mail a@b.example.",
                     url="javascript:alert(1)", doi="10.1000/x\"><script>", arxiv_id="2101.00001", authors=[])
-    card = paper_html(hostile, [Span(start=3, end=16, text="<b>propose</b>")], "authors not listed")
+    card = paper_html(hostile, [Span(start=3, end=17, text="<b>propose</b>")], "authors not listed")
     assert "<img" not in card and "<script" not in card and 'href="javascript' not in card
     assert re.findall(r'href="([^"]+)"', card) == ["https://doi.org/10.1000/x%22%3E%3Cscript%3E",
                                                     "https://arxiv.org/abs/2101.00001"]
@@ -503,7 +503,7 @@ def test_cited_html_makes_every_marker_a_button_with_its_title() -> None:
 
 def test_highlight_merges_overlapping_spans_and_escapes_the_rest() -> None:
     abstract = "We propose <b>X</b>. It costs $5 and scales. Results improve by 10% on A & B."
-    spans = [Span(start=21, end=45, text=""), Span(start=30, end=45, text="")]
+    spans = [Span(start=21, end=44, text=""), Span(start=30, end=44, text="")]
     assert highlight_html(abstract, spans) == (
         "We propose &lt;b&gt;X&lt;/b&gt;. <mark>It costs &#36;5 and scales.</mark> Results improve by 10% on A &amp; B.")
     assert "<mark>" not in highlight_html(abstract, [])
