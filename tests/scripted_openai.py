@@ -11,10 +11,12 @@ from contextlib import contextmanager
 
 
 class ScriptedOpenAI:
-    """Answers every chat completion with `reply` (streamed as server-sent events when asked to stream)."""
+    """Answers every chat completion with `reply` (streamed as server-sent events when asked to stream), or, with
+    an error `status`, with OpenAI's error body for it (401: a rejected key)."""
 
-    def __init__(self, reply: str):
+    def __init__(self, reply: str, status: int = 200):
         self.reply = reply
+        self.status = status
         self.requests: list[dict] = []
 
     def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
@@ -24,7 +26,9 @@ class ScriptedOpenAI:
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 server.requests.append(request)
-                if request.get("stream"):
+                if server.status != 200:
+                    self._send(server.status, {"error": {"message": server.reply, "type": "invalid_request_error"}})
+                elif request.get("stream"):
                     self._stream(request.get("model", "scripted"))
                 else:
                     self._send(200, {"id": "c1", "object": "chat.completion", "created": 0, "model": "scripted",
@@ -67,9 +71,9 @@ class ScriptedOpenAI:
 
 
 @contextmanager
-def scripted_openai(reply: str) -> Iterator[tuple[str, ScriptedOpenAI]]:
+def scripted_openai(reply: str, status: int = 200) -> Iterator[tuple[str, ScriptedOpenAI]]:
     """(base URL, the server's record) of a scripted server running for the block."""
-    script = ScriptedOpenAI(reply)
+    script = ScriptedOpenAI(reply, status)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), script.handler())
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

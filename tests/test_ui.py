@@ -34,7 +34,7 @@ from assistant.api import DEMO_CORPUS
 from assistant.bibtex import bibtex
 from assistant.citations import Citation, CitedText, Span
 from assistant.claims import claims
-from assistant.conversations import SavedTurn
+from assistant.conversations import FILE_NAME, SavedTurn
 from assistant.corpus import Paper
 
 APP = str(resources.files("assistant.ui").joinpath("app.py"))
@@ -59,6 +59,14 @@ def app(monkeypatch: pytest.MonkeyPatch):
         return at.run()
 
     return make
+
+
+@pytest.fixture()
+def seeded_copy(seeded_copy: Path) -> Path:
+    """The private copy of the seed library without the conversations other tests saved in the shared one
+    (`litassist chat` saves as it goes)."""
+    (seeded_copy / FILE_NAME).unlink(missing_ok=True)
+    return seeded_copy
 
 
 def ask(at: AppTest, question: str) -> SavedTurn:
@@ -260,29 +268,12 @@ def test_model_answer_streams_tokens_counts_usage_and_drops_unknown_citations(
 
 def test_rejected_api_key_is_one_friendly_line(app, seeded_copy: Path) -> None:
     """A real HTTP server on 127.0.0.1 that answers 401, as OpenAI does for a bad key."""
-    import http.server
-    import threading
+    from scripted_openai import scripted_openai
 
-    class Unauthorized(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = b'{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}'
-            self.send_response(401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unauthorized)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with scripted_openai("Incorrect API key provided", status=401) as (base_url, _):
         at = app(seeded_copy, LITASSIST_LLM_PROVIDER="openai-compatible", LITASSIST_LLM_MAX_RETRIES="0",
-                 OPENAI_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1", OPENAI_API_KEY="sk-wrong")
+                 OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-wrong")
         turn = ask(at, QUESTION)
-    finally:
-        server.shutdown()
     assert turn.failed
     assert [e.value for e in at.error] == ["the model server rejected the API key: check OPENAI_API_KEY"]
 

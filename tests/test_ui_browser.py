@@ -34,6 +34,7 @@ from scripted_openai import pixel_server, scripted_openai
 
 from assistant import Assistant
 from assistant.claims import claims, marker_claims
+from assistant.conversations import FILE_NAME
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,7 @@ def site(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     ARTIFACTS.mkdir(exist_ok=True)
     home = tmp_path_factory.mktemp("browser") / "home"
     shutil.copytree(seeded_home, home)
+    (home / FILE_NAME).unlink(missing_ok=True)  # conversations other tests saved in the shared library
     with pixel_server() as (pixel, hits):
         papers = home.parent / "planted.jsonl"
         papers.write_text(planted(pixel), encoding="utf-8")
@@ -195,15 +197,9 @@ def test_citations_open_the_source_with_its_sentence_and_conversations_last(page
     assert in_view(page, second.get_by_text("Answer 2 ·")) or in_view(page, second.locator("button").first)
     assert in_view(page, page.get_by_placeholder(QUESTION_BOX))  # the input stays reachable
 
-    page.reload()  # the conversation is saved as it happens: a reload restores it
-    page.get_by_text("Answer 2 ·").wait_for(timeout=120_000)
-    wait_until_idle(page)
-    assert page.get_by_text("Answer 1 ·").count() == 1 and open_conversation_id(page) == conversation_id
     sidebar = page.locator("[data-testid='stSidebar']")
-    page.screenshot(path=str(ARTIFACTS / "ui-conversations-after-reload.png"))
-
     sidebar.get_by_role("button", name=re.compile("New conversation")).click()
-    wait_until_idle(page)
+    page.get_by_text("Answer 1 ·").wait_for(state="detached", timeout=60_000)
     ask(page, PLANTED_QUESTION, 1)
     listed = sidebar.locator(".st-key-conversation-list [data-testid='stButton']")
     assert listed.count() == 2  # newest first, each titled from its first question
@@ -212,6 +208,14 @@ def test_citations_open_the_source_with_its_sentence_and_conversations_last(page
     page.get_by_text("Answer 2 ·").wait_for(timeout=60_000)
     wait_until_idle(page)
     assert open_conversation_id(page) == conversation_id and page.get_by_text(PLANTED_QUESTION).count() == 0
+
+    page.reload()  # every turn was saved as it happened: a reload restores the open conversation and the list
+    page.get_by_text("Answer 2 ·").wait_for(timeout=120_000)
+    wait_until_idle(page)
+    page.wait_for_timeout(1000)  # the scroll to the newest turn
+    assert page.get_by_text("Answer 1 ·").count() == 1 and open_conversation_id(page) == conversation_id
+    assert listed.count() == 2 and QUESTION[:20] in listed.nth(1).inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ui-conversations-after-reload.png"))
 
 
 def test_phone_sources_layout_and_nothing_overflows(page, site: dict) -> None:
@@ -252,12 +256,16 @@ def test_delete_asks_to_confirm_naming_every_paper(page, site: dict) -> None:
     shown = [p for p in lib.papers() if "federated" in " ".join([p.title, *p.authors, p.abstract,
                                                                    p.venue or "", p.paper_id]).lower()]
     assert len(shown) >= 2
+    page.get_by_text(f"{len(shown)} of ").wait_for(timeout=60_000)  # the filtered table is drawn
     grid = page.locator("[data-testid='stDataFrame']").first
     box = grid.bounding_box()
-    for row in (0, 1):  # the row markers of the first two rows (the grid draws on a canvas: 35 px rows)
-        page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 * row + 17)
+    for row, label in ((0, "Delete 1 selected paper…"), (1, "Delete 2 selected papers…")):
+        # the row markers of the first two rows (the grid draws on a canvas: 35 px rows under a 35 px header)
         wait_until_idle(page)
-    page.get_by_role("button", name=re.compile(r"Delete 2 selected papers")).click()
+        page.wait_for_timeout(500)  # the canvas takes clicks once drawn
+        page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 * row + 17)
+        page.get_by_role("button", name=label).wait_for(timeout=60_000)
+    page.get_by_role("button", name="Delete 2 selected papers…").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Delete 2 papers from the library?").wait_for(timeout=30_000)
     listed = dialog.locator(".st-key-confirm-items").inner_text()
