@@ -32,6 +32,7 @@ from .retrieve import Filters, Hit, LexicalIndex, Mode, Reranker, Retriever
 if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
     from .clusters import ClusterCache, ClusterMap, ClusterSummarizer, ClusterSummary
+    from .conversations import Conversation, ConversationInfo, ConversationStore
     from .evaluate import AnswerReport, RetrievalReport
     from .llm import Check
     from .report import ReportRun
@@ -62,6 +63,10 @@ def shared(build: Callable[[Any], T]) -> T:
             return self.__dict__[name]
 
     return property(get)  # type: ignore[return-value]
+
+
+class EmptyLibraryError(RuntimeError):
+    """A question asked of a library with no papers (in a saved conversation: recorded as its failed turn)."""
 
 
 class Stats(BaseModel):
@@ -140,19 +145,75 @@ class Assistant:
         return ClusterSummarizer(*self.chat, self.settings.llm_context_window, self.settings.llm_answer_tokens)
 
     def ask(
-        self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None
+        self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None,
+        conversation: str | None = None, scope: str | None = None,
     ) -> Answer:
         """A cited answer from this library. `history`: earlier turns as {"role": "user"|"assistant", "content"};
-        `filters` bound every search of the turn (e.g. `Filters(paper_ids=cluster.paper_ids)`); `k` papers per search."""
+        `filters` bound every search of the turn (e.g. `Filters(paper_ids=cluster.paper_ids)`); `k` papers per search.
+        `conversation`: the id of a saved conversation (see `start_conversation`) instead of `history`: the question
+        follows up on its answered turns and the turn is saved to it, answered or failed; `scope` labels the
+        turn's filters there (e.g. a topic's name)."""
         from .agent import collect
 
-        return collect(self.stream(question, history, filters, k))
+        return collect(self.stream(question, history, filters, k, conversation, scope))
 
     def stream(
-        self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None
+        self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None,
+        conversation: str | None = None, scope: str | None = None,
     ) -> Iterator[Event]:
         """Like `ask`, yielding events as they happen: tool steps, answer tokens, then the final Answer."""
-        return self.agent.run(question, history or (), filters, k)
+        if conversation is None:
+            return self.agent.run(question, history or (), filters, k)
+        if history is not None:
+            raise ValueError("give a conversation or a history, not both")
+        saved = self.conversation_store.get(conversation)  # an unknown id fails here, before anything runs
+        return self._saved_turn(saved, question, filters, k, scope)
+
+    def _saved_turn(
+        self, saved: Conversation, question: str, filters: Filters | None, k: int | None, scope: str | None
+    ) -> Iterator[Event]:
+        """Run one question in a saved conversation; the turn is stored before the final event is yielded, or
+        stored as failed (with the one line the user sees) when it raises."""
+        from .llm import describe_error
+
+        store = self.conversation_store
+        try:
+            if self.store.papers.count() == 0:
+                raise EmptyLibraryError("the library is empty: load the seed corpus (`litassist ingest --demo`, or "
+                                        "the button in the app) or add your own papers first")
+            for event in self.agent.run(question, saved.history(), filters, k):
+                if event.kind == "final":
+                    store.add_turn(saved.conversation_id, question, answer=event.answer, filters=filters, scope=scope)
+                yield event
+        except Exception as error:
+            reason = str(error) if isinstance(error, EmptyLibraryError) else describe_error(error, self.settings)
+            store.add_turn(saved.conversation_id, question, error=reason, filters=filters, scope=scope)
+            raise
+
+    @shared
+    def conversation_store(self) -> ConversationStore:
+        """HOME/conversations.sqlite3: the conversations of the app, `chat` and `ask(..., conversation=)`."""
+        from .conversations import FILE_NAME, ConversationStore
+
+        return ConversationStore(self.settings.home / FILE_NAME)
+
+    def conversations(self) -> list[ConversationInfo]:
+        """Saved conversations, most recently active first (id, title, created, updated, answers, failed)."""
+        return self.conversation_store.list()
+
+    def conversation(self, conversation_id: str) -> Conversation:
+        """A saved conversation with its turns (an id or a unique prefix of one)."""
+        return self.conversation_store.get(conversation_id)
+
+    def start_conversation(self, title: str = "") -> ConversationInfo:
+        """A new, empty saved conversation; untitled ones take their first question as title."""
+        return self.conversation_store.create(title)
+
+    def rename_conversation(self, conversation_id: str, title: str) -> ConversationInfo:
+        return self.conversation_store.rename(conversation_id, title)
+
+    def delete_conversation(self, conversation_id: str) -> ConversationInfo:
+        return self.conversation_store.delete(conversation_id)
 
     def doctor(self) -> list[Check]:
         """What is configured and whether it works: model provider, embeddings, store."""
@@ -202,9 +263,11 @@ class Assistant:
                 raise error from None
 
     def backup(self, target: str | Path) -> list[str]:
-        """Copy the library (store, uploads, source list) to a new folder, consistently: taken under the write
-        lock, so no ingest or removal runs meanwhile. Restore by using the folder as the home."""
-        return self.store.backup(Path(target))
+        """Copy the library (store, uploads, source list, saved conversations) to a new folder, consistently: taken
+        under the write lock, so no ingest or removal runs meanwhile. Restore by using the folder as the home."""
+        from .conversations import FILE_NAME
+
+        return self.store.backup(Path(target), databases=[FILE_NAME])
 
     def papers(self) -> list[Paper]:
         return sorted((sp.paper for sp in self.store.all_papers()), key=lambda p: p.paper_id)

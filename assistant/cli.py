@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import sqlite3
 import sys
@@ -58,6 +59,11 @@ def main(
 ) -> None:
     from rich.logging import RichHandler
 
+    if home is not None:
+        from .config import expand_path
+
+        home = Path(expand_path(home))
+        require_usable_home(home, "--home")
     CliState.home = home
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = RichHandler(console=err, show_path=False, show_time=False, markup=False)
@@ -73,10 +79,20 @@ def assistant() -> Assistant:
 
     try:
         instance = Assistant(home=CliState.home)
+        require_usable_home(instance.settings.home, "LITASSIST_HOME")
         instance.store  # open now, so a store error is reported before any work
         return instance
     except StoreError as error:
         fail(str(error))
+
+
+def require_usable_home(home: Path, given_by: str) -> None:
+    """A library folder we can create and write, else one line and exit 2 (not a traceback from Chroma)."""
+    existing = next(p for p in (home, *home.parents) if p.exists())
+    if not existing.is_dir():
+        fail(f"{given_by} {home}: {existing} is a file, not a directory", EXIT_BAD_INPUT)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"{given_by} {home}: {existing} is not writable", EXIT_BAD_INPUT)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -311,9 +327,13 @@ def _answer_json(answer: Answer) -> dict[str, object]:
     }
 
 
-def _run_turn(lib: Assistant, question: str, history: list[dict[str, str]], as_json: bool) -> Answer:
-    """One question: steps and tokens stream to the terminal (or nothing, for --json); model errors are one line."""
+def _run_turn(
+    lib: Assistant, question: str, history: list[dict[str, str]], as_json: bool, conversation: str | None = None
+) -> Answer:
+    """One question: steps and tokens stream to the terminal (or nothing, for --json); model errors are one line.
+    With `conversation`, the turn follows up on that saved conversation and is saved to it."""
     from .agent import collect
+    from .api import EmptyLibraryError
     from .llm import describe_error
 
     def show(event: Event) -> None:
@@ -325,7 +345,9 @@ def _run_turn(lib: Assistant, question: str, history: list[dict[str, str]], as_j
             out.print(event.text, end="", highlight=False, markup=False)
 
     try:
-        answer = collect(lib.stream(question, history), show)
+        answer = collect(lib.stream(question, None if conversation else history, conversation=conversation), show)
+    except EmptyLibraryError as error:
+        fail(str(error))
     except Exception as error:  # noqa: BLE001 - a model failure is one line, never a traceback
         fail(describe_error(error, lib.settings))
     if not as_json:
@@ -354,10 +376,31 @@ def ask_command(
 
 
 @app.command("chat")
-def chat_command() -> None:
-    """A conversation in the terminal; follow-up questions use what was said. Empty line or Ctrl-D ends it."""
+def chat_command(
+    conversation_id: Annotated[str | None, typer.Argument(
+        metavar="ID", help="A saved conversation to continue (its id or a unique prefix).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue a saved conversation: ID, or the most recent one.")] = False,
+) -> None:
+    """A conversation in the terminal, saved as you go (the app lists it too); follow-up questions use what was
+    said. `chat --resume [ID]` continues a saved one. Empty line or Ctrl-D ends it."""
+    from .conversations import ConversationError
+
     lib = assistant()
-    history: list[dict[str, str]] = []
+    conversation = None
+    if resume or conversation_id:
+        listed = lib.conversations()
+        if not conversation_id and not listed:
+            fail("no saved conversation to resume: `litassist chat` starts one", EXIT_BAD_INPUT)
+        try:
+            saved = lib.conversation(conversation_id or listed[0].conversation_id)
+        except ConversationError as error:
+            fail(str(error), EXIT_BAD_INPUT)
+        conversation = saved.conversation_id
+        err.print(f"resuming conversation {conversation} “{saved.title}” ({saved.answers} answers)", highlight=False,
+                  markup=False)
+        for number, turn in saved.numbered()[-1:]:
+            out.print(f"\n{number}. you> {turn.question}\n\n{turn.answer.text}", highlight=False, markup=False)
     while True:
         try:
             question = input("\nyou> ").strip()
@@ -365,8 +408,83 @@ def chat_command() -> None:
             break
         if not question or question in {"exit", "quit"}:
             break
-        answer = _run_turn(lib, question, history, as_json=False)
-        history += answer.history_entries()
+        if conversation is None:
+            conversation = lib.start_conversation().conversation_id
+            err.print(f"[dim]saved as conversation {conversation} (resume: litassist chat --resume "
+                      f"{conversation})[/]", highlight=False)
+        _run_turn(lib, question, [], as_json=False, conversation=conversation)
+
+
+conversations_app = typer.Typer(help="Saved conversations (the app's and `litassist chat`'s): list, export, "
+                                     "rename, delete.", invoke_without_command=True)
+app.add_typer(conversations_app, name="conversations")
+
+
+@conversations_app.callback()
+def conversations_command(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List saved conversations, most recently active first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    for info in assistant().conversations():
+        if as_json:
+            print(info.model_dump_json())
+        else:
+            failed = f", {info.failed} failed" if info.failed else ""
+            out.print(f"[cyan]{info.conversation_id}[/]  {info.updated.astimezone():%Y-%m-%d %H:%M}  "
+                      f"[dim]{info.answers} answers{failed}[/]  {escape(info.title)}", highlight=False)
+
+
+@conversations_app.command("export")
+def conversations_export_command(
+    conversation_id: Annotated[str, typer.Argument(help="A conversation id (or a unique prefix).")],
+    fmt: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """A conversation's answered turns with their references and the quoted sentences each claim rests on."""
+    from .conversations import EXPORTS, ConversationError
+
+    if fmt not in EXPORTS:
+        fail(f"--format must be {' or '.join(EXPORTS)}, not {fmt!r}", EXIT_BAD_INPUT)
+    try:
+        text = EXPORTS[fmt](assistant().conversation(conversation_id))
+    except ConversationError as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    if out_file is None:
+        print(text)
+    else:
+        out_file.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {out_file}", highlight=False, markup=False)
+
+
+@conversations_app.command("rename")
+def conversations_rename_command(
+    conversation_id: Annotated[str, typer.Argument(help="A conversation id (or a unique prefix).")],
+    title: Annotated[str, typer.Argument(help="The new title.")],
+) -> None:
+    """Give a saved conversation a new title."""
+    from .conversations import ConversationError
+
+    try:
+        info = assistant().rename_conversation(conversation_id, title)
+    except (ConversationError, ValueError) as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    out.print(f"{info.conversation_id}: {info.title}", highlight=False, markup=False)
+
+
+@conversations_app.command("delete")
+def conversations_delete_command(
+    conversation_id: Annotated[str, typer.Argument(help="A conversation id (or a unique prefix).")],
+) -> None:
+    """Delete a saved conversation and all its turns."""
+    from .conversations import ConversationError
+
+    try:
+        gone = assistant().delete_conversation(conversation_id)
+    except ConversationError as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    out.print(f"deleted conversation {gone.conversation_id} “{gone.title}”", highlight=False, markup=False)
 
 
 @app.command("doctor")
@@ -520,21 +638,49 @@ def summarize_command(
 def ui_command(
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
     host: Annotated[str, typer.Option("--host", help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", help="Another name the app may be reached by (its Host header), e.g. this machine's name "
+                             "on your network; localhost, 127.0.0.1, ::1 and --host are always allowed.")] = None,
 ) -> None:
     """Open the browser app (Streamlit): chat with sources, the topic map, and the library."""
-    import subprocess
     from importlib import resources
 
     app_file = resources.files("assistant.ui").joinpath("app.py")
     command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", host,
                "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    # Only these Host names get the app's connection: a page elsewhere whose name resolves here (DNS rebinding)
+    # gets nothing. ui/.streamlit/config.toml holds the same loopback list for plain `streamlit run`.
+    names = dict.fromkeys(["localhost", "127.0.0.1", "::1", *([host] if host not in ("0.0.0.0", "::") else []),
+                           *(allow_host or [])])
+    command += [f"--server.allowedHosts={name}" for name in names]
     if CliState.home:
         command += ["--", "--home", str(CliState.home)]
     out.print(f"litassist UI on http://{host}:{port} (Ctrl-C stops it)", highlight=False)
+    raise typer.Exit(run_forwarding_signals(command))
+
+
+def run_forwarding_signals(command: list[str]) -> int:
+    """Run a child process; SIGTERM and SIGINT sent to us go on to it, and we exit when it does, with its status."""
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(command)
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        raise typer.Exit(subprocess.call(command))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+        while True:
+            try:
+                status = child.wait()
+                return 128 - status if status < 0 else status  # killed by signal N: 128 + N, as a shell says
+            except KeyboardInterrupt:  # a handler set elsewhere may still raise it: keep waiting for the child
+                forward(signal.SIGINT, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run() -> None:

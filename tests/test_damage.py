@@ -106,6 +106,8 @@ def test_damaged_store_is_one_line_saying_what_to_do(seeded_copy: Path, damage: 
 
 def test_backup_is_a_home_that_restores(seeded_copy: Path, tmp_path: Path) -> None:
     backup = tmp_path / "backup"
+    saved = Assistant(home=seeded_copy).start_conversation()
+    Assistant(home=seeded_copy).ask("What is CMFQ?", conversation=saved.conversation_id)
     result = runner.invoke(app, ["--home", str(seeded_copy), "backup", str(backup)])
     assert result.exit_code == 0, result.output
     assert (backup / "chroma" / "chroma.sqlite3").exists() and (backup / "sources.json").exists()
@@ -115,6 +117,8 @@ def test_backup_is_a_home_that_restores(seeded_copy: Path, tmp_path: Path) -> No
     restored = Assistant(home=backup)  # ...and the backup is a home
     assert restored.stats().papers == 179
     assert restored.search("CMFQ", k=1)[0].title.startswith("Causal Mean Field")
+    kept = restored.conversation(saved.conversation_id)  # saved conversations come back with the library
+    assert [turn.question for turn in kept.turns] == ["What is CMFQ?"]
 
     again = runner.invoke(app, ["--home", str(backup), "backup", str(backup)])
     assert again.exit_code == 2 and "already exists and is not empty" in again.output

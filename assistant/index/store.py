@@ -608,8 +608,9 @@ class Store:
         ]
 
     # backup
-    def backup(self, target: Path) -> list[str]:
-        """A consistent copy of the home (store, uploads, source list) taken under the write lock."""
+    def backup(self, target: Path, databases: Sequence[str] = ()) -> list[str]:
+        """A consistent copy of the home (store, uploads, source list, and the home's other SQLite `databases`,
+        such as the saved conversations) taken under the write lock."""
         if self.url:
             raise StoreError("backup copies an embedded store; with LITASSIST_CHROMA_URL, back up the server's --path")
         target = target.expanduser().resolve()
@@ -620,7 +621,7 @@ class Store:
         with self.locks.writer():
             staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
             try:
-                self._copy_home(staging)
+                self._copy_home(staging, databases)
                 if target.exists():
                     target.rmdir()
                 staging.rename(target)
@@ -629,17 +630,25 @@ class Store:
                 raise
         return sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
 
-    def _copy_home(self, staging: Path) -> None:
+    def _copy_home(self, staging: Path, databases: Sequence[str]) -> None:
         chroma = staging / self.path.name
         shutil.copytree(self.path, chroma, ignore=shutil.ignore_patterns(SQLITE_FILE, f"{SQLITE_FILE}-*"))
-        with contextlib.closing(sqlite3.connect(self.path / SQLITE_FILE)) as source, \
-                contextlib.closing(sqlite3.connect(chroma / SQLITE_FILE)) as copy:
-            source.backup(copy)  # SQLite's online backup: a consistent snapshot of the database
+        _copy_database(self.path / SQLITE_FILE, chroma / SQLITE_FILE)
+        for name in databases:
+            if (self.home / name).is_file():
+                _copy_database(self.home / name, staging / name)
         for extra in ("uploads", MANIFEST):
             if (self.home / extra).is_dir():
                 shutil.copytree(self.home / extra, staging / extra)
             elif (self.home / extra).is_file():
                 shutil.copy2(self.home / extra, staging / extra)
+
+
+def _copy_database(source_file: Path, copy_file: Path) -> None:
+    """SQLite's online backup: a consistent snapshot even while another process writes the database."""
+    with contextlib.closing(sqlite3.connect(source_file)) as source, \
+            contextlib.closing(sqlite3.connect(copy_file)) as copy:
+        source.backup(copy)
 
 
 def _close(handles: _Handles, box: list[_Handles]) -> None:
