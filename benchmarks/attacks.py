@@ -31,7 +31,7 @@ from hostile import abstract, special_files, write_bad_files, write_handled_file
 from assistant import Assistant
 from assistant.api import DEMO_CORPUS as SEEDS
 
-SMALL = ["002_f0affe59debd61f2.txt", "004_dda915f2b5298ef8.txt"]
+SMALL = ["arxiv-abstracts.txt", "paper-page-sparse-training-theory.txt"]
 TIMEOUT = 300
 
 
@@ -229,7 +229,7 @@ def search_during_ingest(root: Path) -> Row:
     searcher = subprocess.Popen([sys.executable, "-c", script, str(home)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     time.sleep(8)
-    run = cli(home, "ingest", str(SEEDS / "003_60d2f35647b55ce1.txt"))
+    run = cli(home, "ingest", str(SEEDS / "daily-papers-oct-31.txt"))
     time.sleep(8)
     searcher.send_signal(signal.SIGKILL)
     out, err = searcher.communicate()
@@ -267,7 +267,7 @@ def damaged_derived(root: Path) -> Row:
             for file in sorted(path.iterdir()) if path.is_dir() else [path]:
                 damage(file, how)
             runs = [cli(home, "search", "graph partitioning"), cli(home, "clusters"),
-                    cli(home, "ingest", str(SEEDS / "000_bcf537babf982e00.txt"))]
+                    cli(home, "ingest", str(SEEDS / "guo-zhenyu-author-page.txt"))]
             now = snapshot(home)
             row.add(all(r.code == 0 for r in runs), any(r.traceback for r in runs), any(r.hung for r in runs),
                     any(now.get(pid, (None,))[0] != key for pid, (key, _) in before.items()) or not consistent(home))

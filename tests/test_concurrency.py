@@ -19,8 +19,8 @@ from assistant.api import DEMO_CORPUS as SEEDS
 from assistant.corpus import Paper, parse_file
 from assistant.index import Chunk, Store
 
-SMALL = ["002_f0affe59debd61f2.txt", "004_dda915f2b5298ef8.txt"]  # 16 papers
-BIG = "003_60d2f35647b55ce1.txt"  # 70 papers
+SMALL = ["arxiv-abstracts.txt", "paper-page-sparse-training-theory.txt"]  # 16 papers
+BIG = "daily-papers-oct-31.txt"  # 70 papers
 TESTS = Path(__file__).parent
 
 

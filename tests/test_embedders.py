@@ -86,7 +86,7 @@ def test_sentence_transformers_folder_builds_and_searches_its_own_library(tmp_pa
     monkeypatch.setenv("LITASSIST_EMBEDDING_MODEL", str(folder))
     lib = Assistant(home=tmp_path / "home")
     assert type(lib.embedder).__name__ == "SentenceTransformerEmbedder"
-    lib.ingest([SEEDS / "004_dda915f2b5298ef8.txt"])
+    lib.ingest([SEEDS / "paper-page-sparse-training-theory.txt"])
     hits = lib.search("time series forecasting with prompt tuning", k=3)
     assert hits and lib.stats().embedding_model == str(folder)
     monkeypatch.delenv("LITASSIST_EMBEDDING_MODEL")

@@ -86,7 +86,7 @@ def test_wheel_holds_prompts_app_seeds_and_model(installed: tuple[Path, Path]) -
     names = set(zipfile.ZipFile(installed[1]).namelist())
     for needed in ("assistant/prompts/offline_answer.md", "assistant/prompts/cluster_extractive.md",
                    "assistant/ui/app.py", "assistant/ui/.streamlit/config.toml",
-                   "assistant/demo/seeds/000_bcf537babf982e00.txt", "assistant/index/minilm/MODEL.json",
+                   "assistant/demo/seeds/guo-zhenyu-author-page.txt", "assistant/index/minilm/MODEL.json",
                    "assistant/index/minilm/onnx/model.onnx", "assistant/index/minilm/onnx/tokenizer.json"):
         assert needed in names, needed
     assert not any(name.startswith(("prompts/", "ui/", "tests/")) for name in names)  # nothing at the top level
