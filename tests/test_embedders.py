@@ -152,7 +152,8 @@ at = AppTest.from_file(str(resources.files("assistant.ui").joinpath("app.py")), 
 at.run()
 at.chat_input[0].set_value("What is CMFQ?").run()
 assert not at.exception, at.exception
-turn = at.session_state["turns"][-1]
+from assistant import Assistant
+turn = Assistant().conversation(at.session_state["conversation_id"]).turns[-1]
 assert turn.answer is not None and turn.answer.citations, turn.error
 """
     env_home = f"import os; os.environ['LITASSIST_HOME'] = {str(seeded_copy)!r}\n"

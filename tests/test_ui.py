@@ -448,12 +448,11 @@ def test_plain_streamlit_run_listens_on_loopback_only_and_refuses_other_host_nam
 
 def test_litassist_ui_allows_the_loopback_names_the_bound_host_and_the_ones_given(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
-
-    from assistant.cli import app as cli
+    import assistant.cli
 
     commands: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "call", lambda command: commands.append(command) or 0)
+    monkeypatch.setattr(assistant.cli, "run_forwarding_signals", lambda command: commands.append(command) or 0)
+    cli = assistant.cli.app
     result = CliRunner().invoke(cli, ["ui", "--host", "0.0.0.0", "--allow-host", "box.lan"])
     assert result.exit_code == 0, result.output
     allowed = [arg.split("=", 1)[1] for arg in commands[0] if arg.startswith("--server.allowedHosts=")]
