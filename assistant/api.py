@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
 from .config import Settings, load_settings
 from .corpus import Paper
-from .index import Embedder, IngestReport, ProgressCallback, RemovalReport, Store, ingest, make_embedder, remove
+from .index import (
+    Embedder,
+    IngestReport,
+    ProgressCallback,
+    RemovalReport,
+    SourceRecord,
+    Store,
+    StoreError,
+    ingest,
+    make_embedder,
+    read_manifest,
+    remove,
+)
 from .retrieve import Filters, Hit, LexicalIndex, Mode, Reranker, Retriever
 
 if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
     from .clusters import ClusterCache, ClusterMap, ClusterSummarizer, ClusterSummary
+    from .conversations import Conversation, ConversationInfo, ConversationStore
     from .evaluate import AnswerReport, RetrievalReport
     from .llm import Check
     from .report import ReportRun
@@ -27,6 +41,32 @@ History = Sequence[dict[str, Any]]  # {"role", "content"} (+ "citations" on assi
 
 log = logging.getLogger("litassist.api")
 DEMO_CORPUS = Path(__file__).parent / "demo" / "seeds"
+
+
+T = TypeVar("T")
+
+
+def shared(build: Callable[[Any], T]) -> T:
+    """Like functools.cached_property, but built once even when threads race for it: the app shares one
+    Assistant between all its browser sessions (functools.cached_property has no lock since Python 3.12)."""
+    name = build.__name__
+
+    @functools.wraps(build)
+    def get(self: Assistant) -> T:
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            pass
+        with self._building:
+            if name not in self.__dict__:
+                self.__dict__[name] = build(self)
+            return self.__dict__[name]
+
+    return property(get)  # type: ignore[return-value]
+
+
+class EmptyLibraryError(RuntimeError):
+    """A question asked of a library with no papers (in a saved conversation: recorded as its failed turn)."""
 
 
 class Stats(BaseModel):
@@ -43,19 +83,26 @@ class Assistant:
 
     def __init__(self, home: str | Path | None = None, settings: Settings | None = None):
         self.settings = settings or load_settings(home)
+        self._building = threading.RLock()
 
-    @functools.cached_property
+    @shared
     def store(self) -> Store:
-        return Store(self.settings.chroma_path, self.settings.resolved_embedding_model, self.settings.chroma_url)
+        store = Store(self.settings.chroma_path, self.settings.resolved_embedding_model, self.settings.chroma_url,
+                      chunk_tokens=self.settings.chunk_tokens, lock_timeout=self.settings.lock_timeout)
+        store.commit_hooks.append(self.lexical.publish)  # every commit publishes its lexical index
+        return store
 
-    @functools.cached_property
+    @shared
+    def lexical(self) -> LexicalIndex:
+        return LexicalIndex(self.settings.lexical_path)
+
+    @shared
     def embedder(self) -> Embedder:
         return make_embedder(self.settings)
 
-    @functools.cached_property
+    @shared
     def retriever(self) -> Retriever:
-        lexical = LexicalIndex(self.settings.lexical_path)
-        return Retriever(self.store, self.embedder, lexical, self.settings.fusion_dense_weight,
+        return Retriever(self.store, self.embedder, self.lexical, self.settings.fusion_dense_weight,
                          self.reranker, self.settings.rerank_candidates)
 
     @property
@@ -71,7 +118,7 @@ class Assistant:
             return None
         return functools.partial(rerank, model)
 
-    @functools.cached_property
+    @shared
     def chat(self) -> tuple[Any, str, str | None]:
         """(chat model or None for offline, provider, model name), built once from the settings."""
         from .llm import chat_model, model_name, resolve_provider
@@ -79,38 +126,94 @@ class Assistant:
         provider = resolve_provider(self.settings)
         return chat_model(self.settings), provider, model_name(self.settings, provider)
 
-    @functools.cached_property
+    @shared
     def agent(self) -> Agent:
         from .agent import Agent
 
         return Agent(self.retriever, self.store, self.settings, *self.chat, topics=self)
 
-    @functools.cached_property
+    @shared
     def cluster_cache(self) -> ClusterCache:
         from .clusters import ClusterCache
 
         return ClusterCache(self.settings.home / "clusters")
 
-    @functools.cached_property
+    @shared
     def summarizer(self) -> ClusterSummarizer:
         from .clusters import ClusterSummarizer
 
         return ClusterSummarizer(*self.chat, self.settings.llm_context_window, self.settings.llm_answer_tokens)
 
     def ask(
-        self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None
+        self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None,
+        conversation: str | None = None, scope: str | None = None,
     ) -> Answer:
         """A cited answer from this library. `history`: earlier turns as {"role": "user"|"assistant", "content"};
-        `filters` bound every search of the turn (e.g. `Filters(paper_ids=cluster.paper_ids)`); `k` papers per search."""
+        `filters` bound every search of the turn (e.g. `Filters(paper_ids=cluster.paper_ids)`); `k` papers per search.
+        `conversation`: the id of a saved conversation (see `start_conversation`) instead of `history`: the question
+        follows up on its answered turns and the turn is saved to it, answered or failed; `scope` labels the
+        turn's filters there (e.g. a topic's name)."""
         from .agent import collect
 
-        return collect(self.stream(question, history, filters, k))
+        return collect(self.stream(question, history, filters, k, conversation, scope))
 
     def stream(
-        self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None
+        self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None,
+        conversation: str | None = None, scope: str | None = None,
     ) -> Iterator[Event]:
         """Like `ask`, yielding events as they happen: tool steps, answer tokens, then the final Answer."""
-        return self.agent.run(question, history or (), filters, k)
+        if conversation is None:
+            return self.agent.run(question, history or (), filters, k)
+        if history is not None:
+            raise ValueError("give a conversation or a history, not both")
+        saved = self.conversation_store.get(conversation)  # an unknown id fails here, before anything runs
+        return self._saved_turn(saved, question, filters, k, scope)
+
+    def _saved_turn(
+        self, saved: Conversation, question: str, filters: Filters | None, k: int | None, scope: str | None
+    ) -> Iterator[Event]:
+        """Run one question in a saved conversation; the turn is stored before the final event is yielded, or
+        stored as failed (with the one line the user sees) when it raises."""
+        from .llm import describe_error
+
+        store = self.conversation_store
+        try:
+            if self.store.papers.count() == 0:
+                raise EmptyLibraryError("the library is empty: load the seed corpus (`litassist ingest --demo`, or "
+                                        "the button in the app) or add your own papers first")
+            for event in self.agent.run(question, saved.history(), filters, k):
+                if event.kind == "final":
+                    store.add_turn(saved.conversation_id, question, answer=event.answer, filters=filters, scope=scope)
+                yield event
+        except Exception as error:
+            reason = str(error) if isinstance(error, EmptyLibraryError) else describe_error(error, self.settings)
+            store.add_turn(saved.conversation_id, question, error=reason, filters=filters, scope=scope)
+            raise
+
+    @shared
+    def conversation_store(self) -> ConversationStore:
+        """HOME/conversations.sqlite3: the conversations of the app, `chat` and `ask(..., conversation=)`."""
+        from .conversations import FILE_NAME, ConversationStore
+
+        return ConversationStore(self.settings.home / FILE_NAME)
+
+    def conversations(self) -> list[ConversationInfo]:
+        """Saved conversations, most recently active first (id, title, created, updated, answers, failed)."""
+        return self.conversation_store.list()
+
+    def conversation(self, conversation_id: str) -> Conversation:
+        """A saved conversation with its turns (an id or a unique prefix of one)."""
+        return self.conversation_store.get(conversation_id)
+
+    def start_conversation(self, title: str = "") -> ConversationInfo:
+        """A new, empty saved conversation; untitled ones take their first question as title."""
+        return self.conversation_store.create(title)
+
+    def rename_conversation(self, conversation_id: str, title: str) -> ConversationInfo:
+        return self.conversation_store.rename(conversation_id, title)
+
+    def delete_conversation(self, conversation_id: str) -> ConversationInfo:
+        return self.conversation_store.delete(conversation_id)
 
     def doctor(self) -> list[Check]:
         """What is configured and whether it works: model provider, embeddings, store."""
@@ -132,19 +235,39 @@ class Assistant:
         csv_mapping: dict[str, str] | None = None,
         force: bool = False,
         progress: ProgressCallback | None = None,
+        allow_removals: bool = False,
     ) -> IngestReport:
-        """Add files or directories (recursively); unchanged files cost nothing, changed ones update in place."""
+        """Add files or directories (recursively); unchanged files cost nothing, changed ones update in place.
+
+        One writer at a time: a second ingest (another process, or another thread) waits for the first.
+        A changed file that would lose more than LITASSIST_MAX_REMOVAL_SHARE of its papers is refused
+        (`report.files_failed`) unless `allow_removals`."""
         kwargs = {"progress": progress} if progress else {}
-        report = ingest(paths, self.store, self.embedder, self.settings, csv_mapping, force, **kwargs)
-        self.retriever.lexical.ensure(self.store)
-        return report
+        return ingest(paths, self.store, self.embedder, self.settings, csv_mapping, force,
+                      allow_removals=allow_removals, **kwargs)
 
     def remove(self, paper_ids: Sequence[str] = (), sources: Sequence[str | Path] = ()) -> RemovalReport:
         """Delete papers and/or forget source files (papers only they held go too)."""
         files = [str(Path(f).expanduser().resolve()) for f in sources]
-        report = remove(self.store, paper_ids, files)
-        self.retriever.lexical.ensure(self.store)
-        return report
+        return remove(self.store, paper_ids, files)
+
+    def sources(self) -> tuple[list[SourceRecord], str | None]:
+        """The ingested source files, and None; or, when the store cannot be opened, the list saved at its
+        last commit (HOME/sources.json) and the store's error, so a damaged library can be re-ingested."""
+        try:
+            return sorted(self.store.source_records(), key=lambda r: r.file), None
+        except StoreError as error:
+            try:
+                return read_manifest(self.settings.home), str(error)
+            except (OSError, ValueError, KeyError, TypeError):
+                raise error from None
+
+    def backup(self, target: str | Path) -> list[str]:
+        """Copy the library (store, uploads, source list, saved conversations) to a new folder, consistently: taken
+        under the write lock, so no ingest or removal runs meanwhile. Restore by using the folder as the home."""
+        from .conversations import FILE_NAME
+
+        return self.store.backup(Path(target), databases=[FILE_NAME])
 
     def papers(self) -> list[Paper]:
         return sorted((sp.paper for sp in self.store.all_papers()), key=lambda p: p.paper_id)
@@ -179,11 +302,12 @@ class Assistant:
         Reused while the library is unchanged; after a change, clusters that continue keep their ids."""
         from .clusters import build_map
 
-        version = self.store.version()
         cached = self.cluster_cache.load_map()
-        if cached and cached.library_version == version and cached.requested_clusters == n_clusters:
-            return cached
-        stored, vectors = self.store.paper_vectors()
+        with self.store.reading() as state:  # the committed library: an ingest under way is not half in it
+            version = state.version
+            if cached and cached.library_version == version and cached.requested_clusters == n_clusters:
+                return cached
+            stored, vectors = self.store.paper_vectors(exclude_txn=state.pending)
         cluster_map = build_map(stored, vectors, version, n_clusters, previous=cached)
         self.cluster_cache.save_map(cluster_map)
         log.info("clustered %d papers: %s, %d clusters, %d unclustered", len(stored), cluster_map.method,
@@ -247,7 +371,7 @@ class Assistant:
             home=str(self.settings.home),
             embedding_model=self.settings.resolved_embedding_model,
             papers=len(papers),
-            chunks=self.store.chunks.count(),
+            chunks=self.store.chunk_count(),
             sources=self.store.source_count(),
             papers_by_format=dict(Counter(s.format for p in papers for s in p.sources)),
         )

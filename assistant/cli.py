@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import re
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 if TYPE_CHECKING:
     from .agent import Answer, Event
@@ -22,6 +27,22 @@ app = typer.Typer(help="litassist: a literature assistant grounded in your paper
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one line, whatever the width
 EXIT_BAD_INPUT = 2
+SKIPPED_LINES = 20  # skipped entries listed one by one; the rest are counted by reason
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(value: object) -> str:
+    """Text that prints as one plain line: control characters, escape sequences, line breaks and bidi overrides
+    from file names or file contents are shown escaped (\\n, \\x1b), never sent to the terminal."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), str(value))
+
+
+class _PrintableRecords(logging.Filter):
+    """Log lines carry file names and parser messages: make each one printable (see `printable`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
 
 
 class CliState:
@@ -38,9 +59,15 @@ def main(
 ) -> None:
     from rich.logging import RichHandler
 
+    if home is not None:
+        from .config import expand_path
+
+        home = Path(expand_path(home))
+        require_usable_home(home, "--home")
     CliState.home = home
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = RichHandler(console=err, show_path=False, show_time=False)
+    handler = RichHandler(console=err, show_path=False, show_time=False, markup=False)
+    handler.addFilter(_PrintableRecords())
     handler.setLevel(level)  # bm25s sets its own logger to DEBUG on import; -v is the only way to see that
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("litassist").setLevel(level)
@@ -52,14 +79,24 @@ def assistant() -> Assistant:
 
     try:
         instance = Assistant(home=CliState.home)
+        require_usable_home(instance.settings.home, "LITASSIST_HOME")
         instance.store  # open now, so a store error is reported before any work
         return instance
     except StoreError as error:
         fail(str(error))
 
 
+def require_usable_home(home: Path, given_by: str) -> None:
+    """A library folder we can create and write, else one line and exit 2 (not a traceback from Chroma)."""
+    existing = next(p for p in (home, *home.parents) if p.exists())
+    if not existing.is_dir():
+        fail(f"{given_by} {home}: {existing} is a file, not a directory", EXIT_BAD_INPUT)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"{given_by} {home}: {existing} is not writable", EXIT_BAD_INPUT)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(Text.assemble(("error:", "bold red"), " ", printable(message)), highlight=False)
     raise typer.Exit(code)
 
 
@@ -81,10 +118,14 @@ def ingest_command(
         Optional[list[str]], typer.Option("--csv-map", help="CSV column mapping, e.g. abstract='Summary Text'.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-parse files even if unchanged.")] = False,
+    allow_removals: Annotated[
+        bool, typer.Option("--allow-removals", help="Accept changed files that drop many of their papers.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Parse, chunk, embed and store papers. Exit status 2 if any file failed."""
     from .api import DEMO_CORPUS
+    from .index import StoreError
 
     targets = list(paths or []) + ([DEMO_CORPUS] if demo else [])
     if not targets:
@@ -94,8 +135,12 @@ def ingest_command(
         fail(f"{missing[0]}: no such file or directory", EXIT_BAD_INPUT)
     mapping = _parse_mapping(csv_map or [])
     lib = assistant()
-    with progress_bars(disable=as_json and not err.is_terminal) as on_progress:
-        report = lib.ingest(targets, csv_mapping=mapping or None, force=force, progress=on_progress)
+    try:
+        with progress_bars(disable=as_json and not err.is_terminal) as on_progress:
+            report = lib.ingest(targets, csv_mapping=mapping or None, force=force, progress=on_progress,
+                                allow_removals=allow_removals)
+    except StoreError as error:  # another writer held the library too long, or the store failed
+        fail(str(error))
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
@@ -125,12 +170,22 @@ def progress_bars(disable: bool = False) -> Iterator[Callable[[str, int, int], N
 
 
 def _print_report(report: IngestReport) -> None:
+    """Failed files one line each; skipped entries one line each up to SKIPPED_LINES, then counted by reason."""
     from rich.table import Table
 
+    def line(label: str, style: str, text: str) -> None:
+        err.print(Text.assemble((label, style), " ", printable(text)), highlight=False)
+
     for failure in report.files_failed:
-        err.print(f"[red]failed[/] {failure.file}: {failure.reason}", highlight=False)
-    for skip in report.skipped:
-        err.print(f"[yellow]skipped[/] {skip.file} entry {skip.position}: {skip.reason}", highlight=False)
+        line("failed", "red", f"{failure.file}: {failure.reason}")
+    for skip in report.skipped[:SKIPPED_LINES]:
+        line("skipped", "yellow", f"{skip.file} entry {skip.position}: {skip.reason}")
+    if report.skipped_total > SKIPPED_LINES:
+        reasons = ", ".join(f"{reason} ×{count:,}" for reason, count in
+                            sorted(report.skip_reasons.items(), key=lambda item: -item[1])[:5])
+        line("skipped", "yellow", f"… {report.skipped_total - SKIPPED_LINES:,} more entries; in all: {reasons}")
+    for warning in report.warnings[:SKIPPED_LINES]:
+        line("warning", "yellow", warning)
     table = Table(title="ingest report", show_header=False)
     rows = [
         ("files", f"{report.files} ({report.files_unchanged} unchanged, {len(report.files_failed)} failed)"),
@@ -140,7 +195,7 @@ def _print_report(report: IngestReport) -> None:
         ("unchanged", str(report.unchanged)),
         ("merged duplicates", str(report.merged_duplicates)),
         ("removed", str(report.removed)),
-        ("skipped entries", str(len(report.skipped))),
+        ("skipped entries", f"{report.skipped_total:,}"),
         ("chunks embedded", str(report.chunks_embedded)),
         ("time", f"{report.seconds:.1f} s"),
     ]
@@ -174,7 +229,8 @@ def papers_command(
             print(json.dumps(record, ensure_ascii=False))
         else:
             year = paper.year or paper.date or "n.d."
-            out.print(f"[cyan]{paper.paper_id}[/]  {paper.title}  [dim]({year})[/]", highlight=False)
+            out.print(f"[cyan]{escape(printable(paper.paper_id))}[/]  {escape(printable(paper.title))}  [dim]({year})[/]",
+                      highlight=False)
 
 
 @app.command("search")
@@ -189,7 +245,7 @@ def search_command(
     year_max: Annotated[Optional[int], typer.Option("--year-max", help="Only papers up to this year.")] = None,
     author: Annotated[Optional[str], typer.Option("--author", help="Author name contains this.")] = None,
     venue: Annotated[Optional[str], typer.Option("--venue", help="Venue/category contains this.")] = None,
-    source: Annotated[Optional[str], typer.Option("--source", help="Source file path or format contains this.")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="A format (bibtex, jsonl, ...) or a source file's path or name, exactly.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output (JSON lines in batch mode).")] = False,
 ) -> None:
     """Find the papers that best match a query (hybrid dense + BM25 by default)."""
@@ -214,8 +270,9 @@ def search_command(
     if not hits:
         err.print("no results (an empty library? run `litassist ingest --demo` to load the seed corpus)")
     for rank, hit in enumerate(hits, start=1):
-        out.print(f"[bold]{rank}. {hit.title}[/]  [dim]{hit.paper_id}  score {hit.score:.3f}[/]", highlight=False)
-        out.print(f"   {hit.text[:300]}{'…' if len(hit.text) > 300 else ''}", highlight=False)
+        title, paper_id = escape(printable(hit.title)), escape(printable(hit.paper_id))
+        out.print(f"[bold]{rank}. {title}[/]  [dim]{paper_id}  score {hit.score:.3f}[/]", highlight=False)
+        out.print(f"   {printable(hit.text[:300])}{'…' if len(hit.text) > 300 else ''}", highlight=False, markup=False)
 
 
 def _read_queries(path: Path) -> list[tuple[object, str]]:
@@ -241,11 +298,16 @@ def remove_command(
     ] = None,
 ) -> None:
     """Delete papers or sources from the library (dense and lexical indexes stay in step)."""
+    from .index import StoreError
+
     if not paper_ids and not source:
         fail("give paper ids and/or --source FILE", EXIT_BAD_INPUT)
-    report = assistant().remove(paper_ids or [], source or [])
+    try:
+        report = assistant().remove(paper_ids or [], source or [])
+    except StoreError as error:
+        fail(str(error))
     for unknown in report.unknown:
-        err.print(f"[yellow]not in the library:[/] {unknown}", highlight=False)
+        err.print(Text.assemble(("not in the library:", "yellow"), " ", printable(unknown)), highlight=False)
     out.print(f"removed {len(report.removed)} papers; {len(report.detached)} kept with their other sources")
     if report.unknown:
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -288,14 +350,18 @@ class _StreamTail:
         yield from list(lines)[-max(1, console.size.height - 2):]
 
 
-def _run_turn(lib: Assistant, question: str, history: list[dict[str, object]], as_json: bool) -> Answer:
+def _run_turn(
+    lib: Assistant, question: str, history: list[dict[str, object]], as_json: bool, conversation: str | None = None
+) -> Answer:
     """One question: steps go to stderr as they happen; on a terminal the model's tokens stream into a live
     region that the checked answer then replaces (invalid markers removed, the uncited note added), so what
     stays on screen is exactly the answer `--json` returns; piped, stdout gets only the checked answer.
-    Model errors are one line."""
+    Model errors are one line. With `conversation`, the turn follows up on that saved conversation (papers keep
+    their numbers) and is saved to it."""
     from rich.live import Live
 
     from .agent import collect
+    from .api import EmptyLibraryError
     from .llm import describe_error
 
     tail = _StreamTail()
@@ -308,14 +374,17 @@ def _run_turn(lib: Assistant, question: str, history: list[dict[str, object]], a
         if as_json:
             return
         if event.kind == "step":
-            err.print(f"[dim]· {event.step.tool}({json.dumps(event.step.args)}) → {event.step.summary}[/]", highlight=False)
-        elif event.kind == "token" and live is not None and lib.agent.model is not None:
+            step = f"· {event.step.tool}({json.dumps(event.step.args, ensure_ascii=False)}) → {event.step.summary}"
+            err.print(Text(printable(step), style="dim"), highlight=False)  # the question is text, not markup
+        elif event.kind == "token" and live is not None:
             tail.text += event.text
             live.update(tail, refresh=True)
 
     try:
         with live or contextlib.nullcontext():
-            answer = collect(lib.stream(question, history), show)
+            answer = collect(lib.stream(question, None if conversation else history, conversation=conversation), show)
+    except EmptyLibraryError as error:
+        fail(str(error))
     except Exception as error:  # noqa: BLE001 - a model failure is one line, never a traceback
         fail(describe_error(error, lib.settings))
     if not as_json:
@@ -341,10 +410,31 @@ def ask_command(
 
 
 @app.command("chat")
-def chat_command() -> None:
-    """A conversation in the terminal; follow-up questions use what was said. Empty line or Ctrl-D ends it."""
+def chat_command(
+    conversation_id: Annotated[str | None, typer.Argument(
+        metavar="ID", help="A saved conversation to continue (its id or a unique prefix).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue a saved conversation: ID, or the most recent one.")] = False,
+) -> None:
+    """A conversation in the terminal, saved as you go (the app lists it too); follow-up questions use what was
+    said. `chat --resume [ID]` continues a saved one. Empty line or Ctrl-D ends it."""
+    from .conversations import ConversationError
+
     lib = assistant()
-    history: list[dict[str, object]] = []  # Answer.history_entries: papers keep their numbers across turns
+    conversation = None
+    if resume or conversation_id:
+        listed = lib.conversations()
+        if not conversation_id and not listed:
+            fail("no saved conversation to resume: `litassist chat` starts one", EXIT_BAD_INPUT)
+        try:
+            saved = lib.conversation(conversation_id or listed[0].conversation_id)
+        except ConversationError as error:
+            fail(str(error), EXIT_BAD_INPUT)
+        conversation = saved.conversation_id
+        err.print(f"resuming conversation {conversation} “{saved.title}” ({saved.answers} answers)", highlight=False,
+                  markup=False)
+        for number, turn in saved.numbered()[-1:]:
+            out.print(f"\n{number}. you> {turn.question}\n\n{turn.answer.text}", highlight=False, markup=False)
     while True:
         try:
             question = input("\nyou> ").strip()
@@ -352,8 +442,83 @@ def chat_command() -> None:
             break
         if not question or question in {"exit", "quit"}:
             break
-        answer = _run_turn(lib, question, history, as_json=False)
-        history += answer.history_entries()
+        if conversation is None:
+            conversation = lib.start_conversation().conversation_id
+            err.print(f"[dim]saved as conversation {conversation} (resume: litassist chat --resume "
+                      f"{conversation})[/]", highlight=False)
+        _run_turn(lib, question, [], as_json=False, conversation=conversation)
+
+
+conversations_app = typer.Typer(help="Saved conversations (the app's and `litassist chat`'s): list, export, "
+                                     "rename, delete.", invoke_without_command=True)
+app.add_typer(conversations_app, name="conversations")
+
+
+@conversations_app.callback()
+def conversations_command(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List saved conversations, most recently active first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    for info in assistant().conversations():
+        if as_json:
+            print(info.model_dump_json())
+        else:
+            failed = f", {info.failed} failed" if info.failed else ""
+            out.print(f"[cyan]{info.conversation_id}[/]  {info.updated.astimezone():%Y-%m-%d %H:%M}  "
+                      f"[dim]{info.answers} answers{failed}[/]  {escape(info.title)}", highlight=False)
+
+
+@conversations_app.command("export")
+def conversations_export_command(
+    conversation_id: Annotated[str, typer.Argument(help="A conversation id (or a unique prefix).")],
+    fmt: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """A conversation's answered turns with their references and the quoted sentences each claim rests on."""
+    from .conversations import EXPORTS, ConversationError
+
+    if fmt not in EXPORTS:
+        fail(f"--format must be {' or '.join(EXPORTS)}, not {fmt!r}", EXIT_BAD_INPUT)
+    try:
+        text = EXPORTS[fmt](assistant().conversation(conversation_id))
+    except ConversationError as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    if out_file is None:
+        print(text)
+    else:
+        out_file.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {out_file}", highlight=False, markup=False)
+
+
+@conversations_app.command("rename")
+def conversations_rename_command(
+    conversation_id: Annotated[str, typer.Argument(help="A conversation id (or a unique prefix).")],
+    title: Annotated[str, typer.Argument(help="The new title.")],
+) -> None:
+    """Give a saved conversation a new title."""
+    from .conversations import ConversationError
+
+    try:
+        info = assistant().rename_conversation(conversation_id, title)
+    except (ConversationError, ValueError) as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    out.print(f"{info.conversation_id}: {info.title}", highlight=False, markup=False)
+
+
+@conversations_app.command("delete")
+def conversations_delete_command(
+    conversation_id: Annotated[str, typer.Argument(help="A conversation id (or a unique prefix).")],
+) -> None:
+    """Delete a saved conversation and all its turns."""
+    from .conversations import ConversationError
+
+    try:
+        gone = assistant().delete_conversation(conversation_id)
+    except ConversationError as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    out.print(f"deleted conversation {gone.conversation_id} “{gone.title}”", highlight=False, markup=False)
 
 
 @app.command("doctor")
@@ -414,6 +579,44 @@ def stats_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
         out.print(f"  {fmt}: {n}")
 
 
+@app.command("sources")
+def sources_command(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False) -> None:
+    """List the source files the library was built from, even when its store is damaged (from HOME/sources.json)."""
+    from .api import Assistant
+    from .index import StoreError
+
+    try:
+        records, problem = Assistant(home=CliState.home).sources()
+    except StoreError as error:
+        fail(f"{error} (and no readable list of sources was saved)")
+    if problem:
+        err.print(Text.assemble(("warning:", "yellow"), " ", printable(problem),
+                                " — the files below are the sources as of the library's last completed change"),
+                  highlight=False)
+    for record in records:
+        if as_json:
+            print(json.dumps(record.__dict__, ensure_ascii=False))
+        else:
+            out.print(f"{printable(record.file)}\t{record.format}\t{record.papers} papers", highlight=False,
+                      markup=False, soft_wrap=True)
+
+
+@app.command("backup")
+def backup_command(
+    target: Annotated[Path, typer.Argument(help="A new (or empty) folder for the copy.")],
+) -> None:
+    """Copy the library to TARGET consistently (no ingest runs meanwhile). Restore: use TARGET as the home."""
+    from .index import StoreError
+
+    lib = assistant()
+    try:
+        files = lib.backup(target)
+    except StoreError as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    out.print(f"backed up {printable(lib.settings.home)} to {printable(target)} ({len(files)} files); restore with "
+              f"--home {printable(target)}, or by moving it into place of the home", highlight=False, markup=False)
+
+
 @app.command("clusters")
 def clusters_command(
     n_clusters: Annotated[Optional[int], typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")] = None,
@@ -452,7 +655,7 @@ def summarize_command(
         fail(f"--format: unknown format {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(FORMATS)}",
              EXIT_BAD_INPUT)
     lib = assistant()
-    if lib.store.papers.count() == 0:
+    if lib.stats().papers == 0:
         fail("the library is empty: run `litassist ingest --demo` or ingest your own files first")
     try:
         with progress_bars() as on_progress:
@@ -469,30 +672,81 @@ def summarize_command(
 def ui_command(
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
     host: Annotated[str, typer.Option("--host", help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", help="Another name the app may be reached by (its Host header), e.g. this machine's name "
+                             "on your network; localhost, 127.0.0.1, ::1 and --host are always allowed.")] = None,
 ) -> None:
     """Open the browser app (Streamlit): chat with sources, the topic map, and the library."""
-    import subprocess
     from importlib import resources
 
     app_file = resources.files("assistant.ui").joinpath("app.py")
     command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", host,
                "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    # Only these Host names get the app's connection: a page elsewhere whose name resolves here (DNS rebinding)
+    # gets nothing. ui/.streamlit/config.toml holds the same loopback list for plain `streamlit run`.
+    names = dict.fromkeys(["localhost", "127.0.0.1", "::1", *([host] if host not in ("0.0.0.0", "::") else []),
+                           *(allow_host or [])])
+    command += [f"--server.allowedHosts={name}" for name in names]
     if CliState.home:
         command += ["--", "--home", str(CliState.home)]
     out.print(f"litassist UI on http://{host}:{port} (Ctrl-C stops it)", highlight=False)
+    raise typer.Exit(run_forwarding_signals(command))
+
+
+def run_forwarding_signals(command: list[str]) -> int:
+    """Run a child process; SIGTERM and SIGINT sent to us go on to it, and we exit when it does, with its status."""
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(command)
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        raise typer.Exit(subprocess.call(command))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+        while True:
+            try:
+                status = child.wait()
+                return 128 - status if status < 0 else status  # killed by signal N: 128 + N, as a shell says
+            except KeyboardInterrupt:  # a handler set elsewhere may still raise it: keep waiting for the child
+                forward(signal.SIGINT, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run() -> None:
     """Console-script entry point; turns expected failures into one line instead of a traceback."""
+    from .index import StoreError
+
     try:
         app()
     except FileNotFoundError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        _error_line(error)
         sys.exit(EXIT_BAD_INPUT)
+    except StoreError as error:
+        _error_line(error)
+        sys.exit(1)
+    except Exception as error:
+        if not _store_failure(error):
+            raise
+        from .config import load_settings
+        from .index.store import damaged_store
+
+        _error_line(damaged_store(load_settings(CliState.home).chroma_path, error))
+        sys.exit(1)
+
+
+def _error_line(error: object) -> None:
+    err.print(Text.assemble(("error:", "bold red"), " ", printable(error)), highlight=False)
+
+
+def _store_failure(error: BaseException) -> bool:
+    """An error raised by Chroma or SQLite while the library was in use: the store on disk is damaged."""
+    return isinstance(error, sqlite3.DatabaseError) or type(error).__module__.split(".")[0] in ("chromadb",
+                                                                                               "chromadb_rust_bindings")
 
 
 @eval_app.command("answers")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_path
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
+
+
+def expand_path(value: str | Path) -> str:
+    """`~` and `$VARS` expanded, as a shell would: `LITASSIST_HOME=~/papers` means the home folder's papers."""
+    return os.path.expanduser(os.path.expandvars(str(value)))
 
 
 class Settings(BaseSettings):
@@ -29,7 +35,10 @@ class Settings(BaseSettings):
     )
     chunk_tokens: int = Field(default=200, ge=32, description="cl100k tokens per embedded chunk, header included")
     embed_batch_size: int = Field(default=32, ge=1)
-    torch_threads: int | None = Field(default=None, ge=1)
+    embed_threads: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("LITASSIST_EMBED_THREADS", "LITASSIST_TORCH_THREADS"),
+        description="CPU threads of the local embedding model (default: one per core)",
+    )
     llm_provider: Literal["auto", "openai", "openai-compatible", "local", "offline"] = "auto"
     llm_model: str | None = None
     llm_timeout: float = Field(default=60.0, gt=0)
@@ -63,6 +72,20 @@ class Settings(BaseSettings):
         default="off", description="llm: the chat model re-orders the top fused candidates of every search"
     )
     rerank_candidates: int = Field(default=20, ge=2, le=100, description="how many candidates the re-ranker orders")
+    lock_timeout: float = Field(
+        default=600.0, ge=0, description="seconds a writer waits for another writer of the same library"
+    )
+    max_file_mb: int = Field(default=512, ge=1, description="larger files are refused before they are read")
+    max_chunks_per_paper: int = Field(default=100, ge=1, description="passages embedded per paper at most")
+    max_removal_share: float = Field(
+        default=0.2, ge=0.0, le=1.0, description="a changed file losing more of its papers is refused"
+    )
+
+    @field_validator("home", "embedding_model", "local_model_path", mode="before")
+    @classmethod
+    def _expand_paths(cls, value: object) -> object:
+        """Every setting that may name a file or folder: `~` and `$VARS` expanded (a model name has neither)."""
+        return expand_path(value) if isinstance(value, (str, Path)) else value
 
     @property
     def resolved_embedding_model(self) -> str:
@@ -82,5 +105,5 @@ class Settings(BaseSettings):
 def load_settings(home: str | Path | None = None, **overrides: object) -> Settings:
     """Settings from the environment, with `home` (the --home flag) taking precedence when given."""
     if home is not None:
-        overrides["home"] = Path(home).expanduser()
+        overrides["home"] = Path(expand_path(home))
     return Settings(**overrides)

@@ -6,10 +6,16 @@ Filters (year range, author, venue, source) are applied inside both searches, be
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import logging
+import os
 import shutil
+import tempfile
+import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from .corpus import Paper
-from .index import Embedder, Store
+from .index import Embedder, LibraryState, Store
 
 log = logging.getLogger("litassist.retrieve")
 
@@ -48,18 +54,20 @@ def paper_row(paper: Paper) -> dict[str, Any]:
         "year": paper.year,
         "authors": paper.authors,
         "venue": paper.venue,
-        "sources": sorted({s.file for s in paper.sources} | {s.format for s in paper.sources}),
+        "files": sorted({s.file for s in paper.sources}),
+        "formats": sorted({s.format for s in paper.sources}),
     }
 
 
 class Filters(BaseModel):
-    """Restrict a search; every given condition must hold. Text conditions are case-insensitive substrings."""
+    """Restrict a search; every given condition must hold. Author and venue are case-insensitive substrings;
+    source is exact: a format name ("json" is not "jsonl"), or a source file's full path or file name."""
 
     year_min: int | None = None
     year_max: int | None = None
     author: str | None = None
     venue: str | None = None
-    source: str | None = None  # a file path fragment or a format name (e.g. "bibtex")
+    source: str | None = None  # a format name (e.g. "bibtex"), or a source file's path or name
     paper_ids: list[str] | None = None  # only these papers (e.g. one cluster's members)
 
     def active(self) -> bool:
@@ -78,9 +86,8 @@ class Filters(BaseModel):
             return False
         if self.venue and self.venue.lower() not in (row.get("venue") or "").lower():
             return False
-        if self.source and not any(self.source.lower() in s.lower() for s in row["sources"]):
-            return False
-        return True
+        return not self.source or _source_matches(self.source, row)
+
 
     def admits(self, paper: Paper) -> bool:
         """Whether the paper passes every condition."""
@@ -89,8 +96,9 @@ class Filters(BaseModel):
     def narrowed(self, other: Filters) -> Filters:
         """These filters narrowed by `other`, never widened: the later year_min, the earlier year_max, the
         common paper ids, and for a text condition the longer of two nested substrings ("guo" and "yanan guo":
-        "yanan guo"). Two text conditions that do not nest cannot be one substring: these filters' is kept, so
-        the result still bounds the search, and a caller that must honour both also checks `other.admits`."""
+        "yanan guo"). Two text conditions that do not nest cannot be one substring, and two sources (exact names)
+        that differ cannot both hold: these filters' is kept, so the result still bounds the search, and a caller
+        that must honour both also checks `other.admits`."""
         def later(a: int | None, b: int | None, pick: Any) -> int | None:
             return b if a is None else a if b is None else pick(a, b)
 
@@ -105,7 +113,7 @@ class Filters(BaseModel):
         return Filters(
             year_min=later(self.year_min, other.year_min, max), year_max=later(self.year_max, other.year_max, min),
             author=text(self.author, other.author), venue=text(self.venue, other.venue),
-            source=text(self.source, other.source), paper_ids=ids,
+            source=self.source or other.source, paper_ids=ids,
         )
 
     def describe(self) -> str:
@@ -119,6 +127,15 @@ class Filters(BaseModel):
         if self.paper_ids is not None:
             parts.append(f"{len(self.paper_ids)} chosen papers")
         return ", ".join(parts) or "the whole library"
+
+
+def _source_matches(wanted: str, row: dict[str, Any]) -> bool:
+    """A format by name (any case), or a file by its stored path, its name, or a path naming the same file."""
+    wanted = wanted.strip()
+    if wanted.lower() in (fmt.lower() for fmt in row["formats"]):
+        return True
+    as_path = os.path.abspath(os.path.expanduser(wanted))
+    return any(wanted in (file, Path(file).name) or as_path == file for file in row["files"])
 
 
 # --- lexical index -----------------------------------------------------------------------------------------
@@ -157,66 +174,30 @@ def term_coverage(query: str, text: str) -> float:
     return len(wanted & content_terms(text)) / len(wanted) if wanted else 0.0
 
 
-class LexicalIndex:
-    """BM25 (bm25s, English stemming) over one document per paper, persisted under HOME/lexical.
+LEXICAL_LAYOUT = 2  # rows.json layout; an index written by another layout is rebuilt
 
-    It is derived from the Chroma store and stamped with the store's version: whenever the library changes
-    (ingest, update, delete) it is rebuilt, and a stale one (e.g. after a killed ingest) is rebuilt on load.
-    """
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.version: str | None = None
-        self.rows: list[dict[str, Any]] = []
-        self._bm25: Any = None
-        self._position: dict[str, int] = {}
+@dataclass(frozen=True)
+class LexicalSnapshot:
+    """BM25 over one committed version of the library; never changed once built (swapped whole)."""
 
-    def ensure(self, store: Store) -> LexicalIndex:
-        current = store.version()
-        if self.version == current:
-            return self
-        if not self._load(current):
-            self.rebuild(store)
-        return self
+    version: str
+    rows: list[dict[str, Any]]
+    bm25: Any
+    position: dict[str, int]
 
-    def _load(self, version: str) -> bool:
-        meta = self.folder / "rows.json"
-        if not meta.exists():
-            return False
-        saved = json.loads(meta.read_text(encoding="utf-8"))
-        if saved["version"] != version:
-            return False
+    @classmethod
+    def build(cls, papers: Sequence[Paper], version: str) -> LexicalSnapshot:
         import bm25s
 
-        self._bm25 = bm25s.BM25.load(str(self.folder / "bm25"), show_progress=False) if saved["rows"] else None
-        self._set(saved["rows"], version)
-        return True
-
-    def _set(self, rows: list[dict[str, Any]], version: str) -> None:
-        self.rows = rows
-        self.version = version
-        self._position = {row["paper_id"]: i for i, row in enumerate(rows)}
-
-    def rebuild(self, store: Store) -> None:
-        import bm25s
-
-        version = store.version()
-        papers = sorted((sp.paper for sp in store.all_papers()), key=lambda p: p.paper_id)
+        papers = sorted(papers, key=lambda p: p.paper_id)
         rows = [paper_row(p) for p in papers]
-        staging = self.folder.with_name(self.folder.name + ".new")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        self._bm25 = None
+        bm25 = None
         if papers:
             tokens = bm25s.tokenize([_lexical_text(p) for p in papers], stemmer=_stemmer(), show_progress=False)
-            self._bm25 = bm25s.BM25()
-            self._bm25.index(tokens, show_progress=False)
-            self._bm25.save(str(staging / "bm25"), show_progress=False)
-        (staging / "rows.json").write_text(json.dumps({"version": version, "rows": rows}), encoding="utf-8")
-        shutil.rmtree(self.folder, ignore_errors=True)
-        staging.rename(self.folder)  # the old index stays whole until the new one is complete
-        self._set(rows, version)
-        log.info("lexical index rebuilt: %d papers", len(rows))
+            bm25 = bm25s.BM25()
+            bm25.index(tokens, show_progress=False)
+        return cls(version, rows, bm25, {row["paper_id"]: i for i, row in enumerate(rows)})
 
     def allowed(self, filters: Filters | None) -> list[str] | None:
         """Paper ids passing the filters, or None when there is no filter."""
@@ -227,19 +208,128 @@ class LexicalIndex:
     def search(self, query: str, k: int, allowed: Sequence[str] | None = None) -> list[tuple[str, float]]:
         import bm25s
 
-        if self._bm25 is None or not self.rows or (allowed is not None and not allowed):
+        if self.bm25 is None or not self.rows or (allowed is not None and not allowed):
             return []
         mask = None
         if allowed is not None:
             mask = np.zeros(len(self.rows), dtype=np.float32)
-            mask[[self._position[pid] for pid in allowed if pid in self._position]] = 1.0
+            mask[[self.position[pid] for pid in allowed if pid in self.position]] = 1.0
         tokens = bm25s.tokenize([query], stemmer=_stemmer(), show_progress=False)
         if not tokens.vocab:
             return []
-        docs, scores = self._bm25.retrieve(
+        docs, scores = self.bm25.retrieve(
             tokens, k=min(k, len(self.rows)), show_progress=False, weight_mask=mask, n_threads=1
         )
         return [(self.rows[int(d)]["paper_id"], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+class LexicalIndex:
+    """BM25 (bm25s, English stemming) over one document per paper, persisted under HOME/lexical.
+
+    Derived from the Chroma store and stamped with its committed version. Writers rebuild it inside their
+    commit (`publish`, a Store commit hook), so it always describes a committed library; a reader rebuilds
+    only when the files are missing, damaged or from another version, and then leaves out what an unfinished
+    write added. Files are written under a unique staging folder and swapped in; the in-memory snapshot is
+    replaced in one assignment, after the new one is complete, so concurrent searches never see half of it.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.current: LexicalSnapshot | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str | None:
+        return self.current.version if self.current else None
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.current.rows if self.current else []
+
+    def ensure(self, store: Store, state: LibraryState) -> LexicalSnapshot:
+        """The snapshot of `state.version` (call inside `store.reading()`, which gives `state`)."""
+        snapshot = self.current
+        if snapshot is not None and snapshot.version == state.version:
+            return snapshot
+        with self._lock:
+            snapshot = self.current
+            if snapshot is None or snapshot.version != state.version:
+                snapshot = self._load(state.version)
+                if snapshot is None:
+                    snapshot = LexicalSnapshot.build(
+                        [sp.paper for sp in store.all_papers(exclude_txn=state.pending)], state.version
+                    )
+                    self._save(snapshot)
+                    log.info("lexical index rebuilt: %d papers", len(snapshot.rows))
+                self.current = snapshot
+            return snapshot
+
+    def publish(self, store: Store, version: str) -> None:
+        """Commit hook: the index of the library as the writer leaves it, stamped with the version it publishes."""
+        snapshot = LexicalSnapshot.build([sp.paper for sp in store.all_papers()], version)
+        self._save(snapshot)
+        with self._lock:
+            self.current = snapshot
+        log.info("lexical index rebuilt: %d papers", len(snapshot.rows))
+
+    def _load(self, version: str) -> LexicalSnapshot | None:
+        """The saved index if it is whole and of `version`; anything damaged is logged (one line) and rebuilt."""
+        import bm25s
+
+        meta = self.folder / "rows.json"
+        try:
+            saved = json.loads(meta.read_text(encoding="utf-8"))
+            if not isinstance(saved, dict) or saved.get("layout") != LEXICAL_LAYOUT:
+                log.info("%s: another layout; rebuilding the lexical index", meta)
+                return None
+            if saved.get("version") != version:
+                return None
+            rows = saved["rows"]
+            if _digests(self.folder / "bm25") != saved["bm25_sha256"]:
+                raise ValueError("bm25 files do not match their checksums")
+            if hashlib.sha256(json.dumps(rows).encode()).hexdigest() != saved["rows_sha256"]:
+                raise ValueError("rows do not match their checksum")
+            bm25 = bm25s.BM25.load(str(self.folder / "bm25"), show_progress=False) if rows else None
+            return LexicalSnapshot(version, rows, bm25, {row["paper_id"]: i for i, row in enumerate(rows)})
+        except FileNotFoundError:
+            return None
+        except Exception as error:  # noqa: BLE001 - a derived file in any state of damage is rebuilt, never fatal
+            log.warning("lexical index at %s is damaged (%s); rebuilding it", self.folder,
+                        " ".join(f"{type(error).__name__}: {error}".split())[:160])
+            return None
+
+    def _save(self, snapshot: LexicalSnapshot) -> None:
+        """Write under a unique staging folder, then swap it in; a failed save only costs a rebuild later."""
+        try:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}.staging-"))
+        except OSError as error:
+            log.warning("could not save the lexical index under %s: %s", self.folder.parent, error)
+            return
+        try:
+            (staging / "bm25").mkdir()
+            if snapshot.bm25 is not None:
+                snapshot.bm25.save(str(staging / "bm25"), show_progress=False)
+            saved = {
+                "layout": LEXICAL_LAYOUT, "version": snapshot.version, "rows": snapshot.rows,
+                "rows_sha256": hashlib.sha256(json.dumps(snapshot.rows).encode()).hexdigest(),
+                "bm25_sha256": _digests(staging / "bm25"),
+            }
+            (staging / "rows.json").write_text(json.dumps(saved), encoding="utf-8")
+            retired = self.folder.with_name(f".{self.folder.name}.old-{uuid.uuid4().hex}")
+            with contextlib.suppress(FileNotFoundError):
+                self.folder.rename(retired)
+            staging.rename(self.folder)  # fails if another process swapped its own index in meanwhile: fine
+        except OSError as error:
+            log.info("lexical index not saved (%s); it stays in memory", error)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            for old in self.folder.parent.glob(f".{self.folder.name}.old-*"):
+                shutil.rmtree(old, ignore_errors=True)
 
 
 # --- fusion ------------------------------------------------------------------------------------------------
@@ -295,43 +385,60 @@ class Retriever:
     def search_many(
         self, queries: Sequence[str], k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid"
     ) -> list[list[Hit]]:
-        """Batch search (query vectors computed in one pass), for scripts and evaluation."""
-        results = []
+        """Batch search (query vectors computed in one pass), for scripts and evaluation.
+
+        Everything that reads the library happens inside one `store.reading()` view, so a search that runs
+        during an ingest sees the library as it was before the ingest, or after it, never a mix."""
         cut = max(k, self.rerank_candidates) if self.reranker else k
-        for query, candidates in zip(queries, self.candidates(queries, max(k, 100), filters, mode)):
-            dense_scores = {pid: score for pid, (score, _) in candidates.dense.items()}
-            if mode == "hybrid":
-                scores = fuse(dense_scores, candidates.lexical, self.dense_weight)
-            else:
-                scores = dense_scores if mode == "dense" else candidates.lexical
-            ranked = sorted(scores, key=lambda pid: (-scores[pid], pid))[:cut]
-            hits = self._hits(ranked, scores, candidates.dense, candidates.vector)
-            results.append((self.reranker(query, hits) if self.reranker else hits)[:k])
-        return results
+        vectors = self._vectors(queries, mode)
+        ranked_hits = []
+        with self.store.reading() as state:
+            for query, candidates in zip(queries, self._candidates(state, queries, vectors, max(k, 100), filters, mode)):
+                dense_scores = {pid: score for pid, (score, _) in candidates.dense.items()}
+                if mode == "hybrid":
+                    scores = fuse(dense_scores, candidates.lexical, self.dense_weight)
+                else:
+                    scores = dense_scores if mode == "dense" else candidates.lexical
+                ranked = sorted(scores, key=lambda pid: (-scores[pid], pid))[:cut]
+                ranked_hits.append((query, self._hits(ranked, scores, candidates.dense, candidates.vector)))
+        # the re-ranker calls a model (seconds): outside the view, so it never holds up a writer's commit
+        return [(self.reranker(query, hits) if self.reranker else hits)[:k] for query, hits in ranked_hits]
 
     def candidates(
         self, queries: Sequence[str], pool: int, filters: Filters | None = None, mode: Mode = "hybrid"
     ) -> list[Candidates]:
         """Up to `pool` papers per query from each retriever the mode uses, with their raw scores."""
-        self.lexical.ensure(self.store)
-        allowed = self.lexical.allowed(filters)
-        vectors = self.embedder.embed_documents(list(queries)) if mode != "lexical" else [None] * len(queries)
+        vectors = self._vectors(queries, mode)
+        with self.store.reading() as state:
+            return self._candidates(state, queries, vectors, pool, filters, mode)
+
+    def _vectors(self, queries: Sequence[str], mode: Mode) -> Sequence[np.ndarray | None]:
+        return self.embedder.embed_documents(list(queries)) if mode != "lexical" else [None] * len(queries)
+
+    def _candidates(
+        self, state: LibraryState, queries: Sequence[str], vectors: Sequence[np.ndarray | None], pool: int,
+        filters: Filters | None, mode: Mode,
+    ) -> list[Candidates]:
+        lexical = self.lexical.ensure(self.store, state)
+        allowed = lexical.allowed(filters)
         return [
             Candidates(
                 vector=vector,
-                dense=self._dense(vector, pool, allowed) if mode != "lexical" else {},
-                lexical=dict(self.lexical.search(query, pool, allowed)) if mode != "dense" else {},
+                dense=self._dense(vector, pool, allowed, state.pending) if mode != "lexical" else {},
+                lexical=dict(lexical.search(query, pool, allowed)) if mode != "dense" else {},
             )
             for query, vector in zip(queries, vectors)
         ]
 
-    def _dense(self, vector: np.ndarray, pool: int, allowed: list[str] | None) -> dict[str, tuple[float, str]]:
-        """Best chunk per paper: paper -> (cosine, passage)."""
+    def _dense(
+        self, vector: np.ndarray, pool: int, allowed: list[str] | None, pending: str | None
+    ) -> dict[str, tuple[float, str]]:
+        """Best chunk per paper: paper -> (cosine, passage); chunks of an unfinished write are left out."""
         if allowed is not None and not allowed:
             return {}
         where = {"paper_id": {"$in": allowed}} if allowed is not None else None
         best: dict[str, tuple[float, str]] = {}
-        for hit in self.store.query_chunks(vector, pool * CHUNKS_PER_PAPER_CANDIDATE, where):
+        for hit in self.store.query_chunks(vector, pool * CHUNKS_PER_PAPER_CANDIDATE, where, exclude_txn=pending):
             if hit.paper_id not in best or hit.score > best[hit.paper_id][0]:
                 best[hit.paper_id] = (hit.score, hit.text)
         return best

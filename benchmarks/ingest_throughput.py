@@ -1,6 +1,6 @@
 """Ingest throughput vs the bare embedding model on the same texts, in the same run; peak memory.
 
-    python benchmarks/ingest_throughput.py [CORPUS.jsonl] [--limit N]
+    python benchmarks/ingest_throughput.py [CORPUS.jsonl] [--limit N] [--json]
 
 1. bare model: encode exactly the texts ingest will embed (the chunk texts), nothing else;
 2. full ingest of the same corpus into a fresh temporary home (parse, chunk, embed, Chroma, BM25).
@@ -10,6 +10,7 @@ Prints both rates and their ratio (target >= 0.85), and the process's peak RSS.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import tempfile
 import time
@@ -24,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("corpus", nargs="?", default=str(Path(__file__).parents[2] / "shared/eval/scifact/corpus.jsonl"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N papers (a quicker run)")
+    parser.add_argument("--json", action="store_true", help="end with the numbers as one JSON line")
     args = parser.parse_args()
     source = Path(args.corpus)
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,7 +51,11 @@ def main() -> None:
     print(f"bare model:  {bare:8.1f} s  {len(papers) / bare:7.1f} papers/s  {len(texts) / bare:7.1f} chunks/s")
     print(f"full ingest: {full:8.1f} s  {len(papers) / full:7.1f} papers/s  {len(texts) / full:7.1f} chunks/s")
     print(f"ratio (ingest / bare model throughput): {bare / full:.3f}")
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {peak:.0f} MiB")
+    if args.json:
+        print(json.dumps({"bare_model_papers_per_s": len(papers) / bare, "ingest_papers_per_s": len(papers) / full,
+                          "ingest_over_bare": bare / full, "ingest_peak_rss_mib": peak}))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""Regenerate docs/chat.png, docs/explore.png and docs/library.png from the running app (offline provider).
+"""Regenerate the app's pictures in docs/ from the running app (offline provider), at desktop and phone sizes.
 
     python docs/screenshots.py [--home DIR]
 
 Without --home, the seed corpus is ingested into a temporary home first. Uses Debian's chromium through
-Playwright (ui/browser.py), the same way the browser test does; 1400x900 viewport.
+Playwright (ui/browser.py), the same way the browser test does. Writes, at 1440x900: chat.png (an answer with
+a cited paper open and the quoted sentence highlighted), explore.png, library.png; at 390x844: phone-chat.png
+(the newest answer), phone-source.png (the source drawer), phone-explore.png.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from assistant.ui.browser import DESKTOP, PHONE, QUESTION_BOX, ask, launch, serve, wait_until_idle
+from playwright.sync_api import Page, expect, sync_playwright
 
-from assistant import Assistant  # noqa: E402
-from assistant.api import DEMO_CORPUS  # noqa: E402
-from assistant.ui.browser import VIEWPORT, ask, launch, serve, wait_until_idle  # noqa: E402
+from assistant import Assistant
+from assistant.api import DEMO_CORPUS
 
 DOCS = ROOT / "docs"
 QUESTION = "How do these papers make multi-agent reinforcement learning scale?"
@@ -31,22 +33,33 @@ reviews each expert must write.}}
 """
 
 
-def chat(page: Page) -> None:
-    ask(page, QUESTION).click()
-    expect(page.locator(".st-key-sources-chat mark").first).to_be_visible(timeout=30_000)
+def open_page(browser, url: str, viewport: dict[str, int]) -> Page:
+    page = browser.new_page(viewport=viewport)
+    page.goto(url)
+    expect(page.get_by_placeholder(QUESTION_BOX)).to_be_visible(timeout=120_000)
     wait_until_idle(page)
-    page.screenshot(path=str(DOCS / "chat.png"))
-    page.locator(".st-key-close-chat button").first.click()  # the explore shot shows topic summaries, not this paper
+    return page
+
+
+def open_first_citation(page: Page, answer) -> None:
+    """Click the answer's first inline [n] and wait for the drawer's highlighted sentence."""
+    answer.locator("button.la-cite").first.click()
+    expect(page.get_by_role("dialog").locator("mark").first).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(800)  # the drawer slides in
+
+
+def close_drawer(page: Page) -> None:
+    page.keyboard.press("Escape")
+    page.get_by_role("dialog").wait_for(state="detached", timeout=30_000)
     wait_until_idle(page)
 
 
-def explore(page: Page) -> None:
+def explore(page: Page, name: str) -> None:
     page.get_by_role("tab", name=re.compile("Explore")).click()
-    expect(page.locator("[data-testid='stVegaLiteChart'], .vega-embed").first).to_be_visible(timeout=120_000)
-    page.locator(".st-key-topics [data-testid='stExpander'] button").first.wait_for(timeout=30_000)
+    page.locator(".la-legend").wait_for(timeout=180_000)
     wait_until_idle(page)
     page.wait_for_timeout(1500)  # the chart's entry animation
-    page.screenshot(path=str(DOCS / "explore.png"))
+    page.screenshot(path=str(DOCS / name))
 
 
 def library(page: Page, workdir: Path) -> None:
@@ -72,15 +85,24 @@ def main() -> None:
         with serve(home, {"LITASSIST_LLM_PROVIDER": "offline"}) as url, sync_playwright() as playwright:
             browser = launch(playwright)
             try:
-                page = browser.new_page(viewport=VIEWPORT)
-                page.goto(url)
-                expect(page.get_by_placeholder("Ask about your papers…")).to_be_visible(timeout=120_000)
-                chat(page)
-                explore(page)
+                page = open_page(browser, url, DESKTOP)
+                open_first_citation(page, ask(page, QUESTION, 1))
+                page.screenshot(path=str(DOCS / "chat.png"))
+                close_drawer(page)
+                explore(page, "explore.png")
                 library(page, workdir)
+
+                phone = open_page(browser, url, PHONE)
+                answer = ask(phone, QUESTION, 1)
+                phone.screenshot(path=str(DOCS / "phone-chat.png"))
+                open_first_citation(phone, answer)
+                phone.screenshot(path=str(DOCS / "phone-source.png"))
+                close_drawer(phone)
+                explore(phone, "phone-explore.png")
             finally:
                 browser.close()
-    print("wrote", ", ".join(str(DOCS / name) for name in ("chat.png", "explore.png", "library.png")))
+    names = ("chat.png", "explore.png", "library.png", "phone-chat.png", "phone-source.png", "phone-explore.png")
+    print("wrote", ", ".join(str(DOCS / name) for name in names))
 
 
 if __name__ == "__main__":

@@ -262,7 +262,7 @@ def test_ris_joins_continuation_lines_and_handles_crlf():
 
 
 def test_ris_record_missing_its_end_tag_is_not_lost():
-    unterminated = RIS.replace("ER  - \r\n\r\nTY  - CHAP", "TY  - CHAP").removesuffix("ER  - \r\n")
+    unterminated = RIS.replace("ER  - \r\n\r\nTY  - CHAP", "TY  - CHAP")
     result = parse_ris(unterminated, "export.ris")
     assert [paper.title for paper in result.papers] == [
         "Sparse & Efficient Attention for Long Documents",
@@ -481,16 +481,16 @@ def test_sniffed_parsers_round_trip():
     assert len(csv_parser(CSV_SEMICOLON, "s.csv", mapping={"abstract": "summary text"}).papers) == 2
 
 
-def test_ragged_csv_falls_back_to_its_extension(tmp_path) -> None:
+def test_ragged_csv_falls_back_to_its_extension_and_is_refused(tmp_path) -> None:
+    """Rows shorter than the header are a file cut mid-row (or an unquoted delimiter): the .csv extension picks
+    the CSV parser, which names the row instead of storing half a record."""
     from assistant.corpus import parse_file
 
     ragged = tmp_path / "ragged.csv"
     words = "measured " * 30
     ragged.write_text(f"title,abstract,notes\nFirst,{words},x\nSecond,{words}\nThird\n", encoding="utf-8")
-    result = parse_file(ragged).result
-    assert result.format == "csv"
-    assert [p.title for p in result.papers] == ["First", "Second"]
-    assert [(s.position, s.reason) for s in result.skipped] == [(3, "no abstract")]
+    with pytest.raises(ParseError, match=r"row 2 \(line 3\) has 2 fields but the header has 3"):
+        parse_file(ragged)
 
 
 def test_markup_is_stripped_once_for_every_format() -> None:

@@ -12,11 +12,11 @@ from assistant.corpus.records import ParseError
 from assistant.api import DEMO_CORPUS as SEEDS
 
 EXPECTED = {
-    "000_bcf537babf982e00.txt": ("author-page", 10),
-    "001_5dc420703fcd4cc2.txt": ("daily-papers", 83),
-    "002_f0affe59debd61f2.txt": ("abstract-lines", 10),
-    "003_60d2f35647b55ce1.txt": ("daily-papers", 70),
-    "004_dda915f2b5298ef8.txt": ("paper-page", 6),
+    "guo-zhenyu-author-page.txt": ("author-page", 10),
+    "daily-papers-oct-28.txt": ("daily-papers", 83),
+    "arxiv-abstracts.txt": ("abstract-lines", 10),
+    "daily-papers-oct-31.txt": ("daily-papers", 70),
+    "paper-page-sparse-training-theory.txt": ("paper-page", 6),
 }
 CHROME = ["Subscribe", "Daily Papers", "Goto", "Collaborating Authors", "Read More", "comments", "هل ترغب"]
 
@@ -43,29 +43,29 @@ def test_all_179_distinct_abstracts_and_nothing_else() -> None:
 
 
 def test_author_page_names_page_author_and_category() -> None:
-    first = parsed("000_bcf537babf982e00.txt").papers[0]
+    first = parsed("guo-zhenyu-author-page.txt").papers[0]
     assert first.title == "Causal Mean Field Multi-Agent Reinforcement Learning"
     assert first.authors == ["Zhenyu Guo"]
     assert first.author_count is None  # the page names one author, not all of them
     assert first.venue == "arXiv Artificial Intelligence"
     assert first.abstract.startswith("Scalability remains a challenge")
-    assert parsed("000_bcf537babf982e00.txt").papers[-1].venue == "arXiv Machine Learning"
+    assert parsed("guo-zhenyu-author-page.txt").papers[-1].venue == "arXiv Machine Learning"
 
 
 def test_daily_listing_dates_never_invent_a_year() -> None:
-    papers = {p.title: p for p in parsed("001_5dc420703fcd4cc2.txt").papers}
+    papers = {p.title: p for p in parsed("daily-papers-oct-28.txt").papers}
     full = papers["Proto-Value Networks: Scaling Representation Learning with Auxiliary Tasks"]
     assert (full.date, full.year, full.author_count) == ("2023-04-25", 2023, 7)
     no_year = papers["Reinforcement Learning for Long-Horizon Interactive LLM Agents"]
     assert (no_year.date, no_year.year) == ("Feb 3", None)
-    upvoted = {p.title: p for p in parsed("003_60d2f35647b55ce1.txt").papers}[
+    upvoted = {p.title: p for p in parsed("daily-papers-oct-31.txt").papers}[
         "Multiverse: Your Language Models Secretly Decide How to Parallelize and Merge Generation"
     ]
     assert (upvoted.date, upvoted.year, upvoted.author_count) == ("Jun 11", None, 5)
 
 
 def test_daily_listing_entry_without_footer_and_last_entry_at_eof() -> None:
-    papers = parsed("003_60d2f35647b55ce1.txt").papers
+    papers = parsed("daily-papers-oct-31.txt").papers
     last = papers[-1]
     assert last.title.startswith("A Comprehensive Survey of Large AI Models for Future Communications")
     assert (last.author_count, last.date) == (None, None)
@@ -74,12 +74,12 @@ def test_daily_listing_entry_without_footer_and_last_entry_at_eof() -> None:
 
 
 def test_daily_listing_page_date_is_not_a_paper_date() -> None:
-    first = parsed("001_5dc420703fcd4cc2.txt").papers[0]
+    first = parsed("daily-papers-oct-28.txt").papers[0]
     assert first.date != "Oct 28"
 
 
 def test_bare_abstracts_get_derived_titles() -> None:
-    papers = parsed("002_f0affe59debd61f2.txt").papers
+    papers = parsed("arxiv-abstracts.txt").papers
     assert all(p.title_derived for p in papers)
     assert papers[0].title.startswith("Existing large language models have to run K times")
     assert not papers[0].abstract.startswith("Abstract:")
@@ -87,7 +87,7 @@ def test_bare_abstracts_get_derived_titles() -> None:
 
 
 def test_paper_page_main_and_related_entries() -> None:
-    papers = parsed("004_dda915f2b5298ef8.txt").papers
+    papers = parsed("paper-page-sparse-training-theory.txt").papers
     main = papers[0]
     assert (main.title, main.year, main.title_derived) == ("Sparse Training Theory for Scalable and Efficient Agents", 2021, False)
     assert main.abstract.startswith("A fundamental task for artificial intelligence is learning.")
@@ -100,7 +100,7 @@ def test_paper_page_main_and_related_entries() -> None:
 
 def test_detection_uses_content_not_extension(tmp_path) -> None:
     renamed = tmp_path / "listing.csv"
-    renamed.write_text((SEEDS / "001_5dc420703fcd4cc2.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    renamed.write_text((SEEDS / "daily-papers-oct-28.txt").read_text(encoding="utf-8"), encoding="utf-8")
     assert parse_file(renamed).result.format == "daily-papers"
     assert detect_format("Abstract: " + "word " * 40, "x.bib")[0] == "abstract-lines"
 
@@ -111,7 +111,7 @@ def test_prose_without_structure_is_rejected() -> None:
 
 
 def test_reingesting_the_same_file_gives_identical_ids() -> None:
-    first = [p.paper_id for p in parsed("001_5dc420703fcd4cc2.txt").papers]
-    second = [p.paper_id for p in parsed("001_5dc420703fcd4cc2.txt").papers]
+    first = [p.paper_id for p in parsed("daily-papers-oct-28.txt").papers]
+    second = [p.paper_id for p in parsed("daily-papers-oct-28.txt").papers]
     assert first == second and len(set(first)) == len(first)
-    assert Counter(p.sources[0].position for p in parsed("001_5dc420703fcd4cc2.txt").papers).most_common(1)[0][1] == 1
+    assert Counter(p.sources[0].position for p in parsed("daily-papers-oct-28.txt").papers).most_common(1)[0][1] == 1

@@ -107,7 +107,7 @@ def test_lexical_and_dense_stay_in_step_after_update_and_delete(seeded_copy: Pat
 
 def test_removing_a_source_keeps_papers_other_sources_hold(seeded_copy: Path, tmp_path: Path) -> None:
     lib = Assistant(home=seeded_copy)
-    page = SEEDS / "000_bcf537babf982e00.txt"
+    page = SEEDS / "guo-zhenyu-author-page.txt"
     report = lib.remove(sources=[page])
     assert len(report.removed) == 10 and not report.unknown
     assert lib.stats().papers == 169 and lib.stats().sources == 4
@@ -115,12 +115,15 @@ def test_removing_a_source_keeps_papers_other_sources_hold(seeded_copy: Path, tm
     assert lib.remove(["no-such-id"]).unknown == ["no-such-id"]
 
 
-def test_stale_lexical_index_is_rebuilt_on_search(seeded_copy: Path) -> None:
+def test_unfinished_write_is_published_by_the_next_search(seeded_copy: Path) -> None:
     lib = Assistant(home=seeded_copy)
     lib.search("anything", k=1)
-    lib.store.bump_version()  # what a killed ingest leaves behind
-    assert lib.retriever.lexical.version != lib.store.version()
+    before = lib.store.version()
+    with lib.store.writing():
+        lib.store.begin()  # a writer marks the library, then dies before its commit (its lock goes with it)
+    assert lib.store.state().pending
     assert lib.search("CMFQ", k=1, mode="lexical")[0].title.startswith("Causal Mean Field")
+    assert lib.store.state().pending is None and lib.store.version() != before  # healed: published
     assert lib.retriever.lexical.version == lib.store.version()
 
 
@@ -197,7 +200,7 @@ def test_chroma_server_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv("LITASSIST_CHROMA_URL", f"http://127.0.0.1:{port}")
         corpus = tmp_path / "corpus"
         corpus.mkdir()
-        shutil.copy(SEEDS / "004_dda915f2b5298ef8.txt", corpus / "page.txt")
+        shutil.copy(SEEDS / "paper-page-sparse-training-theory.txt", corpus / "page.txt")
         lib = Assistant(home=tmp_path / "home")
         assert lib.ingest([corpus]).new == 6
         assert not (tmp_path / "home" / "chroma").exists()  # nothing embedded locally: it is all on the server

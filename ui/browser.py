@@ -18,7 +18,9 @@ APP = Path(__file__).resolve().with_name("app.py")
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
                "--no-first-run"]
-VIEWPORT = {"width": 1400, "height": 900}
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
+QUESTION_BOX = "Ask about your papers…"
 
 
 def free_port() -> int:
@@ -75,11 +77,50 @@ def wait_until_idle(page: Any, timeout_ms: int = 120_000) -> None:
     page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=timeout_ms)
 
 
-def ask(page: Any, question: str, timeout_ms: int = 120_000) -> Any:
-    """Type a question into the chat box, wait for the finished answer; returns its first citation button."""
-    page.get_by_placeholder("Ask about your papers…").fill(question)
+def ask(page: Any, question: str, number: int, timeout_ms: int = 120_000) -> Any:
+    """Type a question into the chat box and wait for the saved answer numbered `number`; returns its chat
+    message (the streamed draft is replaced by the saved turn when the run ends)."""
+    page.get_by_placeholder(QUESTION_BOX).fill(question)
     page.keyboard.press("Enter")
-    citation = page.locator(".st-key-cite-0-1 button")
-    citation.first.wait_for(timeout=timeout_ms)
-    wait_until_idle(page, timeout_ms)  # the streamed draft is replaced by the final answer when the run ends
-    return citation
+    messages = page.locator("[data-testid='stChatMessage']")
+    messages.filter(has_text=question).first.wait_for(timeout=timeout_ms)
+    messages.last.get_by_text(f"Answer {number} ·", exact=False).wait_for(timeout=timeout_ms)  # the saved turn
+    wait_until_idle(page, timeout_ms)
+    return messages.last
+
+
+def same_origin(url: str, origin: str) -> bool:
+    """Whether a request stays on the app's origin (blob: and data: URLs the page makes itself included)."""
+    if url.startswith("data:"):
+        return True
+    return url.removeprefix("blob:").startswith(origin.rstrip("/") + "/") or url.removeprefix("blob:") == origin
+
+
+def record_requests(page: Any) -> list[str]:
+    """Every URL the page requests from now on (the list fills as the page runs)."""
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    return seen
+
+
+def overflowing(page: Any) -> list[str]:
+    """Visible elements of the main area reaching past the right edge of the window (not inside a scrolling
+    container such as a table): what a phone would clip."""
+    return page.evaluate("""() => {
+        const width = window.innerWidth, out = [];
+        const main = document.querySelector('[data-testid="stMain"]') || document.body;
+        for (const el of main.querySelectorAll('*')) {
+            const box = el.getBoundingClientRect();
+            if (!box.width || !box.height || box.right <= width + 1) continue;
+            let scroller = el.parentElement, clipped = false;
+            while (scroller && scroller !== main) {
+                const style = getComputedStyle(scroller);
+                if (/(auto|scroll|hidden)/.test(style.overflowX) && scroller.getBoundingClientRect().right <= width + 1) {
+                    clipped = true; break;
+                }
+                scroller = scroller.parentElement;
+            }
+            if (!clipped) out.push(`${el.tagName.toLowerCase()}.${el.className}`.slice(0, 120));
+        }
+        return out;
+    }""")

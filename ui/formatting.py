@@ -1,69 +1,15 @@
-"""Pure text helpers for the app: highlighted abstracts, step and usage lines (kept apart to be unit-tested)."""
+"""Pure text helpers for the app: step, status and usage lines (kept apart to be unit-tested)."""
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from assistant.agent import Answer, Step
-from assistant.corpus import Paper
-
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_WS = re.compile(r"\s+")
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~$])")
-
-
-def md_escape(text: str) -> str:
-    """Text shown through Markdown exactly as written (titles with `*`, `_`, `$`, brackets, ...)."""
-    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _safe(text: str) -> str:
-    """HTML-escaped, with `$` neutralised so Streamlit's Markdown does not read it as LaTeX."""
-    return html.escape(text).replace("$", "&#36;")
-
-
-def _spans(abstract: str, passage: str) -> list[tuple[int, int]]:
-    """Where the passage sits in the abstract: the whole passage when it is a substring (chunks are runs of
-    sentences), else every abstract sentence that the passage contains (read/similar tools trim passages)."""
-    passage = _WS.sub(" ", passage).strip()
-    if not passage:
-        return []
-    start = abstract.find(passage)
-    if start >= 0:
-        return [(start, start + len(passage))]
-    spans, position = [], 0
-    for sentence in _SENTENCE.split(abstract):
-        begin = abstract.find(sentence, position)
-        position = begin + len(sentence)
-        if len(sentence.split()) >= 4 and sentence.strip() in passage:
-            spans.append((begin, position))
-    return spans
-
-
-def highlight(abstract: str, passage: str | None) -> str:
-    """The abstract as safe HTML with the supporting passage wrapped in <mark>."""
-    if not passage:
-        return _safe(abstract)
-    out, last = [], 0
-    for begin, end in _spans(abstract, passage):
-        out += [_safe(abstract[last:begin]), "<mark>", _safe(abstract[begin:end]), "</mark>"]
-        last = end
-    out.append(_safe(abstract[last:]))
-    return "".join(out)
-
-
-def authors_line(paper: Paper, limit: int = 8) -> str:
-    if not paper.authors:
-        return f"{paper.author_count} authors" if paper.author_count else "Authors unknown"
-    shown = ", ".join(paper.authors[:limit])
-    return shown + (f" and {len(paper.authors) - limit} more" if len(paper.authors) > limit else "")
 
 
 def step_line(step: Step) -> str:

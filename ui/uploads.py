@@ -6,7 +6,9 @@ file lets a later upload of the same name update those papers in place, and "for
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,8 @@ from assistant.index import IngestReport, ProgressCallback
 # Every extension ingest has a parser hint for, plus .txt (scraped pages, bare abstracts: sniffed by content).
 UPLOAD_TYPES = ["txt", "bib", "ris", "json", "jsonl", "ndjson", "csv", "tsv", "xml", "atom"]
 MAX_UPLOAD_MB = 50  # per file; a 50 MB export is ~100k abstracts, more than one browser upload should carry
-_UNSAFE = re.compile(r"[^\w.\-]+")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")  # control characters, path separators, Windows-reserved
+MAX_NAME_BYTES = 200  # file names stay well under the 255-byte limit of common file systems
 
 
 class Upload(Protocol):
@@ -42,15 +45,40 @@ def upload_folder(home: Path) -> Path:
 
 
 def safe_name(name: str) -> str:
-    """A file name that stays inside the uploads folder and is not hidden (ingest skips dotfiles)."""
-    cleaned = _UNSAFE.sub("_", Path(name).name).lstrip("._")
-    return cleaned or "upload.txt"
+    """The upload's own file name, kept as written where it is safe: its last path component (after `/` or
+    `\\`), with control and reserved characters replaced, not hidden (ingest skips dotfiles), and short enough
+    for the file system with its extension kept. Distinct ordinary names stay distinct ("my refs.jsonl" and
+    "my_refs.jsonl" are two files), so one upload never replaces another's papers by accident."""
+    last = re.split(r"[/\\]", name)[-1]
+    cleaned = _UNSAFE.sub("_", last).strip().lstrip(".").strip() or "upload.txt"
+    stem, suffix = _split_suffix(cleaned)
+    while len((stem + suffix).encode("utf-8")) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return (stem.rstrip() or "upload") + suffix
+
+
+def _split_suffix(name: str) -> tuple[str, str]:
+    stem, dot, suffix = name.rpartition(".")
+    return (stem, dot + suffix) if dot and stem and len(suffix) <= 10 else (name, "")
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """`name`, or "name (2).ext", "name (3).ext", ... when an earlier file of the same batch took it."""
+    stem, suffix = _split_suffix(name)
+    candidate, number = name, 1
+    while candidate.casefold() in taken:
+        number += 1
+        candidate = f"{stem} ({number}){suffix}"
+    taken.add(candidate.casefold())
+    return candidate
 
 
 def save_uploads(files: Iterable[Upload], folder: Path, max_mb: float = MAX_UPLOAD_MB) -> UploadResult:
-    """Write acceptable uploads into `folder` (same name = a new version of that file); reject the rest."""
+    """Write acceptable uploads into `folder` (the same name as an earlier upload = a new version of that file;
+    two files of one batch never overwrite each other); reject the rest."""
     result = UploadResult()
     folder.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
     for upload in files:
         suffix = Path(upload.name).suffix.lower().lstrip(".")
         if suffix not in UPLOAD_TYPES:
@@ -61,10 +89,14 @@ def save_uploads(files: Iterable[Upload], folder: Path, max_mb: float = MAX_UPLO
             result.rejected.append(f"{upload.name}: {upload.size / 1024 / 1024:.1f} MB is over the {max_mb:g} MB "
                                    "limit per file; split the export or ingest it with `litassist ingest`")
             continue
-        target = folder / safe_name(upload.name)
-        partial = target.with_name(f".{target.name}.part")
-        partial.write_bytes(upload.getvalue())
-        partial.replace(target)  # a reader never sees half a file
+        target = folder / _unique(safe_name(upload.name), taken)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", suffix=".part", delete=False) as partial:
+            try:
+                partial.write(upload.getvalue())
+            except BaseException:
+                Path(partial.name).unlink(missing_ok=True)
+                raise
+        os.replace(partial.name, target)  # a reader never sees half a file; the staging name is short and unique
         result.saved.append(target)
     return result
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import stat
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,8 @@ from .records import (
 )
 from .scraped import SCRAPED_SNIFFERS
 
+log = logging.getLogger("litassist.corpus")
+
 __all__ = [
     "Paper",
     "ParseError",
@@ -31,11 +36,12 @@ __all__ = [
     "duplicate_keys",
     "file_sha256",
     "find_duplicate",
-    "with_free_id",
     "merge_duplicates",
     "merge_into",
     "parse_file",
     "parse_text",
+    "read_file",
+    "with_free_id",
 ]
 
 Parser = Callable[[str, str], ParseResult]
@@ -63,11 +69,12 @@ class ParsedFile:
 
 
 def discover_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand directories recursively (skipping hidden entries); keep explicit files as given."""
+    """Expand directories recursively (skipping hidden entries and anything but regular files); keep explicit
+    paths as given, even a FIFO or a device: `read_file` refuses those with a reason."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser()
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise FileNotFoundError(f"{path}: no such file or directory")
         if path.is_dir():
             found.extend(
@@ -80,6 +87,36 @@ def discover_files(paths: Iterable[str | Path]) -> list[Path]:
         else:
             found.append(path)
     return list(dict.fromkeys(p.resolve() for p in found))
+
+
+_FILE_KINDS = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+               stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a directory"}
+
+
+def read_file(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file. FIFOs and devices (/dev/zero, /dev/urandom) are refused without reading,
+    and so is a file over `max_bytes`, before a byte is read: a sparse 3 GB file costs nothing."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)  # a FIFO must not block open()
+    try:
+        handle = os.open(path, flags)
+    except OSError as err:
+        raise ParseError(f"cannot open: {err.strerror or err}") from None
+    with os.fdopen(handle, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _FILE_KINDS.items() if test(info.st_mode)), "not a regular file")
+            raise ParseError(f"{kind}, not a regular file: only regular files are read")
+        if info.st_size > max_bytes:
+            raise ParseError(f"{_megabytes(info.st_size)} is over the {_megabytes(max_bytes)} limit "
+                             "(LITASSIST_MAX_FILE_MB)")
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew while being read
+        raise ParseError(f"over the {_megabytes(max_bytes)} limit (LITASSIST_MAX_FILE_MB)")
+    return data
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:,.1f} MB"
 
 
 def decode(data: bytes) -> str:
@@ -98,7 +135,7 @@ def decode(data: bytes) -> str:
 
 def detect_format(text: str, path: str) -> tuple[str, Parser]:
     """Pick the parser whose sniffer accepts the content; the extension only breaks ties."""
-    accepted = [(name, parser) for name, sniff, parser in SNIFFERS if sniff(text)]
+    accepted = [(name, parser) for name, sniff, parser in SNIFFERS if _accepts(sniff, text)]
     hint = _EXTENSION_HINTS.get(Path(path).suffix.lower())
     if not accepted and hint:  # e.g. a ragged .csv: its own parser gives the precise error
         return next((name, parser) for name, _, parser in SNIFFERS if name == hint)
@@ -110,6 +147,15 @@ def detect_format(text: str, path: str) -> tuple[str, Parser]:
     return next(((n, p) for n, p in accepted if n == hint), accepted[0])
 
 
+def _accepts(sniff: Callable[[str], bool], text: str) -> bool:
+    """A sniffer is a guess: one that fails on hostile text (deep nesting, odd quoting) has said "not mine"."""
+    try:
+        return sniff(text)
+    except (ParseError, ValueError, RecursionError, MemoryError) as error:
+        log.debug("sniffer %s failed: %s", getattr(sniff, "__name__", sniff), error)
+        return False
+
+
 def parse_text(text: str, path: str, csv_mapping: dict[str, str] | None = None) -> ParseResult:
     name, parser = detect_format(text, path)
     if name == "csv":
@@ -117,14 +163,44 @@ def parse_text(text: str, path: str, csv_mapping: dict[str, str] | None = None) 
     return parser(text, path)
 
 
-def parse_file(path: str | Path, csv_mapping: dict[str, str] | None = None, data: bytes | None = None) -> ParsedFile:
+DEFAULT_MAX_BYTES = 512 * 2**20
+
+
+def parse_file(
+    path: str | Path, csv_mapping: dict[str, str] | None = None, data: bytes | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> ParsedFile:
     """Read (unless `data` is given), decode and parse one file; raises ParseError with a one-line reason."""
-    data = Path(path).read_bytes() if data is None else data
+    data = read_file(path, max_bytes) if data is None else data
     text = decode(data)
     result = parse_text(text, str(path), csv_mapping)
-    if not result.papers and not result.skipped:
+    if not result.papers and not result.skipped_total:
         raise ParseError(f"no papers found in this {result.format} file")
+    if conflict := find_conflict(result.papers):
+        raise ParseError(conflict)
     return ParsedFile(path=str(path), sha256=file_sha256(data), result=result)
+
+
+_COMPARED_FIELDS = ("title", "abstract", "authors", "year", "venue", "doi", "arxiv_id")
+
+
+def find_conflict(papers: Iterable[Paper]) -> str | None:
+    """Two entries of one file under one id the file gave, with different content: a conflict to report, not
+    two versions to merge silently (merging would keep one abstract and drop the other)."""
+    seen: dict[str, Paper] = {}
+    for paper in papers:
+        if paper.paper_id.startswith(DERIVED_ID_PREFIXES):
+            continue  # an id we derived (DOI, title hash): the same paper seen twice is merged as usual
+        first = seen.setdefault(paper.paper_id, paper)
+        differing = [
+            field for field in _COMPARED_FIELDS
+            if getattr(first, field) and getattr(paper, field) and getattr(first, field) != getattr(paper, field)
+            and not (field == "title" and (first.title_derived or paper.title_derived))  # made from the abstract
+        ]
+        if first is not paper and differing:
+            return (f"entries {first.sources[0].position} and {paper.sources[0].position} have the same id "
+                    f"{paper.paper_id!r} but different {', '.join(differing)}: keep one, or give them different ids")
+    return None
 
 
 def file_sha256(data: bytes) -> str:

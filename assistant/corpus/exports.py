@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
@@ -35,6 +36,8 @@ Parser = Callable[..., ParseResult]
 
 _BOM = "\ufeff"
 _SNIFF_CHARS = 65536
+_CSV_SNIFF_CHARS = 8192  # csv.Sniffer is quadratic in a line's length: 64 KB of one line took 16 s
+_MAX_INT_DIGITS = 4300  # Python's int() refuses longer digit strings (sys.int_info.default_max_str_digits)
 _YEAR_DATE = re.compile(r"(?<!\d)(\d{4})(?!\d)(?:[-/.](\d{1,2})(?:[-/.](\d{1,2}))?)?")
 # Our field -> the names other tools use for it, matched case-insensitively (JSON keys, CSV headers).
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -54,25 +57,41 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 # ---------------------------------------------------------------- shared record helpers
 
 
-def _plain(value: object) -> str | None:
-    """One string from a field that may be a list (RIS repeats tags); make_paper does the cleaning."""
-    if value is None:
+def _scalar(value: object) -> str | None:
+    """A string or a finite number as text; objects, null, NaN and Infinity are not text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return clean_text(" ".join(map(str, value)) if isinstance(value, list) else str(value))
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else str(int(value)) if value.is_integer() else str(value)
+    return str(value)
+
+
+def _plain(value: object) -> str | None:
+    """One string from a field that may be a list (RIS repeats tags); make_paper does the cleaning.
+    An object is not text: it gives None, never its Python repr ("{'x': 1}")."""
+    parts = value if isinstance(value, list) else [value]
+    texts = [text for part in parts if (text := _scalar(part)) is not None]
+    return clean_text(" ".join(texts)) if texts else None
 
 
 def _paper(source: SourceRef, *, abstract: object, title: object = None, **fields: Any) -> Paper | Skipped:
     """Every parser ends here, so the no-abstract rule is the same for all formats."""
     text = _plain(abstract)
     if not (text and text.strip()):
-        return Skipped(position=source.position, reason="no abstract")
+        reason = "no abstract" if abstract in (None, "", []) or isinstance(abstract, str) else "abstract is not text"
+        return Skipped(position=source.position, reason=reason)
     return make_paper(abstract=text, title=_plain(title), source=source, **fields)
 
 
 def _result(fmt: str, items: Iterable[Paper | Skipped]) -> ParseResult:
     result = ParseResult(format=fmt)
     for item in items:
-        (result.papers if isinstance(item, Paper) else result.skipped).append(item)
+        if isinstance(item, Paper):
+            result.papers.append(item)
+        else:
+            result.skip(item)
     return result
 
 
@@ -87,12 +106,15 @@ def _year_and_date(*values: object) -> tuple[int | None, str | None]:
     return year, date
 
 
-def _name(value: object) -> str:
-    """One author: a plain string, a CSL name object, or a {'name': ...} object (Semantic Scholar)."""
+def _name(value: object) -> str | None:
+    """One author: a plain string, a CSL name object, or a {'name': ...} object (Semantic Scholar).
+    Anything else (42, null) is not a name."""
+    if isinstance(value, str):
+        return value
     if not isinstance(value, dict):
-        return str(value)
-    parts = (value.get("given"), value.get("non-dropping-particle"), value.get("family"))
-    return value.get("literal") or value.get("name") or " ".join(str(p) for p in parts if p)
+        return None
+    parts = [_scalar(value.get(key)) for key in ("given", "non-dropping-particle", "family")]
+    return _scalar(value.get("literal")) or _scalar(value.get("name")) or " ".join(p for p in parts if p) or None
 
 
 def _authors(value: object) -> list[str]:
@@ -100,7 +122,7 @@ def _authors(value: object) -> list[str]:
     if isinstance(value, str):
         return re.split(r"\s*;\s*" if ";" in value else r"\s+and\s+", value)
     if isinstance(value, list):
-        return [_name(author) for author in value]
+        return [name for author in value if (name := _name(author))]
     return []
 
 
@@ -127,7 +149,7 @@ def _record_paper(record: Mapping[Any, Any], columns: Mapping[str, str], source:
     raw = {field: record.get(column) for field, column in columns.items()}
 
     def text(field: str) -> str | None:
-        return None if raw.get(field) is None else str(raw[field])
+        return _plain(raw.get(field))
 
     year, date = _year_and_date(text("year"), text("date"))
     return _paper(
@@ -184,7 +206,10 @@ def _latex(value: str) -> str:
     eat text, so they are escaped first."""
     if not _LATEX_MARKUP.search(value):
         return value
-    return _LATEX.latex_to_text(re.sub(r"(?<!\\)([%&])", r"\\\1", value))
+    try:
+        return _LATEX.latex_to_text(re.sub(r"(?<!\\)([%&])", r"\\\1", value))
+    except RecursionError:  # hundreds of nested braces: keep the words, drop the markup
+        return _verbatim(value)
 
 
 def _verbatim(value: str) -> str:
@@ -249,19 +274,24 @@ def parse_bibtex(text: str, path: str) -> ParseResult:
 
 
 def _close_ris_records(text: str) -> str:
-    """rispy drops a record that lacks its 'ER' line and merges it into the next 'TY'; add the missing ERs."""
+    """rispy drops a record that lacks its 'ER' line and merges it into the next 'TY'; add the missing ERs.
+    A last record without its 'ER' is different: the export was cut short, so the file is refused rather
+    than read as an update that loses (or truncates) papers."""
     lines: list[str] = []
-    open_record = False
-    for line in text.splitlines():
+    open_record = 0
+    for number, line in enumerate(text.splitlines(), 1):
         if line.startswith("TY  -"):
             if open_record:
                 lines.append("ER  - ")
-            open_record = True
+            open_record = number
         elif line.startswith("ER  -"):
-            open_record = False
+            open_record = 0
         lines.append(line)
     if open_record:
-        lines.append("ER  - ")
+        raise ParseError(
+            f"the last RIS record (from line {open_record}) has no 'ER  - ' line: the file looks cut short; "
+            "export it again"
+        )
     return "\n".join(lines)
 
 
@@ -288,7 +318,10 @@ def parse_ris(text: str, path: str) -> ParseResult:
     text = text.lstrip(_BOM)
     if not _sniff_ris(text):
         raise ParseError("not RIS: no record starts with a 'TY  - ' line")
-    records = rispy.loads(_close_ris_records(text))
+    try:
+        records = rispy.loads(_close_ris_records(text))
+    except (KeyError, IndexError, TypeError, ValueError) as err:  # rispy trips on misplaced continuation lines
+        raise ParseError(f"malformed RIS ({type(err).__name__}: {err}); export the file again") from None
     return _result(
         "ris",
         (
@@ -301,11 +334,26 @@ def parse_ris(text: str, path: str) -> ParseResult:
 # ---------------------------------------------------------------- JSON, CSL-JSON, JSONL
 
 
-def _json_array(text: str) -> list[Any]:
+def _json_number(digits: str) -> int | str:
+    """Integers past Python's 4,300-digit conversion limit stay text (they are never years or usable ids)."""
+    return int(digits) if len(digits) <= _MAX_INT_DIGITS else digits
+
+
+def _load_json(text: str, jsonl_line: int | None = None) -> Any:
+    """json.loads that fails with one ParseError line for anything: bad syntax, 100,000-deep nesting; NaN and
+    Infinity are not JSON and read as null. `jsonl_line`: the line's number when `text` is one JSONL line."""
     try:
-        data = json.loads(text.lstrip(_BOM))
+        return json.loads(text, parse_int=_json_number, parse_constant=lambda _: None)
     except json.JSONDecodeError as err:
-        raise ParseError(f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+        where = f"at line {err.lineno}" if jsonl_line is None else f"on line {jsonl_line}"
+        raise ParseError(f"invalid JSON {where}, column {err.colno}: {err.msg}") from None
+    except RecursionError:
+        where = "" if jsonl_line is None else f" on line {jsonl_line}"
+        raise ParseError(f"JSON nested too deeply{where} to be a record") from None
+
+
+def _json_array(text: str) -> list[Any]:
+    data = _load_json(text.lstrip(_BOM))
     if not isinstance(data, list):
         found = "an object" if isinstance(data, dict) else type(data).__name__
         raise ParseError(f"expected a JSON array of records, found {found}")
@@ -320,13 +368,20 @@ def _looks_like_csl(item: object) -> bool:
     )
 
 
+def _date_parts(issued: dict[str, Any]) -> list[str]:
+    """CSL "date-parts" is [[2021, 3, 15]]; exports also write [2021, 3], [[null]] or [null]."""
+    parts = issued.get("date-parts")
+    if isinstance(parts, list) and parts and isinstance(parts[0], list):
+        parts = parts[0]
+    if not isinstance(parts, list):
+        return []
+    return [text for part in parts if (text := _scalar(part))]
+
+
 def _csl_item(item: dict[str, Any], source: SourceRef) -> Paper | Skipped:
     """A CSL item; its `id` is a citation key, local to the user's library, so it is not the paper id."""
     issued = item.get("issued") if isinstance(item.get("issued"), dict) else {}
-    date_parts = (issued.get("date-parts") or [[]])[0]
-    issued_text = "-".join(str(part) for part in date_parts if part is not None)
-    issued_text = issued_text or issued.get("raw") or issued.get("literal")
-    venue = item.get("container-title")
+    issued_text = "-".join(_date_parts(issued)) or _plain(issued.get("raw")) or _plain(issued.get("literal"))
     year, date = _year_and_date(issued_text)
     return _paper(
         source,
@@ -335,9 +390,10 @@ def _csl_item(item: dict[str, Any], source: SourceRef) -> Paper | Skipped:
         authors=_authors(item.get("author")),
         year=year,
         date=date,
-        venue=venue[0] if isinstance(venue, list) and venue else venue or None,
-        url=item.get("URL"),
-        doi=item.get("DOI"),
+        venue=_plain(item.get("container-title")[:1] if isinstance(item.get("container-title"), list)
+                     else item.get("container-title")),
+        url=_plain(item.get("URL")),
+        doi=_plain(item.get("DOI")),
     )
 
 
@@ -358,10 +414,7 @@ def _jsonl_values(text: str) -> Iterator[Any]:
     # split on "\n" only: str.splitlines() would also break at U+2028 inside JSON strings
     for number, line in enumerate(text.lstrip(_BOM).split("\n"), 1):
         if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ParseError(f"invalid JSON on line {number}, column {err.colno}: {err.msg}") from err
+            yield _load_json(line, number)
 
 
 def parse_jsonl(text: str, path: str) -> ParseResult:
@@ -375,35 +428,49 @@ def parse_jsonl(text: str, path: str) -> ParseResult:
 def _csv_dialect(text: str) -> type[csv.Dialect] | None:
     """Excel quoting with the sniffed delimiter. Only the delimiter is trusted: the Sniffer often reports
     doublequote=False (then '""' and '&amp;' inside quotes split fields) and may take apostrophes for quotes."""
+    sample = text[:_CSV_SNIFF_CHARS]
+    if (last_line := sample.rfind("\n")) > 0:
+        sample = sample[:last_line]  # whole lines: a cut quoted field confuses the Sniffer
     try:
-        delimiter = csv.Sniffer().sniff(text[:_SNIFF_CHARS], delimiters=",;\t").delimiter
+        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
     except csv.Error:
         return None
-    return type("SniffedDialect", (csv.excel,), {"delimiter": delimiter})
+    # strict: a quote left open at the end of the file is an error, not a field that swallows the rest
+    return type("SniffedDialect", (csv.excel,), {"delimiter": delimiter, "strict": True})
 
 
 def parse_csv(text: str, path: str, mapping: dict[str, str] | None = None) -> ParseResult:
     """A spreadsheet export; `mapping` (our field -> their column) covers headers no alias matches."""
     text = text.lstrip(_BOM)
-    reader = csv.DictReader(io.StringIO(text), dialect=_csv_dialect(text) or csv.excel)
+    reader = csv.reader(io.StringIO(text), dialect=_csv_dialect(text) or _StrictExcel)
     try:
-        header = reader.fieldnames
+        header = next((row for row in reader if row), None)
         if not header:
             raise ParseError("empty CSV file")
         columns = _match_columns(header, mapping)
         if "abstract" not in columns:
-            raise ParseError(
-                f"no abstract column (columns: {', '.join(header)}); map one with --csv-map abstract=COLUMN"
-            )
-        return _result(
-            "csv",
-            (
-                _record_paper(row, columns, SourceRef(file=path, format="csv", position=position))
-                for position, row in enumerate(reader, 1)
-            ),
-        )
+            shown = ", ".join(name[:40] for name in header[:20]) + (", …" if len(header) > 20 else "")
+            raise ParseError(f"no abstract column (columns: {shown}); map one with --csv-map abstract=COLUMN")
+        return _result("csv", _csv_rows(reader, header, columns, path))
     except csv.Error as err:
         raise ParseError(f"malformed CSV near line {reader.line_num}: {err}") from err
+
+
+class _StrictExcel(csv.excel):
+    strict = True
+
+
+def _csv_rows(reader: Any, header: list[str], columns: dict[str, str], path: str) -> Iterator[Paper | Skipped]:
+    """Rows as papers. A row with more or fewer fields than the header means a file cut mid-row or an
+    unquoted delimiter: the file is refused, so a damaged export never updates the library."""
+    for position, row in enumerate((row for row in reader if row), 1):
+        if len(row) != len(header):
+            raise ParseError(
+                f"row {position} (line {reader.line_num}) has {len(row)} fields but the header has {len(header)}: "
+                "the file may be cut short or have an unquoted delimiter"
+            )
+        record = dict(zip(header, row))
+        yield _record_paper(record, columns, SourceRef(file=path, format="csv", position=position))
 
 
 # ---------------------------------------------------------------- arXiv Atom
@@ -466,18 +533,18 @@ def _sniff_json(text: str) -> bool:
 def _sniff_jsonl(text: str) -> bool:
     line = next((line for line in text.lstrip(_BOM).split("\n") if line.strip()), "").strip()
     try:
-        return line.startswith("{") and isinstance(json.loads(line), dict)
-    except json.JSONDecodeError:
+        return line.startswith("{") and isinstance(_load_json(line), dict)
+    except ParseError:
         return False
 
 
 def _sniff_ris(text: str) -> bool:
-    return bool(re.search(r"^\ufeff?TY  - ", text, re.M))
+    return bool(re.search(r"^\ufeff?TY  - ", text, re.MULTILINE))
 
 
 def _sniff_bibtex(text: str) -> bool:
     # '@type{key,' rather than any '@word{', so prose with an @handle does not count
-    return bool(re.search(r"^\s*@\w+\s*[{(]\s*[^\s,={}()]+\s*,", text, re.M))
+    return bool(re.search(r"^\s*@\w+\s*[{(]\s*[^\s,={}()]+\s*,", text, re.MULTILINE))
 
 
 def _sniff_csv(text: str) -> bool:

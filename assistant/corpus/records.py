@@ -7,7 +7,7 @@ import html
 import re
 import unicodedata
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 _WS = re.compile(r"\s+")
 # A tag with optional name="value" attributes; "a<b and c>d" has no '=' so it is left alone.
@@ -16,14 +16,34 @@ _TAG = re.compile(
     r"(?:\s+[\w:.-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'<>]+))*\s*/?>"
 )
 _BLOCK_TAGS = frozenset({"p", "br", "div", "li", "ul", "ol", "sec", "title", "h1", "h2", "h3", "h4", "tr", "td"})
-_DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)", re.I)
-_ARXIV_NEW = re.compile(r"(?:arxiv[:/]\s*|abs/|pdf/)?(\d{4}\.\d{4,5})(?:v\d+)?", re.I)
-_ARXIV_OLD = re.compile(r"(?:arxiv[:/]\s*|abs/|pdf/)([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.I)
+_DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)", re.IGNORECASE)
+_ARXIV_NEW = re.compile(r"(?:arxiv[:/]\s*|abs/|pdf/)?(\d{4}\.\d{4,5})(?:v\d+)?", re.IGNORECASE)
+_ARXIV_OLD = re.compile(r"(?:arxiv[:/]\s*|abs/|pdf/)([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.IGNORECASE)
 DERIVED_TITLE_WORDS = 12
+MAX_SOURCE_ID_CHARS = 256  # a longer "id" is not an identifier (a 10^6-digit number, a pasted abstract)
+# Lone surrogates (from JSON "\\ud800" escapes) break UTF-8 encoding, embedding and storage; C0/C1 controls and
+# bidirectional overrides garble terminals and reorder displayed text. Single-line fields lose line breaks too.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAK = re.compile("[\t\n\r\u2028\u2029]")
+
+
+def sanitize(text: str, one_line: bool = False) -> str:
+    """Text safe to store, embed and print: lone surrogates become U+FFFD, control characters go."""
+    text = _CONTROL.sub("", _SURROGATE.sub("\ufffd", text))
+    return _LINE_BREAK.sub(" ", text) if one_line else text
+
+
+MAX_REASON_CHARS = 400
 
 
 class ParseError(ValueError):
-    """A file that cannot be ingested; the message is one line naming what is wrong."""
+    """A file that cannot be ingested; the message is one line naming what is wrong (made so here: quoted
+    file content can hold line breaks, and a reason is printed, logged and shown in the app as one line)."""
+
+    def __init__(self, message: str):
+        line = " ".join(str(message).split())
+        super().__init__(line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…")
 
 
 class SourceRef(BaseModel):
@@ -51,6 +71,21 @@ class Paper(BaseModel):
     abstract: str
     sources: list[SourceRef] = Field(default_factory=list)
 
+    @field_validator("paper_id", "title", "date", "venue", "url", "doi", "arxiv_id")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        return None if value is None else sanitize(value, one_line=True)
+
+    @field_validator("authors")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        return [sanitize(name, one_line=True) for name in value]
+
+    @field_validator("abstract")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return sanitize(value)
+
     def content_key(self) -> str:
         """Hash of everything that is embedded or shown; sources are excluded so merges do not re-embed."""
         payload = self.model_dump_json(exclude={"sources"})
@@ -64,10 +99,21 @@ class Skipped(BaseModel):
     reason: str
 
 
+MAX_SKIPPED_DETAILS = 1000  # a million skipped rows are counted by reason, not kept (or printed) one by one
+
+
 class ParseResult(BaseModel):
     format: str
     papers: list[Paper] = Field(default_factory=list)
-    skipped: list[Skipped] = Field(default_factory=list)
+    skipped: list[Skipped] = Field(default_factory=list, description=f"the first {MAX_SKIPPED_DETAILS}")
+    skipped_total: int = 0
+    skip_reasons: dict[str, int] = Field(default_factory=dict)
+
+    def skip(self, entry: Skipped) -> None:
+        if len(self.skipped) < MAX_SKIPPED_DETAILS:
+            self.skipped.append(entry)
+        self.skipped_total += 1
+        self.skip_reasons[entry.reason] = self.skip_reasons.get(entry.reason, 0) + 1
 
 
 def clean_text(value: object) -> str:
@@ -123,8 +169,8 @@ def paper_id_for(
     *, source_id: str | None, doi: str | None, arxiv_id: str | None, title: str | None, abstract: str
 ) -> str:
     """The stable id: the source's own id, else DOI, else arXiv id, else a hash of the title or abstract."""
-    if source_id:
-        return str(source_id).strip()
+    if source_id and len(source_id.strip()) <= MAX_SOURCE_ID_CHARS:
+        return sanitize(source_id, one_line=True).strip()
     if doi:
         return f"doi:{doi.lower()}"
     if arxiv_id:

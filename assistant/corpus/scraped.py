@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .records import ParseResult, SourceRef, make_paper, split_name
+from .records import ParseError, ParseResult, SourceRef, make_paper, split_name
 
 PROSE_MIN_WORDS = 30
 _MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
@@ -74,7 +74,7 @@ def parse_author_page(text: str, path: str) -> ParseResult:
         category = _ARXIV_CATEGORY.match(line)
         if not category:
             continue
-        j, abstract = _next_nonblank(lines, i)
+        _, abstract = _next_nonblank(lines, i)
         if not is_prose(abstract):
             continue
         _, title = _previous_nonblank(lines, i)
@@ -172,7 +172,9 @@ def parse_paper_page(text: str, path: str) -> ParseResult:
     """
     lines = _lines(text)
     result = ParseResult(format="paper-page")
-    date_index = next(i for i, line in enumerate(lines) if _PUBLICATION_DATE.match(line))
+    date_index = next((i for i, line in enumerate(lines) if _PUBLICATION_DATE.match(line)), None)
+    if date_index is None:
+        raise ParseError("not a paper page: no 'Publication date YYYY' line")
     year = int(_PUBLICATION_DATE.match(lines[date_index]).group(1))
     title_index = date_index
     while True:

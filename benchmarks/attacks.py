@@ -1,0 +1,345 @@
+"""Re-run issue 11's attacks against a fresh home and print what happened: bad files, truncated updates,
+SIGKILLs during ingest, concurrent writers, a search loop during an ingest, damaged derived files and a
+damaged store.
+
+    python benchmarks/attacks.py [--kills 8] [--keep DIR]
+
+Every attack runs the `litassist` CLI in a fresh process, as a user would. Columns: tries; handled (a clear
+one-line error naming the file or the problem, or the input stored as it should be); tracebacks; hangs (killed
+after a timeout); data lost (papers, sources or search results missing or changed afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from hostile import abstract, special_files, write_bad_files, write_handled_files
+
+from assistant import Assistant
+from assistant.api import DEMO_CORPUS as SEEDS
+
+SMALL = ["arxiv-abstracts.txt", "paper-page-sparse-training-theory.txt"]
+TIMEOUT = 300
+
+
+@dataclass
+class Row:
+    attack: str
+    tries: int = 0
+    handled: int = 0
+    tracebacks: int = 0
+    hangs: int = 0
+    lost: int = 0
+
+    def add(self, handled: bool, traceback: bool = False, hung: bool = False, lost: bool = False) -> None:
+        self.tries += 1
+        self.handled += handled and not (traceback or hung or lost)
+        self.tracebacks += traceback
+        self.hangs += hung
+        self.lost += lost
+
+
+@dataclass
+class Run:
+    code: int | None
+    out: str
+    err: str
+
+    @property
+    def hung(self) -> bool:
+        return self.code is None
+
+    @property
+    def traceback(self) -> bool:
+        return "Traceback" in self.out + self.err
+
+    def lines(self, prefix: str) -> list[str]:
+        return [line for line in self.err.splitlines() if line.startswith(prefix)]
+
+
+def cli(home: Path, *args: str, timeout: float = TIMEOUT, **env: str) -> Run:
+    command = [sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home), *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "400", **env})
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return Run(proc.returncode, out, err)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        return Run(None, out, err)
+
+
+def snapshot(home: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Every paper's content key and source files: what must survive an attack unchanged."""
+    return {sp.paper.paper_id: (sp.content_key, tuple(sorted(s.file for s in sp.paper.sources)))
+            for sp in Assistant(home=home).store.all_papers()}
+
+
+def consistent(home: Path) -> bool:
+    """The lexical index, the dense index and the papers describe the same library."""
+    lib = Assistant(home=home)
+    papers = {p.paper_id for p in lib.papers()}
+    dense = {h.paper_id for h in lib.search("learning", k=len(papers) + 10, mode="dense")}
+    return dense == papers and len(lib.lexical.rows) == len(papers)
+
+
+def baseline(root: Path) -> Path:
+    """A home holding the 16 papers of two seed files."""
+    home = root / "baseline"
+    if not home.exists():
+        corpus = root / "baseline-corpus"
+        corpus.mkdir()
+        for name in SMALL:
+            shutil.copy(SEEDS / name, corpus / name)
+        assert cli(home, "ingest", str(corpus)).code == 0
+    return home
+
+
+def copy_of(root: Path, name: str) -> Path:
+    target = root / name
+    shutil.copytree(baseline(root), target)
+    return target
+
+
+def bad_files(root: Path) -> list[Row]:
+    home = copy_of(root, "bad-files")
+    before = snapshot(home)
+    failing, stored = Row("bad files (one per run: deep JSON, cut exports, conflicts, odd names)"), Row(
+        "hostile but valid files (10^6-digit id, CSL dates, surrogates, 300 braces, markup)")
+    specials = Row("FIFO, /dev/zero, /dev/urandom, sparse 3 GB file")
+    expected = write_bad_files(root / "bad")
+    for name, word in expected.items():
+        run = cli(home, "ingest", str(root / "bad" / name), timeout=60)
+        failed = run.lines("failed ")
+        ok = run.code == 2 and len(failed) == 1 and word.lower() in failed[0].lower()
+        failing.add(ok, run.traceback, run.hung, snapshot(home) != before)
+    for path, word in special_files(root / "special").items():
+        run = cli(home, "ingest", path, timeout=60)
+        failed = run.lines("failed ")
+        specials.add(run.code == 2 and len(failed) == 1 and word in failed[0], run.traceback, run.hung,
+                     snapshot(home) != before)
+    handled = write_handled_files(root / "handled")
+    for name in handled:
+        run = cli(home, "ingest", str(root / "handled" / name), timeout=120)
+        now = snapshot(home)
+        added = {pid for pid in now if pid not in before}
+        stored.add(run.code == 0 and len(added) == 1, run.traceback, run.hung,
+                   any(now.get(pid, (None,))[0] != key for pid, (key, _) in before.items()))
+        before = now
+    return [failing, specials, stored]
+
+
+def truncated_updates(root: Path) -> Row:
+    """A good export ingested, then the same file cut short, or with rows dropped: refused, nothing lost."""
+    row = Row("truncated or shrunk updates (RIS, CSV, JSONL, JSON)")
+    records = [{"id": f"r{i}", "title": f"Paper {i}", "abstract": abstract(f"topic {i}")} for i in range(10)]
+    whole = {
+        "refs.ris": "".join(f"TY  - JOUR\nTI  - {r['title']}\nAB  - {r['abstract']}\nER  - \n" for r in records),
+        "refs.csv": "id,title,abstract\n" + "".join(f"{r['id']},{r['title']},\"{r['abstract']}\"\n" for r in records),
+        "refs.jsonl": "".join(json.dumps(r) + "\n" for r in records),
+        "refs.json": json.dumps(records, indent=1),
+    }
+    for name, text in whole.items():
+        home = copy_of(root, f"update-{name}")
+        source = root / "updates" / name
+        source.parent.mkdir(exist_ok=True)
+        source.write_text(text, encoding="utf-8")
+        cli(home, "ingest", str(source))
+        before = snapshot(home)
+        cuts = [len(text) // 3, len(text) // 2, len(text) - 25]
+        for cut in cuts:
+            source.write_text(text[:cut], encoding="utf-8")
+            run = cli(home, "ingest", str(source))
+            row.add(run.code == 2 and len(run.lines("failed ")) == 1, run.traceback, run.hung, snapshot(home) != before)
+    return row
+
+
+def killed_ingests(root: Path, kills: int) -> Row:
+    """SIGKILL an ingest of the seed corpus at a random moment, then search, then ingest again."""
+    row = Row("SIGKILL during ingest (random moment), then search and re-ingest")
+    rng = random.Random(11)
+    for attempt in range(kills):
+        home = root / f"killed-{attempt}"
+        command = [sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home), "ingest",
+                   str(SEEDS)]
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(4, 25))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        search = cli(home, "search", "reinforcement learning", "--json")
+        again = cli(home, "ingest", str(SEEDS))
+        complete = Assistant(home=home).stats()
+        whole = (complete.papers, complete.sources) == (179, 5) and consistent(home)
+        row.add(search.code == 0 and again.code == 0, search.traceback or again.traceback,
+                search.hung or again.hung, not whole)
+    return row
+
+
+def concurrent_writers(root: Path, tries: int = 2) -> Row:
+    """Two ingests at once of files sharing DOIs, then `remove --source` of one of them."""
+    row = Row("two ingests at once (shared DOIs), then remove --source")
+    for attempt in range(tries):
+        home = root / f"concurrent-{attempt}"
+        folder = root / f"concurrent-files-{attempt}"
+        folder.mkdir()
+        x, y = folder / "x.jsonl", folder / "y.bib"
+        rec = [{"title": f"Shared study {i}", "doi": f"10.5555/c.{i}", "abstract": abstract(f"shared {i}")} for i in range(9)]
+        x.write_text("".join(json.dumps(r) + "\n" for r in rec[:6]), encoding="utf-8")
+        y.write_text("".join(f"@article{{k{i}, title = {{{r['title']}}}, doi = {{{r['doi']}}}, abstract = {{{r['abstract']}}}}}\n"
+                             for i, r in enumerate(rec[3:], 3)), encoding="utf-8")
+        procs = [subprocess.Popen([sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home),
+                                   "ingest", str(f)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for f in (x, y)]
+        runs = [Run(p.wait(timeout=TIMEOUT), p.stdout.read(), p.stderr.read()) for p in procs]
+        papers = {p.doi: {Path(s.file).name for s in p.sources} for p in Assistant(home=home).papers()}
+        merged = len(papers) == 9 and all(len(papers[f"10.5555/c.{i}"]) == 2 for i in range(3, 6))
+        removal = cli(home, "remove", "--source", str(y))
+        left = {p.doi: {Path(s.file).name for s in p.sources} for p in Assistant(home=home).papers()}
+        kept = sorted(left) == [f"10.5555/c.{i}" for i in range(6)] and consistent(home)
+        row.add(all(r.code == 0 for r in runs) and removal.code == 0, any(r.traceback for r in [*runs, removal]),
+                False, not (merged and kept))
+    return row
+
+
+def search_during_ingest(root: Path) -> Row:
+    """Searches in another process while the CLI ingests 70 papers: each must see the old or the new library."""
+    row = Row("search loop in another process during an ingest")
+    home = copy_of(root, "search-during")
+    script = (
+        "import sys, json; from assistant import Assistant\n"
+        "lib = Assistant(home=sys.argv[1])\n"
+        "while True:\n"
+        "    ids = sorted(h.paper_id for h in lib.search('learning', k=500, mode='dense'))\n"
+        "    print(json.dumps([len(ids), len(lib.lexical.rows)]), flush=True)\n"
+    )
+    searcher = subprocess.Popen([sys.executable, "-c", script, str(home)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    run = cli(home, "ingest", str(SEEDS / "daily-papers-oct-31.txt"))
+    time.sleep(8)
+    searcher.send_signal(signal.SIGKILL)
+    out, err = searcher.communicate()
+    views = [json.loads(line) for line in out.splitlines() if line.startswith("[")]
+    mixed = [v for v in views if v[0] != v[1] or v[0] not in (16, 86)]
+    row.add(run.code == 0 and bool(views) and views[-1] == [86, 86], run.traceback or "Traceback" in err, run.hung,
+            bool(mixed) or not consistent(home))
+    print(f"  search during ingest: {len(views)} searches, {len(mixed)} mixed views, last {views[-1] if views else None}")
+    return row
+
+
+def damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "garbled":
+        path.write_bytes(os.urandom(max(64, len(data))))
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "header":
+        path.write_bytes(b"garbage!" * 8 + data[64:])
+    elif how == "middle":
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + os.urandom(min(16384, len(data) - middle)) + data[middle + 16384 :])
+
+
+def damaged_derived(root: Path) -> Row:
+    row = Row("damaged derived files (lexical rows/bm25, cluster map, summaries)")
+    for how in ("garbled", "truncated", "empty"):
+        for target in ("lexical/rows.json", "lexical/bm25", "clusters/map.json", "clusters/summaries"):
+            home = copy_of(root, f"derived-{how}-{target.replace('/', '-')}")
+            cli(home, "summarize", "--out", str(home / "report"))  # creates the cluster files
+            before = snapshot(home)
+            path = home / target
+            for file in sorted(path.iterdir()) if path.is_dir() else [path]:
+                damage(file, how)
+            runs = [cli(home, "search", "graph partitioning"), cli(home, "clusters"),
+                    cli(home, "ingest", str(SEEDS / "guo-zhenyu-author-page.txt"))]
+            now = snapshot(home)
+            row.add(all(r.code == 0 for r in runs), any(r.traceback for r in runs), any(r.hung for r in runs),
+                    any(now.get(pid, (None,))[0] != key for pid, (key, _) in before.items()) or not consistent(home))
+    return row
+
+
+def damaged_store(root: Path) -> Row:
+    """chroma.sqlite3 truncated, with a garbled header, emptied, with a garbled middle, or gone; the vector
+    index files garbled. Wanted: one line naming the file and what to do, and `litassist sources` still lists
+    the files to re-ingest."""
+    row = Row("damaged store (chroma.sqlite3 five ways, vector index files)")
+    cases: list[tuple[str, Callable[[Path], None]]] = [
+        *((f"sqlite {how}", lambda home, how=how: damage(home / "chroma" / "chroma.sqlite3", how))
+          for how in ("truncated", "header", "empty", "middle")),
+        ("sqlite deleted", lambda home: (home / "chroma" / "chroma.sqlite3").unlink()),
+        ("vector index garbled", lambda home: [damage(f, "garbled") for f in (home / "chroma").glob("*/*.bin")]),
+    ]
+    for name, hurt in cases:
+        home = copy_of(root, f"store-{name.replace(' ', '-')}")
+        hurt(home)
+        search = cli(home, "search", "graph partitioning")
+        sources = cli(home, "sources")
+        errors = search.lines("error:")
+        clear = (search.code == 0 or (search.code == 1 and len(errors) == 1 and "litassist sources" in errors[0]))
+        listed = sources.code == 0 and len(sources.out.splitlines()) == 2
+        row.add(clear and listed, search.traceback or sources.traceback, search.hung or sources.hung, not listed)
+        print(f"  store damage, {name}: search exit {search.code}: {(errors or [search.out[:80]])[0][:160]}")
+    return row
+
+
+def waiting_writer(root: Path) -> Row:
+    row = Row("second writer while another holds the library (timeout 2 s)")
+    home = copy_of(root, "waiting")
+    lib = Assistant(home=home)
+    source = root / "waiting.jsonl"
+    source.write_text(json.dumps({"id": "w", "abstract": abstract("waiting")}) + "\n", encoding="utf-8")
+    with lib.store.locks.writer():
+        run = cli(home, "ingest", str(source), LITASSIST_LOCK_TIMEOUT="2")
+    errors = run.lines("error:")
+    row.add(run.code == 1 and len(errors) == 1 and "did not finish within 2 s" in errors[0], run.traceback, run.hung)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=8, help="SIGKILLs during ingest")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="litassist-attacks-"))
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    rows: list[Row] = []
+    try:
+        steps = [lambda: bad_files(root), lambda: [truncated_updates(root)], lambda: [damaged_derived(root)],
+                 lambda: [damaged_store(root)], lambda: [waiting_writer(root)], lambda: [concurrent_writers(root)],
+                 lambda: [search_during_ingest(root)], lambda: [killed_ingests(root, args.kills)]]
+        for step in steps:
+            for row in step():
+                rows.append(row)
+                print(f"  {row.attack}: {row.tries} tries, {row.handled} handled", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    width = max(len(r.attack) for r in rows)
+    print(f"\n{'attack':<{width}}  tries  handled  tracebacks  hangs  data lost")
+    for r in rows:
+        print(f"{r.attack:<{width}}  {r.tries:>5}  {r.handled:>7}  {r.tracebacks:>10}  {r.hangs:>5}  {r.lost:>9}")
+    total = Row("total", *(sum(getattr(r, f) for r in rows) for f in ("tries", "handled", "tracebacks", "hangs", "lost")))
+    print(f"{total.attack:<{width}}  {total.tries:>5}  {total.handled:>7}  {total.tracebacks:>10}  {total.hangs:>5}  "
+          f"{total.lost:>9}")
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Hostile inputs that crashed, hung or silently lost data before issue 11, shared by the tests and by
+benchmarks/attacks.py (which re-runs them against a fresh home and prints a table)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+WORDS = "We measure how graph partitioning heuristics scale on sparse matrices from real workloads. "
+
+
+def abstract(topic: str) -> str:
+    return f"{WORDS}This study of {topic} reports {len(topic)} findings in detail. " * 2
+
+
+def write_bad_files(folder: Path) -> dict[str, str]:
+    """Files that must each fail with one line (file name -> a word of the expected reason)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    deep_object = '{"a":' * 100_000 + "1" + "}" * 100_000
+    files = {
+        "deep.json": ("[" * 100_000 + "]" * 100_000, "nested"),
+        "deep.jsonl": (deep_object + "\n", "nested"),
+        "deep.txt": (deep_object, "unrecognized"),
+        "cut.ris": ("TY  - JOUR\nTI  - Cut short\nAB  - " + abstract("cut exports") + "\nER  - \n\nTY  - JOUR\nTI  - Half\n"
+                    "AB  - The abstract stops mid", "cut short"),
+        "cut.csv": ('title,abstract\nFine,"' + abstract("csv") + '"\nCut,"The field never clos', "malformed CSV"),
+        "ragged.csv": ("title,abstract,year\nA,Some words here,2020\nB,Other words\n", "fields"),
+        "broken_last.jsonl": (json.dumps({"id": "ok1", "abstract": abstract("jsonl")}) + '\n{"id": "ok2", "abs', "line 2"),
+        "conflict.jsonl": (json.dumps({"id": "p1", "abstract": abstract("one")}) + "\n"
+                           + json.dumps({"id": "p1", "abstract": abstract("another")}) + "\n", "same id"),
+        "evil\n\x1b[31mname[red]x.bib": ("@article{bad, title = {Unclosed,\n", "BibTeX"),
+    }
+    for name, (text, _) in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return {name: reason for name, (_, reason) in files.items()}
+
+
+def write_handled_files(folder: Path) -> dict[str, int]:
+    """Files that crashed the parser or the embedder before and are now stored (file name -> papers)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "bigint.json": '[{"id": ' + "1" * 1_000_000 + ', "title": "Huge id", "abstract": "' + abstract("ids") + '"}]',
+        "infinity.json": json.dumps([{"id": float("inf"), "title": "Infinite id", "abstract": abstract("infinity")}]),
+        "csl_flat.json": json.dumps([{"title": "Flat date parts", "issued": {"date-parts": [2021, 3]},
+                                      "author": [42, None, {"family": "Doe", "given": "Jane"}],
+                                      "abstract": abstract("csl dates")}]),
+        "csl_null.json": json.dumps([{"title": "Null date parts", "issued": {"date-parts": [None]},
+                                      "abstract": abstract("csl nulls")}]),
+        "surrogate.json": '[{"title": "Lone \\ud800 surrogate", "abstract": "' + abstract("surrogates") + ' \\udfff"}]',
+        "braces.bib": "@article{deep, title = {" + "{" * 300 + "Deep" + "}" * 300 + "}, abstract = {"
+                      + abstract("braces") + "}}\n",
+        "markup.bib": "@article{a[/]b, title = {Markup [bold]in[/bold] a [/] title}, abstract = {"
+                      + abstract("markup [/] text") + "}}\n",
+        "atom.xml": ('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><entry>'
+                     "<id>http://arxiv.org/api/errors#incorrect_id</id><summary>bad query [/]</summary></entry>"
+                     "<entry><id>http://arxiv.org/abs/2101.00009v1</id><title>Atom paper</title><summary>"
+                     + abstract("atom feeds") + "</summary></entry></feed>"),
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return {name: 1 for name in files}
+
+
+def special_files(folder: Path) -> dict[str, str]:
+    """Paths that must be refused without reading (path -> a word of the expected reason): a FIFO, devices
+    that never end, and a sparse 3 GB file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fifo = folder / "pipe.bib"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    sparse = folder / "sparse.txt"
+    with sparse.open("wb") as handle:
+        handle.truncate(3 * 2**30)
+    return {str(fifo): "FIFO", "/dev/zero": "device", "/dev/urandom": "device", str(sparse): "limit"}

@@ -1,0 +1,79 @@
+"""Follow-ups that are follow-ups: the rule that decides whether a question depends on the conversation, and the
+conversation fixture (tests/fixtures/conversations.json) answered offline on the seed library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant
+from assistant.evaluate import evaluate_conversations
+from assistant.questions import read, standalone_question
+
+FIXTURE = Path(__file__).parent / "fixtures" / "conversations.json"
+
+
+@pytest.mark.parametrize(("question", "reason"), [
+    ("How is it evaluated?", "refers back ('it')"),
+    ("What are its limitations?", "refers back ('its')"),
+    ("What datasets do they use?", "refers back ('they')"),
+    ("How does this method scale?", "refers back ('this method')"),
+    ("Why does that work?", "refers back ('that work')"),
+    ("Compare it with the above.", "refers back ('it')"),
+    ("Which of these use reinforcement learning?", "refers back ('of these')"),
+    ("How does it compare to AdaMerging?", "refers back ('it')"),
+    ("What problem does the paper solve?", "refers back ('the paper')"),
+    ("How big is it?", "refers back ('it')"),
+    ("Why are heterogeneous ranks a problem for it?", "refers back ('it')"),
+    ("Which bit widths does it target?", "refers back ('it')"),
+    ("Why?", "no topic of its own"),
+    ("Limitations?", "no topic of its own"),
+    ("Tell me more.", "no topic of its own"),
+    ("What are the results?", "no topic of its own"),
+])
+def test_questions_that_lean_on_the_conversation(question: str, reason: str) -> None:
+    assert read(question).reason == reason
+
+
+@pytest.mark.parametrize("question", [
+    "What is CMFQ?",
+    "Which papers merge weights of several LLMs and how?",
+    "What is CMFQ and how is it evaluated?",  # its own referent, across a clause break
+    "Which papers use transformers, and what do they find?",
+    "Is it possible to merge LLM weights without training?",  # "it" is not a reference
+    "How do these papers make multi-agent RL scale?",  # "these papers" with a topic: the library
+    "Which papers show that merging works?",  # "that" joins clauses
+    "What is the best method for graph partitioning?",
+    "what about phishing detection?",  # an ellipsis with a topic of its own
+    "graph edge partitioning",
+])
+def test_questions_searched_as_asked(question: str) -> None:
+    assert not read(question).dependent
+
+
+@pytest.mark.parametrize(("history", "question", "standalone"), [
+    (["What is CMFQ?"], "How is it evaluated?", "How is CMFQ evaluated?"),
+    (["What is CMFQ?"], "What are its limitations?", "What are CMFQ's limitations?"),
+    (["How does CMFQ make multi-agent RL scale?"], "Why?", "CMFQ multi-agent RL: Why?"),
+    (["What is CMFQ?"], "How does it compare to AdaMerging?", "How does CMFQ compare to AdaMerging?"),
+    # a chain: the second follow-up still knows the topic; a switch then drops it
+    (["What is CMFQ?", "How is it evaluated?"], "What are its limitations?", "What are CMFQ's limitations?"),
+    (["What is CMFQ?", "Which papers merge LLM weights?"], "How do they do it?", "How do merge LLM weights do it?"),
+    (["What is CMFQ?"], "Which papers merge weights of several LLMs and how?",
+     "Which papers merge weights of several LLMs and how?"),
+    (["How is CMFQ evaluated?"], "What about AdaMerging?", "What about AdaMerging (evaluated)?"),
+])
+def test_offline_rewrite(history: list[str], question: str, standalone: str) -> None:
+    turns = [{"role": "user", "content": q} for q in history]
+    assert standalone_question(question, turns)[0] == standalone
+
+
+def test_conversation_fixture_offline(seeded_home: Path) -> None:
+    """Every topic switch is answered from the new topic with nothing of the old one cited; every follow-up
+    stays on the earlier paper (the numbers before and after this rule are in the README)."""
+    report = evaluate_conversations(Assistant(home=seeded_home), FIXTURE)
+    assert report.switches >= 20 and report.follow_ups >= 20
+    failures = [f"{c.kind}: {c.first!r} -> {c.second!r} searched as {c.standalone!r}, cited {c.cited}"
+                for c in report.cases if not c.ok]
+    assert not failures, "\n".join(failures)

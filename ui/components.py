@@ -1,0 +1,35 @@
+"""The app's two small custom components (Streamlit components v2: inline HTML/JS, no iframe, no build step).
+
+`cited_text` shows a cited text, built as safe HTML by ui/rendering.py, with its [n] markers as buttons that
+report which one was clicked; `scroll_anchor` scrolls the page to where it is drawn, once per token.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import streamlit as st
+
+_ASSETS = resources.files("assistant.ui")
+
+
+def _asset(name: str) -> str:
+    return _ASSETS.joinpath(name).read_text(encoding="utf-8")
+
+
+_cited_text = st.components.v2.component("litassist.cited_text", js=_asset("cited_text.js"),
+                                         css=_asset("cited_text.css"))
+_scroll_anchor = st.components.v2.component("litassist.scroll_anchor", js=_asset("scroll_anchor.js"),
+                                            css=":host { display: block; height: 0; scroll-margin-top: 4.5rem; }")
+
+
+def cited_text_html(html: str, key: str) -> str | None:
+    """Draw `html` (already safe); returns the data-marker of the [n] button clicked in this run, if any."""
+    result: Any = _cited_text(key=key, data={"html": html}, on_cite_change=lambda: None)
+    return result.cite
+
+
+def scroll_anchor(token: str | None, key: str) -> None:
+    """Scroll the page here the first time `token` is seen (nothing when it is None)."""
+    _scroll_anchor(key=key, data={"token": token or ""}, height=0)

@@ -1,0 +1,237 @@
+"""The Library tab: add files, browse and read papers, search, and remove papers or whole source files, always
+after a confirmation that names every paper that will go."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from assistant.ui.formatting import shorten
+from assistant.ui.rendering import md_escape, paper_html
+from assistant.ui.state import Confirm, SourceView, open_dialog
+from assistant.ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, UploadResult, ingest_uploads
+
+from assistant.api import Assistant
+from assistant.claims import locate
+from assistant.conversations import author_names
+from assistant.corpus import Paper
+from assistant.index import IngestReport, ProgressCallback
+from assistant.retrieve import Filters
+
+STAGES = {"parse": "Reading files", "embed": "Embedding passages"}  # ingest embeds passages (chunks), not papers
+
+
+def progress_bar(bar: Any) -> ProgressCallback:
+    """An ingest progress callback drawing on a st.progress bar."""
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"{STAGES.get(stage, stage)}: {done} / {total}")
+
+    return update
+
+
+def paper_line(paper: Paper) -> str:
+    """A paper as one line of a list of papers to delete: title, authors, year, id."""
+    return (f"{shorten(paper.title, 110)} — {author_names(paper, 2)} ({paper.year or paper.date or 'undated'}) "
+            f"· {paper.paper_id}")
+
+
+# --- removal, confirmed -------------------------------------------------------------------------------------
+
+
+def confirm_delete(lib: Assistant, papers: list[Paper]) -> None:
+    def delete() -> str:
+        report = lib.remove(paper_ids=[p.paper_id for p in papers])
+        st.session_state.selected_papers = []
+        gone = [p.title for p in papers if p.paper_id in set(report.removed)]
+        return f"Deleted {len(gone)} paper{'s' if len(gone) != 1 else ''}: " + "; ".join(shorten(t, 60) for t in gone)
+
+    count = f"{len(papers)} paper{'s' if len(papers) != 1 else ''}"
+    open_dialog(Confirm(title=f"Delete {count} from the library?", items=[paper_line(p) for p in papers],
+                        message="They go from search, answers and topics (their source files are not touched; "
+                                "ingesting a file again brings its papers back).",
+                        confirm_label=f"Delete {count}", action=delete))
+
+
+def confirm_forget(lib: Assistant, file: str, papers: list[Paper]) -> None:
+    held = [p for p in papers if any(s.file == file for s in p.sources)]
+    going = [p for p in held if all(s.file == file for s in p.sources)]
+    staying = len(held) - len(going)
+
+    def forget() -> str:
+        report = lib.remove(sources=[file])
+        return (f"Forgot {Path(file).name}: {len(report.removed)} paper(s) deleted, {len(report.detached)} kept "
+                "because other files also hold them.")
+
+    open_dialog(Confirm(
+        title=f"Forget {Path(file).name}?", items=[paper_line(p) for p in going],
+        message=f"These {len(going)} papers come only from this file and will be deleted"
+                + (f"; {staying} more stay because other files also hold them." if staying else "."),
+        confirm_label=f"Forget the file and delete {len(going)} papers", action=forget))
+
+
+# --- add ------------------------------------------------------------------------------------------------------
+
+
+def render_ingest_report(result: UploadResult) -> None:
+    """What the last ingest did: counts, then every failed file and skipped entry with its reason."""
+    for line in result.rejected:
+        st.error(line, icon=":material/block:")
+    report: IngestReport | None = result.report
+    if report is None:
+        return
+    counts = [("New", report.new, "papers added"), ("Updated", report.updated, "papers whose record changed"),
+              ("Merged", report.merged_duplicates, "duplicates of papers already stored, merged into them"),
+              ("Unchanged", report.unchanged, "papers already stored as they are"),
+              ("Skipped", report.skipped_total, "entries without an abstract (listed below)")]
+    with st.container(horizontal=True, key="ingest-counts"):
+        for name, value, meaning in counts:
+            st.metric(name, value, help=meaning, width="content")
+    formats = ", ".join(f"{n} {fmt}" for fmt, n in sorted(report.papers_by_format.items()))
+    st.caption(f"{report.files} file(s) in {report.seconds:.1f} s" + (f" · papers read: {formats}" if formats else "")
+               + (f" · {report.files_unchanged} unchanged file(s) skipped" if report.files_unchanged else "")
+               + (f" · {report.removed} paper(s) no longer in any source removed" if report.removed else ""))
+    for failure in report.files_failed:
+        st.error(f"{md_escape(Path(failure.file).name)}: {md_escape(failure.reason)}", icon=":material/error:")
+    if report.skipped:
+        with st.expander(f"{report.skipped_total:,} {'entry' if report.skipped_total == 1 else 'entries'} skipped"):
+            st.dataframe(pd.DataFrame([{"file": Path(s.file).name, "entry": s.position, "reason": s.reason}
+                                       for s in report.skipped]), hide_index=True, width="stretch")
+
+
+def render_upload(lib: Assistant) -> None:
+    st.subheader("Add papers")
+    files = st.file_uploader(
+        f"BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV/TSV, arXiv Atom or scraped text pages — up to {MAX_UPLOAD_MB} MB each",
+        type=UPLOAD_TYPES, accept_multiple_files=True, key=f"uploads-{st.session_state.uploader_generation}")
+    if st.button("Add to library", type="primary", disabled=not files, icon=":material/upload:", key="add_files"):
+        bar = st.progress(0.0, text="Saving the uploads…")
+        try:
+            result = ingest_uploads(lib, files, progress=progress_bar(bar))
+        except Exception as error:  # noqa: BLE001 - one line, never a traceback
+            st.error(f"Could not add the files: {error}")
+            return
+        st.session_state.last_ingest = result
+        st.session_state.uploader_generation += 1  # a fresh uploader: the added files are not offered again
+        st.rerun()
+    if st.session_state.last_ingest:
+        render_ingest_report(st.session_state.last_ingest)
+
+
+def render_overview(lib: Assistant, papers: list[Paper]) -> None:
+    """Counts, and every source file with its papers and a "forget" action."""
+    st.subheader("Library")
+    formats = Counter(s.format for p in papers for s in p.sources)
+    held = Counter(s.file for p in papers for s in p.sources)
+    with st.container(horizontal=True, key="library-counts"):
+        st.metric("Papers", len(papers), width="content")
+        st.metric("Source files", len(held), width="content")
+        st.metric("Formats", len(formats), width="content")
+    if formats:
+        st.caption(" · ".join(f"{fmt}: {n}" for fmt, n in formats.most_common()))
+    files = sorted(held, key=lambda f: Path(f).name)
+    if files:
+        with st.container(horizontal=True, vertical_alignment="bottom", key="forget-row"):
+            st.selectbox("Source file", files, key="forget_source", index=None, placeholder="Choose a file…",
+                         format_func=lambda f: f"{Path(f).name} — {held[f]} paper(s)")
+            st.button("Forget…", disabled=not st.session_state.forget_source, key="forget_button",
+                      icon=":material/folder_delete:", help="Remove the file's papers (those only it holds)",
+                      on_click=lambda: confirm_forget(lib, st.session_state.forget_source, papers))
+    st.caption(f"Stored at {md_escape(str(lib.settings.home))}")
+
+
+# --- browse, read, search ----------------------------------------------------------------------------------------
+
+
+def paper_rows(papers: list[Paper], text: str) -> list[Paper]:
+    """Papers whose title, authors, abstract, venue or id contain `text` (case-insensitive)."""
+    needle = text.strip().lower()
+    if not needle:
+        return papers
+    return [p for p in papers
+            if needle in " ".join([p.title, *p.authors, p.abstract, p.venue or "", p.paper_id]).lower()]
+
+
+def table_key(shown: list[Paper]) -> str:
+    """The table's widget key, new whenever the rows change: Streamlit's selection is by row position, so a
+    table whose rows changed must not keep the old positions (it would select other papers)."""
+    return "papers_table-" + hashlib.sha1("\n".join(p.paper_id for p in shown).encode()).hexdigest()[:12]
+
+
+def render_browse(lib: Assistant, papers: list[Paper]) -> None:
+    """The papers in a table; the selection is kept as paper ids, so it follows the papers, not the rows."""
+    st.subheader("Browse")
+    shown = paper_rows(papers, st.text_input("Filter by title, author, abstract or id", key="papers_filter",
+                                             placeholder="e.g. reinforcement"))
+    position = {p.paper_id: row for row, p in enumerate(shown)}
+    kept = [pid for pid in st.session_state.selected_papers if pid in position]
+    table = pd.DataFrame([{"Title": p.title, "Authors": author_names(p, 3), "Year": str(p.year or p.date or "undated"),
+                           "Venue": p.venue or "", "Source": ", ".join(sorted({Path(s.file).name for s in p.sources})),
+                           "ID": p.paper_id} for p in shown])
+    st.caption(f"{len(shown)} of {len(papers)} papers · select rows to read or delete them")
+    event = st.dataframe(table, hide_index=True, width="stretch", height=360, on_select="rerun",
+                         selection_mode="multi-row", key=table_key(shown),
+                         selection_default={"selection": {"rows": [position[pid] for pid in kept]}},
+                         column_config={"Year": st.column_config.TextColumn(width="small")})
+    selected = [shown[row] for row in event.selection.rows if row < len(shown)]
+    st.session_state.selected_papers = [p.paper_id for p in selected]
+    if not selected:
+        return
+    with st.container(horizontal=True, key="selection-actions"):
+        st.button(f"Delete {len(selected)} selected paper{'s' if len(selected) != 1 else ''}…", key="delete_button",
+                  icon=":material/delete:", on_click=confirm_delete, args=(lib, selected))
+        if len(selected) == 1:
+            st.button("Open in the reader", key="read_button", icon=":material/open_in_full:",
+                      on_click=open_dialog, args=(SourceView(paper=selected[0], origin="the library"),))
+    if len(selected) == 1:
+        with st.container(border=True, key="selected-paper"):
+            st.html(paper_html(selected[0], (), author_names(selected[0], 12)))
+    else:
+        st.markdown("\n".join(f"- {md_escape(paper_line(p))}" for p in selected))
+
+
+def relevance_bar(score: float, best: float) -> str:
+    """A search score as a bar relative to the best hit: fused scores are relative, so "1.00" means "best
+    of this search", never certainty."""
+    share = max(0.0, min(1.0, score / best)) if best > 0 else 0.0
+    return (f'<div class="la-relevance" title="relevance relative to the best match"><span style="width:'
+            f'{share * 100:.0f}%"></span></div>')
+
+
+def render_search(lib: Assistant, filters: Filters) -> None:
+    st.subheader("Search")
+    query = st.text_input("Hybrid search (keywords and meaning) within the sidebar filters", key="library_query",
+                          placeholder="e.g. scalable multi-agent reinforcement learning")
+    if not query.strip():
+        return
+    hits = lib.search(query, k=10, filters=filters)
+    if not hits:
+        st.info("No paper matches.")
+        return
+    st.caption("Best match first; the bar shows each paper's relevance relative to the best match.")
+    best = hits[0].score
+    for rank, hit in enumerate(hits, start=1):
+        with st.expander(f"{rank}. {md_escape(hit.title)} ({md_escape(str(hit.paper.year or hit.paper.date or 'undated'))})",
+                         key=f"hit-{rank}"):
+            st.html(relevance_bar(hit.score, best))
+            st.html(paper_html(hit.paper, locate(hit.paper.abstract, hit.text), author_names(hit.paper, 12)))
+            st.caption("Highlighted: the passage that matched the search.")
+
+
+def render_library(lib: Assistant, papers: list[Paper], filters: Filters) -> None:
+    if st.session_state.notice:
+        st.success(md_escape(st.session_state.notice))
+        st.session_state.notice = None
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        render_upload(lib)
+    with right:
+        render_overview(lib, papers)
+    if not papers:
+        return
+    render_browse(lib, papers)
+    render_search(lib, filters)

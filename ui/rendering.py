@@ -1,0 +1,127 @@
+"""Paper text and model output as safe HTML, and text safe for Streamlit's Markdown labels.
+
+Titles, abstracts and answers come from files and models the app does not control: an abstract holding
+`![p](http://host/pixel.png)` or a model reply with an image would make the browser fetch it (an exfiltration
+channel for injected instructions). So nothing they contain is ever rendered as an image, raw HTML or a link:
+answers and summaries go through markdown-it with images, links, autolinks, link references and HTML switched
+off (lists, emphasis and code stay), paper text is HTML-escaped, and the only links on a page are the ones
+built here from a paper's DOI, arXiv id or URL field, and only with an http(s) scheme.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+from collections.abc import Sequence
+from urllib.parse import quote, urlsplit
+
+from assistant.citations import CitedText, Span
+from assistant.claims import body, marker_claims
+from assistant.corpus import Paper
+
+_LABEL_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~$:@!()])")
+_WWW = re.compile(r"(?i)\b(www)\.")
+_PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
+
+
+def md_escape(text: str) -> str:
+    """Text shown through Streamlit's Markdown (labels, captions) exactly as written: no emphasis, no LaTeX,
+    no image or link, and no autolink either (`:` and `@` are escaped, which breaks `http://`, `a@b.c`)."""
+    return _WWW.sub(r"\1\\.", _LABEL_MARKDOWN.sub(r"\\\1", text))
+
+
+def text_html(text: str) -> str:
+    """HTML-escaped text (with `$` as an entity, in case it passes through Markdown)."""
+    return html.escape(text).replace("$", "&#36;")
+
+
+@functools.cache
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).disable(
+        ["image", "link", "autolink", "reference", "html_inline", "html_block"])
+
+
+def markdown_html(text: str) -> str:
+    """Model-written Markdown as HTML with only text structure (paragraphs, lists, emphasis, code, quotes):
+    images, links and raw HTML stay visible as the literal text they are."""
+    return _markdown().render(text)
+
+
+def cited_html(cited: CitedText, titles: dict[int, str] | None = None) -> str:
+    """A cited text's body (its reference list left out) as safe HTML whose `[n]` markers are buttons: each
+    carries `data-marker` (the marker's index, see claims.marker_claims) and the paper's title on hover."""
+    content = body(cited)
+    titles = titles if titles is not None else {c.number: reference_title(c.paper) for c in cited.citations}
+    found = marker_claims(cited)
+    pieces, last = [], 0
+    for index, marker in enumerate(found):
+        pieces += [content[last:marker.start], f"\ue000{index}\ue001"]
+        last = marker.end
+    pieces.append(content[last:])
+
+    def button(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        links = [f'<button type="button" class="la-cite" data-marker="{index}" data-number="{n}" '
+                 f'title="{html.escape(titles[n], quote=True)}">{n}</button>' if n in titles else str(n)
+                 for n in found[index].numbers]
+        return "[" + ", ".join(links) + "]"
+
+    return _PLACEHOLDER.sub(button, markdown_html("".join(pieces)))
+
+
+def reference_title(paper: Paper) -> str:
+    return f"{paper.title} ({paper.year or paper.date or 'undated'})"
+
+
+def safe_url(url: str | None) -> str | None:
+    """`url` if it is an absolute http(s) URL with a host, else None."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def paper_links(paper: Paper) -> list[tuple[str, str]]:
+    """(label, URL) for the paper's own page, DOI and arXiv id: every link the app shows for a paper."""
+    links = []
+    if url := safe_url(paper.url):
+        links.append(("Source page", url))
+    if paper.doi:
+        links.append((f"doi:{paper.doi}", f"https://doi.org/{quote(paper.doi, safe='/:;()._-')}"))
+    if paper.arxiv_id:
+        links.append((f"arXiv:{paper.arxiv_id}", f"https://arxiv.org/abs/{quote(paper.arxiv_id, safe='/._-')}"))
+    return links
+
+
+def highlight_html(abstract: str, spans: Sequence[Span]) -> str:
+    """The abstract as escaped HTML with each span wrapped in <mark> (overlapping spans merged)."""
+    merged: list[list[int]] = []
+    for span in sorted(spans, key=lambda s: s.start):
+        start, end = max(0, span.start), min(len(abstract), span.end)
+        if start >= end:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, last = [], 0
+    for start, end in merged:
+        out += [text_html(abstract[last:start]), "<mark>", text_html(abstract[start:end]), "</mark>"]
+        last = end
+    out.append(text_html(abstract[last:]))
+    return "".join(out)
+
+
+def paper_html(paper: Paper, spans: Sequence[Span] = (), authors: str = "") -> str:
+    """A paper's card: title, authors, year or "undated", venue, its links, and the abstract with `spans`
+    highlighted. Everything from the paper is escaped; links are built by paper_links."""
+    meta = " · ".join(text_html(part) for part in (authors, str(paper.year or paper.date or "undated"),
+                                                    paper.venue or "") if part)
+    links = " · ".join(f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">'
+                       f"{text_html(label)}</a>" for label, url in paper_links(paper))
+    return (f'<div class="la-paper"><h4 class="la-title">{text_html(paper.title)}</h4>'
+            f'<p class="la-meta">{meta}</p>' + (f'<p class="la-links">{links}</p>' if links else "")
+            + f'<div class="la-abstract">{highlight_html(paper.abstract, spans)}</div></div>')

@@ -1,0 +1,139 @@
+"""The sidebar: the model in use, the retrieval bounds every chat search obeys, and the saved conversations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+from assistant.ui.formatting import shorten
+from assistant.ui.rendering import md_escape
+from assistant.ui.state import CONVERSATION_PARAM, Confirm, notify, open_dialog, scroll_to_latest
+
+from assistant.api import Assistant
+from assistant.bibtex import bibtex
+from assistant.config import Settings, load_settings
+from assistant.conversations import Conversation, ConversationInfo, conversation_markdown
+from assistant.corpus import Paper
+from assistant.llm import describe_error, model_name, resolve_provider
+from assistant.retrieve import Filters
+
+PROVIDERS = ["auto", "offline", "openai", "openai-compatible", "local"]
+
+
+def model_sidebar(base: Settings) -> Settings:
+    """Provider and model pickers; the settings the rest of the page uses."""
+    st.subheader("Model")
+    default = PROVIDERS.index(base.llm_provider) if base.llm_provider in PROVIDERS else 0
+    provider = st.selectbox("Provider", PROVIDERS, index=default, key="provider",
+                            help="auto: OpenAI with OPENAI_API_KEY, a server with OPENAI_BASE_URL, a local GGUF "
+                                 "with LITASSIST_LOCAL_MODEL_PATH, else offline (extractive answers).")
+    model = st.text_input("Model", value=base.llm_model or "", key="model", placeholder="provider default",
+                          help="e.g. gpt-4o-mini, or the model name your OpenAI-compatible server serves")
+    settings = load_settings(base.home, llm_provider=provider, llm_model=model.strip() or None)
+    try:
+        resolved = resolve_provider(settings)
+        name = model_name(settings, resolved)
+    except Exception as error:  # noqa: BLE001 - a misconfigured provider is shown, not raised
+        st.warning(describe_error(error, settings))
+        return settings
+    if resolved == "offline":
+        st.caption("In use: **offline** — answers quote the abstracts (extractive). Set OPENAI_API_KEY or "
+                   "OPENAI_BASE_URL for generated answers.")
+    else:
+        st.caption(f"In use: **{resolved}** · `{md_escape(name or '')}`")
+    return settings
+
+
+def retrieval_sidebar(papers: list[Paper]) -> tuple[Filters, int]:
+    """Year range, source and papers per search: the bounds every search of a chat turn obeys."""
+    st.subheader("Retrieval")
+    years = sorted({p.year for p in papers if p.year})
+    year_min = year_max = None
+    if len(years) > 1:
+        low, high = st.slider("Publication years", years[0], years[-1], (years[0], years[-1]), key="years")
+        if (low, high) != (years[0], years[-1]):
+            year_min, year_max = low, high
+            undated = sum(p.year is None for p in papers)
+            if undated:
+                st.caption(f"{undated} undated papers are left out while the range is narrowed.")
+    formats = sorted({s.format for p in papers for s in p.sources})
+    files = sorted({s.file for p in papers for s in p.sources}, key=lambda f: Path(f).name)
+    source = st.selectbox("Source", [None, *formats, *files], key="source",
+                          format_func=lambda v: "All sources" if v is None else
+                          (f"format: {v}" if v in formats else f"file: {Path(v).name}"))
+    k = st.slider("Papers per search", 1, 20, 6, key="k", help="How many papers each search of the agent retrieves.")
+    return Filters(year_min=year_min, year_max=year_max, source=source), k
+
+
+# --- conversations ----------------------------------------------------------------------------------------
+
+
+def remember_conversation(conversation_id: str | None) -> None:
+    """Make `conversation_id` the open conversation of this session; the URL remembers it for a reload."""
+    st.session_state.conversation_id = conversation_id
+    if conversation_id:
+        st.query_params[CONVERSATION_PARAM] = conversation_id
+    else:
+        st.query_params.pop(CONVERSATION_PARAM, None)
+
+
+def open_conversation(conversation_id: str | None) -> None:
+    """Switch to a saved conversation (None: a new one, saved at its first question), at its newest turn."""
+    remember_conversation(conversation_id)
+    st.session_state.scope = None
+    st.session_state.dialog = None
+    scroll_to_latest()
+
+
+def rename_conversation(lib: Assistant, conversation_id: str) -> None:
+    title = st.session_state.get(f"title-{conversation_id}", "")
+    try:
+        lib.rename_conversation(conversation_id, title)
+    except ValueError as error:
+        notify(str(error))
+
+
+def confirm_delete_conversation(lib: Assistant, info: ConversationInfo) -> None:
+    def delete() -> str:
+        lib.delete_conversation(info.conversation_id)
+        open_conversation(None)
+        return f"Deleted the conversation “{info.title}”."
+
+    answers = f"{info.answers} answer{'s' if info.answers != 1 else ''}"
+    open_dialog(Confirm(title="Delete this conversation?", items=[info.title], confirm_label="Delete conversation",
+                        message=f"It and its {answers} go for good (export it first to keep a copy).",
+                        action=delete))
+
+
+def conversation_sidebar(lib: Assistant, conversation: Conversation | None) -> None:
+    """New conversation, the saved ones (most recently active first), and rename / delete / export of the
+    open one."""
+    st.subheader("Conversations")
+    st.button("New conversation", on_click=open_conversation, args=(None,), icon=":material/add_comment:",
+              width="stretch", key="new_conversation", disabled=conversation is None)
+    saved = lib.conversations()
+    if not saved:
+        st.caption("Your conversations are saved here as you ask.")
+    with st.container(height="content" if len(saved) <= 7 else 320, border=False, key="conversation-list"):
+        for info in saved:
+            current = conversation is not None and info.conversation_id == conversation.conversation_id
+            st.button(md_escape(shorten(info.title, 42)), key=f"conversation-{info.conversation_id}",
+                      type="secondary" if current else "tertiary", width="stretch",
+                      icon=":material/chat:" if current else ":material/chat_bubble_outline:",
+                      on_click=open_conversation, args=(info.conversation_id,),
+                      help=f"{info.answers} answers · last active {info.updated.astimezone():%Y-%m-%d %H:%M}")
+    if conversation is None:
+        return
+    with st.popover("Rename, delete or export", icon=":material/more_horiz:", width="stretch"):
+        st.text_input("Title", value=conversation.title, key=f"title-{conversation.conversation_id}", max_chars=200)
+        st.button("Save title", on_click=rename_conversation, args=(lib, conversation.conversation_id),
+                  key="rename_conversation", icon=":material/edit:")
+        cited = conversation.cited_papers()
+        st.download_button("Export (Markdown)", conversation_markdown(conversation),
+                           f"litassist-{conversation.conversation_id}.md", "text/markdown", on_click="ignore",
+                           icon=":material/download:", width="stretch", disabled=not conversation.answers)
+        st.download_button(f"Cited papers (BibTeX, {len({p.paper_id for p in cited})})", bibtex(cited),
+                           f"litassist-{conversation.conversation_id}.bib", "application/x-bibtex",
+                           disabled=not cited, on_click="ignore", icon=":material/menu_book:", width="stretch")
+        st.button("Delete this conversation", on_click=confirm_delete_conversation,
+                  args=(lib, conversation), key="delete_conversation", icon=":material/delete:", width="stretch")
