@@ -357,7 +357,7 @@ def references(cited: Sequence[int], ledger: Ledger) -> tuple[str, list[Citation
 # --- what each cited sentence rests on ---------------------------------------------------------------------
 
 
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")  # a list item's bullet or number
 _LEADING_MARKERS = re.compile(r"(?:\[\d+\])+")
 
 
@@ -389,7 +389,7 @@ def claim_spans(text: str, markers: Sequence[Marker]) -> list[tuple[int, int, li
 def claim_core(sentence: str) -> str:
     """The words a claim asserts: markers, bullets and wrapping quotes removed."""
     core = _MARKER.sub("", sentence)
-    core = _BULLET.sub("", core).strip().strip("\"“”'‘’*").strip()
+    core = BULLET.sub("", core).strip().strip("\"“”'‘’*").strip()
     return re.sub(r"\s+([.,;:!?])", r"\1", core)
 
 
@@ -412,7 +412,7 @@ def support_claims(
     for index, (_, _, numbers, core) in enumerate(found):
         for number in numbers:
             paper = by_number[number].paper
-            spans = _verbatim(core, paper.abstract)
+            spans = verbatim_spans(core, paper.abstract)
             if spans:
                 supports[(index, number)] = ClaimSupport(number=number, paper_id=paper.paper_id, spans=spans,
                                                          support=1.0)
@@ -434,20 +434,22 @@ def support_claims(
     return claims
 
 
-def _verbatim(core: str, abstract: str) -> list[Span]:
-    """Spans of the abstract the claim quotes word for word: the whole claim, else each abstract sentence of
-    six words or more that the claim contains."""
+def verbatim_spans(core: str, abstract: str) -> list[Span]:
+    """Spans of the abstract that `core` quotes word for word (line breaks and runs of spaces may differ): the
+    whole quote, else each abstract sentence of six words or more that the quote contains. [] when it is not a
+    quote (under 25 characters, or paraphrased)."""
     core = core.rstrip(".;:")
     if len(core) >= 25:
-        start = abstract.find(core)
-        if start >= 0:
-            end = start + len(core)
+        match = re.search(r"\s+".join(re.escape(word) for word in core.split()), abstract)
+        if match:
+            start, end = match.span()
             end += abstract[end : end + 1] in (".", "!", "?")  # the sentence's own full stop belongs to it
             return [Span(start=start, end=end, text=abstract[start:end])]
+    flat = " ".join(core.split())
     spans = []
     for start, end in sentence_spans(abstract):
         sentence = abstract[start:end]
-        if len(sentence.split()) >= 6 and sentence.rstrip(".;:") in core:
+        if len(sentence.split()) >= 6 and " ".join(sentence.split()).rstrip(".;:") in flat:
             spans.append(Span(start=start, end=end, text=sentence))
     return spans
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .agent import Answer
-from .claims import body, claim_text, claims
+from .claims import claim_text, claims
 from .corpus import Paper
 from .retrieve import Filters
 
@@ -282,7 +282,7 @@ def conversation_markdown(conversation: Conversation, now: datetime | None = Non
         out.append(f"## {number}. {turn.question}\n")
         if turn.scope:
             out.append(f"_Asked about {turn.scope}._\n")
-        out.append(f"{body(answer)}\n")
+        out.append(f"{answer.body}\n")
         if answer.citations:
             out.append("**References**\n\n" + "\n".join(f"- {reference_line(c.paper, c.number)}"
                                                         for c in answer.citations) + "\n")
@@ -301,7 +301,7 @@ def conversation_json(conversation: Conversation) -> str:
         answer = turn.answer
         turns.append({
             "number": number, "question": turn.question, "asked": turn.asked.isoformat(), "scope": turn.scope,
-            "answer": body(answer), "provider": answer.provider, "model": answer.model,
+            "answer": answer.body, "provider": answer.provider, "model": answer.model,
             "extractive": answer.extractive, "abstained": answer.abstained,
             "references": [{"number": c.number, "paper_id": c.paper_id, "title": c.title,
                             "authors": c.paper.authors, "year": c.paper.year, "doi": c.paper.doi,

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from assistant import Assistant
 from assistant.agent import Answer
 from assistant.api import EmptyLibraryError
-from assistant.citations import Citation, Claim, ClaimSupport, Span
-from assistant.claims import body, citation_spans, claims, locate, marker_claims
+from assistant.citations import Citation, Claim, ClaimSupport, Span, verbatim_spans
+from assistant.claims import citation_spans, claims, marker_claims
 from assistant.cli import app
 from assistant.conversations import (
     FILE_NAME,
@@ -139,7 +139,7 @@ def test_extractive_claims_get_their_quoted_sentence_as_span() -> None:
     cited = answer(text, [paper(), other])
     found = claims(cited)
     assert [c.text for c in found] == [line for line in text.split("\n") if "[" in line]
-    assert all(body(cited)[c.start:c.end] == c.text for c in found)
+    assert all(cited.body[c.start:c.end] == c.text for c in found)
     first = found[0].citations[0].spans[0]
     assert ABSTRACT[first.start:first.end] == first.text == ("We propose mean-field policies that treat the other "
                                                             "agents as one average agent.")
@@ -163,10 +163,10 @@ def test_filled_claims_are_used_as_they_are() -> None:
     assert marker_claims(cited)[0].claim == 0
 
 
-def test_locate_needs_a_real_quote() -> None:
-    assert locate(ABSTRACT, "hard") == []  # too short to be a quote
-    two = locate(ABSTRACT, "Scaling reinforcement learning to many agents is hard. Experiments on traffic show "
-                           "stable learning with 1,000 agents.")
+def test_verbatim_spans_need_a_real_quote() -> None:
+    assert verbatim_spans("hard", ABSTRACT) == []  # too short to be a quote
+    two = verbatim_spans("Scaling reinforcement learning to many agents is hard. Experiments on traffic show "
+                           "stable learning with 1,000 agents.", ABSTRACT)
     assert [s.text for s in two] == ["Scaling reinforcement learning to many agents is hard.",
                                      "Experiments on traffic show stable learning with 1,000 agents."]
 

@@ -16,7 +16,7 @@ from assistant.ui.state import Confirm, SourceView, open_dialog
 from assistant.ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, UploadResult, ingest_uploads
 
 from assistant.api import Assistant
-from assistant.claims import locate
+from assistant.citations import verbatim_spans
 from assistant.conversations import author_names
 from assistant.corpus import Paper
 from assistant.index import IngestReport, ProgressCallback
@@ -218,7 +218,7 @@ def render_search(lib: Assistant, filters: Filters) -> None:
         with st.expander(f"{rank}. {md_escape(hit.title)} ({md_escape(str(hit.paper.year or hit.paper.date or 'undated'))})",
                          key=f"hit-{rank}"):
             st.html(relevance_bar(hit.score, best))
-            st.html(paper_html(hit.paper, locate(hit.paper.abstract, hit.text), author_names(hit.paper, 12)))
+            st.html(paper_html(hit.paper, verbatim_spans(hit.text, hit.paper.abstract), author_names(hit.paper, 12)))
             st.caption("Highlighted: the passage that matched the search.")
 
 

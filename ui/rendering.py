@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
 from assistant.citations import CitedText, Span
-from assistant.claims import body, marker_claims
+from assistant.claims import marker_claims
 from assistant.corpus import Paper
 
 _LABEL_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~$:@!()])")
@@ -53,7 +53,7 @@ def markdown_html(text: str) -> str:
 def cited_html(cited: CitedText, titles: dict[int, str] | None = None) -> str:
     """A cited text's body (its reference list left out) as safe HTML whose `[n]` markers are buttons: each
     carries `data-marker` (the marker's index, see claims.marker_claims) and the paper's title on hover."""
-    content = body(cited)
+    content = cited.body
     titles = titles if titles is not None else {c.number: reference_title(c.paper) for c in cited.citations}
     found = marker_claims(cited)
     pieces, last = [], 0

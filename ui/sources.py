@@ -14,14 +14,14 @@ from assistant.ui.formatting import shorten
 from assistant.ui.rendering import cited_html, md_escape, paper_html
 from assistant.ui.state import Confirm, SourceView, close_dialog, notify, open_dialog
 
-from assistant.citations import CitedText, Span
-from assistant.claims import citation_spans, claim_text, claims, locate, marker_claims
+from assistant.citations import CitedText, Span, verbatim_spans
+from assistant.claims import citation_spans, claim_text, claims, marker_claims
 from assistant.conversations import author_names
 from assistant.corpus import Paper
 
 
 def _passage_spans(paper: Paper, passage: str | None) -> list[Span]:
-    return locate(paper.abstract, passage) if passage else []
+    return verbatim_spans(passage, paper.abstract) if passage else []
 
 
 def marker_source(cited: CitedText, index: int, origin: str, passages: dict[str, str]) -> SourceView | None:
