@@ -436,10 +436,10 @@ def support_claims(
 
 def verbatim_spans(core: str, abstract: str) -> list[Span]:
     """Spans of the abstract that `core` quotes word for word (line breaks and runs of spaces may differ): the
-    whole quote, else each abstract sentence of six words or more that the quote contains. [] when it is not a
-    quote (under 25 characters, or paraphrased)."""
+    whole quote, else each abstract sentence of four words or more that the quote contains. [] when it is not a
+    quote (under four words, or paraphrased)."""
     core = core.rstrip(".;:")
-    if len(core) >= 25:
+    if len(core.split()) >= 4:
         match = re.search(r"\s+".join(re.escape(word) for word in core.split()), abstract)
         if match:
             start, end = match.span()
@@ -449,7 +449,7 @@ def verbatim_spans(core: str, abstract: str) -> list[Span]:
     spans = []
     for start, end in sentence_spans(abstract):
         sentence = abstract[start:end]
-        if len(sentence.split()) >= 6 and " ".join(sentence.split()).rstrip(".;:") in flat:
+        if len(sentence.split()) >= 4 and " ".join(sentence.split()).rstrip(".;:") in flat:
             spans.append(Span(start=start, end=end, text=sentence))
     return spans
 

@@ -484,13 +484,13 @@ def test_paper_text_and_model_output_render_as_text_with_only_the_apps_own_links
 
 def test_cited_html_makes_every_marker_a_button_with_its_title() -> None:
     paper = Paper(paper_id="t:1", title='Title with "quotes" & <tags>', abstract="Abstract.", year=2020)
-    text = CitedText(text="One claim [1]. Two claims [1, 2].\n\nReferences\n[1] x",
+    text = CitedText(text="One claim [1]. Two claims [1][2].\n\nReferences\n[1] x",
                      references="\n\nReferences\n[1] x", provider="offline",
                      citations=[Citation(number=1, paper_id="t:1", title=paper.title, paper=paper)])
     html = cited_html(text)
     assert html.count('class="la-cite"') == 2 and "References" not in html
     assert 'title="Title with &quot;quotes&quot; &amp; &lt;tags&gt; (2020)"' in html
-    assert '[<button type="button" class="la-cite" data-marker="1" data-number="1"' in html and ", 2]" in html
+    assert '[<button type="button" class="la-cite" data-marker="1" data-number="1"' in html and "</button>][2]" in html
 
 
 def test_highlight_merges_overlapping_spans_and_escapes_the_rest() -> None:
