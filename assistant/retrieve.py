@@ -337,7 +337,7 @@ class LexicalIndex:
 
 @dataclass(frozen=True)
 class Candidates:
-    """One query's candidates: dense maps paper -> (best chunk cosine, that chunk), lexical paper -> BM25."""
+    """One query's candidates: dense maps paper -> (best chunk cosine, that chunk's id), lexical paper -> BM25."""
 
     vector: np.ndarray | None
     dense: dict[str, tuple[float, str]]
@@ -433,14 +433,14 @@ class Retriever:
     def _dense(
         self, vector: np.ndarray, pool: int, allowed: list[str] | None, pending: str | None
     ) -> dict[str, tuple[float, str]]:
-        """Best chunk per paper: paper -> (cosine, passage); chunks of an unfinished write are left out."""
+        """Best chunk per paper: paper -> (cosine, chunk id); chunks of an unfinished write are left out."""
         if allowed is not None and not allowed:
             return {}
         where = {"paper_id": {"$in": allowed}} if allowed is not None else None
         best: dict[str, tuple[float, str]] = {}
         for hit in self.store.query_chunks(vector, pool * CHUNKS_PER_PAPER_CANDIDATE, where, exclude_txn=pending):
             if hit.paper_id not in best or hit.score > best[hit.paper_id][0]:
-                best[hit.paper_id] = (hit.score, hit.text)
+                best[hit.paper_id] = (hit.score, hit.chunk_id)
         return best
 
     def _hits(
@@ -449,11 +449,12 @@ class Retriever:
         papers = self.store.get_papers(ranked)
         missing = [pid for pid in ranked if pid in papers and pid not in dense]
         passages = self.store.best_passages(missing, vector) if missing else {}
+        chunks = self.store.chunk_texts([dense[pid][1] for pid in ranked if pid in papers and pid in dense])
         hits = []
         for pid in ranked:
             if pid not in papers:  # a chunk whose paper entry is not written yet (killed ingest)
                 continue
-            text = dense[pid][1] if pid in dense else passages.get(pid, papers[pid].abstract)
+            text = chunks.get(dense[pid][1], papers[pid].abstract) if pid in dense else passages.get(pid, papers[pid].abstract)
             similarity = dense[pid][0] if pid in dense else None
             hits.append(
                 Hit(paper_id=pid, title=papers[pid].title, score=scores[pid], text=text, paper=papers[pid],

@@ -64,7 +64,6 @@ class StoredPaper:
 class ChunkHit:
     chunk_id: str
     paper_id: str
-    text: str
     score: float
 
 
@@ -592,20 +591,28 @@ class Store:
     def query_chunks(
         self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None, exclude_txn: str | None = None
     ) -> list[ChunkHit]:
+        """The `n` chunks nearest to `vector`, ids and scores only: reading their records is most of a query's
+        time, so passages are fetched afterwards for the few chunks shown (`chunk_texts`)."""
         with self._use() as h:
             total = h.chunks.count()
             if total == 0:
                 return []
             result = h.chunks.query(
                 query_embeddings=[vector.tolist()], n_results=min(n, total), where=_visible(where, exclude_txn),
-                include=["documents", "metadatas", "distances"],
+                include=["distances"],
             )
         return [
-            ChunkHit(chunk_id, meta["paper_id"], doc, 1.0 - float(dist))
-            for chunk_id, doc, meta, dist in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
-            )
+            ChunkHit(chunk_id, chunk_id.rsplit("::", 1)[0], 1.0 - float(dist))  # chunk ids are "{paper_id}::{i}"
+            for chunk_id, dist in zip(result["ids"][0], result["distances"][0])
         ]
+
+    def chunk_texts(self, chunk_ids: Sequence[str]) -> dict[str, str]:
+        """Chunk id -> its passage."""
+        if not chunk_ids:
+            return {}
+        with self._use() as h:
+            found = h.chunks.get(ids=list(chunk_ids), include=["documents"])
+        return dict(zip(found["ids"], found["documents"]))
 
     # backup
     def backup(self, target: Path, databases: Sequence[str] = ()) -> list[str]:
