@@ -128,8 +128,9 @@ def clean_text(value: object) -> str:
 
 def normalize_title(title: str) -> str:
     """Case-, accent- and punctuation-insensitive form of a title, for matching duplicates."""
-    text = unicodedata.normalize("NFKD", clean_text(title).lower())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = clean_text(title).lower()
+    if not text.isascii():  # ASCII has no accents to fold (most abstracts: skips a per-character pass)
+        text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
     return " ".join(re.findall(r"[a-z0-9]+", text))
 
 

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -297,28 +298,37 @@ def _embedded(
     papers: list[Paper], stored: dict[str, StoredPaper], embedder: Embedder, settings: Settings,
     report: IngestReport, progress: ProgressCallback,
 ) -> Iterator[list[tuple[Paper, list[Chunk], object, int]]]:
-    """Papers with their chunks and vectors, in write batches of about WRITE_BATCH_CHUNKS chunks.
+    """Papers with their chunks and vectors, in write batches of about WRITE_BATCH_CHUNKS chunks. The next batch
+    is embedded (in a worker thread: the model releases the GIL) while the caller stores this one.
     Progress counts papers (what the user ingests), not chunks."""
+    batches: list[list[tuple[Paper, list[Chunk]]]] = [[]]
+    for paper in papers:
+        if sum(len(c) for _, c in batches[-1]) >= WRITE_BATCH_CHUNKS:
+            batches.append([])
+        batches[-1].append((paper, _capped_chunks(paper, settings, report)))
+    batches = [batch for batch in batches if batch]
     done = 0
     progress("embed", 0, len(papers))
-    batch: list[tuple[Paper, list[Chunk]]] = []
-    for i, paper in enumerate(papers):
-        batch.append((paper, _capped_chunks(paper, settings, report)))
-        if sum(len(c) for _, c in batch) < WRITE_BATCH_CHUNKS and i < len(papers) - 1:
-            continue
-        texts = [chunk.embed_text for _, chunks in batch for chunk in chunks]
-        vectors = embedder.embed_documents(texts)
-        rows, offset = [], 0
-        for item, chunks in batch:
-            old = stored.get(item.paper_id)
-            rows.append((item, chunks, vectors[offset : offset + len(chunks)], old.n_chunks if old else 0))
-            offset += len(chunks)
-        yield rows
-        done += len(batch)
-        report.chunks_embedded += len(texts)
-        log.info("embedded and stored %d/%d papers (%d chunks)", done, len(papers), report.chunks_embedded)
-        progress("embed", done, len(papers))
-        batch = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="litassist-embed") as worker:
+        embedding = worker.submit(embedder.embed_documents, _texts(batches[0])) if batches else None
+        for i, batch in enumerate(batches):
+            vectors = embedding.result()
+            if i + 1 < len(batches):
+                embedding = worker.submit(embedder.embed_documents, _texts(batches[i + 1]))
+            rows, offset = [], 0
+            for item, chunks in batch:
+                old = stored.get(item.paper_id)
+                rows.append((item, chunks, vectors[offset : offset + len(chunks)], old.n_chunks if old else 0))
+                offset += len(chunks)
+            yield rows
+            done += len(batch)
+            report.chunks_embedded += offset
+            log.info("embedded and stored %d/%d papers (%d chunks)", done, len(papers), report.chunks_embedded)
+            progress("embed", done, len(papers))
+
+
+def _texts(batch: list[tuple[Paper, list[Chunk]]]) -> list[str]:
+    return [chunk.embed_text for _, chunks in batch for chunk in chunks]
 
 
 class RemovalReport(BaseModel):
