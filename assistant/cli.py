@@ -719,17 +719,17 @@ def run_forwarding_signals(command: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point; turns expected failures into one line instead of a traceback."""
-    from .index import StoreError
-
     try:
         app()
     except FileNotFoundError as error:
         _error_line(error)
         sys.exit(EXIT_BAD_INPUT)
-    except StoreError as error:
-        _error_line(error)
-        sys.exit(1)
     except Exception as error:
+        from .index import StoreError  # imported on this path only: `--help` stays light
+
+        if isinstance(error, StoreError):
+            _error_line(error)
+            sys.exit(1)
         if not _store_failure(error):
             raise
         from .config import load_settings
