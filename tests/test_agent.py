@@ -228,8 +228,9 @@ def _candidate(paper: str, rank: int, cosine: float, terms: float = 0.5, generic
 @pytest.mark.parametrize(("candidates", "chosen"), [
     # one strong sentence from the best paper rather than several weak ones from papers far behind
     ([("a", 0, 0.7), ("b", 1, 0.2, 0.3, False, 0.5), ("c", 2, 0.25, 0.3, False, 0.4)], ["a"]),
-    # a paper that comes close joins; a generic opener with few question words never does
-    ([("a", 0, 0.6), ("b", 1, 0.55, 0.5, False, 0.9), ("c", 0, 0.9, 0.2, True)], ["a", "b"]),
+    # a paper that comes close joins; a generic opener never does, however many question words it has
+    ([("a", 0, 0.6), ("b", 1, 0.55, 0.5, False, 0.9), ("c", 0, 0.9, 0.2, True), ("d", 0, 0.9, 1.0, True)],
+     ["a", "b"]),
     # a sentence with no question word must be close to the question (cosine) to count
     ([("a", 0, 0.4, 0.0), ("b", 1, 0.5, 0.3, False, 0.95)], ["b"]),
     # a second sentence of a quoted paper needs a narrower margin (it cites nothing new); at most three sentences
