@@ -6,7 +6,8 @@ Each POST /v1/chat/completions takes the next reply of the script:
 - {"tool_calls": [{"name": ..., "args": {...}}]}: tool calls;
 - {"status": 400, "error": {...}}: an HTTP error with an OpenAI-style error body;
 - {"hang": True}: accept the request and never answer (until the server stops).
-GET /v1/models and GET /props answer with `models` / `props` when given, else 404.
+Once the script is used up, every request gets `default`. GET /v1/models and GET /props answer with `models` /
+`props` when given, else 404.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from typing import Any
 class ScriptedServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, script: list[dict[str, Any]], models: dict | None = None, props: dict | None = None):
+    def __init__(self, script: list[dict[str, Any]], models: dict | None = None, props: dict | None = None,
+                 default: dict[str, Any] | None = None):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.script = list(script)
+        self.default = default or {"content": "(script exhausted)"}  # the reply once the script is used up
         self.models = models
         self.props = props
         self.requests: list[dict[str, Any]] = []
@@ -59,7 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self.server.requests.append(request)
         self.server.arrivals.append(time.monotonic())
-        reply = self.server.script.pop(0) if self.server.script else {"content": "(script exhausted)"}
+        reply = self.server.script.pop(0) if self.server.script else self.server.default
         if reply.get("hang"):
             self.server.stopping.wait(120)
             return
