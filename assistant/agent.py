@@ -447,7 +447,7 @@ class Agent:
             return None
         try:
             return self.model.bind_tools(tools)
-        except NotImplementedError:
+        except NotImplementedError:  # a LangChain chat model without tool calling: the grounded single call
             return None
 
     def _stream(self, model: Any, messages: list[Any], usage: list[int]) -> Iterator[Event]:

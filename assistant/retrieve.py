@@ -88,7 +88,6 @@ class Filters(BaseModel):
             return False
         return not self.source or _source_matches(self.source, row)
 
-
     def admits(self, paper: Paper) -> bool:
         """Whether the paper passes every condition."""
         return self.matches(paper_row(paper))

@@ -16,9 +16,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -41,6 +42,9 @@ from ..corpus.records import MAX_SKIPPED_DETAILS
 from .chunking import Chunk, chunk_paper
 from .embedders import Embedder
 from .store import SourceRecord, Store, StoredPaper
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("litassist.index")
 
@@ -299,22 +303,22 @@ def _embedded(
     report: IngestReport, progress: ProgressCallback,
 ) -> Iterator[list[tuple[Paper, list[Chunk], object, int]]]:
     """Papers with their chunks and vectors, in write batches of about WRITE_BATCH_CHUNKS chunks. The next batch
-    is embedded (in a worker thread: the model releases the GIL) while the caller stores this one.
+    is chunked and embedded (in a worker thread: the model releases the GIL) while the caller stores this one.
     Progress counts papers (what the user ingests), not chunks."""
-    batches: list[list[tuple[Paper, list[Chunk]]]] = [[]]
-    for paper in papers:
-        if sum(len(c) for _, c in batches[-1]) >= WRITE_BATCH_CHUNKS:
-            batches.append([])
-        batches[-1].append((paper, _capped_chunks(paper, settings, report)))
-    batches = [batch for batch in batches if batch]
     done = 0
     progress("embed", 0, len(papers))
+    batches = _write_batches(papers, settings, report)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="litassist-embed") as worker:
-        embedding = worker.submit(embedder.embed_documents, _texts(batches[0])) if batches else None
-        for i, batch in enumerate(batches):
+
+        def embed_next() -> tuple[list[tuple[Paper, list[Chunk]]], Future[np.ndarray]] | None:
+            batch = next(batches, None)
+            return (batch, worker.submit(embedder.embed_documents, _texts(batch))) if batch else None
+
+        pending = embed_next()
+        while pending is not None:
+            batch, embedding = pending
             vectors = embedding.result()
-            if i + 1 < len(batches):
-                embedding = worker.submit(embedder.embed_documents, _texts(batches[i + 1]))
+            pending = embed_next()
             rows, offset = [], 0
             for item, chunks in batch:
                 old = stored.get(item.paper_id)
@@ -325,6 +329,23 @@ def _embedded(
             report.chunks_embedded += offset
             log.info("embedded and stored %d/%d papers (%d chunks)", done, len(papers), report.chunks_embedded)
             progress("embed", done, len(papers))
+
+
+def _write_batches(
+    papers: list[Paper], settings: Settings, report: IngestReport
+) -> Iterator[list[tuple[Paper, list[Chunk]]]]:
+    """Papers with their chunks, cut into batches of about WRITE_BATCH_CHUNKS chunks, chunked as they are needed."""
+    batch: list[tuple[Paper, list[Chunk]]] = []
+    size = 0
+    for paper in papers:
+        chunks = _capped_chunks(paper, settings, report)
+        batch.append((paper, chunks))
+        size += len(chunks)
+        if size >= WRITE_BATCH_CHUNKS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _texts(batch: list[tuple[Paper, list[Chunk]]]) -> list[str]:
