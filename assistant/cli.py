@@ -344,15 +344,11 @@ class _StreamTail:
         self.text = ""
 
     def __rich_console__(self, console: object, options: object) -> Iterator[object]:
-        from rich.text import Text
-
         lines = Text(self.text).wrap(console, options.max_width)
         yield from list(lines)[-max(1, console.size.height - 2):]
 
 
-def _run_turn(
-    lib: Assistant, question: str, history: list[dict[str, object]], as_json: bool, conversation: str | None = None
-) -> Answer:
+def _run_turn(lib: Assistant, question: str, as_json: bool, conversation: str | None = None) -> Answer:
     """One question: steps go to stderr as they happen; on a terminal the model's tokens stream into a live
     region that the checked answer then replaces (invalid markers removed, the uncited note added), so what
     stays on screen is exactly the answer `--json` returns; piped, stdout gets only the checked answer.
@@ -382,7 +378,7 @@ def _run_turn(
 
     try:
         with live or contextlib.nullcontext():
-            answer = collect(lib.stream(question, None if conversation else history, conversation=conversation), show)
+            answer = collect(lib.stream(question, conversation=conversation), show)
     except EmptyLibraryError as error:
         fail(str(error))
     except Exception as error:  # noqa: BLE001 - a model failure is one line, never a traceback
@@ -404,7 +400,7 @@ def ask_command(
 ) -> None:
     """Answer a question from your library, citing the papers it comes from."""
     lib = assistant()
-    answer = _run_turn(lib, question, [], as_json)
+    answer = _run_turn(lib, question, as_json)
     if as_json:
         print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
 
@@ -446,7 +442,7 @@ def chat_command(
             conversation = lib.start_conversation().conversation_id
             err.print(f"[dim]saved as conversation {conversation} (resume: litassist chat --resume "
                       f"{conversation})[/]", highlight=False)
-        _run_turn(lib, question, [], as_json=False, conversation=conversation)
+        _run_turn(lib, question, as_json=False, conversation=conversation)
 
 
 conversations_app = typer.Typer(help="Saved conversations (the app's and `litassist chat`'s): list, export, "
