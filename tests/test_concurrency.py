@@ -81,6 +81,32 @@ def write_overlapping(tmp_path: Path) -> tuple[Path, Path]:
     return x, y
 
 
+def test_opening_a_new_home_waits_for_the_open_lock(tmp_path: Path) -> None:
+    """Chroma creates its tables on first open with no guard of its own: CI saw two ingests into a new home
+    fail with "table collections already exists". An open waits while another process holds the open lock."""
+    from filelock import FileLock
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with FileLock(home / "open.lock"):
+        opener = cli(home, "stats", "--json")
+        time.sleep(3)
+        assert opener.poll() is None, opener.stderr.read()  # still waiting for the lock
+        assert not (home / "chroma" / "chroma.sqlite3").exists()
+    assert opener.wait(timeout=120) == 0, opener.stderr.read()
+    assert json.loads(opener.stdout.read())["papers"] == 0
+
+
+@pytest.mark.slow
+def test_many_processes_opening_a_new_home_at_once_all_succeed(tmp_path: Path) -> None:
+    """Before the open lock, 3 of 60 processes (10 rounds of 6) failed this way on this machine."""
+    for round_ in range(4):
+        home = tmp_path / f"home{round_}"
+        openers = [cli(home, "stats", "--json") for _ in range(6)]
+        for proc in openers:
+            assert proc.wait(timeout=300) == 0, proc.stderr.read()
+
+
 @pytest.mark.slow
 def test_two_ingests_at_once_merge_every_source_and_remove_source_stays_correct(tmp_path: Path) -> None:
     home = tmp_path / "home"

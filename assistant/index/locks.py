@@ -7,6 +7,9 @@
   exclusively while a writer makes its changes visible (in-place updates, deletions, the new lexical index,
   the version bump). A search therefore runs wholly before or wholly after a commit: it sees the old library
   or the new one, never a mix.
+- The **open lock** (`HOME/open.lock`) is held while a process opens the Chroma store: Chroma creates its
+  tables and collections on first open without guarding against another process doing the same, so two
+  processes opening a new home at once failed with "table collections already exists".
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class LibraryLocks:
         self.write_path = home / "write.lock"
         self.owner_path = home / "write.lock.pid"
         self.commit_path = home / "commit.lock"
+        self.open_path = home / "open.lock"
         self._held = _holder(home)
 
     def _owner(self) -> str:
@@ -124,6 +128,20 @@ class LibraryLocks:
             return self._held.depth > 0
         finally:
             self._held.threads.release()
+
+    @contextlib.contextmanager
+    def opening(self) -> Iterator[None]:
+        """Held while this process opens (and on first use, creates) the Chroma store."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.open_path, thread_local=False)
+        try:
+            lock.acquire(timeout=self.timeout)
+        except Timeout:
+            raise LibraryBusy(self._busy_message("another process opening the library")) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextlib.contextmanager
     def commit(self, exclusive: bool) -> Iterator[None]:

@@ -223,24 +223,25 @@ class Store:
         settings = chromadb.Settings(anonymized_telemetry=False)
         identifier = "" if self.url else _claim_identifier(self.path)
         try:
-            if self.url:
-                parsed = urlparse(self.url)
-                client = chromadb.HttpClient(
-                    host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000, ssl=parsed.scheme == "https",
-                    settings=settings,
+            with contextlib.nullcontext() if self.url else self.locks.opening():
+                if self.url:
+                    parsed = urlparse(self.url)
+                    client = chromadb.HttpClient(
+                        host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000, ssl=parsed.scheme == "https",
+                        settings=settings,
+                    )
+                else:
+                    self.path.mkdir(parents=True, exist_ok=True)
+                    client = chromadb.PersistentClient(path=identifier, settings=settings)
+                vector_config = {"hnsw": {"space": "cosine"}}
+                meta: dict[str, Any] = {"embedding_model": self.embedding_model}
+                if self.chunk_tokens:
+                    meta["chunk_tokens"] = self.chunk_tokens
+                handles = _Handles(
+                    client, self._collection(client, PAPERS, vector_config, meta),
+                    self._collection(client, CHUNKS, vector_config, {"embedding_model": self.embedding_model}),
+                    self._collection(client, SOURCES, None, None), identifier,
                 )
-            else:
-                self.path.mkdir(parents=True, exist_ok=True)
-                client = chromadb.PersistentClient(path=identifier, settings=settings)
-            vector_config = {"hnsw": {"space": "cosine"}}
-            meta: dict[str, Any] = {"embedding_model": self.embedding_model}
-            if self.chunk_tokens:
-                meta["chunk_tokens"] = self.chunk_tokens
-            handles = _Handles(
-                client, self._collection(client, PAPERS, vector_config, meta),
-                self._collection(client, CHUNKS, vector_config, {"embedding_model": self.embedding_model}),
-                self._collection(client, SOURCES, None, None), identifier,
-            )
         except StoreError:
             if identifier:
                 _release_identifier(identifier)
