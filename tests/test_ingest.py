@@ -15,10 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant import Assistant
+from assistant.api import DEMO_CORPUS as SEEDS
 from assistant.cli import app
 from assistant.index import chunk_paper, count_tokens
-
-from assistant.api import DEMO_CORPUS as SEEDS
 
 SMALL = ["arxiv-abstracts.txt", "paper-page-sparse-training-theory.txt"]  # 10 + 6 papers: cheap to embed
 runner = CliRunner()

@@ -6,10 +6,9 @@ from collections import Counter
 
 import pytest
 
+from assistant.api import DEMO_CORPUS as SEEDS
 from assistant.corpus import detect_format, merge_duplicates, parse_file, parse_text
 from assistant.corpus.records import ParseError
-
-from assistant.api import DEMO_CORPUS as SEEDS
 
 EXPECTED = {
     "guo-zhenyu-author-page.txt": ("author-page", 10),

@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from test_agent import run, scripted_agent, tool_call
 
@@ -113,7 +112,7 @@ def test_cluster_tools_only_add_papers_inside_the_scope(seeded_home: Path) -> No
     lib = Assistant(home=seeded_home)
     cluster = lib.current_clusters().topics[0]
     members = cluster.paper_ids[:3]
-    agent, model = scripted_agent(seeded_home, [
+    agent, _model = scripted_agent(seeded_home, [
         tool_call("list_clusters"),
         tool_call("cluster_summary", cluster_id=cluster.cluster_id),
         AIMessage("Themes [1][2][3][4][5][6]."),
