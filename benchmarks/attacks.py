@@ -70,10 +70,20 @@ class Run:
         return [line for line in self.err.splitlines() if line.startswith(prefix)]
 
 
-def cli(home: Path, *args: str, timeout: float = TIMEOUT, **env: str) -> Run:
+def start(home: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """`litassist --home HOME ARGS...` in a new process, not waited for."""
     command = [sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home), *args]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "400", **env})
+
+
+def finish(proc: subprocess.Popen[str]) -> Run:
+    out, err = proc.communicate(timeout=TIMEOUT)
+    return Run(proc.returncode, out, err)
+
+
+def cli(home: Path, *args: str, timeout: float = TIMEOUT, **env: str) -> Run:
+    proc = start(home, *args, **env)
     try:
         out, err = proc.communicate(timeout=timeout)
         return Run(proc.returncode, out, err)
@@ -201,10 +211,7 @@ def concurrent_writers(root: Path, tries: int = 2) -> Row:
         x.write_text("".join(json.dumps(r) + "\n" for r in rec[:6]), encoding="utf-8")
         y.write_text("".join(f"@article{{k{i}, title = {{{r['title']}}}, doi = {{{r['doi']}}}, abstract = {{{r['abstract']}}}}}\n"
                              for i, r in enumerate(rec[3:], 3)), encoding="utf-8")
-        procs = [subprocess.Popen([sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home),
-                                   "ingest", str(f)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for f in (x, y)]
-        runs = [Run(p.wait(timeout=TIMEOUT), p.stdout.read(), p.stderr.read()) for p in procs]
+        runs = [finish(p) for p in [start(home, "ingest", str(f)) for f in (x, y)]]
         papers = {p.doi: {Path(s.file).name for s in p.sources} for p in Assistant(home=home).papers()}
         merged = len(papers) == 9 and all(len(papers[f"10.5555/c.{i}"]) == 2 for i in range(3, 6))
         removal = cli(home, "remove", "--source", str(y))
@@ -212,6 +219,29 @@ def concurrent_writers(root: Path, tries: int = 2) -> Row:
         kept = sorted(left) == [f"10.5555/c.{i}" for i in range(6)] and consistent(home)
         row.add(all(r.code == 0 for r in runs) and removal.code == 0, any(r.traceback for r in [*runs, removal]),
                 False, not (merged and kept))
+    return row
+
+
+def new_home_rush(root: Path, rounds: int = 3) -> Row:
+    """Into a new, empty home at once: two ingests sharing DOIs, a search, `stats` and `papers` (the first open
+    of a home is where Chroma creates its tables; CI saw two ingests collide there)."""
+    row = Row("new home: two ingests, a search, stats, papers at once")
+    for attempt in range(rounds):
+        home = root / f"rush-{attempt}"
+        folder = root / f"rush-files-{attempt}"
+        folder.mkdir()
+        x, y = folder / "x.jsonl", folder / "y.jsonl"
+        rec = [{"title": f"Rush study {i}", "doi": f"10.5555/r.{i}", "abstract": abstract(f"rush {i}")} for i in range(9)]
+        x.write_text("".join(json.dumps(r) + "\n" for r in rec[:6]), encoding="utf-8")
+        y.write_text("".join(json.dumps(r) + "\n" for r in rec[3:]), encoding="utf-8")
+        commands = [("ingest", str(x)), ("ingest", str(y)), ("search", "rush study"), ("stats",), ("papers",)]
+        runs = [finish(p) for p in [start(home, *command) for command in commands]]
+        papers = {p.doi: len(p.sources) for p in Assistant(home=home).papers()}
+        whole = len(papers) == 9 and all(papers[f"10.5555/r.{i}"] == 2 for i in range(3, 6)) and consistent(home)
+        failed = [f"{c[0]}: {(r.err.strip().splitlines() or ['?'])[-1]}" for c, r in zip(commands, runs) if r.code != 0]
+        if failed:
+            print(f"  new home rush {attempt}: " + "; ".join(failed))
+        row.add(not failed, any(r.traceback for r in runs), any(r.hung for r in runs), not whole)
     return row
 
 
@@ -323,7 +353,8 @@ def main() -> None:
     try:
         steps = [lambda: bad_files(root), lambda: [truncated_updates(root)], lambda: [damaged_derived(root)],
                  lambda: [damaged_store(root)], lambda: [waiting_writer(root)], lambda: [concurrent_writers(root)],
-                 lambda: [search_during_ingest(root)], lambda: [killed_ingests(root, args.kills)]]
+                 lambda: [new_home_rush(root)], lambda: [search_during_ingest(root)],
+                 lambda: [killed_ingests(root, args.kills)]]
         for step in steps:
             for row in step():
                 rows.append(row)
