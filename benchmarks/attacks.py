@@ -199,18 +199,24 @@ def killed_ingests(root: Path, kills: int) -> Row:
     return row
 
 
+def overlapping_files(folder: Path, series: str) -> tuple[Path, Path]:
+    """x.jsonl holds papers 0-5 and y.bib papers 3-8 (DOIs 10.5555/SERIES.i): three papers are in both."""
+    folder.mkdir()
+    x, y = folder / "x.jsonl", folder / "y.bib"
+    rec = [{"title": f"Shared study {i}", "doi": f"10.5555/{series}.{i}", "abstract": abstract(f"shared {i}")}
+           for i in range(9)]
+    x.write_text("".join(json.dumps(r) + "\n" for r in rec[:6]), encoding="utf-8")
+    y.write_text("".join(f"@article{{k{i}, title = {{{r['title']}}}, doi = {{{r['doi']}}}, abstract = {{{r['abstract']}}}}}\n"
+                         for i, r in enumerate(rec[3:], 3)), encoding="utf-8")
+    return x, y
+
+
 def concurrent_writers(root: Path, tries: int = 2) -> Row:
     """Two ingests at once of files sharing DOIs, then `remove --source` of one of them."""
     row = Row("two ingests at once (shared DOIs), then remove --source")
     for attempt in range(tries):
         home = root / f"concurrent-{attempt}"
-        folder = root / f"concurrent-files-{attempt}"
-        folder.mkdir()
-        x, y = folder / "x.jsonl", folder / "y.bib"
-        rec = [{"title": f"Shared study {i}", "doi": f"10.5555/c.{i}", "abstract": abstract(f"shared {i}")} for i in range(9)]
-        x.write_text("".join(json.dumps(r) + "\n" for r in rec[:6]), encoding="utf-8")
-        y.write_text("".join(f"@article{{k{i}, title = {{{r['title']}}}, doi = {{{r['doi']}}}, abstract = {{{r['abstract']}}}}}\n"
-                             for i, r in enumerate(rec[3:], 3)), encoding="utf-8")
+        x, y = overlapping_files(root / f"concurrent-files-{attempt}", "c")
         runs = [finish(p) for p in [start(home, "ingest", str(f)) for f in (x, y)]]
         papers = {p.doi: {Path(s.file).name for s in p.sources} for p in Assistant(home=home).papers()}
         merged = len(papers) == 9 and all(len(papers[f"10.5555/c.{i}"]) == 2 for i in range(3, 6))
@@ -228,13 +234,8 @@ def new_home_rush(root: Path, rounds: int = 3) -> Row:
     row = Row("new home: two ingests, a search, stats, papers at once")
     for attempt in range(rounds):
         home = root / f"rush-{attempt}"
-        folder = root / f"rush-files-{attempt}"
-        folder.mkdir()
-        x, y = folder / "x.jsonl", folder / "y.jsonl"
-        rec = [{"title": f"Rush study {i}", "doi": f"10.5555/r.{i}", "abstract": abstract(f"rush {i}")} for i in range(9)]
-        x.write_text("".join(json.dumps(r) + "\n" for r in rec[:6]), encoding="utf-8")
-        y.write_text("".join(json.dumps(r) + "\n" for r in rec[3:]), encoding="utf-8")
-        commands = [("ingest", str(x)), ("ingest", str(y)), ("search", "rush study"), ("stats",), ("papers",)]
+        x, y = overlapping_files(root / f"rush-files-{attempt}", "r")
+        commands = [("ingest", str(x)), ("ingest", str(y)), ("search", "shared study"), ("stats",), ("papers",)]
         runs = [finish(p) for p in [start(home, *command) for command in commands]]
         papers = {p.doi: len(p.sources) for p in Assistant(home=home).papers()}
         whole = len(papers) == 9 and all(papers[f"10.5555/r.{i}"] == 2 for i in range(3, 6)) and consistent(home)
