@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, SystemMessage
 from langchain_core.outputs import ChatGenerationChunk
@@ -98,6 +99,33 @@ def test_tool_calls_then_cited_answer_with_invalid_marker_removed(seeded_home: P
     abstract = answer.citations[1].paper.abstract
     assert edge.paper_id == graph_paper and all(abstract[s.start:s.end] == s.text for s in edge.spans)
     assert "local search" in edge.spans[0].text.lower() and not edge.weak
+
+
+class ChatModelWithoutTools(ScriptedChatModel):
+    """A LangChain chat model that cannot call tools: BaseChatModel.bind_tools raises NotImplementedError."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return BaseChatModel.bind_tools(self, tools, **kwargs)
+
+
+@pytest.mark.parametrize("why", ["model without tool calling", "LITASSIST_LLM_TOOL_CALLING=false"])
+def test_without_tool_calling_one_grounded_call_answers_with_checked_citations(seeded_home: Path, why: str) -> None:
+    script = [AIMessage("CMFQ handles many agents [1]. Made up [99].")]
+    if why == "model without tool calling":
+        lib = Assistant(settings=load_settings(seeded_home))
+        model: ScriptedChatModel = ChatModelWithoutTools(messages=iter(script), calls=[])
+        with pytest.raises(NotImplementedError):
+            model.bind_tools([])
+        agent = Agent(lib.retriever, lib.store, lib.settings, model, "openai-compatible", "scripted")
+    else:
+        agent, model = scripted_agent(seeded_home, script, llm_tool_calling=False)
+    answer, _ = run(agent, "How do the papers scale multi-agent reinforcement learning?")
+    assert not model.bound and len(model.calls) == 1  # one call, no tool loop
+    evidence = model.calls[0][-1].content
+    assert '<evidence n="1"' in evidence  # grounded: the retrieved papers are in the one prompt
+    assert [s.tool for s in answer.steps] == ["search_papers"]
+    assert answer.removed_citations == 1 and answer.text.startswith("CMFQ handles many agents [1]. Made up.")
+    assert [c.number for c in answer.citations] == [1]
 
 
 def test_step_limit_forces_a_final_answer_without_tools(seeded_home: Path) -> None:
