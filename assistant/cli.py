@@ -405,6 +405,9 @@ def ask_command(
         print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
 
 
+CHAT_EXIT_WORDS = {"exit", "quit", "/exit", "/quit", "exit()", "quit()", ":q"}  # never sent as questions
+
+
 @app.command("chat")
 def chat_command(
     conversation_id: Annotated[str | None, typer.Argument(
@@ -413,7 +416,7 @@ def chat_command(
         "--resume", help="Continue a saved conversation: ID, or the most recent one.")] = False,
 ) -> None:
     """A conversation in the terminal, saved as you go (the app lists it too); follow-up questions use what was
-    said. `chat --resume [ID]` continues a saved one. Empty line or Ctrl-D ends it."""
+    said. `chat --resume [ID]` continues a saved one. An empty line, exit, quit, /exit, /quit or Ctrl-D ends it."""
     from .conversations import ConversationError
 
     lib = assistant()
@@ -436,7 +439,7 @@ def chat_command(
             question = input("\nyou> ").strip()
         except EOFError:
             break
-        if not question or question in {"exit", "quit"}:
+        if not question or question.lower() in CHAT_EXIT_WORDS:
             break
         if conversation is None:
             conversation = lib.start_conversation().conversation_id

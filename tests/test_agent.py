@@ -349,6 +349,15 @@ def test_chat_keeps_the_conversation(seeded_home: Path, monkeypatch: pytest.Monk
     assert '"query": "Why is CMFQ robust?"' in result.output  # the follow-up is rewritten with its referent
 
 
+@pytest.mark.parametrize("word", ["exit", "QUIT", "/quit", "/exit", ":q"])
+def test_chat_ends_on_an_exit_word_without_asking_it(seeded_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     word: str) -> None:
+    monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")
+    result = runner.invoke(app, ["--home", str(seeded_home), "chat"], input=f"What is CMFQ?\n{word}\nWhy is it robust?\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("search_papers(") == 1 and word not in result.output.replace("you>", "")
+
+
 def test_doctor_reports_provider_model_embeddings_library_and_reranking(
     seeded_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
