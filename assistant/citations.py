@@ -50,6 +50,26 @@ class Span(BaseModel):
     text: str
 
 
+def mark_spans(text: str, spans: Sequence[Span], escape: Callable[[str], str]) -> str:
+    """`text` escaped by `escape`, with each span wrapped in <mark> (overlapping or unsorted spans merged):
+    how the app and the HTML report show the sentences a claim rests on."""
+    merged: list[list[int]] = []
+    for span in sorted(spans, key=lambda s: s.start):
+        start, end = max(0, span.start), min(len(text), span.end)
+        if start >= end:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, last = [], 0
+    for start, end in merged:
+        out += [escape(text[last:start]), "<mark>", escape(text[start:end]), "</mark>"]
+        last = end
+    out.append(escape(text[last:]))
+    return "".join(out)
+
+
 class ClaimSupport(BaseModel):
     """One citation of one claim: the sentence(s) of the cited abstract the claim rests on, and how well they
     support it (0..1; 1.0 for a verbatim quote); `weak` when even the best sentence hardly supports it."""

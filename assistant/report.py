@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .bibtex import bibtex
-from .citations import Citation
+from .citations import Citation, mark_spans
 from .clusters import UNCLUSTERED, ClusterMap, ClusterSummary
 from .corpus import Paper
 
@@ -167,13 +167,9 @@ def highlighted_abstract(citation: Citation) -> str:
     shown, the whole abstract is one click away."""
     if not citation.spans:
         return ""
-    abstract, out, last = citation.paper.abstract, [], 0
-    for span in citation.spans:
-        out += [html.escape(abstract[last:span.start]), "<mark>", html.escape(abstract[span.start:span.end]), "</mark>"]
-        last = span.end
-    out.append(html.escape(abstract[last:]))
     quoted = " … ".join(f"<mark>{html.escape(span.text)}</mark>" for span in citation.spans)
-    return f"<details><summary>{quoted}</summary><p>{''.join(out)}</p></details>"
+    abstract = mark_spans(citation.paper.abstract, citation.spans, html.escape)
+    return f"<details><summary>{quoted}</summary><p>{abstract}</p></details>"
 
 
 def clusters_json(cluster_map: ClusterMap, summaries: dict[str, ClusterSummary]) -> str:

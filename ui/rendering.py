@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
-from assistant.citations import CitedText, Span
+from assistant.citations import CitedText, Span, mark_spans
 from assistant.claims import marker_claims
 from assistant.corpus import Paper
 
@@ -98,21 +98,7 @@ def paper_links(paper: Paper) -> list[tuple[str, str]]:
 
 def highlight_html(abstract: str, spans: Sequence[Span]) -> str:
     """The abstract as escaped HTML with each span wrapped in <mark> (overlapping spans merged)."""
-    merged: list[list[int]] = []
-    for span in sorted(spans, key=lambda s: s.start):
-        start, end = max(0, span.start), min(len(abstract), span.end)
-        if start >= end:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    out, last = [], 0
-    for start, end in merged:
-        out += [text_html(abstract[last:start]), "<mark>", text_html(abstract[start:end]), "</mark>"]
-        last = end
-    out.append(text_html(abstract[last:]))
-    return "".join(out)
+    return mark_spans(abstract, spans, text_html)
 
 
 def paper_html(paper: Paper, spans: Sequence[Span] = (), authors: str = "") -> str:
