@@ -83,16 +83,19 @@ def write_overlapping(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_opening_a_new_home_waits_for_the_open_lock(tmp_path: Path) -> None:
     """Chroma creates its tables on first open with no guard of its own: CI saw two ingests into a new home
-    fail with "table collections already exists". An open waits while another process holds the open lock."""
+    fail with "table collections already exists". An open waits while another process holds the open lock
+    (here until the lock timeout, so the wait is seen whatever the machine's speed)."""
     from filelock import FileLock
 
     home = tmp_path / "home"
     home.mkdir()
     with FileLock(home / "open.lock"):
-        opener = cli(home, "stats", "--json")
-        time.sleep(3)
-        assert opener.poll() is None, opener.stderr.read()  # still waiting for the lock
+        opener = cli(home, "stats", "--json", LITASSIST_LOCK_TIMEOUT="2")
+        assert opener.wait(timeout=120) == 1
+        errors = [line for line in opener.stderr.read().splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "another process opening the library" in errors[0], errors
         assert not (home / "chroma" / "chroma.sqlite3").exists()
+    opener = cli(home, "stats", "--json")
     assert opener.wait(timeout=120) == 0, opener.stderr.read()
     assert json.loads(opener.stdout.read())["papers"] == 0
 
