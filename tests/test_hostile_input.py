@@ -175,13 +175,21 @@ def test_source_filter_is_exact(seeded_home: Path) -> None:
 
 def test_changing_chunk_size_is_refused_like_another_model(tmp_path: Path) -> None:
     source = tmp_path / "one.jsonl"
-    source.write_text(json.dumps({"id": "a", "abstract": abstract("chunks")}) + "\n", encoding="utf-8")
+    source.write_text("".join(json.dumps({"id": i, "abstract": abstract(f"chunks {i}")}) + "\n" for i in ("a", "a2")),
+                      encoding="utf-8")
     Assistant(home=tmp_path / "home").ingest([source])
     other = tmp_path / "two.jsonl"
     other.write_text(json.dumps({"id": "b", "abstract": abstract("sizes")}) + "\n", encoding="utf-8")
     with pytest.raises(StoreError, match="chunked at 200 tokens, not 300: set LITASSIST_CHUNK_TOKENS=200"):
         Assistant(settings=load_settings(tmp_path / "home", chunk_tokens=300)).ingest([other])
     assert Assistant(settings=load_settings(tmp_path / "home", chunk_tokens=300)).search("graph", k=1)  # reads work
+    # a removal by a process with another chunk size writes no chunks, so it does not relabel the library
+    assert Assistant(settings=load_settings(tmp_path / "home", chunk_tokens=300)).remove(["a"]).removed == ["a"]
+    with pytest.raises(StoreError, match="chunked at 200 tokens, not 300"):
+        Assistant(settings=load_settings(tmp_path / "home", chunk_tokens=300)).ingest([other])
+    third = tmp_path / "three.jsonl"
+    third.write_text(json.dumps({"id": "c", "abstract": abstract("again")}) + "\n", encoding="utf-8")
+    assert Assistant(home=tmp_path / "home").ingest([third]).new == 1
 
 
 def test_ingest_and_remove_never_build_the_chat_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -234,9 +234,7 @@ class Store:
                     self.path.mkdir(parents=True, exist_ok=True)
                     client = chromadb.PersistentClient(path=identifier, settings=settings)
                 vector_config = {"hnsw": {"space": "cosine"}}
-                meta: dict[str, Any] = {"embedding_model": self.embedding_model}
-                if self.chunk_tokens:
-                    meta["chunk_tokens"] = self.chunk_tokens
+                meta = {"embedding_model": self.embedding_model}
                 handles = _Handles(
                     client, self._collection(client, PAPERS, vector_config, meta),
                     self._collection(client, CHUNKS, vector_config, {"embedding_model": self.embedding_model}),
@@ -354,7 +352,7 @@ class Store:
             raise RuntimeError("the library is changed only inside Store.writing()")
         if self._txn is None:
             self._txn = uuid.uuid4().hex
-            self._set_meta(pending=self._txn, **({"chunk_tokens": self.chunk_tokens} if self.chunk_tokens else {}))
+            self._set_meta(pending=self._txn)
             self._seen = (self._seen[0], self._txn)
         return self._txn
 
@@ -466,8 +464,12 @@ class Store:
     def write_papers(self, items: Sequence[tuple[Paper, list[Chunk], np.ndarray, int]]) -> None:
         """Store papers with their chunk vectors; `int` is the paper's previous chunk count (stale ids go).
 
-        Chunks are written before their paper's entry, so a killed write never leaves an entry without chunks."""
+        Chunks are written before their paper's entry, so a killed write never leaves an entry without chunks.
+        The chunk size is recorded here, where chunks are written (after `check_chunk_tokens`), not by every write:
+        a removal by a process with another LITASSIST_CHUNK_TOKENS must not relabel the library."""
         txn = {"txn": self.begin()}
+        if self.chunk_tokens and self._meta().get("chunk_tokens") != self.chunk_tokens:
+            self._set_meta(chunk_tokens=self.chunk_tokens)
         ids, vectors, documents, metadatas, stale = [], [], [], [], []
         for paper, chunks, chunk_vectors, old_n in items:
             ids += [c.chunk_id for c in chunks]
