@@ -141,8 +141,9 @@ class Assistant:
     @shared
     def summarizer(self) -> ClusterSummarizer:
         from .clusters import ClusterSummarizer
+        from .llm import context_window
 
-        return ClusterSummarizer(*self.chat, self.settings.llm_context_window, self.settings.llm_answer_tokens)
+        return ClusterSummarizer(*self.chat, context_window(self.settings), self.settings.llm_answer_tokens)
 
     def ask(
         self, question: str, history: History | None = None, filters: Filters | None = None, k: int | None = None,

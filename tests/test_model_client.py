@@ -111,6 +111,8 @@ def test_the_context_window_comes_from_the_served_model(tmp_path: Path) -> None:
     with scripted_server([], models={"object": "list", "data": [{"id": "m", "max_model_len": 4096}]}) as vllm:
         assert context_window(client_settings(tmp_path, vllm.base_url)) == 4096
         assert context_window(client_settings(tmp_path, vllm.base_url, llm_context_window=2048)) == 2048  # a ceiling
+        lib = Assistant(settings=client_settings(tmp_path, vllm.base_url))
+        assert lib.summarizer.evidence_budget == 4096 - lib.settings.llm_answer_tokens - 400  # cluster summaries too
     with scripted_server([], models={"data": [{"id": "m"}]}, props={"default_generation_settings": {"n_ctx": 3072}}) as llama:
         assert context_window(client_settings(tmp_path, llama.base_url)) == 3072
     with scripted_server([], models={"data": [{"id": "m"}]}) as silent:
