@@ -179,7 +179,7 @@ class Assistant:
 
         store = self.conversation_store
         try:
-            if self.store.papers.count() == 0:
+            if self.paper_count() == 0:
                 raise EmptyLibraryError("the library is empty: load the seed corpus (`litassist ingest --demo`, or "
                                         "the button in the app) or add your own papers first")
             for event in self.agent.run(question, saved.history(), filters, k):
@@ -365,6 +365,10 @@ class Assistant:
         files = write_report(Path(out_dir), cluster_map, summaries, papers, formats)
         return ReportRun(out_dir=str(out_dir), files=files, clusters=len(cluster_map.topics), summarized=fresh,
                          cached=len(summaries) - fresh)
+
+    def paper_count(self) -> int:
+        """How many papers the library holds (a damaged store is one StoreError line)."""
+        return self.store.paper_count()
 
     def stats(self) -> Stats:
         papers = [sp.paper for sp in self.store.all_papers()]

@@ -654,7 +654,7 @@ def summarize_command(
         fail(f"--format: unknown format {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(FORMATS)}",
              EXIT_BAD_INPUT)
     lib = assistant()
-    if lib.stats().papers == 0:
+    if lib.paper_count() == 0:
         fail("the library is empty: run `litassist ingest --demo` or ingest your own files first")
     try:
         with progress_bars() as on_progress:
