@@ -228,7 +228,7 @@ def evaluate_conversations(assistant: Assistant, path: Path) -> ConversationRepo
                                           standalone=reply.standalone_question, cited=cited, expected=paper))
             continue
         own = cited_alone(second)
-        leaked = sorted(set(cited) & (cited_alone(first) - own))
+        leaked = sorted(set(cited) & ({c.paper_id for c in answer.citations} - own))  # the first answer, not asked again
         on_topic = bool(set(cited) & own) if own else not cited
         cases.append(ConversationCase(kind="switch", first=first, second=second, ok=on_topic and not leaked,
                                       standalone=reply.standalone_question, cited=cited, leaked=leaked,
