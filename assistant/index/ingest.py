@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -240,17 +241,28 @@ def _plan(parsed: list[ParsedFile], stored: dict[str, StoredPaper]) -> _Plan:
     return plan
 
 
+def _papers_by_file(papers: Iterable[tuple[str, Paper]]) -> dict[str, set[str]]:
+    """Source file -> the ids of the papers it holds (one pass, not one per file)."""
+    held: dict[str, set[str]] = defaultdict(set)
+    for paper_id, paper in papers:
+        for source in paper.sources:
+            held[source.file].add(paper_id)
+    return held
+
+
 def _over_removal(
     plan: _Plan, parsed: list[ParsedFile], stored: dict[str, StoredPaper], share: float
 ) -> dict[str, str]:
     """Changed files that would lose more than `share` of the papers they held (net of the new papers they
     bring, so an edited untitled abstract, which gets a new id, does not count): file -> reason."""
+    held_before = _papers_by_file((pid, sp.paper) for pid, sp in stored.items())
+    held_after = _papers_by_file(plan.final.items())
     refused = {}
     for pf in parsed:
-        before = {pid for pid, sp in stored.items() if any(s.file == pf.path for s in sp.paper.sources)}
+        before = held_before.get(pf.path, set())
         if not before:
             continue
-        after = {pid for pid, p in plan.final.items() if any(s.file == pf.path for s in p.sources)}
+        after = held_after.get(pf.path, set())
         lost = len(before - after) - len(after - before)
         if lost > share * len(before):
             refused[pf.path] = (
