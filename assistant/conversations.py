@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -313,5 +313,4 @@ def conversation_json(conversation: Conversation) -> str:
                        "turns": turns}, ensure_ascii=False, indent=2)
 
 
-ExportFormat = Literal["markdown", "json"]
 EXPORTS: dict[str, Callable[[Conversation], str]] = {"markdown": conversation_markdown, "json": conversation_json}

@@ -302,10 +302,6 @@ class Store:
     def chunks(self) -> chromadb.Collection:
         return self._handles.chunks
 
-    @property
-    def client(self) -> Any:
-        return self._handles.client
-
     # --- library state, writing and committing --------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
         with self._use() as h:
