@@ -35,7 +35,7 @@ from .llm import (
     quote_data,
     resolve_provider,
 )
-from .questions import Reading, question_terms, standalone_question, topic_terms, user_questions
+from .questions import question_terms, standalone_question, topic_terms, user_questions
 from .retrieve import Filters, Hit, Retriever, content_terms, term_coverage
 
 if TYPE_CHECKING:
@@ -272,13 +272,13 @@ class Agent:
         margin = 1.0 if resolve_provider(self.settings) == "openai" else TOKENIZER_MARGIN
         return max(256, int((self.context_window - self.settings.llm_answer_tokens) * margin))
 
-    def standalone(self, question: str, history: Sequence[dict[str, Any]]) -> tuple[str, Reading, tuple[int, int]]:
+    def standalone(self, question: str, history: Sequence[dict[str, Any]]) -> tuple[str, tuple[int, int]]:
         """The question as a standalone search query. It is searched as asked unless it depends on the
         conversation (see assistant.questions); then the offline rule rewrites it with the referent, or the
         model does with the condense prompt."""
         rewritten, reading = standalone_question(question, history)
         if not reading.dependent or not user_questions(history) or self.model is None:
-            return rewritten, reading, (0, 0)
+            return rewritten, (0, 0)
         reply = self.model.invoke(prompt("condense_question").format(
             history=history_text(history), question=quote_data(question)))
         lines = str(reply.content).strip().splitlines()
@@ -287,7 +287,7 @@ class Agent:
         if not condensed or too_long or len(sentence_spans(condensed)) > 1:
             log.info("the model's rewrite of the follow-up is not one short question; searching the rule's rewrite")
             condensed = rewritten
-        return condensed, reading, message_usage(reply)
+        return condensed, message_usage(reply)
 
     def run(
         self,
@@ -300,7 +300,7 @@ class Agent:
         evidence_k); `history` as built by `Answer.history_entries` keeps papers' numbers across turns."""
         started = time.perf_counter()
         turn = Turn(filters=filters or Filters(), k=k or self.settings.evidence_k)
-        standalone, _, usage = self.standalone(question, history)
+        standalone, usage = self.standalone(question, history)
         steps: list[Step] = []
 
         def new_ledger() -> Ledger:
