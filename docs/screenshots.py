@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from assistant.ui.browser import DESKTOP, PHONE, QUESTION_BOX, ask, launch, serve, wait_until_idle
+from assistant.ui.browser import DESKTOP, PHONE, ask, close_drawer, launch, open_app, serve, wait_until_idle
 from playwright.sync_api import Page, expect, sync_playwright
 
 from assistant import Assistant
@@ -35,9 +35,7 @@ reviews each expert must write.}}
 
 def open_page(browser, url: str, viewport: dict[str, int]) -> Page:
     page = browser.new_page(viewport=viewport)
-    page.goto(url)
-    expect(page.get_by_placeholder(QUESTION_BOX)).to_be_visible(timeout=120_000)
-    wait_until_idle(page)
+    open_app(page, url)
     return page
 
 
@@ -46,12 +44,6 @@ def open_first_citation(page: Page, answer) -> None:
     answer.locator("button.la-cite").first.click()
     expect(page.get_by_role("dialog").locator("mark").first).to_be_visible(timeout=30_000)
     page.wait_for_timeout(800)  # the drawer slides in
-
-
-def close_drawer(page: Page) -> None:
-    page.keyboard.press("Escape")
-    page.get_by_role("dialog").wait_for(state="detached", timeout=30_000)
-    wait_until_idle(page)
 
 
 def explore(page: Page, name: str) -> None:

@@ -23,7 +23,9 @@ from assistant.ui.browser import (
     PHONE,
     QUESTION_BOX,
     ask,
+    close_drawer,
     launch,
+    open_app,
     overflowing,
     record_requests,
     same_origin,
@@ -99,9 +101,7 @@ def page(site: dict, request: pytest.FixtureRequest) -> Iterator:
     viewport = PHONE if "phone" in request.node.name else DESKTOP
     page = site["browser"].new_page(viewport=viewport)
     requests = record_requests(page)
-    page.goto(site["url"])
-    page.get_by_placeholder(QUESTION_BOX).wait_for(timeout=180_000)
-    wait_until_idle(page)
+    open_app(page, site["url"])
     yield page
     foreign = sorted({r for r in requests if not same_origin(r, site["url"])})
     page.close()
@@ -161,12 +161,6 @@ def drawer_marks(page) -> list[str]:
         previous = seen
         page.wait_for_timeout(250)
     return seen
-
-
-def close_drawer(page) -> None:
-    page.keyboard.press("Escape")
-    page.get_by_role("dialog").wait_for(state="detached", timeout=30_000)
-    wait_until_idle(page)
 
 
 def test_citations_open_the_source_with_its_sentence_and_conversations_last(page, site: dict) -> None:

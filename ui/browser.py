@@ -77,6 +77,20 @@ def wait_until_idle(page: Any, timeout_ms: int = 120_000) -> None:
     page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=timeout_ms)
 
 
+def open_app(page: Any, url: str, timeout_ms: int = 180_000) -> None:
+    """Load the app in `page` and wait until its chat box is there and the first script run has finished."""
+    page.goto(url)
+    page.get_by_placeholder(QUESTION_BOX).wait_for(timeout=timeout_ms)
+    wait_until_idle(page)
+
+
+def close_drawer(page: Any) -> None:
+    """Close the source drawer (Escape) and wait until it is gone and the app is idle."""
+    page.keyboard.press("Escape")
+    page.get_by_role("dialog").wait_for(state="detached", timeout=30_000)
+    wait_until_idle(page)
+
+
 def ask(page: Any, question: str, number: int, timeout_ms: int = 120_000) -> Any:
     """Type a question into the chat box and wait for the saved answer numbered `number`; returns its chat
     message (the streamed draft is replaced by the saved turn when the run ends)."""
