@@ -8,10 +8,10 @@ and confirmations live in sources.py, and everything here is the frame around th
 from __future__ import annotations
 
 import sys
-from importlib import resources
 
 import streamlit as st
 from assistant.ui.chat import render_chat, run_turn
+from assistant.ui.components import ASSETS, asset
 from assistant.ui.explore import render_explore
 from assistant.ui.library import progress_bar, render_library
 from assistant.ui.sidebar import conversation_sidebar, model_sidebar, open_conversation, retrieval_sidebar
@@ -32,8 +32,6 @@ from assistant.ui.uploads import UploadResult
 from assistant.api import DEMO_CORPUS, Assistant
 from assistant.config import load_settings
 from assistant.conversations import Conversation, ConversationError
-
-ASSETS = resources.files("assistant.ui")
 
 
 def render_first_run(lib: Assistant) -> None:
@@ -72,7 +70,7 @@ def open_conversation_from_url(lib: Assistant) -> Conversation | None:
 
 def main() -> None:
     st.set_page_config(page_title="litassist", page_icon=str(ASSETS.joinpath("icon.png")), layout="wide")
-    st.html(f"<style>{ASSETS.joinpath('app.css').read_text(encoding='utf-8')}</style>")
+    st.html(f"<style>{asset('app.css')}</style>")
     init_state()
     base = load_settings(home_argument(sys.argv[1:]))
     with st.sidebar:

@@ -6,21 +6,24 @@ report which one was clicked; `scroll_anchor` scrolls the page to where it is dr
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from typing import Any
 
 import streamlit as st
 
-_ASSETS = resources.files("assistant.ui")
+ASSETS = resources.files("assistant.ui")  # the app's files, in the source tree or the installed wheel
 
 
-def _asset(name: str) -> str:
-    return _ASSETS.joinpath(name).read_text(encoding="utf-8")
+@functools.cache
+def asset(name: str) -> str:
+    """The text of one of the app's files (read once per process, not on every rerun)."""
+    return ASSETS.joinpath(name).read_text(encoding="utf-8")
 
 
-_cited_text = st.components.v2.component("litassist.cited_text", js=_asset("cited_text.js"),
-                                         css=_asset("cited_text.css"))
-_scroll_anchor = st.components.v2.component("litassist.scroll_anchor", js=_asset("scroll_anchor.js"),
+_cited_text = st.components.v2.component("litassist.cited_text", js=asset("cited_text.js"),
+                                         css=asset("cited_text.css"))
+_scroll_anchor = st.components.v2.component("litassist.scroll_anchor", js=asset("scroll_anchor.js"),
                                             css=":host { display: block; height: 0; scroll-margin-top: 4.5rem; }")
 
 
