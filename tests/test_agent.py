@@ -341,19 +341,19 @@ def test_ask_json_contract_offline(seeded_home: Path, monkeypatch: pytest.Monkey
         assert all(s["support"] == 1.0 and s["spans"][0]["text"] in claim["text"] for s in claim["citations"])
 
 
-def test_chat_keeps_the_conversation(seeded_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chat_keeps_the_conversation(seeded_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")
-    result = runner.invoke(app, ["--home", str(seeded_home), "chat"], input="What is CMFQ?\nWhy is it robust?\n\n")
+    result = runner.invoke(app, ["--home", str(seeded_copy), "chat"], input="What is CMFQ?\nWhy is it robust?\n\n")
     assert result.exit_code == 0, result.output
     assert result.output.count("**Extractive answer**") == 2
     assert '"query": "Why is CMFQ robust?"' in result.output  # the follow-up is rewritten with its referent
 
 
 @pytest.mark.parametrize("word", ["exit", "QUIT", "/quit", "/exit", ":q"])
-def test_chat_ends_on_an_exit_word_without_asking_it(seeded_home: Path, monkeypatch: pytest.MonkeyPatch,
+def test_chat_ends_on_an_exit_word_without_asking_it(seeded_copy: Path, monkeypatch: pytest.MonkeyPatch,
                                                      word: str) -> None:
     monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")
-    result = runner.invoke(app, ["--home", str(seeded_home), "chat"], input=f"What is CMFQ?\n{word}\nWhy is it robust?\n")
+    result = runner.invoke(app, ["--home", str(seeded_copy), "chat"], input=f"What is CMFQ?\n{word}\nWhy is it robust?\n")
     assert result.exit_code == 0, result.output
     assert result.output.count("search_papers(") == 1 and word not in result.output.replace("you>", "")
 

@@ -48,14 +48,6 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")
 
 
-@pytest.fixture()
-def seeded_copy(seeded_copy: Path) -> Path:
-    """The private copy of the seed library without the conversations other tests saved in the shared one
-    (`litassist chat` saves as it goes)."""
-    (seeded_copy / FILE_NAME).unlink(missing_ok=True)
-    return seeded_copy
-
-
 # --- the store -------------------------------------------------------------------------------------------------
 
 

@@ -47,7 +47,7 @@ def screen_after(command: list[str], env: dict[str, str], inputs: list[str], row
     return [line.rstrip() for line in screen.display]
 
 
-def test_the_terminal_keeps_the_checked_answer(seeded_home: Path) -> None:
+def test_the_terminal_keeps_the_checked_answer(seeded_copy: Path) -> None:
     """`chat` streams the model's tokens, then replaces them with the checked text: the invalid marker is gone,
     the uncited answer gets its note, and a paper keeps its number in the second turn."""
     script = [{"content": "CMFQ handles many agents [1]. Made up [99]."},
@@ -55,8 +55,8 @@ def test_the_terminal_keeps_the_checked_answer(seeded_home: Path) -> None:
               {"content": "It is evaluated on battle games, but I cite nothing [42]."}]
     with scripted_server(script) as server:
         env = {"OPENAI_BASE_URL": server.base_url, "LITASSIST_LLM_TOOL_CALLING": "false", "PATH": "/usr/bin:/bin",
-               "HOME": str(seeded_home.parent), "TERM": "xterm-256color", "LITASSIST_LLM_MODEL": "m"}
-        lines = screen_after([sys.executable, "-m", "assistant", "--home", str(seeded_home), "chat"], env,
+               "HOME": str(seeded_copy.parent), "TERM": "xterm-256color", "LITASSIST_LLM_MODEL": "m"}
+        lines = screen_after([sys.executable, "-m", "assistant", "--home", str(seeded_copy), "chat"], env,
                              [QUESTION, "How is it evaluated?", ""])
     text = "\n".join(lines)
     assert "CMFQ handles many agents [1]. Made up." in text

@@ -34,7 +34,7 @@ from assistant.api import DEMO_CORPUS
 from assistant.bibtex import bibtex
 from assistant.citations import Citation, CitedText, Span
 from assistant.claims import claims
-from assistant.conversations import FILE_NAME, SavedTurn
+from assistant.conversations import SavedTurn
 from assistant.corpus import Paper
 
 APP = str(resources.files("assistant.ui").joinpath("app.py"))
@@ -59,14 +59,6 @@ def app(monkeypatch: pytest.MonkeyPatch):
         return at.run()
 
     return make
-
-
-@pytest.fixture()
-def seeded_copy(seeded_copy: Path) -> Path:
-    """The private copy of the seed library without the conversations other tests saved in the shared one
-    (`litassist chat` saves as it goes)."""
-    (seeded_copy / FILE_NAME).unlink(missing_ok=True)
-    return seeded_copy
 
 
 def ask(at: AppTest, question: str) -> SavedTurn:
@@ -117,10 +109,8 @@ def test_empty_library_question_is_a_failed_turn_saying_what_to_do(app, tmp_path
     assert not any(s.label.startswith("Answer") for s in at.status)
 
 
-def test_answer_is_numbered_with_inline_citations_references_and_the_source_drawer(app, seeded_home: Path,
-                                                                                     tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    shutil.copytree(seeded_home, home)
+def test_answer_is_numbered_with_inline_citations_references_and_the_source_drawer(app, seeded_copy: Path) -> None:
+    home = seeded_copy
     at = app(home)
     turn = ask(at, QUESTION)
     answer = turn.answer

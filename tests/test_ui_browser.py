@@ -36,7 +36,6 @@ from scripted_openai import pixel_server, scripted_openai
 
 from assistant import Assistant
 from assistant.claims import claims, marker_claims
-from assistant.conversations import FILE_NAME
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +73,6 @@ def site(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     ARTIFACTS.mkdir(exist_ok=True)
     home = tmp_path_factory.mktemp("browser") / "home"
     shutil.copytree(seeded_home, home)
-    (home / FILE_NAME).unlink(missing_ok=True)  # conversations other tests saved in the shared library
     with pixel_server() as (pixel, hits):
         papers = home.parent / "planted.jsonl"
         papers.write_text(planted(pixel), encoding="utf-8")
