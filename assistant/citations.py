@@ -201,7 +201,7 @@ class Ledger:
 
 def _byline(paper: Paper) -> str:
     authors = ", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else "")
-    parts = [str(paper.year or paper.date or "n.d."), authors, paper.venue or ""]
+    parts = [paper.when or "n.d.", authors, paper.venue or ""]
     return " · ".join(p for p in parts if p)
 
 
@@ -360,18 +360,8 @@ def cite(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]] = ()) -
 
 
 def reference_list(citations: Sequence[Citation]) -> str:
-    lines = [f"[{c.number}] {c.title} ({c.paper.year or c.paper.date or 'n.d.'}) — {c.paper_id}" for c in citations]
+    lines = [f"[{c.number}] {c.title} ({c.paper.when or 'n.d.'}) — {c.paper_id}" for c in citations]
     return ("\n\nReferences\n" + "\n".join(lines)) if lines else ""
-
-
-def references(cited: Sequence[int], ledger: Ledger) -> tuple[str, list[Citation]]:
-    """The reference list and citations for evidence numbers `cited`, in number order."""
-    numbers = ledger.by_number()
-    citations = [
-        Citation(number=n, paper_id=numbers[n].paper.paper_id, title=numbers[n].paper.title, paper=numbers[n].paper)
-        for n in sorted(cited)
-    ]
-    return reference_list(citations), citations
 
 
 # --- what each cited sentence rests on ---------------------------------------------------------------------

@@ -228,7 +228,7 @@ def papers_command(
             }
             print(json.dumps(record, ensure_ascii=False))
         else:
-            year = paper.year or paper.date or "n.d."
+            year = paper.when or "n.d."
             out.print(f"[cyan]{escape(printable(paper.paper_id))}[/]  {escape(printable(paper.title))}  [dim]({year})[/]",
                       highlight=False)
 

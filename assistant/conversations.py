@@ -251,7 +251,7 @@ def author_names(paper: Paper, limit: int = 3) -> str:
 
 
 def reference_line(paper: Paper, number: int) -> str:
-    return f"[{number}] {paper.title} — {author_names(paper)} ({paper.year or paper.date or 'undated'})"
+    return f"[{number}] {paper.title} — {author_names(paper)} ({paper.when or 'undated'})"
 
 
 def _evidence_lines(answer: Answer) -> list[str]:

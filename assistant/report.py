@@ -69,7 +69,7 @@ def _write(path: Path, content: str | bytes) -> str:
 
 
 def _year(paper: Paper) -> str:
-    return str(paper.year or paper.date or "n.d.")
+    return paper.when or "n.d."
 
 
 def _unclustered(cluster_map: ClusterMap) -> list[str]:

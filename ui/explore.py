@@ -42,9 +42,8 @@ def map_rows(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str, 
     rows = []
     for point in cluster_map.points:
         paper = papers.get(point.paper_id)
-        year = (paper.year or paper.date) if paper else None
         rows.append({"paper_id": point.paper_id, "title": point.title, "topic": labels[point.cluster_id],
-                     "x": point.x, "y": point.y, "year": str(year) if year else "undated"})
+                     "x": point.x, "y": point.y, "year": (paper.when if paper else "") or "undated"})
     return rows
 
 
@@ -115,7 +114,7 @@ def render_topic(lib: Assistant, cluster: Cluster, label: str, papers: dict[str,
     with members:
         st.markdown(f"**{len(cluster.paper_ids)} papers** (★ most central)")
         lines = [f"- {'★ ' if paper_id in cluster.representative_ids else ''}{md_escape(paper.title)} "
-                 f"({md_escape(str(paper.year or paper.date or 'undated'))})"
+                 f"({md_escape(paper.when or 'undated')})"
                  for paper_id in cluster.paper_ids if (paper := papers.get(paper_id))]
         with st.container(height=420, border=False, key=f"members-{cluster.cluster_id}"):
             st.markdown("\n".join(lines))

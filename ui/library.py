@@ -36,7 +36,7 @@ def progress_bar(bar: Any) -> ProgressCallback:
 
 def paper_line(paper: Paper) -> str:
     """A paper as one line of a list of papers to delete: title, authors, year, id."""
-    return (f"{shorten(paper.title, 110)} — {author_names(paper, 2)} ({paper.year or paper.date or 'undated'}) "
+    return (f"{shorten(paper.title, 110)} — {author_names(paper, 2)} ({paper.when or 'undated'}) "
             f"· {paper.paper_id}")
 
 
@@ -169,7 +169,7 @@ def render_browse(lib: Assistant, papers: list[Paper]) -> None:
                                              placeholder="e.g. reinforcement"))
     position = {p.paper_id: row for row, p in enumerate(shown)}
     kept = [pid for pid in st.session_state.selected_papers if pid in position]
-    table = pd.DataFrame([{"Title": p.title, "Authors": author_names(p, 3), "Year": str(p.year or p.date or "undated"),
+    table = pd.DataFrame([{"Title": p.title, "Authors": author_names(p, 3), "Year": p.when or "undated",
                            "Venue": p.venue or "", "Source": ", ".join(sorted({Path(s.file).name for s in p.sources})),
                            "ID": p.paper_id} for p in shown])
     st.caption(f"{len(shown)} of {len(papers)} papers · select rows to read or delete them")
@@ -215,7 +215,7 @@ def render_search(lib: Assistant, filters: Filters) -> None:
     st.caption("Best match first; the bar shows each paper's relevance relative to the best match.")
     best = hits[0].score
     for rank, hit in enumerate(hits, start=1):
-        with st.expander(f"{rank}. {md_escape(hit.title)} ({md_escape(str(hit.paper.year or hit.paper.date or 'undated'))})",
+        with st.expander(f"{rank}. {md_escape(hit.title)} ({md_escape(hit.paper.when or 'undated')})",
                          key=f"hit-{rank}"):
             st.html(relevance_bar(hit.score, best))
             st.html(paper_html(hit.paper, verbatim_spans(hit.text, hit.paper.abstract), author_names(hit.paper, 12)))

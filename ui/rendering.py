@@ -73,7 +73,7 @@ def cited_html(cited: CitedText, titles: dict[int, str] | None = None) -> str:
 
 
 def reference_title(paper: Paper) -> str:
-    return f"{paper.title} ({paper.year or paper.date or 'undated'})"
+    return f"{paper.title} ({paper.when or 'undated'})"
 
 
 def safe_url(url: str | None) -> str | None:
@@ -104,7 +104,7 @@ def highlight_html(abstract: str, spans: Sequence[Span]) -> str:
 def paper_html(paper: Paper, spans: Sequence[Span] = (), authors: str = "") -> str:
     """A paper's card: title, authors, year or "undated", venue, its links, and the abstract with `spans`
     highlighted. Everything from the paper is escaped; links are built by paper_links."""
-    meta = " · ".join(text_html(part) for part in (authors, str(paper.year or paper.date or "undated"),
+    meta = " · ".join(text_html(part) for part in (authors, paper.when or "undated",
                                                     paper.venue or "") if part)
     links = " · ".join(f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">'
                        f"{text_html(label)}</a>" for label, url in paper_links(paper))

@@ -71,6 +71,11 @@ class Paper(BaseModel):
     abstract: str
     sources: list[SourceRef] = Field(default_factory=list)
 
+    @property
+    def when(self) -> str:
+        """The year, else the date as the source wrote it ("Feb 3": no year is invented), else ""."""
+        return str(self.year or self.date or "")
+
     @field_validator("paper_id", "title", "date", "venue", "url", "doi", "arxiv_id")
     @classmethod
     def _one_line(cls, value: str | None) -> str | None:
