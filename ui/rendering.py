@@ -50,11 +50,11 @@ def markdown_html(text: str) -> str:
     return _markdown().render(text)
 
 
-def cited_html(cited: CitedText, titles: dict[int, str] | None = None) -> str:
+def cited_html(cited: CitedText) -> str:
     """A cited text's body (its reference list left out) as safe HTML whose `[n]` markers are buttons: each
     carries `data-marker` (the marker's index, see claims.marker_claims) and the paper's title on hover."""
     content = cited.body
-    titles = titles if titles is not None else {c.number: reference_title(c.paper) for c in cited.citations}
+    titles = {c.number: reference_title(c.paper) for c in cited.citations}
     found = marker_claims(cited)
     pieces, last = [], 0
     for index, marker in enumerate(found):
