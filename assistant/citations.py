@@ -200,8 +200,7 @@ class Ledger:
 
 
 def _byline(paper: Paper) -> str:
-    authors = ", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else "")
-    parts = [paper.when or "n.d.", authors, paper.venue or ""]
+    parts = [paper.when or "n.d.", paper.names(), paper.venue or ""]
     return " · ".join(p for p in parts if p)
 
 

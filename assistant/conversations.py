@@ -245,9 +245,7 @@ def _turn(row: tuple[Any, ...]) -> SavedTurn:
 
 def author_names(paper: Paper, limit: int = 3) -> str:
     """Authors as names ("A, B, C et al."); "authors not listed" when the source gave only a count or none."""
-    if not paper.authors:
-        return "authors not listed"
-    return ", ".join(paper.authors[:limit]) + (" et al." if len(paper.authors) > limit else "")
+    return paper.names(limit) or "authors not listed"
 
 
 def reference_line(paper: Paper, number: int) -> str:

@@ -71,6 +71,10 @@ class Paper(BaseModel):
     abstract: str
     sources: list[SourceRef] = Field(default_factory=list)
 
+    def names(self, limit: int = 3) -> str:
+        """The first `limit` authors ("A, B, C et al."); "" when the source listed none."""
+        return ", ".join(self.authors[:limit]) + (" et al." if len(self.authors) > limit else "")
+
     @property
     def when(self) -> str:
         """The year, else the date as the source wrote it ("Feb 3": no year is invented), else ""."""

@@ -61,7 +61,7 @@ def chunk_header(paper: Paper) -> str:
     if paper.venue:
         details.append(paper.venue)
     if paper.authors:
-        details.append(", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else ""))
+        details.append(paper.names())
     title = "" if paper.title_derived else paper.title
     return "\n".join(part for part in (title, "; ".join(details)) if part)
 
