@@ -36,7 +36,7 @@ from .llm import (
     resolve_provider,
 )
 from .questions import question_terms, standalone_question, topic_terms, user_questions
-from .retrieve import Filters, Hit, Retriever, content_terms, term_coverage
+from .retrieve import Filters, Hit, Retriever, coverage, term_coverage
 
 if TYPE_CHECKING:
     from .clusters import ClusterMap, ClusterSummary
@@ -540,19 +540,14 @@ class Candidate:
     paper_score: float  # the paper's fused score relative to the best paper's
 
 
-def topic_coverage(question: str, hit: Hit) -> float:
-    """Share of the question's topic words in the paper ("how is CMFQ evaluated?" is covered by a paper on
-    CMFQ, whether or not its abstract says "evaluated")."""
-    wanted = topic_terms(question)
-    return len(wanted & content_terms(f"{hit.paper.title} {hit.paper.abstract}")) / len(wanted) if wanted else 0.0
-
-
 def too_weak(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
     """Whether the search found too little to answer from: no passage reaches `abstain_below` cosine and no paper
-    holds `abstain_term_coverage` of the question's topic words (then the answer abstains, calling no model)."""
+    holds `abstain_term_coverage` of the question's topic words (then the answer abstains, calling no model).
+    Topic words, so "how is CMFQ evaluated?" is covered by a paper on CMFQ whether or not it says "evaluated"."""
     best = max((h.similarity or 0.0 for h in hits), default=0.0)
-    coverage = max((topic_coverage(question, h) for h in hits), default=0.0)
-    return best < settings.abstain_below and coverage < settings.abstain_term_coverage
+    topic = topic_terms(question)
+    covered = max((coverage(topic, f"{h.paper.title} {h.paper.abstract}") for h in hits), default=0.0)
+    return best < settings.abstain_below and covered < settings.abstain_term_coverage
 
 
 def candidate_sentences(question: str, hits: Sequence[Hit], embedder: Any, papers: int) -> list[Candidate]:
@@ -568,7 +563,7 @@ def candidate_sentences(question: str, hits: Sequence[Hit], embedder: Any, paper
     top = max((h.score for h in hits), default=1.0) or 1.0
     return [
         Candidate(hit=h, rank=rank, start=a, end=b, cosine=float(cosine),
-                  terms=len(wanted & content_terms(text)) / len(wanted) if wanted else 0.0,
+                  terms=coverage(wanted, text),
                   generic=bool(GENERIC_OPENER.match(text)), paper_score=max(0.0, h.score) / top)
         for (rank, h, a, b), text, cosine in zip(spans, texts, vectors[1:] @ vectors[0])
     ]

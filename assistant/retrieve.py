@@ -167,10 +167,14 @@ def content_terms(text: str) -> set[str]:
     return set(tokens[0])
 
 
+def coverage(wanted: set[str], text: str) -> float:
+    """Share of the stemmed terms `wanted` that occur in `text` (1.0 when every term is there; 0.0 for none wanted)."""
+    return len(wanted & content_terms(text)) / len(wanted) if wanted else 0.0
+
+
 def term_coverage(query: str, text: str) -> float:
     """Share of the query's content terms that occur in `text` (1.0 when every term is there)."""
-    wanted = content_terms(query)
-    return len(wanted & content_terms(text)) / len(wanted) if wanted else 0.0
+    return coverage(content_terms(query), text)
 
 
 LEXICAL_LAYOUT = 2  # rows.json layout; an index written by another layout is rebuilt
