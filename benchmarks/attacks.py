@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from hostile import abstract, special_files, write_bad_files, write_handled_files
+from hostile import abstract, special_files, start_cli, write_bad_files, write_handled_files, write_overlapping
 
 from assistant import Assistant
 from assistant.api import DEMO_CORPUS as SEEDS
@@ -70,20 +70,13 @@ class Run:
         return [line for line in self.err.splitlines() if line.startswith(prefix)]
 
 
-def start(home: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-    """`litassist --home HOME ARGS...` in a new process, not waited for."""
-    command = [sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home), *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "400", **env})
-
-
 def finish(proc: subprocess.Popen[str]) -> Run:
     out, err = proc.communicate(timeout=TIMEOUT)
     return Run(proc.returncode, out, err)
 
 
 def cli(home: Path, *args: str, timeout: float = TIMEOUT, **env: str) -> Run:
-    proc = start(home, *args, **env)
+    proc = start_cli(home, *args, **env)
     try:
         out, err = proc.communicate(timeout=timeout)
         return Run(proc.returncode, out, err)
@@ -199,25 +192,13 @@ def killed_ingests(root: Path, kills: int) -> Row:
     return row
 
 
-def overlapping_files(folder: Path, series: str) -> tuple[Path, Path]:
-    """x.jsonl holds papers 0-5 and y.bib papers 3-8 (DOIs 10.5555/SERIES.i): three papers are in both."""
-    folder.mkdir()
-    x, y = folder / "x.jsonl", folder / "y.bib"
-    rec = [{"title": f"Shared study {i}", "doi": f"10.5555/{series}.{i}", "abstract": abstract(f"shared {i}")}
-           for i in range(9)]
-    x.write_text("".join(json.dumps(r) + "\n" for r in rec[:6]), encoding="utf-8")
-    y.write_text("".join(f"@article{{k{i}, title = {{{r['title']}}}, doi = {{{r['doi']}}}, abstract = {{{r['abstract']}}}}}\n"
-                         for i, r in enumerate(rec[3:], 3)), encoding="utf-8")
-    return x, y
-
-
 def concurrent_writers(root: Path, tries: int = 2) -> Row:
     """Two ingests at once of files sharing DOIs, then `remove --source` of one of them."""
     row = Row("two ingests at once (shared DOIs), then remove --source")
     for attempt in range(tries):
         home = root / f"concurrent-{attempt}"
-        x, y = overlapping_files(root / f"concurrent-files-{attempt}", "c")
-        runs = [finish(p) for p in [start(home, "ingest", str(f)) for f in (x, y)]]
+        x, y = write_overlapping(root / f"concurrent-files-{attempt}", "c")
+        runs = [finish(p) for p in [start_cli(home, "ingest", str(f)) for f in (x, y)]]
         papers = {p.doi: {Path(s.file).name for s in p.sources} for p in Assistant(home=home).papers()}
         merged = len(papers) == 9 and all(len(papers[f"10.5555/c.{i}"]) == 2 for i in range(3, 6))
         removal = cli(home, "remove", "--source", str(y))
@@ -234,9 +215,9 @@ def new_home_rush(root: Path, rounds: int = 3) -> Row:
     row = Row("new home: two ingests, a search, stats, papers at once")
     for attempt in range(rounds):
         home = root / f"rush-{attempt}"
-        x, y = overlapping_files(root / f"rush-files-{attempt}", "r")
+        x, y = write_overlapping(root / f"rush-files-{attempt}", "r")
         commands = [("ingest", str(x)), ("ingest", str(y)), ("search", "shared study"), ("stats",), ("papers",)]
-        runs = [finish(p) for p in [start(home, *command) for command in commands]]
+        runs = [finish(p) for p in [start_cli(home, *command) for command in commands]]
         papers = {p.doi: len(p.sources) for p in Assistant(home=home).papers()}
         whole = len(papers) == 9 and all(papers[f"10.5555/r.{i}"] == 2 for i in range(3, 6)) and consistent(home)
         failed = [f"{c[0]}: {(r.err.strip().splitlines() or ['?'])[-1]}" for c, r in zip(commands, runs) if r.code != 0]

@@ -1,13 +1,52 @@
-"""Hostile inputs that crashed, hung or silently lost data before issue 11, shared by the tests and by
-benchmarks/attacks.py (which re-runs them against a fresh home and prints a table)."""
+"""Hostile inputs that crashed, hung or silently lost data before issue 11, and the helpers that run them (the
+CLI in a fresh process, two files sharing papers), shared by the tests and by benchmarks/attacks.py (which
+re-runs them against a fresh home and prints a table)."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 WORDS = "We measure how graph partitioning heuristics scale on sparse matrices from real workloads. "
+
+
+def cli_command(home: Path, *args: str) -> list[str]:
+    """`litassist --home HOME ARGS...` through the installed entry point, as a user runs it."""
+    return [sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home), *args]
+
+
+def cli_env(**env: str) -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "400", **env}  # wide, so a one-line message is never wrapped
+
+
+def start_cli(home: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """The CLI in a new process, not waited for (its output in pipes)."""
+    return subprocess.Popen(cli_command(home, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(**env))
+
+
+def run_cli(home: Path, *args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a new process, waited for (killed after `timeout` s, which raises TimeoutExpired)."""
+    return subprocess.run(cli_command(home, *args), check=False, capture_output=True, text=True, timeout=timeout,
+                          env=cli_env(**env))
+
+
+def write_overlapping(folder: Path, series: str = "x") -> tuple[Path, Path]:
+    """x.jsonl holds papers 0-5, y.bib papers 3-8 (DOIs 10.5555/SERIES.i): three papers are in both (same DOI,
+    title and abstract)."""
+    def record(i: int) -> dict[str, str]:
+        return {"title": f"Shared study number {i} of partitions", "doi": f"10.5555/{series}.{i}",
+                "abstract": f"We partition graphs of kind {i} and measure edge cuts on {i * 7} sparse matrices."}
+
+    folder.mkdir(parents=True, exist_ok=True)
+    x, y = folder / "x.jsonl", folder / "y.bib"
+    x.write_text("".join(json.dumps(record(i)) + "\n" for i in range(6)), encoding="utf-8")
+    y.write_text("".join(f"@article{{k{i},\n  title = {{{record(i)['title']}}},\n  doi = {{{record(i)['doi']}}},\n"
+                         f"  abstract = {{{record(i)['abstract']}}}\n}}\n" for i in range(3, 9)), encoding="utf-8")
+    return x, y
 
 
 def abstract(topic: str) -> str:

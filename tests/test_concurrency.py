@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile import start_cli, write_overlapping
 
 from assistant import Assistant
 from assistant.api import DEMO_CORPUS as SEEDS
@@ -22,12 +23,6 @@ from assistant.index import Chunk, Store
 SMALL = ["arxiv-abstracts.txt", "paper-page-sparse-training-theory.txt"]  # 16 papers
 BIG = "daily-papers-oct-31.txt"  # 70 papers
 TESTS = Path(__file__).parent
-
-
-def cli(home: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home), *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "300", **env})
 
 
 def seeded(tmp_path: Path) -> Assistant:
@@ -53,7 +48,7 @@ def test_searches_during_an_ingest_see_the_old_or_the_new_library(tmp_path: Path
     old = visible(lib)
     new = old | {p.paper_id for p in parse_file(SEEDS / BIG).result.papers}
     assert len(old) == 16 and len(new) == 16 + 70
-    writer = cli(tmp_path / "home", "ingest", str(SEEDS / BIG))
+    writer = start_cli(tmp_path / "home", "ingest", str(SEEDS / BIG))
     seen_during = []
     while writer.poll() is None:
         ids = visible(lib)
@@ -68,19 +63,6 @@ def test_searches_during_an_ingest_see_the_old_or_the_new_library(tmp_path: Path
     assert {h.paper_id for h in lib.search("learning", k=400, mode="lexical")} <= new
 
 
-def write_overlapping(tmp_path: Path) -> tuple[Path, Path]:
-    """x.jsonl holds papers 0-5, y.bib papers 3-8: three papers are in both (same DOI, title and abstract)."""
-    def record(i: int) -> dict[str, str]:
-        return {"title": f"Shared study number {i} of partitions", "doi": f"10.5555/x.{i}",
-                "abstract": f"We partition graphs of kind {i} and measure edge cuts on {i * 7} sparse matrices."}
-
-    x, y = tmp_path / "x.jsonl", tmp_path / "y.bib"
-    x.write_text("".join(json.dumps(record(i)) + "\n" for i in range(6)), encoding="utf-8")
-    y.write_text("".join(f"@article{{k{i},\n  title = {{{record(i)['title']}}},\n  doi = {{{record(i)['doi']}}},\n"
-                         f"  abstract = {{{record(i)['abstract']}}}\n}}\n" for i in range(3, 9)), encoding="utf-8")
-    return x, y
-
-
 def test_opening_a_new_home_waits_for_the_open_lock(tmp_path: Path) -> None:
     """Chroma creates its tables on first open with no guard of its own: CI saw two ingests into a new home
     fail with "table collections already exists". An open waits while another process holds the open lock
@@ -90,12 +72,12 @@ def test_opening_a_new_home_waits_for_the_open_lock(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     with FileLock(home / "open.lock"):
-        opener = cli(home, "stats", "--json", LITASSIST_LOCK_TIMEOUT="2")
+        opener = start_cli(home, "stats", "--json", LITASSIST_LOCK_TIMEOUT="2")
         assert opener.wait(timeout=120) == 1
         errors = [line for line in opener.stderr.read().splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "another process opening the library" in errors[0], errors
         assert not (home / "chroma" / "chroma.sqlite3").exists()
-    opener = cli(home, "stats", "--json")
+    opener = start_cli(home, "stats", "--json")
     assert opener.wait(timeout=120) == 0, opener.stderr.read()
     assert json.loads(opener.stdout.read())["papers"] == 0
 
@@ -105,7 +87,7 @@ def test_many_processes_opening_a_new_home_at_once_all_succeed(tmp_path: Path) -
     """Before the open lock, 3 of 60 processes (10 rounds of 6) failed this way on this machine."""
     for round_ in range(4):
         home = tmp_path / f"home{round_}"
-        openers = [cli(home, "stats", "--json") for _ in range(6)]
+        openers = [start_cli(home, "stats", "--json") for _ in range(6)]
         for proc in openers:
             assert proc.wait(timeout=300) == 0, proc.stderr.read()
 
@@ -114,7 +96,7 @@ def test_many_processes_opening_a_new_home_at_once_all_succeed(tmp_path: Path) -
 def test_two_ingests_at_once_merge_every_source_and_remove_source_stays_correct(tmp_path: Path) -> None:
     home = tmp_path / "home"
     x, y = write_overlapping(tmp_path)
-    first, second = cli(home, "ingest", str(x)), cli(home, "ingest", str(y))
+    first, second = start_cli(home, "ingest", str(x)), start_cli(home, "ingest", str(y))
     for proc in (first, second):
         proc.wait(timeout=600)
         assert proc.returncode == 0, proc.stderr.read()
@@ -128,7 +110,7 @@ def test_two_ingests_at_once_merge_every_source_and_remove_source_stays_correct(
     lib.search("partition", k=1)
     assert len(lib.lexical.rows) == 9
 
-    removal = cli(home, "remove", "--source", str(y))
+    removal = start_cli(home, "remove", "--source", str(y))
     assert removal.wait(timeout=300) == 0, removal.stderr.read()
     lib = Assistant(home=home)
     assert sorted(p.doi for p in lib.papers()) == [f"10.5555/x.{i}" for i in range(6)]
@@ -145,7 +127,7 @@ def test_a_second_writer_waits_then_gives_up_with_one_line(tmp_path: Path) -> No
     source = tmp_path / "one.jsonl"
     source.write_text(json.dumps({"id": "w1", "abstract": "Words about waiting writers and their locks."}) + "\n")
     with lib.store.locks.writer():  # this process is writing
-        blocked = cli(tmp_path / "home", "ingest", str(source), LITASSIST_LOCK_TIMEOUT="2")
+        blocked = start_cli(tmp_path / "home", "ingest", str(source), LITASSIST_LOCK_TIMEOUT="2")
         _, stderr = blocked.communicate(timeout=300)
     assert blocked.returncode == 1
     assert f"process {os.getpid()} is writing to" in stderr and "waiting up to 2 s" in stderr
@@ -154,7 +136,7 @@ def test_a_second_writer_waits_then_gives_up_with_one_line(tmp_path: Path) -> No
     assert "Traceback" not in stderr and lib.paper("w1") is None
 
     with lib.store.locks.writer():  # held until the second writer says it is waiting, then released
-        waiting = cli(tmp_path / "home", "ingest", str(source))
+        waiting = start_cli(tmp_path / "home", "ingest", str(source))
         said = ""
         while "waiting up to 600 s" not in said:
             line = waiting.stderr.readline()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hostile import run_cli
 from typer.testing import CliRunner
 
 from assistant import Assistant
@@ -75,12 +74,6 @@ def test_damaged_cluster_cache_is_recomputed(seeded_copy: Path) -> None:
     assert result.exit_code == 0 and "Traceback" not in result.output
 
 
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home), *args]
-    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "300"})
-
-
 def header(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(b"garbage!" * 8 + data[64:])
@@ -92,13 +85,13 @@ def test_damaged_store_is_one_line_saying_what_to_do(seeded_copy: Path, damage: 
     database = seeded_copy / "chroma" / "chroma.sqlite3"
     damage(database)
     for command in (["search", "graph"], ["stats"], ["ingest", str(SEEDS)]):
-        result = cli(seeded_copy, *command)
+        result = run_cli(seeded_copy, *command, timeout=300)
         assert result.returncode == 1, (command, result.stderr)
         assert "Traceback" not in result.stderr + result.stdout
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith(f"error: {database}") and "litassist backup" in line and "litassist sources" in line
 
-    listed = cli(seeded_copy, "sources", "--json")
+    listed = run_cli(seeded_copy, "sources", "--json", timeout=300)
     assert listed.returncode == 0 and "last completed change" in listed.stderr
     files = {Path(json.loads(line)["file"]).name for line in listed.stdout.splitlines()}
     assert files == {p.name for p in SEEDS.iterdir()}

@@ -4,13 +4,10 @@ and an update never destroys data silently."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from hostile import abstract, special_files, write_bad_files, write_handled_files
+from hostile import abstract, run_cli, special_files, write_bad_files, write_handled_files
 from typer.testing import CliRunner
 
 from assistant import Assistant
@@ -25,13 +22,6 @@ from assistant.retrieve import Filters
 runner = CliRunner()
 
 
-def cli(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """The installed entry point in a fresh process, as a user runs it."""
-    command = [sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home), *args]
-    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "300"})
-
-
 @pytest.mark.slow
 def test_every_bad_file_is_one_line_and_the_others_are_stored(tmp_path: Path) -> None:
     """The crashes, hangs and memory blow-ups of the attack run, in one ingest (the CLI, a fresh process)."""
@@ -39,7 +29,7 @@ def test_every_bad_file_is_one_line_and_the_others_are_stored(tmp_path: Path) ->
     bad = write_bad_files(folder)
     handled = write_handled_files(folder)
     special = special_files(tmp_path / "special")
-    result = cli(tmp_path / "home", "ingest", str(folder), *special, timeout=300)  # a hang fails here
+    result = run_cli(tmp_path / "home", "ingest", str(folder), *special, timeout=300)  # a hang fails here
 
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr + result.stdout
