@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import signal
@@ -26,7 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from hostile import abstract, special_files, start_cli, write_bad_files, write_handled_files, write_overlapping
+from hostile import (
+    DAMAGE,
+    abstract,
+    garble,
+    special_files,
+    start_cli,
+    write_bad_files,
+    write_handled_files,
+    write_overlapping,
+)
 
 from assistant import Assistant
 from assistant.api import DEMO_CORPUS as SEEDS
@@ -253,21 +261,6 @@ def search_during_ingest(root: Path) -> Row:
     return row
 
 
-def damage(path: Path, how: str) -> None:
-    data = path.read_bytes()
-    if how == "garbled":
-        path.write_bytes(os.urandom(max(64, len(data))))
-    elif how == "truncated":
-        path.write_bytes(data[: len(data) // 2])
-    elif how == "empty":
-        path.write_bytes(b"")
-    elif how == "header":
-        path.write_bytes(b"garbage!" * 8 + data[64:])
-    elif how == "middle":
-        middle = len(data) // 2
-        path.write_bytes(data[:middle] + os.urandom(min(16384, len(data) - middle)) + data[middle + 16384 :])
-
-
 def damaged_derived(root: Path) -> Row:
     row = Row("damaged derived files (lexical rows/bm25, cluster map, summaries)")
     for how in ("garbled", "truncated", "empty"):
@@ -277,7 +270,7 @@ def damaged_derived(root: Path) -> Row:
             before = snapshot(home)
             path = home / target
             for file in sorted(path.iterdir()) if path.is_dir() else [path]:
-                damage(file, how)
+                DAMAGE[how](file)
             runs = [cli(home, "search", "graph partitioning"), cli(home, "clusters"),
                     cli(home, "ingest", str(SEEDS / "guo-zhenyu-author-page.txt"))]
             now = snapshot(home)
@@ -292,10 +285,10 @@ def damaged_store(root: Path) -> Row:
     the files to re-ingest."""
     row = Row("damaged store (chroma.sqlite3 five ways, vector index files)")
     cases: list[tuple[str, Callable[[Path], None]]] = [
-        *((f"sqlite {how}", lambda home, how=how: damage(home / "chroma" / "chroma.sqlite3", how))
+        *((f"sqlite {how}", lambda home, how=how: DAMAGE[how](home / "chroma" / "chroma.sqlite3"))
           for how in ("truncated", "header", "empty", "middle")),
         ("sqlite deleted", lambda home: (home / "chroma" / "chroma.sqlite3").unlink()),
-        ("vector index garbled", lambda home: [damage(f, "garbled") for f in (home / "chroma").glob("*/*.bin")]),
+        ("vector index garbled", lambda home: [garble(f) for f in (home / "chroma").glob("*/*.bin")]),
     ]
     for name, hurt in cases:
         home = copy_of(root, f"store-{name.replace(' ', '-')}")

@@ -49,6 +49,34 @@ def write_overlapping(folder: Path, series: str = "x") -> tuple[Path, Path]:
     return x, y
 
 
+def garble(path: Path) -> None:
+    path.write_bytes(os.urandom(max(64, path.stat().st_size)))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def header(path: Path) -> None:
+    """A garbled SQLite header (its first 64 bytes)."""
+    data = path.read_bytes()
+    path.write_bytes(b"garbage!" * 8 + data[64:])
+
+
+def garble_middle(path: Path) -> None:
+    """16 KiB of noise in the middle of the file."""
+    data = path.read_bytes()
+    middle = len(data) // 2
+    path.write_bytes(data[:middle] + os.urandom(min(16384, len(data) - middle)) + data[middle + 16384 :])
+
+
+DAMAGE = {"garbled": garble, "truncated": truncate, "empty": empty, "header": header, "middle": garble_middle}
+
+
 def abstract(topic: str) -> str:
     return f"{WORDS}This study of {topic} reports {len(topic)} findings in detail. " * 2
 

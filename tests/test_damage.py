@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hostile import run_cli
+from hostile import DAMAGE, empty, garble, header, run_cli, truncate
 from typer.testing import CliRunner
 
 from assistant import Assistant
@@ -19,26 +18,14 @@ from assistant.cli import app
 runner = CliRunner()
 
 
-def garble(path: Path) -> None:
-    path.write_bytes(os.urandom(max(64, path.stat().st_size)))
-
-
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def empty(path: Path) -> None:
-    path.write_bytes(b"")
-
-
-DAMAGE: dict[str, Callable[[Path], None]] = {"garbled": garble, "truncated": truncate, "empty": empty}
+DERIVED_DAMAGE = ("garbled", "truncated", "empty")
 
 
 def derived_files(home: Path) -> list[Path]:
     return [home / "lexical" / "rows.json", *sorted((home / "lexical" / "bm25").iterdir())]
 
 
-@pytest.mark.parametrize("kind", sorted(DAMAGE))
+@pytest.mark.parametrize("kind", sorted(DERIVED_DAMAGE))
 def test_damaged_lexical_files_are_rebuilt_with_one_line(seeded_copy: Path, kind: str) -> None:
     for target in derived_files(seeded_copy):
         DAMAGE[kind](target)
@@ -72,11 +59,6 @@ def test_damaged_cluster_cache_is_recomputed(seeded_copy: Path) -> None:
     assert again.cluster_summary(first.topics[0].cluster_id).text == summary.text
     result = runner.invoke(app, ["--home", str(seeded_copy), "clusters"])
     assert result.exit_code == 0 and "Traceback" not in result.output
-
-
-def header(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(b"garbage!" * 8 + data[64:])
 
 
 @pytest.mark.slow
