@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .api import Assistant
 
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
+CLAIM_QUESTION = "Is this claim supported by the evidence? {claim}"  # how `eval answers` asks about a claim
 
 
 class Metrics(BaseModel):
@@ -40,6 +41,7 @@ class RetrievalReport(BaseModel):
     home: str
     results: dict[str, Metrics]
     seconds_per_query: dict[str, float]
+
 
 
 def load_queries(folder: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
@@ -152,7 +154,7 @@ def evaluate_answers(assistant: Assistant, folder: Path, split: str = "dev", lim
     hits = cited_total = cited_gold = abstained = judged = 0
     started = time.perf_counter()
     for claim, gold in claims:
-        answer = assistant.ask(f"Is this claim supported by the evidence? {claim}")
+        answer = assistant.ask(CLAIM_QUESTION.format(claim=claim))
         abstained += answer.abstained
         if not gold:
             continue
@@ -228,7 +230,8 @@ def evaluate_conversations(assistant: Assistant, path: Path) -> ConversationRepo
                                           standalone=reply.standalone_question, cited=cited, expected=paper))
             continue
         own = cited_alone(second)
-        leaked = sorted(set(cited) & ({c.paper_id for c in answer.citations} - own))  # the first answer, not asked again
+        first_cited = {c.paper_id for c in answer.citations}  # the first answer's, not asked again
+        leaked = sorted(set(cited) & (first_cited - own))
         on_topic = bool(set(cited) & own) if own else not cited
         cases.append(ConversationCase(kind="switch", first=first, second=second, ok=on_topic and not leaked,
                                       standalone=reply.standalone_question, cited=cited, leaked=leaked,

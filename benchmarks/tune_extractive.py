@@ -29,9 +29,8 @@ from pathlib import Path
 
 from assistant import Assistant
 from assistant.agent import SELECTION, Candidate, Selection, candidate_sentences, choose_sentences, too_weak
-from assistant.evaluate import load_claims
+from assistant.evaluate import CLAIM_QUESTION, load_claims
 
-EVAL_QUESTION = "Is this claim supported by the evidence? {claim}"  # as evaluate_answers asks
 MAX_PAPERS = 6  # the most papers any rule of the grid reads
 WINDOW_STEP = 10
 
@@ -64,7 +63,7 @@ def features(lib: Assistant, folder: Path, split: str, cache: Path | None) -> li
     claims = [(claim, gold) for claim, gold in load_claims(folder, split) if gold]
     rows, started = [], time.perf_counter()
     for i, (claim, gold) in enumerate(claims, 1):
-        question = EVAL_QUESTION.format(claim=claim)
+        question = CLAIM_QUESTION.format(claim=claim)
         hits = lib.search(question, k=lib.settings.evidence_k)  # as the agent's first search
         weak = too_weak(question, hits, lib.settings)
         rows.append(Row(None if weak else candidate_sentences(question, hits, lib.embedder, MAX_PAPERS), gold))
