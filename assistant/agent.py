@@ -36,7 +36,7 @@ from .llm import (
     resolve_provider,
 )
 from .questions import question_terms, standalone_question, topic_terms, user_questions
-from .retrieve import Filters, Hit, Retriever, coverage, term_coverage
+from .retrieve import Filters, Hit, Retriever, coverage
 
 if TYPE_CHECKING:
     from .clusters import ClusterMap, ClusterSummary
@@ -352,7 +352,7 @@ class Agent:
         body = cited.text
         if not cited.citations and not answer.extractive and ledger.items:  # say so rather than look grounded
             body += "\n\n" + prompt("uncited").format(papers=len(ledger.items))
-        answer.claims = support_claims(cited, self.retriever.embedder, self.settings.weak_support_below, term_coverage)
+        answer.claims = support_claims(cited, self.retriever.embedder, self.settings.weak_support_below)
         answer.citations = cited.citations
         answer.removed_citations = cited.removed
         answer.references = reference_list(cited.citations)

@@ -18,6 +18,7 @@ from .config import Settings
 from .corpus import Paper
 from .index import count_tokens, sentence_spans
 from .llm import quote_attribute, quote_data
+from .retrieve import term_coverage
 
 if TYPE_CHECKING:
     from .index import Embedder
@@ -402,14 +403,12 @@ def claim_core(sentence: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", core)
 
 
-def support_claims(
-    cited: Cited, embedder: Embedder | None, weak_below: float, terms: Callable[[str, str], float]
-) -> list[Claim]:
+def support_claims(cited: Cited, embedder: Embedder | None, weak_below: float) -> list[Claim]:
     """Each cited sentence of `cited.text` with, per citation, the abstract span(s) it rests on.
 
     A sentence (or a long enough part of it) found verbatim in the cited abstract rests on exactly that span,
     support 1.0. Otherwise every sentence of the abstract is scored by SUPPORT_DENSE_WEIGHT * cosine (the
-    embedder already loaded) + the rest * `terms(claim, sentence)` (the share of the claim's terms in it);
+    embedder already loaded) + the rest * `term_coverage(claim, sentence)` (the share of the claim's terms in it);
     the best one is the span, with the runner-up when it is nearly as good, and a best score under
     `weak_below` marks the claim weak for that citation (only with an embedder: the threshold is calibrated on
     that score). The citations get the union of their claims' spans."""
@@ -428,7 +427,7 @@ def support_claims(
             else:
                 pending.append((index, number, paper))
     if pending:
-        _score(found, pending, supports, embedder, weak_below, terms)
+        _score(found, pending, supports, embedder, weak_below)
     claims = [
         Claim(text=cited.text[start:end], start=start, end=end, citations=[supports[(i, n)] for n in numbers])
         for i, (start, end, numbers, _) in enumerate(found)
@@ -469,7 +468,6 @@ def _score(
     supports: dict[tuple[int, int], ClaimSupport],
     embedder: Embedder | None,
     weak_below: float,
-    terms: Callable[[str, str], float],
 ) -> None:
     """Best-supporting abstract sentences for claims that do not quote their source (one embedding batch)."""
     papers = {paper.paper_id: paper for _, _, paper in pending}
@@ -488,7 +486,7 @@ def _score(
     for index, number, paper in pending:
         core = found[index][3]
         scored = sorted(
-            ((dense_weight * max(0.0, cosine(core, paper.abstract[a:b])) + (1 - dense_weight) * terms(core, paper.abstract[a:b]), a, b)
+            ((dense_weight * max(0.0, cosine(core, paper.abstract[a:b])) + (1 - dense_weight) * term_coverage(core, paper.abstract[a:b]), a, b)
              for a, b in sentences[paper.paper_id]),
             reverse=True,
         )

@@ -59,7 +59,6 @@ from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
 from .index.store import write_atomic
 from .llm import message_usage, prompt
-from .retrieve import term_coverage
 
 log = logging.getLogger("litassist.clusters")
 
@@ -537,7 +536,7 @@ class ClusterSummarizer:
         else:
             title, text, usage = self._generate(cluster, ledger)
         cited = cite(text.strip(), ledger)  # only members are in the ledger; numbered by first appearance
-        claims = support_claims(cited, None, WEAK_SUPPORT_BELOW, term_coverage)  # the sentences each rests on
+        claims = support_claims(cited, None, WEAK_SUPPORT_BELOW)  # the sentences each rests on
         if cited.removed:
             log.info("cluster %s: removed %d citations to papers outside the cluster", cluster.cluster_id, cited.removed)
         return ClusterSummary(

@@ -20,7 +20,6 @@ import numpy as np
 from assistant import Assistant, citations
 from assistant.citations import Ledger, cite, support_claims
 from assistant.index import sentence_spans
-from assistant.retrieve import term_coverage
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
@@ -44,7 +43,7 @@ def support(embedder: CachedEmbedder, claim: str, paper: object) -> tuple[float,
     ledger = Ledger()
     ledger.add(paper, paper.abstract)
     cited = cite(f"{claim.rstrip('.')} [1].", ledger)
-    found = support_claims(cited, embedder, 0.0, term_coverage)[0].citations[0]
+    found = support_claims(cited, embedder, 0.0)[0].citations[0]
     return found.support or 0.0, [(s.start, s.end) for s in found.spans]
 
 

@@ -6,7 +6,6 @@ import pytest
 
 from assistant.citations import Ledger, check_citations, cite, find_markers, support_claims
 from assistant.corpus.records import SourceRef, make_paper
-from assistant.retrieve import term_coverage
 
 SOURCE = SourceRef(file="f", format="jsonl", position=1)
 ABSTRACTS = [
@@ -114,7 +113,7 @@ def test_spans_of_quoted_and_paraphrased_claims(embedder: object) -> None:
     quoted = "- CMFQ scales to hundreds of agents in battle games. [1]"
     paraphrased = "AdaMerging learns how to weight merged task vectors from unlabeled data [2]."
     result = cite(f"{quoted}\n{paraphrased} It is fast. [1, 2]", book)
-    claims = support_claims(result, embedder, 0.5, term_coverage)
+    claims = support_claims(result, embedder, 0.5)
     assert [result.text[c.start:c.end] for c in claims] == [c.text for c in claims]
     first, second, third = claims
     abstract = ABSTRACTS[0]
@@ -126,7 +125,7 @@ def test_spans_of_quoted_and_paraphrased_claims(embedder: object) -> None:
     assert 0.5 <= support.support < 1.0 and not support.weak
     assert third.text == "It is fast. [1][2]" and all(s.weak for s in third.citations)  # nothing there says so
     # without an embedder the spans come from the words alone, and nothing is judged weak
-    plain = support_claims(cite(f"{paraphrased} It is fast. [1, 2]", ledger()), None, 0.5, term_coverage)
+    plain = support_claims(cite(f"{paraphrased} It is fast. [1, 2]", ledger()), None, 0.5)
     assert plain[0].citations[0].spans[0].text.startswith("AdaMerging learns merging coefficients")
     assert not any(s.weak for claim in plain for s in claim.citations)
     by_number = {c.number: c for c in result.citations}
@@ -136,7 +135,7 @@ def test_spans_of_quoted_and_paraphrased_claims(embedder: object) -> None:
 
 def test_markers_after_the_full_stop_belong_to_the_sentence_before() -> None:
     result = cite("Spiking models save energy. [4] Graph partitions improve with local search. [5]", ledger())
-    claims = support_claims(result, None, 0.4, term_coverage)
+    claims = support_claims(result, None, 0.4)
     assert [c.text for c in claims] == ["Spiking models save energy. [1]", "Graph partitions improve with local search. [2]"]
     assert claims[1].citations[0].spans[0].text.startswith("Local search improves balanced edge partitions")
 
@@ -161,7 +160,7 @@ def test_the_html_report_marks_the_sentences_a_summary_rests_on() -> None:
 
     book = ledger()
     result = cite("- Paper a: CMFQ scales to hundreds of agents in battle games. [1]", book)
-    support_claims(result, None, 0.4, term_coverage)
+    support_claims(result, None, 0.4)
     citation = result.citations[0]
     html_text = highlighted_abstract(citation)
     assert "<mark>CMFQ scales to hundreds of agents in battle games.</mark>" in html_text
