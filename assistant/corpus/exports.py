@@ -435,8 +435,7 @@ def _csv_dialect(text: str) -> type[csv.Dialect] | None:
         delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
     except csv.Error:
         return None
-    # strict: a quote left open at the end of the file is an error, not a field that swallows the rest
-    return type("SniffedDialect", (csv.excel,), {"delimiter": delimiter, "strict": True})
+    return type("SniffedDialect", (_StrictExcel,), {"delimiter": delimiter})
 
 
 def parse_csv(text: str, path: str, mapping: dict[str, str] | None = None) -> ParseResult:
@@ -457,7 +456,7 @@ def parse_csv(text: str, path: str, mapping: dict[str, str] | None = None) -> Pa
 
 
 class _StrictExcel(csv.excel):
-    strict = True
+    strict = True  # a quote left open at the end of the file is an error, not a field that swallows the rest
 
 
 def _csv_rows(reader: Any, header: list[str], columns: dict[str, str], path: str) -> Iterator[Paper | Skipped]:
