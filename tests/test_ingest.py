@@ -64,6 +64,21 @@ def test_reingest_unchanged_files_embeds_nothing(seeded_copy: Path) -> None:
     assert chunk_ids(lib) == before and lib.stats().papers == 179
 
 
+def test_a_folder_holding_the_home_is_ingested_without_the_homes_own_files(tmp_path: Path) -> None:
+    """`litassist --home lib ingest .` from a folder of papers: the library's database, locks and indexes are
+    not taken for exports (typed as a user would, they were: "chroma.sqlite3: binary file", "open.lock: empty")."""
+    folder = small_corpus(tmp_path)
+    lib = Assistant(home=folder / "lib")
+    first = lib.ingest([folder])
+    assert (first.files, first.files_failed, first.new) == (2, [], 16)
+    uploads = folder / "lib" / "uploads"  # what the app saves and then ingests by name stays ingestible
+    uploads.mkdir()
+    shutil.copy(SEEDS / "guo-zhenyu-author-page.txt", uploads / "page.txt")
+    assert lib.ingest([uploads / "page.txt"]).new == 10
+    again = lib.ingest([folder])
+    assert (again.files, again.files_failed, again.files_unchanged) == (2, [], 2)
+
+
 def test_changed_file_updates_only_its_own_papers(tmp_path: Path) -> None:
     corpus = small_corpus(tmp_path)
     lib = Assistant(home=tmp_path / "home")

@@ -68,9 +68,11 @@ class ParsedFile:
     result: ParseResult
 
 
-def discover_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand directories recursively (skipping hidden entries and anything but regular files); keep explicit
-    paths as given, even a FIFO or a device: `read_file` refuses those with a reason."""
+def discover_files(paths: Iterable[str | Path], skip: Path | None = None) -> list[Path]:
+    """Expand directories recursively (skipping hidden entries, anything but regular files, and the folder
+    `skip`: the library's own home when it lies inside a folder being ingested); keep explicit paths as given,
+    even a FIFO or a device: `read_file` refuses those with a reason."""
+    skipped = skip.resolve() if skip else None
     found: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser()
@@ -82,6 +84,7 @@ def discover_files(paths: Iterable[str | Path]) -> list[Path]:
                     p
                     for p in path.rglob("*")
                     if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                    and not (skipped and skipped in p.resolve().parents)
                 )
             )
         else:

@@ -123,7 +123,7 @@ def ingest(
     truncated export looks like that) unless `allow_removals`."""
     started = time.perf_counter()
     report = IngestReport()
-    files = discover_files(paths)
+    files = discover_files(paths, skip=store.home)
     report.files = len(files)
     with store.writing():
         store.check_chunk_tokens()
