@@ -76,13 +76,19 @@ def _plain(value: object) -> str | None:
     return clean_text(" ".join(texts)) if texts else None
 
 
-def _paper(source: SourceRef, *, abstract: object, title: object = None, **fields: Any) -> Paper | Skipped:
-    """Every parser ends here, so the no-abstract rule is the same for all formats."""
-    text = _plain(abstract)
-    if not (text and text.strip()):
-        reason = "no abstract" if abstract in (None, "", []) or isinstance(abstract, str) else "abstract is not text"
-        return Skipped(position=source.position, reason=reason)
-    return make_paper(abstract=text, title=_plain(title), source=source, **fields)
+def _paper(
+    source: SourceRef, *, abstract: object, title: object = None, label: str | None = None, **fields: Any
+) -> Paper | Skipped:
+    """Every parser ends here, so the rule is the same for all formats: an entry with an abstract, a title, a
+    DOI or an arXiv id is a paper (without an abstract it is stored from its metadata alone); an entry with
+    none of them is skipped, named by `label` (its citation key) or its title."""
+    text = _plain(abstract) or ""
+    heading = _plain(title)
+    if not (text.strip() or heading or fields.get("doi") or fields.get("arxiv_id")):
+        reason = "no title, abstract, DOI or arXiv id" if abstract in (None, "", []) or isinstance(abstract, str) \
+            else "abstract is not text, and no title, DOI or arXiv id"
+        return Skipped(position=source.position, reason=reason, label=label)
+    return make_paper(abstract=text, title=heading, source=source, **fields)
 
 
 def _result(fmt: str, items: Iterable[Paper | Skipped]) -> ParseResult:

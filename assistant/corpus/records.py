@@ -68,8 +68,17 @@ class Paper(BaseModel):
     url: str | None = None
     doi: str | None = None
     arxiv_id: str | None = None
-    abstract: str
+    abstract: str = ""
+    keywords: list[str] = Field(default_factory=list, description="keywords or tags, as the source gave them")
+    collections: list[str] = Field(default_factory=list, description="reference-manager collections (Zotero)")
+    attachments: list[str] = Field(default_factory=list, description="paths of attached files (PDFs), not read yet")
     sources: list[SourceRef] = Field(default_factory=list)
+
+    @property
+    def has_abstract(self) -> bool:
+        """False for an entry stored from its metadata alone (a .bib without abstracts): it is searchable by
+        title, authors, venue and year, shown as "no abstract", and never quoted as a finding."""
+        return bool(self.abstract.strip())
 
     def names(self, limit: int = 3) -> str:
         """The first `limit` authors ("A, B, C et al."); "" when the source listed none."""
@@ -85,7 +94,7 @@ class Paper(BaseModel):
     def _one_line(cls, value: str | None) -> str | None:
         return None if value is None else sanitize(value, one_line=True)
 
-    @field_validator("authors")
+    @field_validator("authors", "keywords", "collections", "attachments")
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         return [sanitize(name, one_line=True) for name in value]
@@ -102,10 +111,12 @@ class Paper(BaseModel):
 
 
 class Skipped(BaseModel):
-    """An entry a parser saw but did not turn into a paper, with the reason."""
+    """An entry a parser saw but did not turn into a paper, with the reason, named by what the entry had (its
+    citation key or title) so the user can find it, not only by number."""
 
     position: int
     reason: str
+    label: str | None = None
 
 
 MAX_SKIPPED_DETAILS = 1000  # a million skipped rows are counted by reason, not kept (or printed) one by one
@@ -214,6 +225,9 @@ def make_paper(
     url: str | None = None,
     doi: str | None = None,
     arxiv_id: str | None = None,
+    keywords: list[str] | None = None,
+    collections: list[str] | None = None,
+    attachments: list[str] | None = None,
 ) -> Paper:
     """Build a Paper from raw parser fields: cleans text, finds ids, derives a missing title."""
     abstract = clean_text(abstract)
@@ -224,7 +238,7 @@ def make_paper(
     names = [split_name(a) for a in (authors or []) if clean_text(a)]
     return Paper(
         paper_id=paper_id_for(source_id=source_id, doi=doi, arxiv_id=arxiv_id, title=title, abstract=abstract),
-        title=title or derive_title(abstract),
+        title=title or derive_title(abstract) or f"untitled ({doi or f'arXiv:{arxiv_id}'})",
         title_derived=title is None,
         authors=names,
         author_count=author_count,
@@ -235,5 +249,8 @@ def make_paper(
         doi=doi,
         arxiv_id=arxiv_id,
         abstract=abstract,
+        keywords=[k for k in (clean_text(k) for k in keywords or []) if k],
+        collections=[c for c in (clean_text(c) for c in collections or []) if c],
+        attachments=[a for a in attachments or [] if a],
         sources=[source],
     )
