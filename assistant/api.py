@@ -43,6 +43,11 @@ log = logging.getLogger("litassist.api")
 DEMO_CORPUS = Path(__file__).parent / "demo" / "seeds"
 
 
+def is_demo_file(file: str | Path) -> bool:
+    """Whether a source file is one of the bundled demo pages, wherever the package was installed."""
+    return Path(file).parent.parts[-3:] == DEMO_CORPUS.parts[-3:]
+
+
 T = TypeVar("T")
 
 
@@ -251,6 +256,16 @@ class Assistant:
         """Delete papers and/or forget source files (papers only they held go too)."""
         files = [str(Path(f).expanduser().resolve()) for f in sources]
         return remove(self.store, paper_ids, files)
+
+    def demo_sources(self) -> list[str]:
+        """The ingested files that are the bundled demo corpus (`ingest --demo`), from this install or another one
+        (a venv moved or rebuilt ingests the same pages from another site-packages path)."""
+        return [file for file in self.store.source_files() if is_demo_file(file)]
+
+    def remove_demo(self) -> RemovalReport:
+        """Take the demo corpus out of the library; the user's own papers stay (a demo paper that one of their files
+        also holds keeps that source)."""
+        return self.remove(sources=self.demo_sources())
 
     def sources(self) -> tuple[list[SourceRecord], str | None]:
         """The ingested source files, and None; or, when the store cannot be opened, the list saved at its

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from .config import Settings
-from .corpus import Paper
+from .corpus import NO_ABSTRACT, Paper
 from .index import count_tokens, sentence_spans
 from .llm import quote_attribute, quote_data
 from .retrieve import term_coverage
@@ -175,7 +175,8 @@ class Ledger:
         block or open a tag."""
         blocks, used = [], 0
         for e in evidence:
-            body = e.paper.abstract if full else e.passage
+            body = (e.paper.abstract if full else e.passage) if e.paper.has_abstract else \
+                f"({NO_ABSTRACT}: only the title and details above are known of this paper)"
             block = (f'<evidence n="{e.number}" paper_id="{quote_attribute(e.paper.paper_id)}">\n'
                      f"{quote_data(e.paper.title)}\n{quote_data(_byline(e.paper))}\n{quote_data(body)}\n</evidence>")
             size = count_tokens(block)

@@ -145,6 +145,9 @@ def ingest_command(
         print(report.model_dump_json(indent=2))
     else:
         _print_report(report)
+        if not demo and (demo_files := lib.demo_sources()):
+            err.print(f"note: the library also holds the demo corpus ({len(demo_files)} pages from `ingest --demo`); "
+                      "remove it with `litassist remove --demo`", highlight=False)
     if report.files_failed:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -179,24 +182,33 @@ def _print_report(report: IngestReport) -> None:
     for failure in report.files_failed:
         line("failed", "red", f"{failure.file}: {failure.reason}")
     for skip in report.skipped[:SKIPPED_LINES]:
-        line("skipped", "yellow", f"{skip.file} entry {skip.position}: {skip.reason}")
+        named = f" ({skip.label})" if skip.label else ""
+        line("skipped", "yellow", f"{skip.file} entry {skip.position}{named}: {skip.reason}")
     if report.skipped_total > SKIPPED_LINES:
         reasons = ", ".join(f"{reason} ×{count:,}" for reason, count in
                             sorted(report.skip_reasons.items(), key=lambda item: -item[1])[:5])
         line("skipped", "yellow", f"… {report.skipped_total - SKIPPED_LINES:,} more entries; in all: {reasons}")
     for warning in report.warnings[:SKIPPED_LINES]:
         line("warning", "yellow", warning)
+    if report.files == len(report.files_failed):
+        return  # every file failed: the lines above say why; a table of zeros would add nothing
     table = Table(title="ingest report", show_header=False)
+    file_notes = ", ".join(f"{n} {what}" for n, what in ((report.files_unchanged, "unchanged"),
+                                                           (len(report.files_failed), "failed")) if n)
+    counts = [
+        ("new papers", report.new),
+        ("papers without an abstract", report.without_abstract),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+        ("merged duplicates", report.merged_duplicates),
+        ("removed", report.removed),
+        ("skipped entries", report.skipped_total),
+        ("chunks embedded", report.chunks_embedded),
+    ]
     rows = [
-        ("files", f"{report.files} ({report.files_unchanged} unchanged, {len(report.files_failed)} failed)"),
-        *((f"  {fmt}", f"{n} papers") for fmt, n in sorted(report.papers_by_format.items())),
-        ("new papers", str(report.new)),
-        ("updated", str(report.updated)),
-        ("unchanged", str(report.unchanged)),
-        ("merged duplicates", str(report.merged_duplicates)),
-        ("removed", str(report.removed)),
-        ("skipped entries", f"{report.skipped_total:,}"),
-        ("chunks embedded", str(report.chunks_embedded)),
+        ("files", f"{report.files}" + (f" ({file_notes})" if file_notes else "")),
+        *((f"  {fmt}", f"{n:,} papers") for fmt, n in sorted(report.papers_by_format.items()) if n),
+        *((name, f"{value:,}") for name, value in counts if value),  # rows that would read 0 are left out
         ("time", f"{report.seconds:.1f} s"),
     ]
     for name, value in rows:
@@ -209,6 +221,8 @@ def papers_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List every paper in the library."""
+    from .corpus.records import NO_ABSTRACT
+
     for paper in assistant().papers():
         if as_json:
             record = {
@@ -224,13 +238,18 @@ def papers_command(
                 "url": paper.url,
                 "doi": paper.doi,
                 "arxiv_id": paper.arxiv_id,
+                "has_abstract": paper.has_abstract,
+                "keywords": paper.keywords,
+                "collections": paper.collections,
+                "attachments": paper.attachments,
                 "sources": [s.model_dump() for s in paper.sources],
             }
             print(json.dumps(record, ensure_ascii=False))
         else:
             year = paper.when or "n.d."
-            out.print(f"[cyan]{escape(printable(paper.paper_id))}[/]  {escape(printable(paper.title))}  [dim]({year})[/]",
-                      highlight=False)
+            marker = "" if paper.has_abstract else f"  [yellow]{NO_ABSTRACT}[/]"
+            out.print(f"[cyan]{escape(printable(paper.paper_id))}[/]  {escape(printable(paper.title))}  [dim]({year})[/]"
+                      f"{marker}", highlight=False)
 
 
 @app.command("search")
@@ -249,6 +268,7 @@ def search_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output (JSON lines in batch mode).")] = False,
 ) -> None:
     """Find the papers that best match a query (hybrid dense + BM25 by default)."""
+    from .corpus.records import NO_ABSTRACT
     from .retrieve import Filters
 
     if mode not in ("hybrid", "dense", "lexical"):
@@ -272,7 +292,8 @@ def search_command(
     for rank, hit in enumerate(hits, start=1):
         title, paper_id = escape(printable(hit.title)), escape(printable(hit.paper_id))
         out.print(f"[bold]{rank}. {title}[/]  [dim]{paper_id}  score {hit.score:.3f}[/]", highlight=False)
-        out.print(f"   {printable(hit.text[:300])}{'…' if len(hit.text) > 300 else ''}", highlight=False, markup=False)
+        text = hit.text if hit.paper.has_abstract else f"({NO_ABSTRACT}: found by its title and metadata)"
+        out.print(f"   {printable(text[:300])}{'…' if len(text) > 300 else ''}", highlight=False, markup=False)
 
 
 def _read_queries(path: Path) -> list[tuple[object, str]]:
@@ -296,14 +317,16 @@ def remove_command(
     source: Annotated[
         Optional[list[Path]], typer.Option("--source", help="Forget a source file (its papers go unless another source has them).")
     ] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Remove the demo corpus that `ingest --demo` added.")] = False,
 ) -> None:
     """Delete papers or sources from the library (dense and lexical indexes stay in step)."""
     from .index import StoreError
 
-    if not paper_ids and not source:
-        fail("give paper ids and/or --source FILE", EXIT_BAD_INPUT)
+    if not paper_ids and not source and not demo:
+        fail("give paper ids, --source FILE or --demo", EXIT_BAD_INPUT)
     try:
-        report = assistant().remove(paper_ids or [], source or [])
+        lib = assistant()
+        report = lib.remove(paper_ids or [], [*(source or []), *(lib.demo_sources() if demo else [])])
     except StoreError as error:
         fail(str(error))
     for unknown in report.unknown:

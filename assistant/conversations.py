@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from .agent import Answer
 from .claims import claim_text, claims
-from .corpus import Paper
+from .corpus import NO_ABSTRACT, Paper
 from .retrieve import Filters
 
 FILE_NAME = "conversations.sqlite3"
@@ -249,7 +249,8 @@ def author_names(paper: Paper, limit: int = 3) -> str:
 
 
 def reference_line(paper: Paper, number: int) -> str:
-    return f"[{number}] {paper.title} — {author_names(paper)} ({paper.when or 'undated'})"
+    return (f"[{number}] {paper.title} — {author_names(paper)} ({paper.when or 'undated'})"
+            + ("" if paper.has_abstract else f" — {NO_ABSTRACT}"))
 
 
 def _evidence_lines(answer: Answer) -> list[str]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from .bibtex import bibtex
 from .citations import Citation, mark_spans
 from .clusters import UNCLUSTERED, ClusterMap, ClusterSummary
-from .corpus import Paper
+from .corpus import NO_ABSTRACT, Paper
 
 FORMATS = ("md", "json", "html")
 MAP_IMAGE = "topic_map.png"
@@ -69,7 +69,8 @@ def _write(path: Path, content: str | bytes) -> str:
 
 
 def _year(paper: Paper) -> str:
-    return paper.when or "n.d."
+    """What follows a title in the report's lists: the year, and whether the paper has no abstract."""
+    return (paper.when or "n.d.") + ("" if paper.has_abstract else f", {NO_ABSTRACT}")
 
 
 def _unclustered(cluster_map: ClusterMap) -> list[str]:

@@ -44,7 +44,8 @@ class Hit(BaseModel):
     similarity: float | None = None  # cosine of the best passage (absolute, unlike the fused score)
 
     def as_json(self) -> dict[str, Any]:
-        return {"paper_id": self.paper_id, "title": self.title, "score": round(self.score, 4), "text": self.text}
+        return {"paper_id": self.paper_id, "title": self.title, "score": round(self.score, 4), "text": self.text,
+                "has_abstract": self.paper.has_abstract}
 
 
 def paper_row(paper: Paper) -> dict[str, Any]:
@@ -141,7 +142,11 @@ def _source_matches(wanted: str, row: dict[str, Any]) -> bool:
 
 
 def _lexical_text(paper: Paper) -> str:
-    return paper.abstract if paper.title_derived else f"{paper.title}\n{paper.abstract}"
+    """Title, authors, venue, year, keywords and abstract: an entry stored without an abstract is found by its
+    metadata (a derived title is the abstract's own opening words, so it is not indexed twice)."""
+    title = "" if paper.title_derived else paper.title
+    metadata = [title, ", ".join(paper.authors), paper.venue or "", str(paper.year or ""), ", ".join(paper.keywords)]
+    return "\n".join([*(part for part in metadata if part), paper.abstract])
 
 
 @functools.cache
@@ -177,7 +182,7 @@ def term_coverage(query: str, text: str) -> float:
     return coverage(content_terms(query), text)
 
 
-LEXICAL_LAYOUT = 2  # rows.json layout; an index written by another layout is rebuilt
+LEXICAL_LAYOUT = 3  # rows.json layout (3: metadata indexed with the abstract); another layout is rebuilt
 
 
 @dataclass(frozen=True)

@@ -175,8 +175,7 @@ def _by_title(result):
 def test_bibtex_decodes_latex_and_resolves_strings():
     result = parse_bibtex(BIBTEX, "refs.bib")
     assert result.format == "bibtex"
-    assert len(result.papers) == 2
-    gpu, attention = result.papers
+    gpu, attention, _ = result.papers
 
     assert gpu.title == "GPU-Accelerated Schrödinger Solvers for Électron Dynamics"
     assert gpu.authors == ["Jörg Müller", "René Café", "National Institute of Standards and Technology"]
@@ -197,8 +196,24 @@ def test_bibtex_decodes_latex_and_resolves_strings():
     assert attention.abstract == "We use transformers and H2O & Über-models."
 
 
-def test_bibtex_entry_without_abstract_is_skipped():
-    assert parse_bibtex(BIBTEX, "refs.bib").skipped == [Skipped(position=3, reason="no abstract")]
+def test_bibtex_entry_without_abstract_is_a_paper_without_abstract():
+    result = parse_bibtex(BIBTEX, "refs.bib")
+    book = result.papers[2]
+    assert (book.title, book.authors, book.year, book.abstract) == ("A Book Without an Abstract", ["A. Nobody"], 2019, "")
+    assert not book.has_abstract and book.has_abstract is not result.papers[0].has_abstract
+    assert result.skipped == []
+
+
+def test_bibtex_entry_with_nothing_usable_is_skipped_by_its_key():
+    text = "@misc{emptyentry2020, author={Someone}, year={2020}}\n@misc{ok, title={Kept}}\n"
+    result = parse_bibtex(text, "x.bib")
+    assert [p.title for p in result.papers] == ["Kept"]
+    assert result.skipped == [Skipped(position=1, reason="no title, abstract, DOI or arXiv id", label="emptyentry2020")]
+
+
+def test_entry_with_only_a_doi_is_a_paper_named_by_it():
+    (paper,) = parse_bibtex("@misc{k, doi={10.1000/XYZ.1}}", "x.bib").papers
+    assert (paper.paper_id, paper.title, paper.title_derived) == ("doi:10.1000/xyz.1", "untitled (10.1000/xyz.1)", True)
 
 
 def test_bibtex_bare_percent_and_ampersand_survive_with_and_without_latex():
@@ -237,7 +252,7 @@ def test_bibtex_without_entries_is_an_error():
 def test_ris_joins_continuation_lines_and_handles_crlf():
     result = parse_ris(RIS, "export.ris")
     assert result.format == "ris"
-    sparse, survey = result.papers
+    sparse, survey, _ = result.papers
 
     assert sparse.title == "Sparse & Efficient Attention for Long Documents"
     assert sparse.abstract == (
@@ -258,7 +273,9 @@ def test_ris_joins_continuation_lines_and_handles_crlf():
     assert survey.abstract == "A survey of message passing and spectral methods."
     assert survey.paper_id.startswith("t:")
 
-    assert result.skipped == [Skipped(position=3, reason="no abstract")]
+    book = result.papers[2]
+    assert (book.title, book.year, book.has_abstract) == ("A Book Without an Abstract", 2018, False)
+    assert result.skipped == []
 
 
 def test_ris_record_missing_its_end_tag_is_not_lost():
@@ -267,9 +284,9 @@ def test_ris_record_missing_its_end_tag_is_not_lost():
     assert [paper.title for paper in result.papers] == [
         "Sparse & Efficient Attention for Long Documents",
         "Graph Neural Networks: A Survey",
+        "A Book Without an Abstract",
     ]
     assert result.papers[1].authors == ["Anna Müller"]  # not merged into the first record
-    assert result.skipped == [Skipped(position=3, reason="no abstract")]
 
 
 def test_ris_rejects_text_that_is_not_ris():
@@ -283,7 +300,7 @@ def test_ris_rejects_text_that_is_not_ris():
 def test_csl_json_date_parts_and_literal_authors():
     result = parse_csl_json(CSL_JSON, "library.json")
     assert result.format == "csl-json"
-    attention, ipcc = result.papers
+    attention, ipcc, draft = result.papers
 
     assert attention.title == "Attention is All you Need"
     assert attention.authors == ["Ashish Vaswani", "Noam Shazeer"]
@@ -296,19 +313,22 @@ def test_csl_json_date_parts_and_literal_authors():
     assert ipcc.paper_id == "doi:10.1017/9781009157896"
     assert ipcc.abstract == "Évaluation of the Earth’s climate — ΔT ≈ 1.1 °C."
 
-    assert result.skipped == [Skipped(position=3, reason="no abstract")]
+    assert (draft.title, draft.year, draft.abstract) == ("Untitled draft", 2024, "")
+    assert result.skipped == []
 
 
 def test_json_array_of_csl_items_is_parsed_as_csl():
     result = parse_json(CSL_JSON, "library.json")
     assert result.format == "csl-json"
-    assert [paper.paper_id for paper in result.papers] == ["arxiv:1706.03762", "doi:10.1017/9781009157896"]
+    assert [paper.paper_id for paper in result.papers][:2] == ["arxiv:1706.03762", "doi:10.1017/9781009157896"]
+    assert [paper.has_abstract for paper in result.papers] == [True, True, False]
 
 
 def test_json_array_of_plain_records():
     result = parse_json(JSON_PLAIN, "papers.json")
     assert result.format == "json"
-    (paper,) = result.papers
+    paper, missing = result.papers
+    assert (missing.title, missing.has_abstract) == ("Missing abstract", False)
     assert paper.title == "Spectral Clustering Revisited"
     assert paper.abstract == "We revisit spectral clustering with k-NN graphs."
     assert paper.authors == ["Andrew Ng", "Michael I. Jordan"]
@@ -316,10 +336,7 @@ def test_json_array_of_plain_records():
     assert paper.venue == "NeurIPS"
     assert paper.arxiv_id == "0711.0189"
     assert paper.paper_id == "arxiv:0711.0189"
-    assert result.skipped == [
-        Skipped(position=2, reason="no abstract"),
-        Skipped(position=3, reason="not a JSON object"),
-    ]
+    assert result.skipped == [Skipped(position=3, reason="not a JSON object")]
 
 
 @pytest.mark.parametrize(
@@ -337,7 +354,7 @@ def test_json_file_level_errors(text, message):
 def test_jsonl_keeps_beir_ids_and_maps_aliases():
     result = parse_jsonl(JSONL, "corpus.jsonl")
     assert result.format == "jsonl"
-    beir, bayes = result.papers
+    beir, bayes, title_only = result.papers
 
     assert beir.paper_id == "4983"
     assert beir.title == "Microstructural development of human newborn cerebral white matter"
@@ -350,7 +367,8 @@ def test_jsonl_keeps_beir_ids_and_maps_aliases():
     assert (bayes.year, bayes.date) == (2023, "2023-02-28")
     assert bayes.venue == "Stat. Sci."
 
-    assert result.skipped == [Skipped(position=3, reason="no abstract")]  # positions count records, not lines
+    assert (title_only.title, title_only.abstract, title_only.sources[0].position) == ("Only a title", "", 3)  # records,
+    assert result.skipped == []  # not lines, are counted
 
 
 def test_jsonl_bad_line_names_its_line_number():
@@ -365,7 +383,7 @@ def test_jsonl_bad_line_names_its_line_number():
 def test_csv_semicolons_quoted_newlines_and_custom_mapping():
     result = parse_csv(CSV_SEMICOLON, "sheet.csv", mapping={"abstract": "Summary Text", "title": "name"})
     assert result.format == "csv"
-    qec, beta = result.papers
+    qec, beta, no_abstract = result.papers
 
     assert qec.title == "Quantum Error Correction; a Primer"
     assert qec.abstract == 'Surface codes protect qubits. We review thresholds for "noisy" hardware & decoders.'
@@ -379,7 +397,8 @@ def test_csv_semicolons_quoted_newlines_and_custom_mapping():
     assert beta.authors == ["Zhang Wei", "Li Na"]
     assert beta.doi is None
 
-    assert result.skipped == [Skipped(position=3, reason="no abstract")]
+    assert (no_abstract.title, no_abstract.year, no_abstract.has_abstract) == ("No abstract here", 2020, False)
+    assert result.skipped == []
 
 
 def test_csv_tab_delimited_with_id_column():
@@ -388,13 +407,19 @@ def test_csv_tab_delimited_with_id_column():
     assert (paper.paper_id, paper.title, paper.authors) == ("doc-1", "A Title", ["Min-jun Kim"])
 
 
-def test_csv_without_abstract_column_lists_the_columns():
+def test_csv_without_abstract_or_title_column_lists_the_columns():
     with pytest.raises(ParseError) as excinfo:
         parse_csv(CSV_SEMICOLON, "sheet.csv")
     assert str(excinfo.value) == (
-        "no abstract column (columns: Name, Summary Text, Authors, Year, DOI, Journal); "
+        "no abstract or title column (columns: Name, Summary Text, Authors, Year, DOI, Journal); "
         "map one with --csv-map abstract=COLUMN"
     )
+
+
+def test_csv_with_titles_and_no_abstract_column_stores_titles():
+    papers = parse_csv("Title,Year\nA Study of Things,2021\nAnother Study,2019\n", "titles.csv").papers
+    assert [(p.title, p.year, p.has_abstract) for p in papers] == [("A Study of Things", 2021, False),
+                                                                   ("Another Study", 2019, False)]
 
 
 def test_csv_mapping_to_a_missing_column_is_an_error():

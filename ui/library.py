@@ -12,13 +12,13 @@ import pandas as pd
 import streamlit as st
 from assistant.ui.formatting import shorten
 from assistant.ui.rendering import md_escape, paper_html
-from assistant.ui.state import Confirm, SourceView, open_dialog
+from assistant.ui.state import Confirm, SourceView, notify, open_dialog
 from assistant.ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, UploadResult, ingest_uploads
 
-from assistant.api import Assistant
+from assistant.api import Assistant, is_demo_file
 from assistant.citations import verbatim_spans
 from assistant.conversations import author_names
-from assistant.corpus import Paper
+from assistant.corpus import NO_ABSTRACT, Paper
 from assistant.index import IngestReport, ProgressCallback
 from assistant.retrieve import Filters
 
@@ -84,10 +84,13 @@ def render_ingest_report(result: UploadResult) -> None:
     report: IngestReport | None = result.report
     if report is None:
         return
-    counts = [("New", report.new, "papers added"), ("Updated", report.updated, "papers whose record changed"),
+    counts = [("New", report.new, "papers added"),
+              ("Without abstract", report.without_abstract,
+               "papers of these files stored from their title and details alone: searchable, never quoted"),
+              ("Updated", report.updated, "papers whose record changed"),
               ("Merged", report.merged_duplicates, "duplicates of papers already stored, merged into them"),
               ("Unchanged", report.unchanged, "papers already stored as they are"),
-              ("Skipped", report.skipped_total, "entries without an abstract (listed below)")]
+              ("Skipped", report.skipped_total, "entries with no title, abstract, DOI or arXiv id (listed below)")]
     with st.container(horizontal=True, key="ingest-counts"):
         for name, value, meaning in counts:
             st.metric(name, value, help=meaning, width="content")
@@ -99,7 +102,8 @@ def render_ingest_report(result: UploadResult) -> None:
         st.error(f"{md_escape(Path(failure.file).name)}: {md_escape(failure.reason)}", icon=":material/error:")
     if report.skipped:
         with st.expander(f"{report.skipped_total:,} {'entry' if report.skipped_total == 1 else 'entries'} skipped"):
-            st.dataframe(pd.DataFrame([{"file": Path(s.file).name, "entry": s.position, "reason": s.reason}
+            st.dataframe(pd.DataFrame([{"file": Path(s.file).name, "entry": s.position, "key or title": s.label or "",
+                                        "reason": s.reason}
                                        for s in report.skipped]), hide_index=True, width="stretch")
 
 
@@ -134,6 +138,12 @@ def render_overview(lib: Assistant, papers: list[Paper]) -> None:
     if formats:
         st.caption(" · ".join(f"{fmt}: {n}" for fmt, n in formats.most_common()))
     files = sorted(held, key=lambda f: Path(f).name)
+    if demo := [f for f in files if is_demo_file(f)]:
+        with st.container(horizontal=True, vertical_alignment="center", key="demo-row"):
+            st.caption(f"The demo corpus is in this library ({sum(held[f] for f in demo)} paper records from "
+                       f"{len(demo)} seed pages), mixed with {'your papers' if len(demo) < len(files) else 'nothing else yet'}.")
+            st.button("Remove the demo papers", key="remove_demo", icon=":material/delete_sweep:",
+                      on_click=lambda: notify(f"Removed {len(lib.remove_demo().removed)} demo papers."))
     if files:
         with st.container(horizontal=True, vertical_alignment="bottom", key="forget-row"):
             st.selectbox("Source file", files, key="forget_source", index=None, placeholder="Choose a file…",
@@ -170,7 +180,7 @@ def render_browse(lib: Assistant, papers: list[Paper]) -> None:
     position = {p.paper_id: row for row, p in enumerate(shown)}
     kept = [pid for pid in st.session_state.selected_papers if pid in position]
     table = pd.DataFrame([{"Title": p.title, "Authors": author_names(p, 3), "Year": p.when or "undated",
-                           "Venue": p.venue or "", "Source": ", ".join(sorted({Path(s.file).name for s in p.sources})),
+                           "Venue": p.venue or "", "Abstract": "yes" if p.has_abstract else NO_ABSTRACT, "Source": ", ".join(sorted({Path(s.file).name for s in p.sources})),
                            "ID": p.paper_id} for p in shown])
     st.caption(f"{len(shown)} of {len(papers)} papers · select rows to read or delete them")
     event = st.dataframe(table, hide_index=True, width="stretch", height=360, on_select="rerun",

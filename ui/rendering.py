@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from assistant.citations import CitedText, Span, mark_spans
 from assistant.claims import marker_claims
-from assistant.corpus import Paper
+from assistant.corpus import NO_ABSTRACT, Paper
 
 _LABEL_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~$:@!()])")
 _WWW = re.compile(r"(?i)\b(www)\.")
@@ -110,4 +110,6 @@ def paper_html(paper: Paper, spans: Sequence[Span] = (), authors: str = "") -> s
                        f"{text_html(label)}</a>" for label, url in paper_links(paper))
     return (f'<div class="la-paper"><h4 class="la-title">{text_html(paper.title)}</h4>'
             f'<p class="la-meta">{meta}</p>' + (f'<p class="la-links">{links}</p>' if links else "")
-            + f'<div class="la-abstract">{highlight_html(paper.abstract, spans)}</div></div>')
+            + (f'<div class="la-abstract">{highlight_html(paper.abstract, spans)}</div></div>' if paper.has_abstract
+               else f'<p class="la-no-abstract">{NO_ABSTRACT.capitalize()}: only the title and details above are '
+                    'stored for this paper, so nothing of it can be quoted.</p></div>'))

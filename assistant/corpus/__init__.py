@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .exports import EXPORT_SNIFFERS, parse_csv
 from .records import (
+    NO_ABSTRACT,
     Paper,
     ParseError,
     ParseResult,
@@ -26,6 +27,7 @@ from .scraped import SCRAPED_SNIFFERS
 log = logging.getLogger("litassist.corpus")
 
 __all__ = [
+    "NO_ABSTRACT",
     "Paper",
     "ParseError",
     "ParseResult",

@@ -51,6 +51,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "doi": ("doi",),
     "arxiv_id": ("arxiv_id", "arxiv"),
     "source_id": ("id", "_id"),
+    "keywords": ("keywords", "keyword", "tags", "manual tags"),  # "Manual Tags": Zotero CSV
 }
 
 
@@ -123,6 +124,14 @@ def _name(value: object) -> str | None:
     return _scalar(value.get("literal")) or _scalar(value.get("name")) or " ".join(p for p in parts if p) or None
 
 
+def _keywords(value: object) -> list[str]:
+    """Keywords as a list, or as one string separated by ';' or ','."""
+    if isinstance(value, list):
+        return [text for item in value if (text := _scalar(item))]
+    text = _scalar(value)
+    return [part.strip() for part in re.split(";" if text and ";" in text else ",", text or "") if part.strip()]
+
+
 def _authors(value: object) -> list[str]:
     """Authors arrive as a list, or as one string joined by ';' or ' and '."""
     if isinstance(value, str):
@@ -158,11 +167,13 @@ def _record_paper(record: Mapping[Any, Any], columns: Mapping[str, str], source:
         return _plain(raw.get(field))
 
     year, date = _year_and_date(text("year"), text("date"))
+    source_id = (text("source_id") or "").strip() or None
     return _paper(
         source,
         abstract=raw.get("abstract"),
         title=text("title"),
-        source_id=(text("source_id") or "").strip() or None,
+        label=source_id,
+        source_id=source_id,
         authors=_authors(raw.get("authors")),
         year=year,
         date=date,
@@ -170,6 +181,7 @@ def _record_paper(record: Mapping[Any, Any], columns: Mapping[str, str], source:
         url=text("url"),
         doi=text("doi"),
         arxiv_id=text("arxiv_id"),
+        keywords=_keywords(raw.get("keywords")),
     )
 
 
@@ -244,6 +256,7 @@ def _bibtex_entry(entry: Entry, source: SourceRef) -> Paper | Skipped:
         source,
         abstract=first("abstract"),
         title=first("title"),
+        label=entry.key,
         authors=[_latex(author) for author in fields.get("author") or []],
         year=year,
         date=date,
@@ -251,6 +264,7 @@ def _bibtex_entry(entry: Entry, source: SourceRef) -> Paper | Skipped:
         url=first("url", convert=_verbatim),
         doi=first("doi", convert=_verbatim),
         arxiv_id=first("eprint" if eprint_type == "arxiv" else "arxivid", convert=_verbatim),
+        keywords=_keywords(first("keywords")),
     )
 
 
@@ -310,12 +324,14 @@ def _ris_record(record: dict[str, Any], source: SourceRef) -> Paper | Skipped:
         source,
         abstract=first("abstract", "notes_abstract"),  # AB, N2
         title=first("title", "primary_title"),  # TI, T1
+        label=_plain(first("id")),  # ID: the record's key in the exporting library
         authors=first("authors", "first_authors") or [],  # AU, A1
         year=year,
         date=date,
         venue=first("journal_name", "alternate_title3", "secondary_title"),  # JO, JF, T2
         url=(first("urls") or [None])[0],
         doi=first("doi"),
+        keywords=_keywords(first("keywords")),  # KW
     )
 
 
@@ -393,6 +409,7 @@ def _csl_item(item: dict[str, Any], source: SourceRef) -> Paper | Skipped:
         source,
         abstract=item.get("abstract"),
         title=item.get("title"),
+        label=_plain(item.get("id")),
         authors=_authors(item.get("author")),
         year=year,
         date=date,
@@ -400,6 +417,7 @@ def _csl_item(item: dict[str, Any], source: SourceRef) -> Paper | Skipped:
                      else item.get("container-title")),
         url=_plain(item.get("URL")),
         doi=_plain(item.get("DOI")),
+        keywords=_keywords(item.get("keyword")),
     )
 
 
@@ -453,9 +471,9 @@ def parse_csv(text: str, path: str, mapping: dict[str, str] | None = None) -> Pa
         if not header:
             raise ParseError("empty CSV file")
         columns = _match_columns(header, mapping)
-        if "abstract" not in columns:
+        if "abstract" not in columns and "title" not in columns:
             shown = ", ".join(name[:40] for name in header[:20]) + (", …" if len(header) > 20 else "")
-            raise ParseError(f"no abstract column (columns: {shown}); map one with --csv-map abstract=COLUMN")
+            raise ParseError(f"no abstract or title column (columns: {shown}); map one with --csv-map abstract=COLUMN")
         return _result("csv", _csv_rows(reader, header, columns, path))
     except csv.Error as err:
         raise ParseError(f"malformed CSV near line {reader.line_num}: {err}") from err

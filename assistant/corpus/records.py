@@ -54,6 +54,10 @@ class SourceRef(BaseModel):
     position: int = Field(description="1-based index of the entry within the file")
 
 
+_ADDED_FIELDS = ("keywords", "collections", "attachments")
+NO_ABSTRACT = "no abstract"  # how a paper stored from its metadata alone is marked wherever it is shown
+
+
 class Paper(BaseModel):
     """One paper: the unit that is deduplicated, stored, searched and cited."""
 
@@ -106,7 +110,8 @@ class Paper(BaseModel):
 
     def content_key(self) -> str:
         """Hash of everything that is embedded or shown; sources are excluded so merges do not re-embed."""
-        payload = self.model_dump_json(exclude={"sources"})
+        added_later = {name for name in _ADDED_FIELDS if not getattr(self, name)}  # papers stored before they
+        payload = self.model_dump_json(exclude={"sources", *added_later})  # existed keep their key (no re-embedding)
         return hashlib.sha1(payload.encode("utf-8")).hexdigest()
 
 

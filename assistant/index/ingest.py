@@ -63,6 +63,7 @@ class SkippedEntry(BaseModel):
     file: str
     position: int
     reason: str
+    label: str | None = None  # the entry's citation key or title, when it had one
 
 
 class IngestReport(BaseModel):
@@ -73,6 +74,7 @@ class IngestReport(BaseModel):
     files_failed: list[FileFailure] = Field(default_factory=list)
     papers_by_format: dict[str, int] = Field(default_factory=dict)
     new: int = 0
+    without_abstract: int = Field(0, description="of the ingested files' papers, those stored without an abstract")
     updated: int = 0
     unchanged: int = 0
     merged_duplicates: int = 0
@@ -85,14 +87,17 @@ class IngestReport(BaseModel):
     seconds: float = 0.0
 
     def fail(self, file: str, reason: str) -> None:
+        """Record a failed file. The report is where a failure is shown (the CLI prints it once, the app lists
+        it); the log keeps it for --verbose only, or the CLI would print every failure twice."""
         self.files_failed.append(FileFailure(file=file, reason=reason))
-        log.warning("%s: %s", file, reason)
+        log.debug("%s: %s", file, reason)
 
     def count_parsed(self, pf: ParsedFile) -> None:
         result = pf.result
         self.papers_by_format[result.format] = self.papers_by_format.get(result.format, 0) + len(result.papers)
         room = MAX_SKIPPED_DETAILS - len(self.skipped)
-        self.skipped += [SkippedEntry(file=pf.path, position=s.position, reason=s.reason) for s in result.skipped[:room]]
+        self.skipped += [SkippedEntry(file=pf.path, position=s.position, reason=s.reason, label=s.label)
+                         for s in result.skipped[:room]]
         self.skipped_total += result.skipped_total
         for reason, count in result.skip_reasons.items():
             self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + count
@@ -277,6 +282,7 @@ def _apply(
     settings: Settings, report: IngestReport, progress: ProgressCallback,
 ) -> None:
     report.new, report.updated, report.unchanged = len(plan.new), len(plan.updated), plan.unchanged
+    report.without_abstract = sum(not paper.has_abstract for paper in plan.final.values())
     report.merged_duplicates += plan.merged
     new_ids = {p.paper_id for p in plan.new}
     updates: list[tuple[Paper, list[Chunk], object, int]] = []
@@ -306,7 +312,7 @@ def _capped_chunks(paper: Paper, settings: Settings, report: IngestReport) -> li
         warning = (f"{paper.paper_id}: the abstract is too long ({len(paper.abstract):,} characters); only its first "
                    f"{len(chunks)} passages are embedded (LITASSIST_MAX_CHUNKS_PER_PAPER={limit})")
         report.warnings.append(warning)
-        log.warning("%s", warning)
+        log.debug("%s", warning)  # shown from the report, like failures
     return chunks
 
 
