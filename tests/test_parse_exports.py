@@ -541,3 +541,14 @@ def test_generic_titles_with_different_abstracts_stay_apart() -> None:
     assert len(papers) == 3 and len({p.paper_id for p in papers}) == 3
     sourced = parse_text('{"_id": "1", "title": "Summary", "text": "same words here"}\n{"_id": "2", "title": "Summary", "text": "same words here"}', "beir.jsonl")
     assert merge_duplicates(sourced.papers)[1] == 0  # ids the source gave differ: never merged
+
+
+def test_bibtex_repeated_key_and_repeated_field_keep_every_entry():
+    # Mendeley exports repeat citation keys; Scopus repeats `funding_details` (both seen in real exports)
+    text = ("@string{nc = {Neural Computation}}\n"
+            "@article{Huang1992, title={First paper}, journal=nc, abstract={One.}}\n"
+            "@article{Huang1992, title={Second paper}, journal=nc, abstract={Two.}}\n"
+            "@ARTICLE{Cooper2018, title={Funded}, funding_details={A}, funding_details={B}, abstract={Three.}}\n")
+    papers = parse_bibtex(text, "x.bib").papers
+    assert [(p.title, p.venue, p.sources[0].position) for p in papers] == [
+        ("First paper", "Neural Computation", 1), ("Second paper", "Neural Computation", 2), ("Funded", None, 3)]

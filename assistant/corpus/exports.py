@@ -20,8 +20,14 @@ from xml.etree.ElementTree import ParseError as XMLParseError
 import bibtexparser
 import rispy
 from bibtexparser.exceptions import BlockAbortedException
-from bibtexparser.middlewares import NormalizeFieldKeys, SeparateCoAuthors
-from bibtexparser.model import Entry, ParsingFailedBlock
+from bibtexparser.library import Library
+from bibtexparser.middlewares import (
+    NormalizeFieldKeys,
+    RemoveEnclosingMiddleware,
+    ResolveStringReferencesMiddleware,
+    SeparateCoAuthors,
+)
+from bibtexparser.model import DuplicateBlockKeyBlock, DuplicateFieldKeyBlock, Entry, Field, ParsingFailedBlock
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
 from .records import Paper, ParseError, ParseResult, Skipped, SourceRef, clean_text, make_paper
@@ -271,23 +277,47 @@ def _bibtex_entry(entry: Entry, source: SourceRef) -> Paper | Skipped:
 def parse_bibtex(text: str, path: str) -> ParseResult:
     """A .bib export. Any malformed block fails the whole file: bibtexparser resumes after a broken
     entry, and silently losing papers from a user's library is worse than a clear error."""
-    library = bibtexparser.parse_string(
-        text.lstrip(_BOM),
-        # co-authors are split before LaTeX decoding so "{Barnes and Noble}" stays one name
-        append_middleware=[NormalizeFieldKeys(), SeparateCoAuthors()],
-    )
-    if failed := library.failed_blocks:
+    library = bibtexparser.parse_string(text.lstrip(_BOM), append_middleware=_BIBTEX_MIDDLEWARE)
+    recovered = _recover_duplicates(library)
+    if failed := [block for block in library.failed_blocks if not isinstance(block, _DUPLICATES)]:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise ParseError(_bibtex_failure(failed[0]) + more)
-    if not library.entries:
+    entries = sorted([*library.entries, *recovered], key=lambda entry: entry.start_line or 0)
+    if not entries:
         raise ParseError("no BibTeX entries found")
     return _result(
         "bibtex",
         (
             _bibtex_entry(entry, SourceRef(file=path, format="bibtex", position=position))
-            for position, entry in enumerate(library.entries, 1)
+            for position, entry in enumerate(entries, 1)
         ),
     )
+
+
+# co-authors are split before LaTeX decoding so "{Barnes and Noble}" stays one name
+_BIBTEX_MIDDLEWARE = [NormalizeFieldKeys(), SeparateCoAuthors()]
+_DUPLICATES = (DuplicateBlockKeyBlock, DuplicateFieldKeyBlock)
+
+
+def _recover_duplicates(library: Library) -> list[Entry]:
+    """Entries bibtexparser sets aside for a citation key used twice (Mendeley exports repeat keys) or a field
+    repeated within an entry (Scopus repeats `funding_details`): real papers, so they are kept (the first value of
+    a repeated field wins; two entries under one key are two records, merged only if they are the same paper),
+    passed through the same middleware as the other entries, with the file's @string macros."""
+    entries = []
+    for block in library.failed_blocks:
+        if isinstance(block, _DUPLICATES) and isinstance(entry := block.ignore_error_block, Entry):
+            first: dict[str, Field] = {}
+            for field in entry.fields:
+                first.setdefault(field.key.lower(), field)
+            entries.append(Entry(entry.entry_type, entry.key, list(first.values()), entry.start_line, entry.raw))
+    if not entries:
+        return []
+    recovered = Library(blocks=list(library.strings))
+    recovered.add(entries, fail_on_duplicate_key=False)
+    for middleware in [ResolveStringReferencesMiddleware(True), RemoveEnclosingMiddleware(True), *_BIBTEX_MIDDLEWARE]:
+        recovered = middleware.transform(recovered)
+    return list(recovered.entries)
 
 
 # ---------------------------------------------------------------- RIS
