@@ -471,7 +471,7 @@ class Agent:
         Returns the text and where the quotes are (brackets inside them are the paper's text, not citations)."""
         chosen = choose_sentences(candidate_sentences(question, hits, self.retriever.embedder, SELECTION.papers))
         if not chosen:
-            return prompt("abstain").format(best="no sentence of the papers found addresses the question"), []
+            return prompt("abstain").format(best=_nothing_to_quote(hits[:SELECTION.papers])), []
         header = prompt("offline_answer").format(sentences="\x00")
         lines, protected = [], []
         offset = header.index("\x00")
@@ -485,6 +485,17 @@ class Agent:
             lines.append(line)
             offset += len(line) + 1
         return header.replace("\x00", "\n".join(lines)), protected
+
+
+def _nothing_to_quote(hits: Sequence[Hit]) -> str:
+    """Why the extractive answer quotes nothing. Papers found by their title alone (stored without an abstract)
+    are named, never quoted: a title is not a finding, but the reader learns where to look."""
+    bare = [h.paper.title for h in hits if not h.paper.has_abstract]
+    if not bare:
+        return "no sentence of the papers found addresses the question"
+    named = "; ".join(f"“{title if len(title) <= 80 else title[:79] + '…'}”" for title in bare[:3])
+    return (f"the closest papers have no abstract stored, so nothing of them can be quoted ({named}); "
+            "`litassist enrich` fetches missing abstracts")
 
 
 # --- the extractive answer's choice of sentences -----------------------------------------------------------

@@ -97,6 +97,7 @@ def test_extractive_answer_never_quotes_a_title(thesis_home: Path) -> None:
     answer = Assistant(home=thesis_home).ask("What is long short-term memory?")
     assert answer.extractive
     assert "Long short-term memory [" not in answer.text and not any(c.spans for c in answer.citations)
+    assert answer.abstained and "have no abstract stored" in answer.text and "“Long short-term memory”" in answer.text
 
 
 def test_evidence_for_a_model_says_there_is_no_abstract(thesis_home: Path) -> None:
