@@ -50,6 +50,8 @@ def bibtex_entry(paper: Paper, key: str) -> str:
         fields += [("eprint", paper.arxiv_id), ("archiveprefix", "arXiv")]
     if paper.url:
         fields.append(("url", paper.url))
+    if paper.keywords:
+        fields.append(("keywords", _escape(", ".join(paper.keywords))))
     if paper.abstract:
         fields.append(("abstract", _escape(paper.abstract)))
     kind = "article" if paper.venue else "misc"

@@ -552,3 +552,18 @@ def test_bibtex_repeated_key_and_repeated_field_keep_every_entry():
     papers = parse_bibtex(text, "x.bib").papers
     assert [(p.title, p.venue, p.sources[0].position) for p in papers] == [
         ("First paper", "Neural Computation", 1), ("Second paper", "Neural Computation", 2), ("Funded", None, 3)]
+
+
+@pytest.mark.parametrize(("parse", "text"), [
+    (parse_bibtex, "@article{k, title={T}, keywords={graph learning, GNN}}"),
+    (parse_ris, "TY  - JOUR\nTI  - T\nKW  - graph learning\nKW  - GNN\nER  - \n"),
+    (parse_csl_json, '[{"id": "k", "type": "article", "title": "T", "keyword": "graph learning, GNN", "issued": {}}]'),
+    (parse_jsonl, '{"title": "T", "keywords": ["graph learning", "GNN"]}\n'),
+    (parse_csv, "Title,Manual Tags\nT,graph learning; GNN\n"),
+])
+def test_keywords_are_read_as_a_list_and_exported(parse, text):
+    from assistant.bibtex import bibtex
+
+    (paper,) = parse(text, "x").papers
+    assert paper.keywords == ["graph learning", "GNN"]
+    assert "keywords = {graph learning, GNN}" in bibtex([paper])
