@@ -10,7 +10,7 @@ Politeness: one request at a time, at most `MIN_INTERVAL` apart per service (Ope
 polite pool ~50/s, arXiv asks for one every 3 s), the contact e-mail (LITASSIST_CONTACT_EMAIL) sent as OpenAlex's
 `mailto=` and in the User-Agent as Crossref asks, retries with exponential backoff on 429/5xx and dropped
 connections honouring `Retry-After`, and a timeout. Every answer (found or not found) is kept in
-HOME/enrich.sqlite3, so a re-run costs no request. Papers are stored in batches of `STORE_EVERY`: a run that is
+HOME/enrich.sqlite3, so a re-run costs no request. What was found is stored every `STORE_SECONDS`: a run that is
 killed keeps what it stored and cached, and the next run continues. A service that cannot be reached on the
 first try stops the run at once with one line, instead of trying each paper in turn.
 
@@ -30,7 +30,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,10 +57,11 @@ MAX_RETRIES = 4
 BACKOFF = 1.0  # seconds before the first retry; doubled each time
 MAX_WAIT = 120.0  # a Retry-After longer than this is cut to it
 TIMEOUT = 30.0
-STORE_EVERY = 20  # papers looked up between two writes to the library
+STORE_SECONDS = 30.0  # what was found is written to the library this often (each write re-embeds and commits)...
+STORE_MAX_PAPERS = 200  # ...or after this many papers, whichever comes first
 MAX_FAILURE_LINES = 20
 TITLE_CANDIDATES = 5
-USER_AGENT = "litassist/0.1 (literature assistant; https://pypi.org/project/litassist/)"
+USER_AGENT = "litassist/0.1"
 T = TypeVar("T")
 
 
@@ -213,7 +214,7 @@ class Client:
         self.bases = {"openalex": settings.openalex_url, "crossref": settings.crossref_url,
                       "arxiv": settings.arxiv_api_url}
         self.email = settings.contact_email
-        agent = f"{USER_AGENT[:-1]}; mailto:{self.email})" if self.email else USER_AGENT
+        agent = f"{USER_AGENT} (mailto:{self.email})" if self.email else USER_AGENT
         self.http = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": agent}, follow_redirects=True)
         self.cache = cache
         self.sleep = sleep
@@ -269,7 +270,8 @@ class Client:
         self._last[service] = time.monotonic()
 
     def _back_off(self, service: str, attempt: int, retry_after: str | None, reason: str) -> None:
-        wait = min(retry_after_seconds(retry_after) or BACKOFF * 2**attempt, MAX_WAIT)
+        asked = retry_after_seconds(retry_after)
+        wait = min(BACKOFF * 2**attempt if asked is None else asked, MAX_WAIT)
         log.info("%s: %s; trying again in %.1f s", SERVICES[service], reason, wait)
         self.sleep(wait)
 
@@ -373,6 +375,8 @@ class Lookups:
     def openalex_by_title(self, title: str) -> Paper | None:
         """The first result whose normalized title is the paper's: a search alone would give a similar paper."""
         wanted = normalize_title(title)
+        if not wanted:  # a title in a script the normalized form does not keep: no exact match to ask for
+            return None
 
         def read(status: int, body: str) -> Paper | None:
             answer = _json_body("openalex", status, body)
@@ -436,11 +440,6 @@ class Lookups:
 # ---------------------------------------------------------------- the run
 
 
-def _batches(papers: Sequence[Paper], size: int) -> Iterator[Sequence[Paper]]:
-    for start in range(0, len(papers), size):
-        yield papers[start : start + size]
-
-
 def _held_by(paper: Paper, roots: Sequence[str]) -> bool:
     """Whether one of the paper's source files is one of `roots` or lies in a folder among them."""
     return any(s.file == root or s.file.startswith(root.rstrip(os.sep) + os.sep) for s in paper.sources for root in roots)
@@ -466,36 +465,36 @@ def enrich(
     cache = Cache(settings.home / CACHE_FILE)
     client = Client(settings, cache)
     lookups = Lookups(client)
-    done = 0
+    found: dict[str, Paper] = {}
+    last_store = time.monotonic()
     try:
-        for batch in _batches(candidates, STORE_EVERY):
-            found: dict[str, Paper] = {}
+        for done, paper in enumerate(candidates, start=1):
+            before = client.requests
             try:
-                for paper in batch:
-                    before = client.requests
-                    try:
-                        record, services = lookups.resolve(paper)
-                    except LookupFailed as error:
-                        report.fail(paper, str(error))
-                        record, services = None, None
-                    done += 1
-                    if progress:  # the bar appears once a paper is done: no network leaves only the error line
-                        progress("enrich", done, len(candidates))
-                    if services is None:
-                        continue
-                    report.from_cache += client.requests == before
-                    if record is None or not record.has_abstract:
-                        report.not_found += 1
-                    if record is not None:
-                        cache.keep_filled(lookup_keys(paper), "+".join(services), record)
-                        found[paper.paper_id] = record
-            finally:  # a run stopped by EnrichError or Ctrl-C stores what this batch found
+                record, services = lookups.resolve(paper)
+            except LookupFailed as error:
+                report.fail(paper, str(error))
+                record, services = None, None
+            if progress:  # the bar appears once a paper is done: no network leaves only the error line
+                progress("enrich", done, len(candidates))
+            if services is None:
+                continue
+            report.from_cache += client.requests == before
+            report.not_found += record is None or not record.has_abstract
+            if record is not None:
+                cache.keep_filled(lookup_keys(paper), "+".join(services), record)
+                found[paper.paper_id] = record
+            if len(found) >= STORE_MAX_PAPERS or time.monotonic() - last_store >= STORE_SECONDS:
                 _store(found, store, embedder, settings, report)
-    finally:
-        report.requests = client.requests
-        client.close()
-        cache.close()
-        report.seconds = round(time.perf_counter() - started, 2)
+                found, last_store = {}, time.monotonic()
+    finally:  # also when stopped by EnrichError or Ctrl-C: what was found is stored
+        try:
+            _store(found, store, embedder, settings, report)
+        finally:
+            report.requests = client.requests
+            client.close()
+            cache.close()
+            report.seconds = round(time.perf_counter() - started, 2)
     return report
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -46,6 +50,9 @@ class Replay:
     requests: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)  # path, query, headers
     times: list[float] = field(default_factory=list)
     scripted: dict[str, list[tuple[int, dict[str, str], str]]] = field(default_factory=dict)
+    stall: set[str] = field(default_factory=set)  # paths whose request hangs until `release` is set
+    stalled: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
     routes: dict[str, tuple[str, str]] = field(default_factory=lambda: {
         "/openalex/works/doi:10.5555/enrich.one": ("openalex-work-one.json", "application/json"),
         "/openalex/works/doi:10.5555/enrich.two": ("openalex-work-two.json", "application/json"),
@@ -80,6 +87,9 @@ def replay() -> Iterator[tuple[Replay, str]]:
             state.requests.append((unquote(parts.path), {k: v[0] for k, v in parse_qs(parts.query).items()},
                                    dict(self.headers)))
             state.times.append(time.monotonic())
+            if unquote(parts.path) in state.stall:
+                state.stalled.set()
+                state.release.wait(60)
             status, headers, body = state.answer(self.path)
             data = body.encode("utf-8")
             self.send_response(status)
@@ -96,6 +106,7 @@ def replay() -> Iterator[tuple[Replay, str]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield state, f"http://127.0.0.1:{server.server_address[1]}"
+    state.release.set()
     server.shutdown()
     server.server_close()
 
@@ -276,6 +287,34 @@ def test_a_run_stopped_midway_keeps_what_it_did_and_the_next_run_continues(
     assert report["lacking"] == 4 and report["filled"] == 3
     repeated = [path for path, _, _ in server.requests[len(asked):] if path in asked]
     assert repeated == [], "what the stopped run fetched comes from the cache"
+    assert sum(p.has_abstract for p in by_title(home).values()) == 5
+
+
+def test_a_killed_run_keeps_what_it_fetched_and_the_next_run_continues(
+    tmp_path: Path, replay: tuple[Replay, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL while the last paper's request hangs: nothing was stored yet (stores come every STORE_SECONDS),
+    but every answer was cached, so the next run asks only for what the killed one had not got."""
+    server, base = replay
+    point_at(monkeypatch, base)
+    home, _ = library(tmp_path)
+    server.stall.add("/openalex/works")  # the title search, asked for the last paper (t:…)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "assistant", "--home", str(home), "enrich"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert server.stalled.wait(120), "the run never reached the last paper"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    asked = [path for path, _, _ in server.requests]
+    assert "/openalex/works/doi:10.5555/enrich.one" in asked
+    server.stall.clear()
+    server.release.set()
+
+    report = json.loads(cli_enrich(home).stdout)
+    assert (report["lacking"], report["filled"], report["from_cache"]) == (5, 4, 4)
+    assert [path for path, _, _ in server.requests[len(asked):]] == ["/openalex/works"]
     assert sum(p.has_abstract for p in by_title(home).values()) == 5
 
 
