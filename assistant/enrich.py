@@ -210,14 +210,13 @@ def refill(parsed: ParsedFile, home: Path) -> ParsedFile:
 class Client:
     """GET requests to the three services: cached, spaced per service, retried with backoff."""
 
-    def __init__(self, settings: Settings, cache: Cache, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, settings: Settings, cache: Cache):
         self.bases = {"openalex": settings.openalex_url, "crossref": settings.crossref_url,
                       "arxiv": settings.arxiv_api_url}
         self.email = settings.contact_email
         agent = f"{USER_AGENT} (mailto:{self.email})" if self.email else USER_AGENT
         self.http = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": agent}, follow_redirects=True)
         self.cache = cache
-        self.sleep = sleep
         self.requests = 0
         self._last: dict[str, float] = {}
         self._reached: set[str] = set()
@@ -245,7 +244,7 @@ class Client:
             self.requests += 1
             try:
                 response = self.http.get(url, params=params)
-            except httpx.TransportError as error:
+            except httpx.RequestError as error:  # refused, DNS, timeout, a dropped connection, a bad URL
                 reason = " ".join(str(error).split()) or type(error).__name__
                 if service not in self._reached:
                     raise EnrichError(f"cannot reach {SERVICES[service]} at {self.bases[service]} ({reason}): "
@@ -266,14 +265,14 @@ class Client:
     def _wait_turn(self, service: str) -> None:
         wait = self._last.get(service, -1e9) + MIN_INTERVAL[service] - time.monotonic()
         if wait > 0:
-            self.sleep(wait)
+            time.sleep(wait)
         self._last[service] = time.monotonic()
 
     def _back_off(self, service: str, attempt: int, retry_after: str | None, reason: str) -> None:
         asked = retry_after_seconds(retry_after)
         wait = min(BACKOFF * 2**attempt if asked is None else asked, MAX_WAIT)
         log.info("%s: %s; trying again in %.1f s", SERVICES[service], reason, wait)
-        self.sleep(wait)
+        time.sleep(wait)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
