@@ -8,9 +8,10 @@ if TYPE_CHECKING:
     from .api import Assistant
     from .config import Settings
     from .corpus import Paper
+    from .enrich import EnrichError, EnrichReport
 
-__all__ = ["Assistant", "Paper", "Settings"]
-_HOMES = {"Assistant": "api", "Settings": "config", "Paper": "corpus"}
+__all__ = ["Assistant", "EnrichError", "EnrichReport", "Paper", "Settings"]
+_HOMES = {"Assistant": "api", "Settings": "config", "Paper": "corpus", "EnrichError": "enrich", "EnrichReport": "enrich"}
 
 
 def __getattr__(name: str) -> Any:

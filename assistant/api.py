@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
     from .clusters import ClusterCache, ClusterMap, ClusterSummarizer, ClusterSummary
     from .conversations import Conversation, ConversationInfo, ConversationStore
+    from .enrich import EnrichReport
     from .evaluate import AnswerReport, RetrievalReport
     from .llm import Check
     from .report import ReportRun
@@ -251,6 +252,16 @@ class Assistant:
         kwargs = {"progress": progress} if progress else {}
         return ingest(paths, self.store, self.embedder, self.settings, csv_mapping, force,
                       allow_removals=allow_removals, **kwargs)
+
+    def enrich(self, sources: Iterable[str | Path] | None = None, progress: ProgressCallback | None = None) -> EnrichReport:
+        """Fill in the abstracts (and year, venue, DOI, arXiv id, authors) that stored papers lack, from OpenAlex,
+        Crossref and the arXiv API: the only method that uses the network, and only when called. `sources`: only
+        the papers of these files or folders. Answers are cached in the home, so a second call sends no request
+        for what the first looked up. Raises EnrichError (one line) when the network cannot be reached."""
+        from .enrich import enrich
+
+        roots = None if sources is None else [str(Path(p).expanduser().resolve()) for p in sources]
+        return enrich(self.store, self.embedder, self.settings, roots, progress)
 
     def remove(self, paper_ids: Sequence[str] = (), sources: Sequence[str | Path] = ()) -> RemovalReport:
         """Delete papers and/or forget source files (papers only they held go too)."""

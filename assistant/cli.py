@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from . import EnrichReport
     from .agent import Answer, Event
     from .api import Assistant
     from .index import IngestReport
@@ -122,6 +123,9 @@ def ingest_command(
         bool, typer.Option("--allow-removals", help="Accept changed files that drop many of their papers.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    fetch_abstracts: Annotated[
+        bool, typer.Option("--fetch-abstracts", help="Then fill missing abstracts from the web (see `enrich`).")
+    ] = False,
 ) -> None:
     """Parse, chunk, embed and store papers. Exit status 2 if any file failed."""
     from .api import DEMO_CORPUS
@@ -141,18 +145,81 @@ def ingest_command(
                                 allow_removals=allow_removals)
     except StoreError as error:  # another writer held the library too long, or the store failed
         fail(str(error))
-    if as_json:
-        print(report.model_dump_json(indent=2))
-    else:
+    if not as_json:
         _print_report(report)
         if not demo and (demo_files := lib.demo_sources()):
             err.print(f"note: the library also holds the demo corpus ({len(demo_files)} pages from `ingest --demo`); "
                       "remove it with `litassist remove --demo`", highlight=False)
+    enriched = _run_enrich(lib, targets, as_json) if fetch_abstracts else None
+    if as_json:
+        print(json.dumps({**report.model_dump(), **({"enrich": enriched.model_dump()} if enriched else {})},
+                         ensure_ascii=False, indent=2))
     if report.files_failed:
         raise typer.Exit(EXIT_BAD_INPUT)
+    if enriched and enriched.failed:
+        raise typer.Exit(1)
 
 
-STAGES = {"parse": "parsing", "embed": "embedding", "summarize": "summarizing"}
+@app.command("enrich")
+def enrich_command(
+    source: Annotated[
+        list[Path] | None, typer.Option("--source", help="Only the papers of this source file or folder.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Fill missing abstracts and metadata from OpenAlex, Crossref and the arXiv API, by DOI, arXiv id or exact
+    title. Uses the network (only this command and `ingest --fetch-abstracts` do); answers are cached in the
+    home, so a re-run sends no request for what was looked up. Exit status 1 without network or if lookups failed."""
+    report = _run_enrich(assistant(), source, as_json)
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _run_enrich(lib: Assistant, sources: list[Path] | None, as_json: bool) -> EnrichReport:
+    """Run `enrich` with a progress bar; no network is one line and exit status 1."""
+    from . import EnrichError
+    from .index import StoreError
+
+    try:
+        with progress_bars(disable=as_json and not err.is_terminal) as on_progress:
+            report = lib.enrich(sources, progress=on_progress)
+    except (EnrichError, StoreError) as error:
+        fail(str(error))
+    if not as_json:
+        _print_enrich_report(report)
+    return report
+
+
+def _print_enrich_report(report: EnrichReport) -> None:
+    from rich.table import Table
+
+    for failure in report.failures:
+        err.print(Text.assemble(("failed", "red"), " ", printable(failure)), highlight=False)
+    if report.failed > len(report.failures):
+        err.print(Text.assemble(("failed", "red"), f" … {report.failed - len(report.failures)} more"), highlight=False)
+    if report.requests and not report.contact_email:
+        err.print("note: set LITASSIST_CONTACT_EMAIL to your e-mail address: OpenAlex and Crossref ask for it and "
+                  "answer such requests faster", highlight=False)
+    table = Table(title="enrich report", show_header=False)
+    rows = [
+        ("lacked an abstract", report.lacking),
+        ("filled", report.filled),
+        ("other fields filled", report.metadata_filled),
+        ("not found", report.not_found),
+        ("failed (run again to retry)", report.failed),
+        ("answered from the cache", report.from_cache),
+        ("requests sent", report.requests),
+    ]
+    for name, value in rows:
+        if value or name in ("lacked an abstract", "filled"):
+            table.add_row(name, f"{value:,}")
+    table.add_row("time", f"{report.seconds:.1f} s")
+    out.print(table)
+
+
+STAGES = {"parse": "parsing", "embed": "embedding", "summarize": "summarizing", "enrich": "fetching"}
 
 
 @contextlib.contextmanager

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     max_removal_share: float = Field(
         default=0.2, ge=0.0, le=1.0, description="a changed file losing more of its papers is refused"
     )
+    contact_email: str | None = Field(
+        default=None, description="sent to OpenAlex (mailto=) and Crossref (User-Agent) by `enrich`, as they ask"
+    )
+    openalex_url: str = "https://api.openalex.org"
+    crossref_url: str = "https://api.crossref.org"
+    arxiv_api_url: str = "https://export.arxiv.org"
 
     @field_validator("home", "embedding_model", "local_model_path", mode="before")
     @classmethod

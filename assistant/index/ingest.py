@@ -186,7 +186,9 @@ def _parse_one(
     data = read_file(path, settings.max_file_mb * 2**20)
     if not force and store.source_hash(str(path)) == file_sha256(data):
         return None
-    return parse_file(path, csv_mapping, data=data)
+    from ..enrich import refill  # enrich builds on this module, so it is imported here, not at the top
+
+    return refill(parse_file(path, csv_mapping, data=data), store.home)
 
 
 @dataclass
@@ -297,6 +299,16 @@ def _apply(
             report.removed = len(plan.orphaned)
             log.info("removed %d papers no longer in any source", len(plan.orphaned))
         store.set_sources([SourceRecord(pf.path, pf.sha256, pf.result.format, len(pf.result.papers)) for pf in parsed])
+
+
+def update_papers(
+    papers: Sequence[Paper], stored: dict[str, StoredPaper], store: Store, embedder: Embedder, settings: Settings
+) -> IngestReport:
+    """Write new versions of papers already stored (what `enrich` filled in): embedded again, published in one
+    commit. The caller holds `store.writing()` and read `stored` under it."""
+    report = IngestReport()
+    _apply(_Plan(updated=list(papers)), [], stored, store, embedder, settings, report, _no_progress)
+    return report
 
 
 def _capped_chunks(paper: Paper, settings: Settings, report: IngestReport) -> list[Chunk]:

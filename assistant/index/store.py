@@ -428,11 +428,15 @@ class Store:
         return stored, np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
 
     def get_papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
+        return {pid: stored.paper for pid, stored in self.stored_papers(paper_ids).items()}
+
+    def stored_papers(self, paper_ids: Sequence[str]) -> dict[str, StoredPaper]:
+        """These papers with their content keys and chunk counts (what a writer needs to update them)."""
         if not paper_ids:
             return {}
         with self._use() as h:
             found = h.papers.get(ids=list(dict.fromkeys(paper_ids)), include=["metadatas"])
-        return {pid: self._stored(meta).paper for pid, meta in zip(found["ids"], found["metadatas"])}
+        return {pid: self._stored(meta) for pid, meta in zip(found["ids"], found["metadatas"])}
 
     def paper_count(self) -> int:
         with self._use() as h:
