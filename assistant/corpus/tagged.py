@@ -93,7 +93,7 @@ def _records(lines: Iterable[str], layout: _Layout) -> Iterator[tuple[int, Recor
         size += len(line)
         if size > MAX_RECORD_CHARS:
             raise ParseError(f"the {layout.label} record starting at line {start} is over "
-                             f"{MAX_RECORD_CHARS // 2**20} MB: not a real record; export the file again")
+                             f"{MAX_RECORD_CHARS:,} characters: not a real record; export the file again")
         if line[0] in " \t":  # a value going on over the next line
             if not record:
                 raise ParseError(f"line {number}: an indented line outside any {layout.label} record; "
