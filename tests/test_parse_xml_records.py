@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from test_fuzz_parsers import FUZZ, mutated, only_parse_errors
 from test_parse_tagged import doubling_ratio, real
 
-from assistant.corpus import parse_file, parse_text, xml_records
+from assistant.corpus import parse_file, parse_text, tagged, xml_records
 from assistant.corpus.records import ParseError
 from assistant.corpus.tagged import parse_medline
 from assistant.corpus.xml_records import STREAMS, parse_endnote_xml, parse_pubmed_xml
@@ -195,3 +197,18 @@ def test_finished_records_are_dropped_while_streaming() -> None:
         return peak
 
     assert peak(4000) < 1.5 * peak(1000)
+
+
+@pytest.mark.parametrize(("name", "parse"), [
+    ("pubmed_limo.nbib", tagged.parse_medline), ("wos_savedrecs.txt", tagged.parse_wos),
+    ("pubmed_efetch.xml", parse_pubmed_xml), ("endnote_thesis.xml", parse_endnote_xml),
+])
+def test_mutated_real_exports_raise_nothing_but_parse_errors(name: str, parse: Callable[[str, str], object]) -> None:
+    sample = real(name)[:6000]
+
+    @FUZZ
+    @given(text=mutated(sample))
+    def check(text: str) -> None:
+        only_parse_errors(lambda: parse(text, name))
+
+    check()
