@@ -140,11 +140,11 @@ def test_a_record_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch
 
 
 def doubling_ratio(make: Callable[[int], str], parse: Callable[[str, str], object], n: int) -> float:
-    """Time for input size 2n over time for n (best of 3 each, to ride out a busy machine)."""
+    """Time for input size 2n over time for n (best of 5 each, to ride out a busy machine)."""
     def best(size: int) -> float:
         text = make(size)
         runs = []
-        for _ in range(3):
+        for _ in range(5):
             start = time.perf_counter()
             parse(text, "doubling.txt")
             runs.append(time.perf_counter() - start)
