@@ -159,9 +159,9 @@ WOS_RECORD = "PT J\nAU Doe, J\n   Roe, R\nTI Title {i}\nAB Words.\nPY 2020\nUT W
 @pytest.mark.parametrize(("make", "parse"), [
     (lambda n: "".join(MEDLINE_RECORD.format(i=i) for i in range(n)), parse_medline),  # many records
     (lambda n: "PMID- 1\nTI  - T\nAB  - " + "word " * (50 * n) + "\n", parse_medline),  # one long line
-    (lambda n: "PMID- 1\nTI  - T\nAB  - a\n" + "      word\n" * (5 * n), parse_medline),  # many continuation lines
+    (lambda n: "PMID- 1\nTI  - T\nAB  - a\n" + "      word\n" * (50 * n), parse_medline),  # many continuation lines
     (lambda n: "FN x\nVR 1.0\n" + "".join(WOS_RECORD.format(i=i) for i in range(n)) + "EF\n", parse_wos),
-    (lambda n: "PT J\nAU Doe, J\n" + "   Roe, R\n" * (5 * n) + "TI T\nER\n", parse_wos),  # many authors
+    (lambda n: "PT J\nAU Doe, J\n" + "   Roe, R\n" * (10 * n) + "TI T\nER\n", parse_wos),  # many authors
 ])
 def test_parsing_time_grows_linearly(make: Callable[[int], str], parse: Callable[[str, str], object]) -> None:
     assert doubling_ratio(make, parse, 2000) < 3
