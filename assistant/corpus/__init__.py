@@ -23,6 +23,8 @@ from .records import (
     paper_id_for,
 )
 from .scraped import SCRAPED_SNIFFERS
+from .tagged import TAGGED_SNIFFERS
+from .xml_records import XML_RECORD_SNIFFERS
 
 log = logging.getLogger("litassist.corpus")
 
@@ -47,7 +49,9 @@ __all__ = [
 ]
 
 Parser = Callable[[str, str], ParseResult]
-SNIFFERS: list[tuple[str, Callable[[str], bool], Parser]] = [*EXPORT_SNIFFERS, *SCRAPED_SNIFFERS]
+SNIFFERS: list[tuple[str, Callable[[str], bool], Parser]] = [
+    *TAGGED_SNIFFERS, *XML_RECORD_SNIFFERS, *EXPORT_SNIFFERS, *SCRAPED_SNIFFERS,
+]
 _EXTENSION_HINTS = {
     ".bib": "bibtex",
     ".ris": "ris",
@@ -58,6 +62,8 @@ _EXTENSION_HINTS = {
     ".tsv": "csv",
     ".xml": "arxiv-atom",
     ".atom": "arxiv-atom",
+    ".nbib": "medline",
+    ".ciw": "wos",
 }
 
 
@@ -146,8 +152,8 @@ def detect_format(text: str, path: str) -> tuple[str, Parser]:
         return next((name, parser) for name, _, parser in SNIFFERS if name == hint)
     if not accepted:
         raise ParseError(
-            "unrecognized format (expected BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV, arXiv Atom, "
-            "or a scraped listing of abstracts)"
+            "unrecognized format (expected BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV, arXiv Atom, PubMed/MEDLINE "
+            "(.nbib), PubMed XML, Web of Science tagged text, EndNote XML, or a scraped listing of abstracts)"
         )
     return next(((n, p) for n, p in accepted if n == hint), accepted[0])
 
