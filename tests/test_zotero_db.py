@@ -8,10 +8,13 @@ import hashlib
 import json
 import sqlite3
 import time
+from importlib import resources
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from hostile import run_cli
+from streamlit.testing.v1 import AppTest
 from zotero_library import LINKED_FILE, LINKED_URL, ZoteroLibrary
 
 from assistant import Assistant
@@ -19,6 +22,7 @@ from assistant.corpus import ParseError, discover_files, parse_file
 from assistant.corpus.zotero_db import is_zotero_database, parse_zotero, read_zotero
 from assistant.retrieve import Filters
 
+APP = str(resources.files("assistant.ui").joinpath("app.py"))
 ODD = "C++ & ML: 'odd' \"names\" ✓ #1? 50%/*"  # quotes, shell and LIKE/glob characters, non-ASCII
 
 
@@ -288,3 +292,31 @@ def test_parse_time_grows_linearly(tmp_path: Path) -> None:
 
     small, large = seconds(3000), seconds(6000)
     assert large / small < 3, (small, large)
+
+
+def test_app_offers_the_librarys_collections_and_they_bound_the_chat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib, _ = sample(tmp_path / "Zotero")
+    plain = tmp_path / "plain.bib"
+    plain.write_text("@article{k1, title={Sparse matrices}, abstract={We store sparse matrices compactly.}}\n")
+    Assistant(home=tmp_path / "bib-only").ingest([plain])
+    home = tmp_path / "home"
+    Assistant(home=home).ingest([lib.path])
+
+    def app(library: Path) -> AppTest:
+        monkeypatch.setenv("LITASSIST_HOME", str(library))
+        monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")
+        st.cache_resource.clear()
+        return AppTest.from_file(APP, default_timeout=180).run()
+
+    assert "collections" not in [widget.key for widget in app(tmp_path / "bib-only").sidebar.multiselect]
+    at = app(home)
+    picker = at.sidebar.multiselect(key="collections")
+    assert picker.options == [ODD, "Thesis", "Thesis/Chapter 2"]
+    picker.set_value(["Thesis"]).run()
+    at.chat_input[0].set_value("How are graphs partitioned?").run()
+    assert not at.exception, at.exception
+    turn = Assistant(home=home).conversation(at.session_state["conversation_id"]).turns[-1]
+    assert turn.answer.steps[0].args["collections"] == ["Thesis"]
+    assert {e.paper.paper_id for e in turn.answer.evidence} == {"zotero:1/ABCD2345", "zotero:1/BOOK0003"}
