@@ -18,8 +18,8 @@ from streamlit.testing.v1 import AppTest
 from zotero_library import LINKED_FILE, LINKED_URL, ZoteroLibrary
 
 from assistant import Assistant
-from assistant.corpus import ParseError, discover_files, parse_file
-from assistant.corpus.zotero_db import is_zotero_database, parse_zotero, read_zotero
+from assistant.corpus import ParseError, discover_files, parse_file, zotero_db
+from assistant.corpus.zotero_db import is_zotero_database, parse_zotero, read_zotero, zotero_digest
 from assistant.retrieve import Filters
 
 APP = str(resources.files("assistant.ui").joinpath("app.py"))
@@ -181,6 +181,34 @@ def test_read_while_zotero_holds_its_exclusive_lock_and_not_a_byte_changes(
     finally:
         zotero.close()
     assert "zotero:1/PREP0004" not in by_key(lib.path)  # Zotero's write is seen by the next read
+
+
+def test_a_write_during_the_read_means_reading_again(
+    library: tuple[ZoteroLibrary, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib, ids = library
+    reads = []
+
+    def parse_while_zotero_writes(path: Path) -> object:
+        result = parse_zotero(path)
+        if not reads:
+            lib.trash(ids["preprint"])  # Zotero trashes an item while the first read runs
+        reads.append(path)
+        return result
+
+    monkeypatch.setattr(zotero_db, "parse_zotero", parse_while_zotero_writes)
+    digest, result = read_zotero(lib.path)
+    assert len(reads) == 2 and digest == zotero_digest(lib.path)
+    assert "zotero:1/PREP0004" not in {p.paper_id for p in result.papers}
+
+    def parse_while_zotero_always_writes(path: Path) -> object:
+        lib.edit(ids["article"], extra=f"read {len(reads)}")
+        reads.append(path)
+        return parse_zotero(path)
+
+    monkeypatch.setattr(zotero_db, "parse_zotero", parse_while_zotero_always_writes)
+    with pytest.raises(ParseError, match="^Zotero database: Zotero kept writing to it while it was read; run ingest"):
+        read_zotero(lib.path)
 
 
 def test_changes_still_in_the_write_ahead_log_are_read(tmp_path: Path) -> None:

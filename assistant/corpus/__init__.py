@@ -84,7 +84,8 @@ def discover_files(paths: Iterable[str | Path], skip: Path | None = None) -> lis
         if path.is_dir():
             # Zotero data folders (issue 17): the database stands for the folder; its storage/ (PDFs, full-text
             # caches), styles and backups are not exports.
-            zotero = [p.parent for p in path.rglob(ZOTERO_DATABASE) if p.is_file()]
+            zotero = [p.parent for p in path.rglob(ZOTERO_DATABASE)
+                      if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
             found.extend(
                 sorted(
                     p
