@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .agent import Answer, Event
     from .api import Assistant
     from .index import IngestReport
+    from .retrieve import Filters
 
 app = typer.Typer(help="litassist: a literature assistant grounded in your papers.", no_args_is_help=True)
 out = Console()
@@ -319,6 +320,10 @@ def papers_command(
                       f"{marker}", highlight=False)
 
 
+COLLECTION_HELP = ("Only papers in this Zotero collection: its name or path (Parent/Child; a parent takes in its "
+                   "subcollections), any case. Repeat for several.")
+
+
 @app.command("search")
 def search_command(
     query: Annotated[Optional[str], typer.Argument(help="What to look for.")] = None,
@@ -332,6 +337,7 @@ def search_command(
     author: Annotated[Optional[str], typer.Option("--author", help="Author name contains this.")] = None,
     venue: Annotated[Optional[str], typer.Option("--venue", help="Venue/category contains this.")] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="A format (bibtex, jsonl, ...) or a source file's path or name, exactly.")] = None,
+    collection: Annotated[Optional[list[str]], typer.Option("--collection", help=COLLECTION_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output (JSON lines in batch mode).")] = False,
 ) -> None:
     """Find the papers that best match a query (hybrid dense + BM25 by default)."""
@@ -342,7 +348,8 @@ def search_command(
         fail(f"--mode must be hybrid, dense or lexical, not {mode!r}", EXIT_BAD_INPUT)
     if (query is None) == (queries is None):
         fail("give a QUERY or --queries FILE.jsonl (not both)", EXIT_BAD_INPUT)
-    filters = Filters(year_min=year_min, year_max=year_max, author=author, venue=venue, source=source)
+    filters = Filters(year_min=year_min, year_max=year_max, author=author, venue=venue, source=source,
+                      collections=collection or None)
     lib = assistant()
     if queries is not None:
         batch = _read_queries(queries)
@@ -438,7 +445,9 @@ class _StreamTail:
         yield from list(lines)[-max(1, console.size.height - 2):]
 
 
-def _run_turn(lib: Assistant, question: str, as_json: bool, conversation: str | None = None) -> Answer:
+def _run_turn(
+    lib: Assistant, question: str, as_json: bool, conversation: str | None = None, filters: Filters | None = None
+) -> Answer:
     """One question: steps go to stderr as they happen; on a terminal the model's tokens stream into a live
     region that the checked answer then replaces (invalid markers removed, the uncited note added), so what
     stays on screen is exactly the answer `--json` returns; piped, stdout gets only the checked answer.
@@ -468,7 +477,7 @@ def _run_turn(lib: Assistant, question: str, as_json: bool, conversation: str | 
 
     try:
         with live or contextlib.nullcontext():
-            answer = collect(lib.stream(question, conversation=conversation), show)
+            answer = collect(lib.stream(question, filters=filters, conversation=conversation), show)
     except EmptyLibraryError as error:
         fail(str(error))
     except Exception as error:  # noqa: BLE001 - a model failure is one line, never a traceback
@@ -487,10 +496,13 @@ def _run_turn(lib: Assistant, question: str, as_json: bool, conversation: str | 
 def ask_command(
     question: Annotated[str, typer.Argument(help="Your question.")],
     as_json: Annotated[bool, typer.Option("--json", help='{"answer", "citations", "provider", "usage", ...}')] = False,
+    collection: Annotated[Optional[list[str]], typer.Option("--collection", help=COLLECTION_HELP)] = None,
 ) -> None:
     """Answer a question from your library, citing the papers it comes from."""
+    from .retrieve import Filters
+
     lib = assistant()
-    answer = _run_turn(lib, question, as_json)
+    answer = _run_turn(lib, question, as_json, filters=Filters(collections=collection) if collection else None)
     if as_json:
         print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
 

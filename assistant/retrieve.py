@@ -1,7 +1,7 @@
 """Search: query -> ranked papers. Dense (Chroma chunks) and lexical (BM25) results fused into one list.
 
 Results are papers, never a wall of chunks: each paper appears once, carrying its best-matching passage.
-Filters (year range, author, venue, source) are applied inside both searches, before the top-k cut.
+Filters (year range, author, venue, source, collection) are applied inside both searches, before the top-k cut.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from .corpus import Paper
+from .corpus.zotero_db import COLLECTION_SEPARATOR
 from .index import Embedder, LibraryState, Store
 
 log = logging.getLogger("litassist.retrieve")
@@ -55,6 +56,7 @@ def paper_row(paper: Paper) -> dict[str, Any]:
         "year": paper.year,
         "authors": paper.authors,
         "venue": paper.venue,
+        "collections": paper.collections,
         "files": sorted({s.file for s in paper.sources}),
         "formats": sorted({s.format for s in paper.sources}),
     }
@@ -62,7 +64,8 @@ def paper_row(paper: Paper) -> dict[str, Any]:
 
 class Filters(BaseModel):
     """Restrict a search; every given condition must hold. Author and venue are case-insensitive substrings;
-    source is exact: a format name ("json" is not "jsonl"), or a source file's full path or file name."""
+    source is exact: a format name ("json" is not "jsonl"), or a source file's full path or file name. A paper
+    passes `collections` when it is in any of them (see `_in_collection`)."""
 
     year_min: int | None = None
     year_max: int | None = None
@@ -70,6 +73,7 @@ class Filters(BaseModel):
     venue: str | None = None
     source: str | None = None  # a format name (e.g. "bibtex"), or a source file's path or name
     paper_ids: list[str] | None = None  # only these papers (e.g. one cluster's members)
+    collections: list[str] | None = None  # Zotero collections: a name, or a path "Parent/Child"
 
     def active(self) -> bool:
         return any(v is not None for v in self.model_dump().values())
@@ -87,6 +91,10 @@ class Filters(BaseModel):
             return False
         if self.venue and self.venue.lower() not in (row.get("venue") or "").lower():
             return False
+        if self.collections is not None and not any(
+            _in_collection(wanted, stored) for wanted in self.collections for stored in row.get("collections", ())
+        ):
+            return False
         return not self.source or _source_matches(self.source, row)
 
     def admits(self, paper: Paper) -> bool:
@@ -97,7 +105,7 @@ class Filters(BaseModel):
         """These filters narrowed by `other`, never widened: the later year_min, the earlier year_max, the
         common paper ids, and for a text condition the longer of two nested substrings ("guo" and "yanan guo":
         "yanan guo"). Two text conditions that do not nest cannot be one substring, and two sources (exact names)
-        that differ cannot both hold: these filters' is kept, so the result still bounds the search, and a caller
+        that differ cannot both hold: these filters' is kept (so are their collections, when both name some), so the result still bounds the search, and a caller
         that must honour both also checks `other.admits`."""
         def later(a: int | None, b: int | None, pick: Any) -> int | None:
             return b if a is None else a if b is None else pick(a, b)
@@ -114,6 +122,7 @@ class Filters(BaseModel):
             year_min=later(self.year_min, other.year_min, max), year_max=later(self.year_max, other.year_max, min),
             author=text(self.author, other.author), venue=text(self.venue, other.venue),
             source=self.source or other.source, paper_ids=ids,
+            collections=self.collections if self.collections is not None else other.collections,
         )
 
     def describe(self) -> str:
@@ -124,9 +133,20 @@ class Filters(BaseModel):
                          f"{self.year_max if self.year_max is not None else '…'}")
         parts += [f"{name} {value!r}" for name, value in
                   (("author", self.author), ("venue", self.venue), ("source", self.source)) if value]
+        if self.collections is not None:
+            parts.append(f"collection {' or '.join(repr(c) for c in self.collections) or '(none)'}")
         if self.paper_ids is not None:
             parts.append(f"{len(self.paper_ids)} chosen papers")
         return ", ".join(parts) or "the whole library"
+
+
+def _in_collection(wanted: str, stored: str) -> bool:
+    """A stored collection path ("Thesis/Chapter 2") is in the wanted collection when the wanted text, ignoring
+    case, is the whole path, its last part or trailing parts (the collection's own name), or a leading part (a
+    parent takes in its subcollections). Plain comparisons, no pattern: any character in a name is literal."""
+    wanted, stored = wanted.strip().casefold(), stored.casefold()
+    sep = COLLECTION_SEPARATOR
+    return bool(wanted) and (wanted == stored or stored.endswith(sep + wanted) or stored.startswith(wanted + sep))
 
 
 def _source_matches(wanted: str, row: dict[str, Any]) -> bool:

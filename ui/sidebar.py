@@ -45,7 +45,8 @@ def model_sidebar(base: Settings) -> Settings:
 
 
 def retrieval_sidebar(papers: list[Paper]) -> tuple[Filters, int]:
-    """Year range, source and papers per search: the bounds every search of a chat turn obeys."""
+    """Year range, source, Zotero collections (when the library has any) and papers per search: the bounds every
+    search of a chat turn obeys."""
     st.subheader("Retrieval")
     years = sorted({p.year for p in papers if p.year})
     year_min = year_max = None
@@ -61,8 +62,12 @@ def retrieval_sidebar(papers: list[Paper]) -> tuple[Filters, int]:
     source = st.selectbox("Source", [None, *formats, *files], key="source",
                           format_func=lambda v: "All sources" if v is None else
                           (f"format: {v}" if v in formats else f"file: {Path(v).name}"))
+    collections = sorted({c for p in papers for c in p.collections}, key=str.casefold)
+    chosen = st.multiselect("Zotero collections", collections, key="collections", placeholder="All collections",
+                            help="Only papers in any of these collections (a parent takes in its subcollections).",
+                            ) if collections else []
     k = st.slider("Papers per search", 1, 20, 6, key="k", help="How many papers each search of the agent retrieves.")
-    return Filters(year_min=year_min, year_max=year_max, source=source), k
+    return Filters(year_min=year_min, year_max=year_max, source=source, collections=chosen or None), k
 
 
 # --- conversations ----------------------------------------------------------------------------------------

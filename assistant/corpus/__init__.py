@@ -25,6 +25,8 @@ from .records import (
 from .scraped import SCRAPED_SNIFFERS
 from .tagged import TAGGED_SNIFFERS
 from .xml_records import XML_RECORD_SNIFFERS
+from .zotero_db import DATABASE_NAME as ZOTERO_DATABASE
+from .zotero_db import is_zotero_database, read_zotero
 
 log = logging.getLogger("litassist.corpus")
 
@@ -44,6 +46,7 @@ __all__ = [
     "merge_into",
     "parse_file",
     "parse_text",
+    "parse_zotero_file",
     "read_file",
     "with_free_id",
 ]
@@ -87,14 +90,20 @@ def discover_files(paths: Iterable[str | Path], skip: Path | None = None) -> lis
         if not path.exists() and not path.is_symlink():
             raise FileNotFoundError(f"{path}: no such file or directory")
         if path.is_dir():
+            # Zotero data folders (issue 17): the database stands for the folder; its storage/ (PDFs, full-text
+            # caches), styles and backups are not exports.
+            zotero = [p.parent for p in path.rglob(ZOTERO_DATABASE)
+                      if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
             found.extend(
                 sorted(
                     p
                     for p in path.rglob("*")
                     if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
                     and not (skipped and skipped in p.resolve().parents)
+                    and not any(folder in p.parents for folder in zotero)
                 )
             )
+            found.extend(folder / ZOTERO_DATABASE for folder in zotero)
         else:
             found.append(path)
     return list(dict.fromkeys(p.resolve() for p in found))
@@ -182,6 +191,8 @@ def parse_file(
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> ParsedFile:
     """Read (unless `data` is given), decode and parse one file; raises ParseError with a one-line reason."""
+    if data is None and is_zotero_database(path):  # issue 17: the Zotero database is read with SQLite, not as text
+        return parse_zotero_file(path)
     data = read_file(path, max_bytes) if data is None else data
     text = decode(data)
     result = parse_text(text, str(path), csv_mapping)
@@ -190,6 +201,17 @@ def parse_file(
     if conflict := find_conflict(result.papers):
         raise ParseError(conflict)
     return ParsedFile(path=str(path), sha256=file_sha256(data), result=result)
+
+
+def parse_zotero_file(path: str | Path) -> ParsedFile:
+    """The Zotero database: read with SQLite, hashed with its write-ahead log, under no size limit (it is
+    queried, never loaded whole)."""
+    sha256, result = read_zotero(path)
+    if not result.papers and not result.skipped_total:
+        raise ParseError("no items in this Zotero database (notes, attachments and the trash are not read)")
+    if conflict := find_conflict(result.papers):
+        raise ParseError(conflict)
+    return ParsedFile(path=str(path), sha256=sha256, result=result)
 
 
 _COMPARED_FIELDS = ("title", "abstract", "authors", "year", "venue", "doi", "arxiv_id")

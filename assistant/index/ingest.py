@@ -36,10 +36,13 @@ from ..corpus import (
     merge_duplicates,
     merge_into,
     parse_file,
+    parse_zotero_file,
     read_file,
     with_free_id,
 )
 from ..corpus.records import MAX_SKIPPED_DETAILS
+from ..corpus.zotero_db import FORMAT as ZOTERO_FORMAT
+from ..corpus.zotero_db import is_zotero_database, zotero_digest
 from .chunking import Chunk, chunk_paper
 from .embedders import Embedder
 from .store import SourceRecord, Store, StoredPaper
@@ -183,6 +186,8 @@ def _parse_one(
     """The parsed file, or None when its bytes are the ones already stored."""
     if name != str(path):
         raise ParseError("the file name is not valid UTF-8: rename the file")
+    if is_zotero_database(path):  # issue 17: the Zotero database, queried with SQLite (no size limit, no decoding)
+        return None if not force and store.source_hash(str(path)) == zotero_digest(path) else parse_zotero_file(path)
     data = read_file(path, settings.max_file_mb * 2**20)
     if not force and store.source_hash(str(path)) == file_sha256(data):
         return None
@@ -267,8 +272,8 @@ def _over_removal(
     refused = {}
     for pf in parsed:
         before = held_before.get(pf.path, set())
-        if not before:
-            continue
+        if not before or pf.result.format == ZOTERO_FORMAT:  # a database is never truncated: what left it, the
+            continue  # user trashed or deleted (issue 17)
         after = held_after.get(pf.path, set())
         lost = len(before - after) - len(after - before)
         if lost > share * len(before):
