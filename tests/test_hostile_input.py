@@ -56,7 +56,8 @@ def test_json_values_that_are_not_text() -> None:
     (paper,) = parse_json(json.dumps([{"id": float("inf"), "title": "T", "abstract": "Words about graphs."}]), "a.json").papers
     assert paper.paper_id.startswith("t:") and "inf" not in paper.paper_id
     result = parse_jsonl(json.dumps({"id": "d", "abstract": {"x": 1}}) + "\n", "d.jsonl")
-    assert not result.papers and [s.reason for s in result.skipped] == ["abstract is not text"]
+    assert not result.papers and [(s.reason, s.label) for s in result.skipped] == [
+        ("abstract is not text, and no title, DOI or arXiv id", "d")]
     csl = json.dumps([{"title": "T", "abstract": "Words.", "author": [42, None, "Ada Lovelace"],
                        "issued": {"date-parts": [[None]]}}])
     (item,) = parse_csl_json(csl, "c.json").papers

@@ -278,6 +278,7 @@ def test_upload_reports_new_merged_skipped_and_failed_files(app, seeded_copy: Pa
         " models assign papers to reviewers, and show that routing each paper to few experts improves accuracy.}}\n"
         f"@article{{dup, title={{{seed.title}}}, year={{{seed.year}}}, abstract={{{seed.abstract}}}}}\n"
         "@article{bare, title={A Title Without Any Abstract}, year={2020}}\n"
+        "@misc{empty, year={2021}}\n"
     )
     at = app(seeded_copy, tab=LIBRARY)
     at.file_uploader[0].set_value([("refs.bib", bib.encode(), "text/x-bibtex"),
@@ -286,10 +287,12 @@ def test_upload_reports_new_merged_skipped_and_failed_files(app, seeded_copy: Pa
     at.button(key="add_files").click().run()
     assert not at.exception
     report = at.session_state["last_ingest"].report
-    assert (report.new, report.merged_duplicates, len(report.skipped)) == (1, 1, 1)
+    assert (report.new, report.without_abstract, report.merged_duplicates) == (2, 1, 1)
+    assert [(s.position, s.label) for s in report.skipped] == [(4, "empty")]
     assert [(Path(f.file).name, f.reason) for f in report.files_failed] == [
         ("broken.ris", "binary file (contains NUL bytes), not a text export")]
-    assert {m.label: m.value for m in at.metric}["New"] == "1"
+    assert {m.label: m.value for m in at.metric}["New"] == "2"
+    assert {m.label: m.value for m in at.metric}["Without abstract"] == "1"
     assert {m.label: m.value for m in at.metric}["Merged"] == "1"
     assert any("broken.ris" in e.value and "binary file" in e.value for e in at.error)
     assert (seeded_copy / "uploads" / "refs.bib").read_text() == bib
