@@ -26,7 +26,7 @@ from .scraped import SCRAPED_SNIFFERS
 from .tagged import TAGGED_SNIFFERS
 from .xml_records import XML_RECORD_SNIFFERS
 from .zotero_db import DATABASE_NAME as ZOTERO_DATABASE
-from .zotero_db import is_zotero_database, read_zotero
+from .zotero_db import ZOTERO_SNIFFERS, is_zotero_database, read_zotero
 
 log = logging.getLogger("litassist.corpus")
 
@@ -53,7 +53,7 @@ __all__ = [
 
 Parser = Callable[[str, str], ParseResult]
 SNIFFERS: list[tuple[str, Callable[[str], bool], Parser]] = [
-    *TAGGED_SNIFFERS, *XML_RECORD_SNIFFERS, *EXPORT_SNIFFERS, *SCRAPED_SNIFFERS,
+    *TAGGED_SNIFFERS, *XML_RECORD_SNIFFERS, *ZOTERO_SNIFFERS, *EXPORT_SNIFFERS, *SCRAPED_SNIFFERS,
 ]
 _EXTENSION_HINTS = {
     ".bib": "bibtex",
@@ -153,6 +153,9 @@ def decode(data: bytes) -> str:
         ) from None
 
 
+_GENERIC_FORMATS = frozenset({"json", "jsonl", "csv"})  # readings of any records: the extension may choose between them
+
+
 def detect_format(text: str, path: str) -> tuple[str, Parser]:
     """Pick the parser whose sniffer accepts the content; the extension only breaks ties."""
     accepted = [(name, parser) for name, sniff, parser in SNIFFERS if _accepts(sniff, text)]
@@ -164,6 +167,8 @@ def detect_format(text: str, path: str) -> tuple[str, Parser]:
             "unrecognized format (expected BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV, arXiv Atom, PubMed/MEDLINE "
             "(.nbib), PubMed XML, Web of Science tagged text, EndNote XML, or a scraped listing of abstracts)"
         )
+    if accepted[0][0] not in _GENERIC_FORMATS:  # a format known by its own markers (Zotero's JSON, OpenAlex) wins
+        return accepted[0]                      # over the generic reading its extension suggests (".json")
     return next(((n, p) for n, p in accepted if n == hint), accepted[0])
 
 

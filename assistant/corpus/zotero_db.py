@@ -216,7 +216,7 @@ def _items(db: sqlite3.Connection, path: Path) -> Iterator[Paper | Skipped]:
 
 
 def _item_paper(
-    source: SourceRef, *, key: str, library_id: int, data: dict[str, str], creators: list[tuple],
+    source: SourceRef, *, key: str, library_id: int | str, data: dict[str, str], creators: list[tuple],
     keywords: list[str], collections: list[str], attachments: list[str],
 ) -> Paper | Skipped:
     """The id is the item's key within its library: Zotero gives an item its key once and keeps it through edits,
@@ -289,3 +289,56 @@ def _attachment_path(storage: Path, key: str, link_mode: int, stored: str) -> st
     if stored.startswith(_STORED_PREFIX) and link_mode != _LINKED_FILE:
         return str(storage / key / stored[len(_STORED_PREFIX):])
     return stored
+
+
+# ---------------------------------------------------------------- the Zotero Web API's JSON
+
+API_FORMAT = "zotero-api"
+_API_HEAD = re.compile(r'^\s*\[\s*\{[^\[\]]{0,4000}?"key"\s*:\s*"[A-Z0-9]{8}"')  # bounded: no backtracking past 4 KB
+_PERSONAL_LIBRARY = 1  # the user's own library is library 1 in the database, whatever their user id on zotero.org
+
+
+def _sniff_zotero_api(text: str) -> bool:
+    """An array of Zotero Web API items (`/users/N/items?format=json`, as saved by scripts): objects with the
+    item's 8-character `key` and its fields under `data`, with an `itemType`."""
+    head = text.lstrip("\ufeff")[:65536]
+    return bool(_API_HEAD.match(head)) and '"data"' in head and '"itemType"' in head
+
+
+def parse_zotero_api(text: str, path: str) -> ParseResult:
+    """Items of the Zotero Web API: the same fields as the database (mapped by `_item_paper`), creators as objects,
+    tags as objects; attachments become their parent's `attachments` (a stored file as `storage/KEY/name`, relative
+    to the Zotero data folder, as the database has it), notes and attachments are not papers. The id matches the
+    database's for the personal library, so the API's and the database's copy of an item are one paper."""
+    from .exports import _json_array
+
+    items = [item for item in _json_array(text) if isinstance(item, dict) and isinstance(item.get("data"), dict)]
+    files: dict[str, list[str]] = {}
+    for item in items:
+        data = item["data"]
+        if data.get("itemType") == "attachment" and data.get("parentItem"):
+            stored = f"storage/{data.get('key') or item.get('key')}/{data['filename']}" if data.get("filename") else None
+            if where := data.get("path") or stored:
+                files.setdefault(str(data["parentItem"]), []).append(str(where))
+    papers = [item for item in items if item["data"].get("itemType") not in _NOT_PAPERS]
+    return _result(API_FORMAT, (_api_item(item, files, SourceRef(file=path, format=API_FORMAT, position=position))
+                                for position, item in enumerate(papers, 1)))
+
+
+def _api_item(item: dict, files: dict[str, list[str]], source: SourceRef) -> Paper | Skipped:
+    data = item["data"]
+    library = item.get("library") if isinstance(item.get("library"), dict) else {}
+    library_id = _PERSONAL_LIBRARY if library.get("type", "user") == "user" else f"group-{library.get('id')}"
+    creators = [(c.get("firstName"), c.get("lastName") or c.get("name"), _SINGLE_FIELD_NAME if "name" in c else 0,
+                 c.get("creatorType")) for c in data.get("creators") or [] if isinstance(c, dict)]
+    key = str(data.get("key") or item.get("key") or "")
+    return _item_paper(
+        source, key=key, library_id=library_id,
+        data={name: str(value) for name, value in data.items() if isinstance(value, (str, int)) and value != ""},
+        creators=creators,
+        keywords=[str(t["tag"]) for t in data.get("tags") or [] if isinstance(t, dict) and t.get("tag")],
+        collections=[], attachments=files.get(key, []),
+    )
+
+
+ZOTERO_SNIFFERS = [(API_FORMAT, _sniff_zotero_api, parse_zotero_api)]
