@@ -204,6 +204,8 @@ def _match_columns(names: Sequence[str], mapping: Mapping[str, str] | None = Non
 def _record_paper(record: Mapping[Any, Any], columns: Mapping[str, str], source: SourceRef) -> Paper | Skipped:
     """Shared by JSON, JSONL and CSV, whose records differ only in the key names they use."""
     raw = {field: record.get(column) for field, column in columns.items()}
+    if oversized := _oversized(raw):  # before any field is cleaned
+        return Skipped(position=source.position, reason=oversized)
 
     def text(field: str) -> str | None:
         return _plain(raw.get(field))
@@ -507,6 +509,8 @@ def _date_parts(issued: dict[str, Any]) -> list[str]:
 
 def _csl_item(item: dict[str, Any], source: SourceRef) -> Paper | Skipped:
     """A CSL item; its `id` is a citation key, local to the user's library, so it is not the paper id."""
+    if oversized := _oversized({key: item.get(key) for key in ("title", "abstract", "container-title", "URL", "DOI")}):
+        return Skipped(position=source.position, reason=oversized)
     issued = item.get("issued") if isinstance(item.get("issued"), dict) else {}
     issued_text = "-".join(_date_parts(issued)) or _plain(issued.get("raw")) or _plain(issued.get("literal"))
     year, date = _year_and_date(issued_text)

@@ -10,11 +10,10 @@ import unicodedata
 from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 _WS = re.compile(r"\s+")
-# A tag with optional name="value" attributes; "a<b and c>d" has no '=' so it is left alone. A quoted value stops
-# at '<': an unclosed quote must not make every later '<a x="' scan to the end of the text (quadratic).
+# A tag with optional name="value" attributes; "a<b and c>d" has no '=' so it is left alone.
 _TAG = re.compile(
     r"</?(?:[A-Za-z][\w.-]*:)?([A-Za-z][\w.-]*)"
-    r"(?:\s+[\w:.-]+\s*=\s*(?:\"[^\"<]*\"|'[^'<]*'|[^\s\"'<>]+))*\s*/?>"
+    r"(?:\s+[\w:.-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'<>]+))*\s*/?>"
 )
 _BLOCK_TAGS = frozenset({"p", "br", "div", "li", "ul", "ol", "sec", "title", "h1", "h2", "h3", "h4", "tr", "td"})
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)", re.IGNORECASE)

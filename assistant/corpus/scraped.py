@@ -13,6 +13,7 @@ from collections.abc import Callable
 from .records import ParseError, ParseResult, SourceRef, make_paper, split_name
 
 PROSE_MIN_WORDS = 30
+SNIFF_CHARS = 2**20  # a scraped page is a few hundred KB at most; sniffing a 500 MB export reads only this much
 _MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 _MONTH_NUMBER = {name: i for i, name in enumerate(_MONTHS.split("|"), start=1)}
 _LISTING_DATE = re.compile(rf"^({_MONTHS})[a-z]*\.? (\d{{1,2}})(?:, (\d{{4}}))?(?: \d+)?$")
@@ -34,6 +35,11 @@ def is_prose(line: str) -> bool:
 
 def _lines(text: str) -> list[str]:
     return [line.replace("\u00a0", " ").strip() for line in text.splitlines()]
+
+
+def _head_lines(text: str) -> list[str]:
+    """The lines a sniffer looks at: those of the first SNIFF_CHARS characters."""
+    return _lines(text[:SNIFF_CHARS])
 
 
 def _previous_nonblank(lines: list[str], index: int) -> tuple[int, str]:
@@ -62,7 +68,7 @@ def _title_before(lines: list[str], index: int) -> str | None:
 
 
 def sniff_author_page(text: str) -> bool:
-    lines = _lines(text)
+    lines = _head_lines(text)
     return any(_ARXIV_CATEGORY.match(line) for line in lines) and any(is_prose(line) for line in lines)
 
 
@@ -96,7 +102,7 @@ def parse_author_page(text: str, path: str) -> ParseResult:
 
 
 def sniff_daily_papers(text: str) -> bool:
-    lines = _lines(text)
+    lines = _head_lines(text)
     return "Daily Papers" in lines or sum(1 for line in lines if _AUTHOR_COUNT.match(line)) >= 2
 
 
@@ -142,7 +148,7 @@ def parse_daily_papers(text: str, path: str) -> ParseResult:
 
 
 def sniff_abstract_lines(text: str) -> bool:
-    lines = [line for line in _lines(text) if line]
+    lines = [line for line in _head_lines(text) if line]
     return bool(lines) and sum(1 for line in lines if _ABSTRACT_PREFIX.match(line)) >= max(1, len(lines) // 2)
 
 
@@ -163,7 +169,7 @@ def parse_abstract_lines(text: str, path: str) -> ParseResult:
 
 
 def sniff_paper_page(text: str) -> bool:
-    return any(_PUBLICATION_DATE.match(line) for line in _lines(text))
+    return any(_PUBLICATION_DATE.match(line) for line in _head_lines(text))
 
 
 def _related_header(line: str) -> tuple[list[str] | None, int | None]:
