@@ -179,6 +179,7 @@ GENERIC_SHAPES: dict[str, Callable[[int], str]] = {  # run on every parser, what
     "deep XML": lambda n: '<feed xmlns="http://www.w3.org/2005/Atom">' + "<a>" * n + "x" + "</a>" * n + "</feed>",
     "deep BibTeX braces": lambda n: "@article{k, title = {" + "{" * n + "x" + "}" * n + "}, abstract = {Words.}}",
     "unclosed tags": lambda n: '[{"abstract": "' + '<a x=\\"' * n + '"}]',
+    "unclosed feed tags": lambda n: "<feed " * n,
 }
 
 

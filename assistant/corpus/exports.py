@@ -370,8 +370,8 @@ class _ResolveMacros(LibraryMiddleware):
         size = sum(len(part) for part in parts)
         self.budget -= max(0, size - len(value))
         if size > MAX_FIELD_CHARS or self.budget < 0:
-            raise ParseError(f"BibTeX @string macros in {where} expand past the size limit "
-                             f"({MAX_FIELD_CHARS:,} characters a value, the file's size in all): not a bibliography")
+            raise ParseError(f"BibTeX @string macros in {where} expand past the size limit ({MAX_FIELD_CHARS:,} "
+                             "characters for one value, as much as the file itself for all): not a bibliography")
         return "".join(parts)
 
 
@@ -705,9 +705,9 @@ def _sniff_bibtex(text: str) -> bool:
 def _sniff_csv(text: str) -> bool:
     """A delimiter the Sniffer trusts, a header of short column names and rows as wide as the header, read
     from the head only: a quote left open would otherwise make the reader walk the whole file."""
-    text = text.lstrip(_BOM)
-    head = text[:_SNIFF_CHARS]
-    cut = len(head) < len(text)
+    start = 1 if text.startswith(_BOM) else 0
+    head = text[start : start + _SNIFF_CHARS]
+    cut = start + len(head) < len(text)
     dialect = _csv_dialect(head)
     if dialect is None:
         return False
