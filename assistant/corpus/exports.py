@@ -39,6 +39,7 @@ Parser = Callable[..., ParseResult]
 
 _BOM = "\ufeff"
 _SNIFF_CHARS = 65536
+_SNIFF_RECORD_CHARS = 4 * 2**20  # a first JSONL record up to this size is parsed to be sure it is one
 _CSV_SNIFF_CHARS = 8192  # csv.Sniffer is quadratic in a line's length: 64 KB of one line took 16 s
 MAX_FIELD_CHARS = 1_000_000  # one field of one entry; a longer one is refused (its entry is skipped), never decoded
 _MAX_INT_DIGITS = 4300  # Python's int() refuses longer digit strings (sys.int_info.default_max_str_digits)
@@ -676,20 +677,19 @@ def _sniff_json(text: str) -> bool:
 
 
 def _sniff_jsonl(text: str) -> bool:
-    """The first non-blank line is a JSON object. A first line longer than the head is not parsed here (a
+    """The first non-blank line is a JSON object. A first line over _SNIFF_RECORD_CHARS is not parsed here (a
     300 MB record would be read twice): it counts if it starts with '{' and ends with '}'."""
     start = _head_start(text)
-    head = text[start : start + _SNIFF_CHARS]
-    if not head.startswith("{"):
+    if not text.startswith("{", start):
         return False
-    if "\n" in head or len(head) < _SNIFF_CHARS:
-        try:
-            return isinstance(_load_json(head.split("\n", 1)[0]), dict)
-        except ParseError:
-            return False
-    end = text.find("\n", start + _SNIFF_CHARS)
+    end = text.find("\n", start)
     end = len(text) if end < 0 else end
-    return text[max(0, end - 64) : end].rstrip().endswith("}")
+    if end - start > _SNIFF_RECORD_CHARS:
+        return text[max(start, end - 64) : end].rstrip().endswith("}")
+    try:
+        return isinstance(_load_json(text[start:end]), dict)
+    except ParseError:
+        return False
 
 
 def _sniff_ris(text: str) -> bool:
