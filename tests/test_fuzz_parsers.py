@@ -7,8 +7,11 @@ counts keep the whole module to a few seconds; FUZZ_EXAMPLES=2000 FUZZ_RANDOM=1 
 from __future__ import annotations
 
 import contextlib
+import gc
+import math
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,10 +20,11 @@ from hypothesis import strategies as st
 from test_parse_exports import ATOM, BIBTEX, CSL_JSON, CSV_SEMICOLON, JSON_PLAIN, JSONL, RIS
 
 from assistant.api import DEMO_CORPUS
-from assistant.corpus import decode, parse_text
+from assistant.corpus import SNIFFERS, decode, detect_format, parse_text
 from assistant.corpus.exports import EXPORT_SNIFFERS, parse_csl_json
-from assistant.corpus.records import ParseError
+from assistant.corpus.records import ParseError, clean_text, find_arxiv_id, find_doi
 from assistant.corpus.scraped import SCRAPED_SNIFFERS
+from assistant.index.chunking import sentence_spans
 
 WATCHDOG_SECONDS = 5
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None,
@@ -137,3 +141,134 @@ def test_scraped_page_detection_and_parsing_survive_mutations(text: str) -> None
 @given(data=st.binary(max_size=3000))
 def test_decoding_then_parsing_random_bytes(data: bytes) -> None:
     only_parse_errors(lambda: parse_text(decode(data), "bytes.bin"))
+
+
+# ---------------------------------------------------------------- linear time
+# Every parser and sniffer must run in time linear in its input: a quadratic regex or loop lets one crafted file
+# hold the ingest lock for minutes (a 61 KB scraped line took 57 s; an RIS file with 100,000 blank lines, 37 s in
+# the BibTeX sniffer). A new parser is covered by adding its many-entries input to MANY_ENTRIES (one line); its
+# sniffer is covered through detect_format.
+
+LINEAR_MIN_SECONDS = 0.05  # inputs are doubled until one run takes this long: shorter times are timer noise
+LINEAR_MAX_CHARS = 2_000_000  # an input this big that still runs faster than that is fast enough
+LINEAR_MAX_RATIO = 3.0  # twice the input takes ~2x when linear, ~4x when quadratic
+
+PROSE_LINE = "We study how attention scales with the length of the sequence and " * 4  # 48 words: prose
+PAGE = f"Main Title\n12 (3)\nPublication date 2021\n{PROSE_LINE}\n"
+_ATOM_ENTRY = "<entry><id>http://arxiv.org/abs/2101.{i:05d}</id><title>T{i}</title><summary>Words.</summary></entry>"
+MANY_ENTRIES: dict[str, Callable[[int], str]] = {  # format -> n valid entries, each with the abstract "Words."
+    "bibtex": lambda n: "".join(f"@article{{k{i}, title = {{T{i}}}, author = {{Doe, J. and Roe, R.}}, year = {{2020}}, "
+                                f"abstract = {{Words.}}}}\n" for i in range(n)),
+    "ris": lambda n: "TY  - JOUR\nTI  - T\nAU  - Doe, J.\nPY  - 2020\nAB  - Words.\nER  - \n\n" * n,
+    "csl-json": lambda n: "[" + ",".join(f'{{"id": "k{i}", "title": "T{i}", "issued": {{"date-parts": [[2020, 1, 2]]}},'
+                                         f' "author": [{{"family": "Doe"}}], "abstract": "Words."}}' for i in range(n)) + "]",
+    "json": lambda n: "[" + ",".join(f'{{"id": "{i}", "title": "T{i}", "abstract": "Words."}}' for i in range(n)) + "]",
+    "jsonl": lambda n: "".join(f'{{"id": "{i}", "title": "T{i}", "abstract": "Words."}}\n' for i in range(n)),
+    "csv": lambda n: "title,abstract,year\n" + "".join(f"T{i},Words.,2020\n" for i in range(n)),
+    "arxiv-atom": lambda n: '<feed xmlns="http://www.w3.org/2005/Atom">'
+                            + "".join(_ATOM_ENTRY.format(i=i) for i in range(n)) + "</feed>",
+    "abstract-lines": lambda n: f"Abstract: Words. {PROSE_LINE}\n" * n,
+    "paper-page": lambda n: PAGE + f"{n} - Ann Lee, Bo Chen 2020\nWords. {PROSE_LINE}\n" * n,
+    "daily-papers": lambda n: f"Daily Papers\nT\nWords. {PROSE_LINE}\n• 3 authors\n·\nApr 25, 2023\n" * n,
+    "author-page": lambda n: f"Collaborating Authors\nAnn Lee\nT\narXiv.org cs.LG\nWords. {PROSE_LINE}\n" * n,
+}
+GENERIC_SHAPES: dict[str, Callable[[int], str]] = {  # run on every parser, whatever its format
+    "long line of spaces": lambda n: PAGE + "1 - a" + " " * n + "x\n" + PROSE_LINE + "\n",
+    "deep brackets": lambda n: "[" * n + "x" + "]" * n,
+    "deep objects": lambda n: '{"a":' * n + "1" + "}" * n,
+    "deep XML": lambda n: '<feed xmlns="http://www.w3.org/2005/Atom">' + "<a>" * n + "x" + "</a>" * n + "</feed>",
+    "deep BibTeX braces": lambda n: "@article{k, title = {" + "{" * n + "x" + "}" * n + "}, abstract = {Words.}}",
+    "unclosed tags": lambda n: '[{"abstract": "' + '<a x=\\"' * n + '"}]',
+    "unclosed feed tags": lambda n: "<feed " * n,
+}
+
+
+def _format_shapes(name: str) -> dict[str, Callable[[int], str]]:
+    """Inputs in the format's own shape: many entries, runs of blank lines between its lines, one long field."""
+    many = MANY_ENTRIES[name]
+    return {
+        "many entries": many,
+        "blank lines": lambda n: many(3).replace("\n", "\n" + "\n" * n) + "\n" * n,
+        "long field": lambda n: many(1).replace("Words.", "Words " * n + "end."),
+        "long field of spaces": lambda n: many(1).replace("Words.", "a" + " " * n + "b."),
+    }
+
+
+PARSE = {name: parse for name, _, parse in SNIFFERS} | {"csl-json": parse_csl_json}
+
+
+def _quietly(parse: Callable[[str, str], object]) -> Callable[[str], object]:
+    """A parser run for its time: refusing hostile input with a ParseError is a fine outcome, if quick."""
+    def run(text: str) -> object:
+        try:
+            return parse(text, "timed.txt")
+        except ParseError as error:
+            return error
+    return run
+
+
+RUNS = {name: _quietly(parse) for name, parse in PARSE.items()} | {"detect_format": _quietly(detect_format)}
+HELPER_SHAPES = [  # the regexes parsers share: markup cleaning, ids, the sentence splitter
+    (clean_text, "unclosed tags", lambda n: '<a x="' * n),
+    (clean_text, "tag with spaces", lambda n: "<a" + " " * n),
+    (sentence_spans, "run of spaces after a stop", lambda n: "Words." + " " * n + "x"),
+    (sentence_spans, "run of stops", lambda n: ". " * n),
+    (find_doi, "DOI-like tokens", lambda n: "10.1234/" * n),
+    (find_arxiv_id, "arXiv-like prefixes", lambda n: "arxiv: " * n + "abs/" + "a" * n),
+]
+FORMAT_EXTRA_SHAPES = {  # format -> inputs only that format treats specially
+    "bibtex": {"long LaTeX field": lambda n: MANY_ENTRIES["bibtex"](1).replace("Words.", "{\\'e} $\\alpha$ " * n)},
+}
+LINEAR_CASES = {  # case id -> (make_input, run)
+    **{f"{target}: {shape}": (make, run) for target, run in RUNS.items() for shape, make in GENERIC_SHAPES.items()},
+    **{f"{target}: {name} {shape}": (make, RUNS[target]) for name in MANY_ENTRIES
+       for shape, make in (_format_shapes(name) | FORMAT_EXTRA_SHAPES.get(name, {})).items()
+       for target in (name, "detect_format") if target in RUNS},
+    **{f"{helper.__name__}: {shape}": (make, helper) for helper, shape, make in HELPER_SHAPES},
+}
+
+
+def _best_seconds(run: Callable[[str], object], text: str, repeats: int) -> float:
+    """CPU seconds of the fastest of `repeats` runs: CPU time, not wall time, so other processes on a shared
+    machine do not count, and the garbage collector paused, so a collection of the test session's own objects
+    does not land in one size's run and not the other's."""
+    best = math.inf
+    for _ in range(repeats):
+        gc.disable()
+        try:
+            started = time.process_time()
+            with watchdog(60):
+                run(text)
+            best = min(best, time.process_time() - started)
+        finally:
+            gc.enable()
+    return best
+
+
+def assert_linear(make_input: Callable[[int], str], run: Callable[[str], object], start: int = 256) -> None:
+    """Double `make_input(n)` until `run` takes LINEAR_MIN_SECONDS, then check that twice the input takes less
+    than LINEAR_MAX_RATIO times as long. Both sizes are timed as the best of two runs, and a failing ratio is
+    timed again before it fails, so a busy machine makes a linear parser look quadratic no more than it makes
+    a quadratic one look linear."""
+    n = start
+    while True:
+        text = make_input(n)
+        if (small := _best_seconds(run, text, 1)) >= LINEAR_MIN_SECONDS and \
+                (small := min(small, _best_seconds(run, text, 1))) >= LINEAR_MIN_SECONDS:
+            break
+        if len(text) > LINEAR_MAX_CHARS:
+            return
+        n *= 2
+    doubled = make_input(2 * n)
+    for _ in range(2):
+        big = _best_seconds(run, doubled, 2)
+        if big / small < LINEAR_MAX_RATIO:
+            return
+        small = min(small, _best_seconds(run, text, 2))
+    pytest.fail(f"{len(text):,} characters took {small:.3f} s, {len(doubled):,} took {big:.3f} s "
+                f"({big / small:.1f}x for twice the input): not linear")
+
+
+@pytest.mark.parametrize("case", sorted(LINEAR_CASES))
+def test_parsers_and_sniffers_run_in_linear_time(case: str) -> None:
+    assert_linear(*LINEAR_CASES[case])

@@ -7,7 +7,7 @@ import html
 import re
 import unicodedata
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 _WS = re.compile(r"\s+")
 # A tag with optional name="value" attributes; "a<b and c>d" has no '=' so it is left alone.
@@ -77,6 +77,13 @@ class Paper(BaseModel):
     collections: list[str] = Field(default_factory=list, description="reference-manager collections (Zotero)")
     attachments: list[str] = Field(default_factory=list, description="paths of attached files (PDFs), not read yet")
     sources: list[SourceRef] = Field(default_factory=list)
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the parser doubted in this entry (an impossible date kept as written). Not stored or embedded:
+        the parse result reports it once, naming the entry."""
+        return self._warnings
 
     @property
     def has_abstract(self) -> bool:
@@ -133,12 +140,23 @@ class ParseResult(BaseModel):
     skipped: list[Skipped] = Field(default_factory=list, description=f"the first {MAX_SKIPPED_DETAILS}")
     skipped_total: int = 0
     skip_reasons: dict[str, int] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list, description=f"the first {MAX_SKIPPED_DETAILS}, naming their entry")
+    warnings_total: int = 0
 
     def skip(self, entry: Skipped) -> None:
         if len(self.skipped) < MAX_SKIPPED_DETAILS:
             self.skipped.append(entry)
         self.skipped_total += 1
         self.skip_reasons[entry.reason] = self.skip_reasons.get(entry.reason, 0) + 1
+
+    def add(self, paper: Paper) -> None:
+        """Keep a paper, and report what the parser doubted in it under the entry's number and title."""
+        self.papers.append(paper)
+        for warning in paper.warnings:
+            self.warnings_total += 1
+            if len(self.warnings) < MAX_SKIPPED_DETAILS:
+                title = paper.title if len(paper.title) <= 60 else paper.title[:59] + "…"
+                self.warnings.append(f"entry {paper.sources[0].position} ({title!r}): {warning}")
 
 
 def clean_text(value: object) -> str:

@@ -13,12 +13,16 @@ from collections.abc import Callable
 from .records import ParseError, ParseResult, SourceRef, make_paper, split_name
 
 PROSE_MIN_WORDS = 30
+SNIFF_CHARS = 2**20  # a scraped page is a few hundred KB at most; sniffing a 500 MB export reads only this much
 _MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 _MONTH_NUMBER = {name: i for i, name in enumerate(_MONTHS.split("|"), start=1)}
 _LISTING_DATE = re.compile(rf"^({_MONTHS})[a-z]*\.? (\d{{1,2}})(?:, (\d{{4}}))?(?: \d+)?$")
 _AUTHOR_COUNT = re.compile(r"^•\s*(\d+)\s+authors?$")
 _ARXIV_CATEGORY = re.compile(r"^arXiv\.org\s+(\S.*)$")
-_RELATED_HEADER = re.compile(r"^(\d+)\s+-\s+(.+?)\s+((?:19|20)\d{2})$")
+# '<views> - <Authors> <year>' is matched in two anchored pieces: one regex with '.+?' between them backtracks
+# quadratically over a long line of spaces (a 61 KB line took 57 s).
+_RELATED_HEAD = re.compile(r"(\d+)\s+-\s+")
+_RELATED_YEAR = re.compile(r"(?:19|20)\d{2}")
 _PUBLICATION_DATE = re.compile(r"^Publication date\s+((?:19|20)\d{2})\b")
 _STATS_LINE = re.compile(r"^[\d\s.()]+$")
 _ABSTRACT_PREFIX = re.compile(r"^Abstract:\s*")
@@ -31,6 +35,11 @@ def is_prose(line: str) -> bool:
 
 def _lines(text: str) -> list[str]:
     return [line.replace("\u00a0", " ").strip() for line in text.splitlines()]
+
+
+def _head_lines(text: str) -> list[str]:
+    """The lines a sniffer looks at: those of the first SNIFF_CHARS characters."""
+    return _lines(text[:SNIFF_CHARS])
 
 
 def _previous_nonblank(lines: list[str], index: int) -> tuple[int, str]:
@@ -59,9 +68,8 @@ def _title_before(lines: list[str], index: int) -> str | None:
 
 
 def sniff_author_page(text: str) -> bool:
-    return sum(1 for line in _lines(text) if _ARXIV_CATEGORY.match(line)) >= 1 and any(
-        is_prose(line) for line in _lines(text)
-    )
+    lines = _head_lines(text)
+    return any(_ARXIV_CATEGORY.match(line) for line in lines) and any(is_prose(line) for line in lines)
 
 
 def parse_author_page(text: str, path: str) -> ParseResult:
@@ -94,7 +102,7 @@ def parse_author_page(text: str, path: str) -> ParseResult:
 
 
 def sniff_daily_papers(text: str) -> bool:
-    lines = _lines(text)
+    lines = _head_lines(text)
     return "Daily Papers" in lines or sum(1 for line in lines if _AUTHOR_COUNT.match(line)) >= 2
 
 
@@ -140,7 +148,7 @@ def parse_daily_papers(text: str, path: str) -> ParseResult:
 
 
 def sniff_abstract_lines(text: str) -> bool:
-    lines = [line for line in _lines(text) if line]
+    lines = [line for line in _head_lines(text) if line]
     return bool(lines) and sum(1 for line in lines if _ABSTRACT_PREFIX.match(line)) >= max(1, len(lines) // 2)
 
 
@@ -161,7 +169,16 @@ def parse_abstract_lines(text: str, path: str) -> ParseResult:
 
 
 def sniff_paper_page(text: str) -> bool:
-    return any(_PUBLICATION_DATE.match(line) for line in _lines(text))
+    return any(_PUBLICATION_DATE.match(line) for line in _head_lines(text))
+
+
+def _related_header(line: str) -> tuple[list[str] | None, int | None]:
+    """'12 - Ann Lee, Bo Chen 2021' -> (['Ann Lee', 'Bo Chen'], 2021); (None, None) for any other line."""
+    head = _RELATED_HEAD.match(line)
+    middle = line[head.end() : -4] if head else ""
+    if not (middle[-1:].isspace() and middle.strip() and _RELATED_YEAR.fullmatch(line[-4:])):
+        return None, None
+    return [a.strip() for a in middle.strip().split(",")], int(line[-4:])
 
 
 def parse_paper_page(text: str, path: str) -> ParseResult:
@@ -191,11 +208,8 @@ def parse_paper_page(text: str, path: str) -> ParseResult:
             main_found = True
             paper = make_paper(abstract=lines[i], title=title or None, year=year, source=source)
         else:
-            header = _RELATED_HEADER.match(_previous_nonblank(lines, i)[1])
-            authors = [a.strip() for a in header.group(2).split(",")] if header else None
-            paper = make_paper(
-                abstract=lines[i], authors=authors, year=int(header.group(3)) if header else None, source=source
-            )
+            authors, related_year = _related_header(_previous_nonblank(lines, i)[1])
+            paper = make_paper(abstract=lines[i], authors=authors, year=related_year, source=source)
         result.papers.append(paper)
     return result
 

@@ -104,6 +104,9 @@ class IngestReport(BaseModel):
         self.skipped_total += result.skipped_total
         for reason, count in result.skip_reasons.items():
             self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + count
+        self.warnings += [f"{pf.path}: {warning}" for warning in result.warnings]
+        if (unlisted := result.warnings_total - len(result.warnings)) > 0:
+            self.warnings.append(f"{pf.path}: {unlisted:,} more warnings")
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
