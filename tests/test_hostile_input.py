@@ -144,13 +144,13 @@ def test_long_abstract_is_capped_with_a_warning_and_progress_counts_papers(tmp_p
 
 def test_a_million_skipped_rows_are_summarized(tmp_path: Path) -> None:
     sheet = tmp_path / "sheet.csv"
-    sheet.write_text("title,abstract\n" + "Untitled,\n" * 100_000 + f"Real,{abstract('rows')}\n", encoding="utf-8")
+    sheet.write_text("title,abstract,year\n" + ",,2020\n" * 100_000 + f"Real,{abstract('rows')},2021\n", encoding="utf-8")
     result = runner.invoke(app, ["--home", str(tmp_path / "home"), "ingest", str(sheet)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert len(lines) < 60
     assert sum(line.startswith("skipped") for line in lines) == 21  # 20 entries, then one summary line
-    assert "99,980 more entries; in all: no abstract ×100,000" in result.output
+    assert "99,980 more entries; in all: no title, abstract, DOI or arXiv id ×100,000" in result.output
 
 
 def test_source_filter_is_exact(seeded_home: Path) -> None:
