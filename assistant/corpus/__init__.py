@@ -10,6 +10,8 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .apis import API_SNIFFERS
+from .apis import STREAMS as API_STREAMS
 from .exports import EXPORT_SNIFFERS, parse_csv
 from .records import (
     Paper,
@@ -22,10 +24,13 @@ from .records import (
     paper_id_for,
 )
 from .scraped import SCRAPED_SNIFFERS
+from .xml_feeds import STREAMS as XML_FEED_STREAMS
+from .xml_feeds import XML_FEED_SNIFFERS
 
 log = logging.getLogger("litassist.corpus")
 
 __all__ = [
+    "STREAMS",
     "Paper",
     "ParseError",
     "ParseResult",
@@ -45,7 +50,12 @@ __all__ = [
 ]
 
 Parser = Callable[[str, str], ParseResult]
-SNIFFERS: list[tuple[str, Callable[[str], bool], Parser]] = [*EXPORT_SNIFFERS, *SCRAPED_SNIFFERS]
+# The specific formats first: a Kaggle arXiv snapshot or an OpenAlex dump is also valid generic JSON/JSONL.
+SNIFFERS: list[tuple[str, Callable[[str], bool], Parser]] = [
+    *API_SNIFFERS, *XML_FEED_SNIFFERS, *EXPORT_SNIFFERS, *SCRAPED_SNIFFERS,
+]
+# Formats read a record at a time: name -> stream(lines without their "\n", path) yielding Paper or Skipped.
+STREAMS = {**API_STREAMS, **XML_FEED_STREAMS}
 _EXTENSION_HINTS = {
     ".bib": "bibtex",
     ".ris": "ris",
@@ -56,7 +66,9 @@ _EXTENSION_HINTS = {
     ".tsv": "csv",
     ".xml": "arxiv-atom",
     ".atom": "arxiv-atom",
+    ".rdf": "zotero-rdf",
 }
+_GENERIC_FORMATS = {"json", "jsonl"}
 
 
 @dataclass(frozen=True)
@@ -144,9 +156,12 @@ def detect_format(text: str, path: str) -> tuple[str, Parser]:
         return next((name, parser) for name, _, parser in SNIFFERS if name == hint)
     if not accepted:
         raise ParseError(
-            "unrecognized format (expected BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV, arXiv Atom, "
+            "unrecognized format (expected BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV, arXiv Atom, arXiv OAI-PMH, "
+            "Zotero RDF, OpenAlex or Semantic Scholar API JSON, the Kaggle arXiv snapshot, "
             "or a scraped listing of abstracts)"
         )
+    if hint in _GENERIC_FORMATS and accepted[0][0] not in _GENERIC_FORMATS:
+        return accepted[0]  # an OpenAlex or arXiv-snapshot .jsonl is generic JSONL too: the specific reading wins
     return next(((n, p) for n, p in accepted if n == hint), accepted[0])
 
 
