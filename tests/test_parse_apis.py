@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from test_fuzz_parsers import FUZZ, mutated, only_parse_errors
 
 from assistant.corpus import STREAMS, parse_text
 from assistant.corpus.apis import (
@@ -228,3 +230,13 @@ def doubling_ratio(parse: Callable[[str, str], object], small: str, large: str) 
         if ratio < 3:
             break
     return ratio
+
+
+@pytest.mark.parametrize("sample", [SNAPSHOT, OPENALEX_LIST, S2_SEARCH], ids=["snapshot", "openalex", "s2"])
+def test_mutated_files_raise_nothing_but_parse_errors(sample: str) -> None:
+    @FUZZ
+    @given(text=mutated(sample))
+    def check(text: str) -> None:
+        only_parse_errors(lambda: parse_text(text, "fuzz.json"))
+
+    check()

@@ -46,6 +46,8 @@ def _pull(lines: Iterable[str], fmt: str, wanted: Callable[[Element, int], bool]
             events = list(parser.read_events())
         except XMLParseError as err:
             raise ParseError(f"malformed {fmt} XML: {err}") from None
+        except UnicodeEncodeError:  # a lone surrogate: text that never came from a UTF-8 file
+            raise ParseError(f"line {number} holds a character that is not Unicode text (a lone surrogate)") from None
         for event, element in events:
             if event == "start":
                 open_elements.append(element)
