@@ -108,6 +108,8 @@ def test_semantic_scholar_batch_list_and_single_paper() -> None:
     result = parse_semantic_scholar(batch, "batch.json")
     assert [p.arxiv_id for p in result.papers] == ["2106.15928"]
     assert result.skipped == [Skipped(position=2, reason="not found (null in a batch response)")]
+    citations = json.dumps({"offset": 0, "data": [{"citingPaper": {"paperId": "c1", "title": "Citing"}}]})
+    assert [p.title for p in parse_text(citations, "citations.json").papers] == ["Citing"]
     single = json.dumps({"paperId": "abc", "title": "Alone", "year": 2020}, indent=2)
     (paper,) = parse_semantic_scholar(single, "paper.json").papers
     assert (paper.paper_id, paper.title, paper.year) == ("abc", "Alone", 2020)

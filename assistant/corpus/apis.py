@@ -198,10 +198,12 @@ def _s2_paper(paper: dict[str, Any], source: SourceRef) -> Record:
 
 
 def _s2_expand(value: Any) -> Iterable[Any]:
-    """A search or bulk response ({"total": .., "data": [...]}), a /paper/batch list, or one paper."""
+    """A search or bulk response ({"total": .., "data": [...]}), a /paper/batch list, or one paper; the
+    /citations and /references responses wrap each paper as {"citingPaper": ...} or {"citedPaper": ...}."""
     if isinstance(value, dict) and isinstance(value.get("data"), list):
-        return value["data"]
-    return value if isinstance(value, list) else [value]
+        value = value["data"]
+    items = value if isinstance(value, list) else [value]
+    return [_dict(item).get("citingPaper") or _dict(item).get("citedPaper") or item for item in items]
 
 
 def stream_semantic_scholar(lines: Iterable[str], path: str) -> Iterator[Record]:
