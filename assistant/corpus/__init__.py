@@ -10,6 +10,8 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .apis import API_SNIFFERS
+from .apis import STREAMS as API_STREAMS
 from .exports import EXPORT_SNIFFERS, parse_csv
 from .records import (
     NO_ABSTRACT,
@@ -23,7 +25,11 @@ from .records import (
     paper_id_for,
 )
 from .scraped import SCRAPED_SNIFFERS
+from .tagged import STREAMS as TAGGED_STREAMS
 from .tagged import TAGGED_SNIFFERS
+from .xml_feeds import STREAMS as XML_FEED_STREAMS
+from .xml_feeds import XML_FEED_SNIFFERS
+from .xml_records import STREAMS as XML_RECORD_STREAMS
 from .xml_records import XML_RECORD_SNIFFERS
 from .zotero_db import DATABASE_NAME as ZOTERO_DATABASE
 from .zotero_db import ZOTERO_SNIFFERS, is_zotero_database, read_zotero
@@ -32,6 +38,7 @@ log = logging.getLogger("litassist.corpus")
 
 __all__ = [
     "NO_ABSTRACT",
+    "STREAMS",
     "Paper",
     "ParseError",
     "ParseResult",
@@ -52,9 +59,13 @@ __all__ = [
 ]
 
 Parser = Callable[[str, str], ParseResult]
+# The specific formats first: a Kaggle arXiv snapshot or an OpenAlex dump is also valid generic JSON/JSONL.
 SNIFFERS: list[tuple[str, Callable[[str], bool], Parser]] = [
-    *TAGGED_SNIFFERS, *XML_RECORD_SNIFFERS, *ZOTERO_SNIFFERS, *EXPORT_SNIFFERS, *SCRAPED_SNIFFERS,
+    *API_SNIFFERS, *XML_FEED_SNIFFERS, *TAGGED_SNIFFERS, *XML_RECORD_SNIFFERS, *ZOTERO_SNIFFERS, *EXPORT_SNIFFERS,
+    *SCRAPED_SNIFFERS,
 ]
+# Formats read a record at a time: name -> stream(lines without their "\n", path) yielding Paper or Skipped.
+STREAMS = {**API_STREAMS, **XML_FEED_STREAMS, **TAGGED_STREAMS, **XML_RECORD_STREAMS}
 _EXTENSION_HINTS = {
     ".bib": "bibtex",
     ".ris": "ris",
@@ -67,6 +78,7 @@ _EXTENSION_HINTS = {
     ".atom": "arxiv-atom",
     ".nbib": "medline",
     ".ciw": "wos",
+    ".rdf": "zotero-rdf",
 }
 
 
@@ -164,11 +176,12 @@ def detect_format(text: str, path: str) -> tuple[str, Parser]:
         return next((name, parser) for name, _, parser in SNIFFERS if name == hint)
     if not accepted:
         raise ParseError(
-            "unrecognized format (expected BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV, arXiv Atom, PubMed/MEDLINE "
-            "(.nbib), PubMed XML, Web of Science tagged text, EndNote XML, or a scraped listing of abstracts)"
+            "unrecognized format (expected BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV, arXiv Atom, arXiv OAI-PMH, "
+            "PubMed/MEDLINE (.nbib), PubMed XML, Web of Science tagged text, EndNote XML, Zotero RDF, Zotero or "
+            "OpenAlex or Semantic Scholar API JSON, the Kaggle arXiv snapshot, or a scraped listing of abstracts)"
         )
-    if accepted[0][0] not in _GENERIC_FORMATS:  # a format known by its own markers (Zotero's JSON, OpenAlex) wins
-        return accepted[0]                      # over the generic reading its extension suggests (".json")
+    if hint in _GENERIC_FORMATS and accepted[0][0] not in _GENERIC_FORMATS:
+        return accepted[0]  # an OpenAlex or arXiv-snapshot .jsonl is generic JSONL too: the specific reading wins
     return next(((n, p) for n, p in accepted if n == hint), accepted[0])
 
 
