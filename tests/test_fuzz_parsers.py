@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +22,7 @@ from test_parse_exports import ATOM, BIBTEX, CSL_JSON, CSV_SEMICOLON, JSON_PLAIN
 
 from assistant.api import DEMO_CORPUS
 from assistant.corpus import SNIFFERS, decode, detect_format, parse_text
-from assistant.corpus.exports import EXPORT_SNIFFERS, parse_csl_json
+from assistant.corpus.exports import parse_csl_json
 from assistant.corpus.records import ParseError, clean_text, find_arxiv_id, find_doi
 from assistant.corpus.scraped import SCRAPED_SNIFFERS
 from assistant.index.chunking import sentence_spans
@@ -30,9 +31,16 @@ WATCHDOG_SECONDS = 5
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None,
                 suppress_health_check=list(HealthCheck), derandomize=not os.environ.get("FUZZ_RANDOM"))
 
-PARSERS = {name: parse for name, _, parse in EXPORT_SNIFFERS} | {"csl-json": parse_csl_json}
+PARSERS = {name: parse for name, _, parse in SNIFFERS} | {"csl-json": parse_csl_json}
+REAL = Path(__file__).parent / "fixtures" / "real"
 TEXTS = {"bibtex": BIBTEX, "ris": RIS, "csl-json": CSL_JSON, "json": JSON_PLAIN, "jsonl": JSONL, "csv": CSV_SEMICOLON,
-         "arxiv-atom": ATOM}
+         "arxiv-atom": ATOM} | {  # real exports (tests/fixtures/real/SOURCES.md) for the readers added with issue 17
+    name: (REAL / file).read_text(encoding="utf-8-sig") for name, file in [
+        ("medline", "pubmed_p1m.nbib"), ("wos", "wos_savedrecs.txt"), ("pubmed-xml", "pubmed_efetch.xml"),
+        ("endnote-xml", "endnote_thesis.xml"), ("oai-pmh", "oai_pmh_arxiv_listrecords.xml"),
+        ("zotero-rdf", "zotero_export.rdf"), ("zotero-api", "zotero_webapi.json"),
+        ("arxiv-snapshot", "arxiv-metadata-oai-snapshot.sample.json"), ("openalex", "openalex_works_list.json"),
+        ("semantic-scholar", "semantic_scholar_search.json")]}
 SAMPLES = {name: (PARSERS[name], text) for name, text in TEXTS.items()}
 SEED_PAGE = sorted(DEMO_CORPUS.iterdir())[2].read_text(encoding="utf-8")[:6000]
 MARKUP = ["{", "}", "[", "]", "\\", '"', ",", "\n", "@", "<", ">", "&", "\ud800", "\x00", "\x1b", "[/]", "TY  - ",
@@ -121,14 +129,18 @@ def test_every_parser_survives_known_crashers(crasher: str) -> None:
 @FUZZ
 @given(text=st.text(max_size=2000) | st.lists(st.sampled_from(MARKUP) | st.text(max_size=8), max_size=200).map("".join))
 def test_every_parser_and_sniffer_survives_random_text(text: str) -> None:
-    for _, sniff, parse in EXPORT_SNIFFERS:
+    for _, sniff, parse in [*SNIFFERS, ("csl-json", lambda _: False, parse_csl_json)]:
         with watchdog():
             assert sniff(text) in (True, False)
         only_parse_errors(lambda parse=parse: parse(text, "random.txt"))
-    for _, sniff, _parse in SCRAPED_SNIFFERS:
-        with watchdog():
-            assert sniff(text) in (True, False)
     only_parse_errors(lambda: parse_text(text, "random.txt"))
+
+
+def test_every_registered_format_is_fuzzed_and_timed() -> None:
+    """A new reader joins the fuzzing (a real sample) and the linear-time cases (many entries) by one line each."""
+    registered = {name for name, _, _ in SNIFFERS}
+    assert registered <= set(MANY_ENTRIES)
+    assert registered - {name for name, _, _ in SCRAPED_SNIFFERS} <= set(SAMPLES)
 
 
 @FUZZ
@@ -172,6 +184,42 @@ MANY_ENTRIES: dict[str, Callable[[int], str]] = {  # format -> n valid entries, 
     "daily-papers": lambda n: f"Daily Papers\nT\nWords. {PROSE_LINE}\n• 3 authors\n·\nApr 25, 2023\n" * n,
     "author-page": lambda n: f"Collaborating Authors\nAnn Lee\nT\narXiv.org cs.LG\nWords. {PROSE_LINE}\n" * n,
 }
+_PUBMED = ("<PubmedArticle><MedlineCitation><PMID>{i}</PMID><Article><ArticleTitle>T{i}</ArticleTitle><Abstract>"
+           "<AbstractText>Words.</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle>")
+_ENDNOTE = ('<record><ref-type name="Journal Article">17</ref-type><titles><title>T{i}</title></titles>'
+            "<abstract>Words.</abstract></record>")
+_OAI = ("<record><header><identifier>oai:arXiv.org:0704.{i:04d}</identifier></header><metadata>"
+        '<arXiv xmlns="http://arxiv.org/OAI/arXiv/"><id>0704.{i:04d}</id><title>T{i}</title>'
+        "<abstract>Words.</abstract></arXiv></metadata></record>")
+_RDF_HEAD = ('<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+             'xmlns:z="http://www.zotero.org/namespaces/export#" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+             'xmlns:bib="http://purl.org/net/biblio#" xmlns:dcterms="http://purl.org/dc/terms/">')
+_RDF_ITEM = ('<bib:Article rdf:about="#item_{i}"><z:itemType>journalArticle</z:itemType><dc:title>T{i}</dc:title>'
+             "<dcterms:abstract>Words.</dcterms:abstract></bib:Article>")
+_SNAPSHOT = ('{{"id": "0704.{i:04d}", "authors": "J. Doe", "title": "T{i}", "abstract": "Words.", "versions": '
+             '[{{"version": "v1", "created": "Mon, 2 Apr 2007 19:18:42 GMT"}}], "authors_parsed": [["Doe", "J.", ""]], '
+             '"categories": "cs.LG", "journal-ref": null, "doi": null, "update_date": "2008-11-13"}}\n')
+_OPENALEX = ('{{"id": "https://openalex.org/W{i}", "display_name": "T{i}", "publication_year": 2020, '
+             '"authorships": [], "abstract_inverted_index": {{"Words.": [0]}}}}\n')
+MANY_ENTRIES |= {  # the formats added with issue 17's readers
+    "medline": lambda n: "".join(f"PMID- {i}\nTI  - T{i}\nAB  - Words.\nFAU - Doe, Jane\n\n" for i in range(n)),
+    "wos": lambda n: "FN Clarivate Analytics Web of Science\nVR 1.0\n" + "".join(
+        f"PT J\nAU Doe, J\nTI T{i}\nAB Words.\nPY 2020\nUT WOS:{i:015d}\nER\n\n" for i in range(n)) + "EF\n",
+    "pubmed-xml": lambda n: "<PubmedArticleSet>" + "".join(_PUBMED.format(i=i) for i in range(n)) + "</PubmedArticleSet>",
+    "endnote-xml": lambda n: "<xml><records>" + "".join(_ENDNOTE.format(i=i) for i in range(n)) + "</records></xml>",
+    "oai-pmh": lambda n: '<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><ListRecords>'
+                         + "".join(_OAI.format(i=i) for i in range(n)) + "</ListRecords></OAI-PMH>",
+    "zotero-rdf": lambda n: _RDF_HEAD + "".join(_RDF_ITEM.format(i=i) for i in range(n)) + "</rdf:RDF>",
+    "zotero-api": lambda n: "[" + ",".join(f'{{"key": "K{i:07d}", "data": {{"key": "K{i:07d}", "itemType": '
+                                           f'"journalArticle", "title": "T{i}", "abstractNote": "Words."}}}}'
+                                           for i in range(n)) + "]",
+    "arxiv-snapshot": lambda n: "".join(_SNAPSHOT.format(i=i) for i in range(n)),
+    "openalex": lambda n: "".join(_OPENALEX.format(i=i) for i in range(n)),
+    "semantic-scholar": lambda n: f'{{"total": {n}, "data": [' + ",".join(
+        f'{{"paperId": "{i:040d}", "title": "T{i}", "abstract": "Words.", "year": 2020}}' for i in range(n)) + "]}",
+}
+
+
 GENERIC_SHAPES: dict[str, Callable[[int], str]] = {  # run on every parser, whatever its format
     "long line of spaces": lambda n: PAGE + "1 - a" + " " * n + "x\n" + PROSE_LINE + "\n",
     "deep brackets": lambda n: "[" * n + "x" + "]" * n,

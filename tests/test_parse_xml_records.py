@@ -11,7 +11,7 @@ from hypothesis import given
 from test_fuzz_parsers import FUZZ, mutated, only_parse_errors
 from test_parse_tagged import doubling_ratio, real
 
-from assistant.corpus import parse_file, parse_text, tagged, xml_records
+from assistant.corpus import parse_file, parse_text, tagged, xmlpull
 from assistant.corpus.records import ParseError
 from assistant.corpus.tagged import parse_medline
 from assistant.corpus.xml_records import STREAMS, parse_endnote_xml, parse_pubmed_xml
@@ -133,7 +133,7 @@ BILLION_LAUGHS = """<?xml version="1.0"?>
      "<titles><title>&x;</title></titles></record></records></xml>"),
 ], ids=["billion-laughs", "billion-laughs-one-line", "external-entity"])
 def test_entity_declarations_are_refused(text: str) -> None:
-    with pytest.raises(ParseError, match="declares XML entities") as caught:
+    with pytest.raises(ParseError, match="declares an XML entity") as caught:
         parse_text(text, "hostile.xml")
     assert "\n" not in str(caught.value)
 
@@ -156,7 +156,7 @@ def test_a_damaged_file_is_one_clear_error(text: str, words: str | None) -> None
 
 
 def test_a_record_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(xml_records, "MAX_RECORD_CHARS", 5000)
+    monkeypatch.setattr(xmlpull, "MAX_RECORD_CHARS", 5000)
     with pytest.raises(ParseError, match="over 5,000 characters"):
         parse_endnote_xml("<xml><records><record><abstract>" + "word " * 2000 + "</abstract></record></records></xml>",
                           "big.xml")

@@ -35,6 +35,8 @@ def sanitize(text: str, one_line: bool = False) -> str:
 
 
 MAX_REASON_CHARS = 400
+MAX_RECORD_CHARS = 16 * 2**20  # one record of a streamed export (a PubMed article with its references is ~100 KB):
+# a bigger "record" is a damaged or hostile file, not a paper, and the limit bounds a stream's memory
 
 
 class ParseError(ValueError):

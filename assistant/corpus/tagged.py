@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .exports import _BOM, _SNIFF_CHARS, _paper, _result
-from .records import Paper, ParseError, ParseResult, Skipped, SourceRef
+from .records import MAX_RECORD_CHARS, Paper, ParseError, ParseResult, Skipped, SourceRef
 
-MAX_RECORD_CHARS = 16 * 2**20  # one record's text; a bigger "record" is a damaged or hostile file, not a paper
 _MONTHS = {name: number for number, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 _DATE_TOKENS = re.compile(r"[A-Za-z]+|\d+")

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from xml.etree.ElementTree import Element, XMLPullParser
-from xml.etree.ElementTree import ParseError as XMLParseError
+from xml.etree.ElementTree import Element
 
 from .apis import Stream, arxiv_version_date, split_author_line, text_parser
 from .exports import _BOM, _SNIFF_CHARS, _latex, _paper, _year_and_date
 from .records import Paper, ParseError, ParseResult, Skipped, SourceRef
+from .xmlpull import pull_elements, text_of
 
 Record = Paper | Skipped
 
@@ -32,41 +32,8 @@ _FOAF = "{http://xmlns.com/foaf/0.1/}"
 _LINK = "{http://purl.org/rss/1.0/modules/link/}"
 
 
-def _pull(lines: Iterable[str], fmt: str, wanted: Callable[[Element, int], bool]) -> Iterator[Element]:
-    """Each element `wanted` (by tag and depth) once it is complete; it is then dropped from its parent, so
-    memory holds one record. Malformed or truncated XML and entity declarations end in one ParseError line."""
-    parser = XMLPullParser(events=("start", "end"))
-    open_elements: list[Element] = []
-    for number, line in enumerate(lines, 1):
-        if "<!ENTITY" in line:
-            raise ParseError(f"line {number} declares an XML entity (<!ENTITY): refused, as entity expansion can "
-                             f"blow a small file up to gigabytes; a real {fmt} export has none")
-        try:
-            parser.feed((line.lstrip(_BOM) if number == 1 else line) + "\n")
-            events = list(parser.read_events())
-        except XMLParseError as err:
-            raise ParseError(f"malformed {fmt} XML: {err}") from None
-        except UnicodeEncodeError:  # a lone surrogate: text that never came from a UTF-8 file
-            raise ParseError(f"line {number} holds a character that is not Unicode text (a lone surrogate)") from None
-        for event, element in events:
-            if event == "start":
-                open_elements.append(element)
-                continue
-            open_elements.pop()
-            if wanted(element, len(open_elements)):
-                yield element
-                if open_elements:
-                    open_elements[-1].remove(element)
-    try:
-        parser.close()
-    except XMLParseError as err:
-        raise ParseError(f"{fmt} XML ends early or is malformed ({err}); export or download it again") from None
-
-
 def _text(element: Element | None, path: str) -> str | None:
-    found = None if element is None else element.find(path)
-    text = None if found is None else "".join(found.itertext()).strip()
-    return text or None
+    return text_of(None if element is None else element.find(path))
 
 
 def _latex_text(element: Element | None, path: str) -> str | None:
@@ -158,7 +125,7 @@ def stream_oai_pmh(lines: Iterable[str], path: str) -> Iterator[Record]:
     """Records of a ListRecords or GetRecord response; an OAI-PMH <error> (noRecordsMatch, badArgument) with no
     records is reported as the error it is."""
     position, error = 0, None
-    for element in _pull(lines, "OAI-PMH", lambda e, depth: (e.tag, depth) in {(f"{_OAI}record", 2),
+    for element in pull_elements(lines, "OAI-PMH", lambda e, depth: (e.tag, depth) in {(f"{_OAI}record", 2),
                                                                               (f"{_OAI}error", 1)}):
         if element.tag == f"{_OAI}error":
             error = f"{element.get('code', 'error')}: {' '.join(''.join(element.itertext()).split())}"
@@ -258,7 +225,7 @@ def stream_zotero_rdf(lines: Iterable[str], path: str) -> Iterator[Record]:
     containers: dict[str, dict[str, Any]] = {}
     attachments: dict[str, str] = {}
     collections: dict[str, list[str]] = {}
-    for element in _pull(lines, "Zotero RDF", lambda e, depth: depth == 1):
+    for element in pull_elements(lines, "Zotero RDF", lambda e, depth: depth == 1):
         about = element.get(f"{_RDF}about") or ""
         item_type = _text(element, f"{_Z}itemType")
         if element.tag == f"{_Z}Collection":

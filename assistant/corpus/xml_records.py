@@ -10,22 +10,14 @@ the parser never fetches).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from xml.etree.ElementTree import Element, XMLPullParser
-from xml.etree.ElementTree import ParseError as XMLParseError
+from xml.etree.ElementTree import Element
 
 from .exports import _BOM, _SNIFF_CHARS, _paper, _result
-from .records import Paper, ParseError, ParseResult, Skipped, SourceRef
-from .tagged import MAX_RECORD_CHARS, _pubmed_url, pub_date, pubmed_dates
+from .records import Paper, ParseResult, Skipped, SourceRef
+from .tagged import _pubmed_url, pub_date, pubmed_dates
+from .xmlpull import pull_elements, text_of
 
 Convert = Callable[[Element, SourceRef], Paper | Skipped]
-
-
-def text_of(element: Element | None) -> str | None:
-    """An element's whole text, inline markup included: '<i>in vivo</i>', 'CD4<sup>+</sup>', or EndNote's runs of
-    '<style face="subscript">'; None when the element is missing or empty."""
-    if element is None:
-        return None
-    return " ".join("".join(element.itertext()).split()) or None
 
 
 def _texts(parent: Element | None, path: str) -> list[str]:
@@ -34,40 +26,10 @@ def _texts(parent: Element | None, path: str) -> list[str]:
 
 def _pull(lines: Iterable[str], label: str, root_tag: str, records: dict[str, Convert], path: str,
           fmt: str) -> Iterator[Paper | Skipped]:
-    """Feed lines to a pull parser and convert each record element as it closes, then drop it from the tree."""
-    parser = XMLPullParser(events=("start", "end"))
-    stack: list[Element] = []
-    position = 0
-    size = 0
-    number = 0
-    try:
-        for number, raw in enumerate(lines, 1):
-            line = raw.rstrip("\r").lstrip(_BOM) if number == 1 else raw.rstrip("\r")
-            if not stack and "<!ENTITY" in line:
-                raise ParseError(f"line {number}: the file declares XML entities (an internal DTD); {label} exports "
-                                 "have none, and entity expansion is how hostile XML files blow up: refused")
-            size += len(line)
-            if size > MAX_RECORD_CHARS:
-                raise ParseError(f"a {label} record ending after line {number} is over "
-                                 f"{MAX_RECORD_CHARS:,} characters: not a real record; export the file again")
-            parser.feed(line + "\n")
-            for event, element in parser.read_events():
-                if event == "start":
-                    if not stack and element.tag != root_tag:
-                        raise ParseError(f"not {label} XML: the root element is <{element.tag}>, not <{root_tag}>")
-                    stack.append(element)
-                    continue
-                stack.pop()
-                if element.tag in records and stack:
-                    position += 1
-                    yield records[element.tag](element, SourceRef(file=path, format=fmt, position=position))
-                    stack[-1].remove(element)
-                    size = 0
-        parser.close()
-    except XMLParseError as error:
-        where = f"line {error.position[0]}" if getattr(error, "position", None) else f"line {number}"
-        cut = " (the file looks cut short: export it again)" if "no element found" in str(error) else ""
-        raise ParseError(f"malformed {label} XML at {where}: {error}{cut}") from None
+    """Each record element converted as it closes (by `records`, keyed by tag)."""
+    elements = pull_elements(lines, label, lambda element, depth: depth > 0 and element.tag in records, root_tag)
+    for position, element in enumerate(elements, 1):
+        yield records[element.tag](element, SourceRef(file=path, format=fmt, position=position))
 
 
 def _sniff_root(text: str, *markers: str) -> bool:
