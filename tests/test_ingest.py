@@ -182,7 +182,7 @@ def write_bad_inputs(folder: Path) -> dict[str, str]:
         "empty.txt": "empty",
         "latin1.txt": "UTF-8",
         "broken.bib": "BibTeX",
-        "table.csv": "abstract column",
+        "table.csv": "no abstract or title column",
     }
 
 
