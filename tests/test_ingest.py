@@ -231,7 +231,7 @@ def test_cli_contracts_papers_search_stats(seeded_home: Path) -> None:
 
     result = runner.invoke(app, [*base, "search", "prompt token tuning for time series forecasting", "-k", "5", "--json"])
     hits = json.loads(result.stdout)
-    assert len(hits) == 5 and set(hits[0]) == {"paper_id", "title", "score", "text"}
+    assert len(hits) == 5 and set(hits[0]) == {"paper_id", "title", "score", "text", "has_abstract"}
     assert hits[0]["title"].startswith("PT-Tuning")
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
     assert len({h["paper_id"] for h in hits}) == 5
