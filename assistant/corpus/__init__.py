@@ -114,7 +114,10 @@ def decode(data: bytes, path: str = "") -> str:
 def detect_format(text: str, path: str) -> tuple[str, Parser]:
     """Pick the parser whose sniffer accepts the content; the extension only breaks ties."""
     accepted = [(name, parser) for name, sniff, parser in SNIFFERS if _accepts(sniff, text)]
-    hint = _EXTENSION_HINTS.get(Path(path).suffix.lower())
+    suffixes = [suffix.lower() for suffix in Path(path).suffixes]
+    if suffixes[-1:] == [".gz"]:  # refs.bib.gz is a .bib
+        suffixes.pop()
+    hint = _EXTENSION_HINTS.get(suffixes[-1] if suffixes else "")
     if not accepted and hint:  # e.g. a ragged .csv: its own parser gives the precise error
         return next((name, parser) for name, _, parser in SNIFFERS if name == hint)
     if not accepted:

@@ -122,7 +122,7 @@ def describe_text(head: str) -> str | None:
 def check_binary(data: bytes, path: str) -> None:
     """Refuse bytes that are not text with one line saying what they look like; NUL bytes anywhere count."""
     if description := describe_binary(data[:4096], path):
-        raise ParseError(f"this looks like {description}")
+        raise ParseError(f"a binary file that looks like {description}")
     if (nul := data.find(b"\x00")) >= 0:
         raise ParseError(f"binary file (a NUL byte at offset {nul}), not a text export")
 

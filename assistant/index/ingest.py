@@ -199,7 +199,7 @@ def _parse_one(
     data = read_file(path, settings.max_file_mb * 2**20)
     if not force and store.source_hash(str(path)) == file_sha256(data):
         return None
-    return parse_file(path, csv_mapping, data=data)
+    return parse_file(path, csv_mapping, data=data, max_bytes=settings.max_file_mb * 2**20)
 
 
 @dataclass
