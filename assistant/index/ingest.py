@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from array import array
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -522,7 +522,7 @@ def _ingest_streamed(
     if not allow_removals and (reason := _removal_refusal(lost, len(trimmed), settings.max_removal_share)):
         report.fail(path, reason)
         return
-    report.count_parsed(path, scanned.result, scanned.papers)
+    tally: Counter[str] = Counter()  # added to the report once the file is stored
     touched: set[str] = set()
     renamed: set[str] = set()
     sources_only: list[tuple[str, list]] = []
@@ -536,19 +536,18 @@ def _ingest_streamed(
                     renamed.add(paper.paper_id)
             else:
                 touched.add(match)
-                report.merged_duplicates += bool(base(match).sources)
+                tally["merged_duplicates"] += bool(base(match).sources)
                 paper = merge_into(base(match), paper) if base(match).sources else _refresh(base(match), paper)
             old = stored.get(paper.paper_id)
             if old is None or old.content_key != paper.content_key():
-                report.new += old is None
-                report.updated += old is not None
+                tally["new" if old is None else "updated"] += 1
                 yield paper
             else:
-                report.unchanged += 1
+                tally["unchanged"] += 1
                 if paper.sources != old.paper.sources:
                     sources_only.append((paper.paper_id, paper.sources))
 
-    report.merged_duplicates += len(scanned.groups) - len(scanned.merged)
+    tally["merged_duplicates"] += len(scanned.groups) - len(scanned.merged)
     try:
         updates = _write_new(to_embed(), scanned.group_count, stored, store, embedder, settings, report, progress)
     except ParseError as error:  # the file changed between the passes: what this file wrote goes
@@ -565,8 +564,11 @@ def _ingest_streamed(
         )
         if orphaned := [pid for pid in unheld if not trimmed[pid].sources]:
             store.delete_papers(orphaned)
-            report.removed += len(orphaned)
+            tally["removed"] += len(orphaned)
         store.set_sources([SourceRecord(path, scanned.sha256, scanned.result.format, scanned.papers)])
+    report.count_parsed(path, scanned.result, scanned.papers)
+    for name, count in tally.items():
+        setattr(report, name, getattr(report, name) + count)
 
 
 class RemovalReport(BaseModel):
