@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         default=600.0, ge=0, description="seconds a writer waits for another writer of the same library"
     )
     max_file_mb: int = Field(default=512, ge=1, description="larger files are refused before they are read")
+    max_record_mb: int = Field(
+        default=8, ge=1, description="a longer line or record of a streamed format (JSONL, ...) is refused"
+    )
     max_chunks_per_paper: int = Field(default=100, ge=1, description="passages embedded per paper at most")
     max_removal_share: float = Field(
         default=0.2, ge=0.0, le=1.0, description="a changed file losing more of its papers is refused"

@@ -184,23 +184,31 @@ def fill(paper: Paper, record: Paper) -> Paper:
     return merge_into(paper, record.model_copy(update=update))
 
 
-def refill(parsed: ParsedFile, home: Path) -> ParsedFile:
-    """The parsed file's papers with what `enrich` fetched for them before (offline: read from the cache).
-    Without an enrich cache in the home (no `enrich` ever ran) nothing is opened or created."""
+def refiller(home: Path) -> Callable[[Paper], Paper] | None:
+    """What `enrich` fetched before, as a function that gives a parsed paper what it lacked (offline: read from the
+    cache), so a re-ingest of the source file keeps it; None without an enrich cache in the home (no `enrich` ever
+    ran: nothing is opened or created)."""
     path = home / CACHE_FILE
     if not path.is_file():
-        return parsed
+        return None
     cache = Cache(path)
     try:
         records = cache.filled_records()
     finally:
         cache.close()
     if not records:
-        return parsed
-    papers = []
-    for paper in parsed.result.papers:
+        return None
+
+    def refill(paper: Paper) -> Paper:
         record = next((records[key] for key in lookup_keys(paper) if key in records), None)
-        papers.append(paper if record is None else fill(paper, record))
+        return paper if record is None else fill(paper, record)
+
+    return refill
+
+
+def refilled(parsed: ParsedFile, refill: Callable[[Paper], Paper]) -> ParsedFile:
+    """The parsed file with `refill` (from `refiller`) applied to every paper."""
+    papers = [refill(paper) for paper in parsed.result.papers]
     return dataclasses.replace(parsed, result=parsed.result.model_copy(update={"papers": papers}))
 
 

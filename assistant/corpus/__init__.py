@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import stat
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,8 @@ from pathlib import Path
 from .apis import API_SNIFFERS
 from .apis import STREAMS as API_STREAMS
 from .exports import EXPORT_SNIFFERS, parse_csv
+from .exports import STREAMS as EXPORT_STREAMS
+from .reading import check_binary, describe_text, read_file, unpack
 from .records import (
     NO_ABSTRACT,
     Paper,
@@ -48,24 +48,29 @@ __all__ = [
     "discover_files",
     "duplicate_keys",
     "file_sha256",
+    "find_conflict",
     "find_duplicate",
+    "group_duplicates",
     "merge_duplicates",
     "merge_into",
     "parse_file",
     "parse_text",
     "parse_zotero_file",
     "read_file",
+    "stream_format",
     "with_free_id",
 ]
 
 Parser = Callable[[str, str], ParseResult]
+Stream = Callable[[Iterable[str], str], Iterator[Paper | Skipped]]
 # The specific formats first: a Kaggle arXiv snapshot or an OpenAlex dump is also valid generic JSON/JSONL.
 SNIFFERS: list[tuple[str, Callable[[str], bool], Parser]] = [
     *API_SNIFFERS, *XML_FEED_SNIFFERS, *TAGGED_SNIFFERS, *XML_RECORD_SNIFFERS, *ZOTERO_SNIFFERS, *EXPORT_SNIFFERS,
     *SCRAPED_SNIFFERS,
 ]
-# Formats read a record at a time: name -> stream(lines without their "\n", path) yielding Paper or Skipped.
-STREAMS = {**API_STREAMS, **XML_FEED_STREAMS, **TAGGED_STREAMS, **XML_RECORD_STREAMS}
+# Formats read a record at a time (see `stream_format`): name -> stream(lines, path), lines without their "\n".
+STREAMS: dict[str, Stream] = {**API_STREAMS, **XML_FEED_STREAMS, **TAGGED_STREAMS, **XML_RECORD_STREAMS,
+                              **EXPORT_STREAMS}
 _EXTENSION_HINTS = {
     ".bib": "bibtex",
     ".ris": "ris",
@@ -121,42 +126,11 @@ def discover_files(paths: Iterable[str | Path], skip: Path | None = None) -> lis
     return list(dict.fromkeys(p.resolve() for p in found))
 
 
-_FILE_KINDS = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
-               stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a directory"}
-
-
-def read_file(path: str | Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file. FIFOs and devices (/dev/zero, /dev/urandom) are refused without reading,
-    and so is a file over `max_bytes`, before a byte is read: a sparse 3 GB file costs nothing."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)  # a FIFO must not block open()
-    try:
-        handle = os.open(path, flags)
-    except OSError as err:
-        raise ParseError(f"cannot open: {err.strerror or err}") from None
-    with os.fdopen(handle, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            kind = next((name for test, name in _FILE_KINDS.items() if test(info.st_mode)), "not a regular file")
-            raise ParseError(f"{kind}, not a regular file: only regular files are read")
-        if info.st_size > max_bytes:
-            raise ParseError(f"{_megabytes(info.st_size)} is over the {_megabytes(max_bytes)} limit "
-                             "(LITASSIST_MAX_FILE_MB)")
-        data = file.read(max_bytes + 1)
-    if len(data) > max_bytes:  # it grew while being read
-        raise ParseError(f"over the {_megabytes(max_bytes)} limit (LITASSIST_MAX_FILE_MB)")
-    return data
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 2**20:,.1f} MB"
-
-
-def decode(data: bytes) -> str:
-    """UTF-8 text or a one-line ParseError saying why not (empty, binary, other encoding)."""
+def decode(data: bytes, path: str = "") -> str:
+    """UTF-8 text or a one-line ParseError saying why not (empty, what a binary file looks like, other encoding)."""
     if not data.strip():
         raise ParseError("empty file")
-    if b"\x00" in data[:8192]:
-        raise ParseError("binary file (contains NUL bytes), not a text export")
+    check_binary(data, path)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -171,12 +145,17 @@ _GENERIC_FORMATS = frozenset({"json", "jsonl", "csv"})  # readings of any record
 def detect_format(text: str, path: str) -> tuple[str, Parser]:
     """Pick the parser whose sniffer accepts the content; the extension only breaks ties."""
     accepted = [(name, parser) for name, sniff, parser in SNIFFERS if _accepts(sniff, text)]
-    hint = _EXTENSION_HINTS.get(Path(path).suffix.lower())
+    suffixes = [suffix.lower() for suffix in Path(path).suffixes]
+    if suffixes[-1:] == [".gz"]:  # refs.bib.gz is a .bib
+        suffixes.pop()
+    hint = _EXTENSION_HINTS.get(suffixes[-1] if suffixes else "")
     if not accepted and hint:  # e.g. a ragged .csv: its own parser gives the precise error
         return next((name, parser) for name, _, parser in SNIFFERS if name == hint)
     if not accepted:
+        looks = describe_text(text)
         raise ParseError(
-            "unrecognized format (expected BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV, arXiv Atom, arXiv OAI-PMH, "
+            (f"this looks like {looks}; " if looks else "")
+            + "unrecognized format (expected BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV, arXiv Atom, arXiv OAI-PMH, "
             "PubMed/MEDLINE (.nbib), PubMed XML, Web of Science tagged text, EndNote XML, Zotero RDF, Zotero or "
             "OpenAlex or Semantic Scholar API JSON, the Kaggle arXiv snapshot, or a scraped listing of abstracts)"
         )
@@ -194,6 +173,15 @@ def _accepts(sniff: Callable[[str], bool], text: str) -> bool:
         return False
 
 
+def stream_format(head: str, path: str) -> tuple[str, Stream] | None:
+    """The format and its record-at-a-time reader when `head` (the first lines of a file) is a streamed format."""
+    try:
+        name, _ = detect_format(head, path)
+    except ParseError:  # the whole file is read, and its own parser or the sniffers say why
+        return None
+    return (name, STREAMS[name]) if name in STREAMS else None
+
+
 def parse_text(text: str, path: str, csv_mapping: dict[str, str] | None = None) -> ParseResult:
     name, parser = detect_format(text, path)
     if name == "csv":
@@ -208,11 +196,14 @@ def parse_file(
     path: str | Path, csv_mapping: dict[str, str] | None = None, data: bytes | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> ParsedFile:
-    """Read (unless `data` is given), decode and parse one file; raises ParseError with a one-line reason."""
-    if data is None and is_zotero_database(path):  # issue 17: the Zotero database is read with SQLite, not as text
+    """Read (unless `data` is given), decompress, decode and parse one file; raises ParseError with a one-line
+    reason. `data` is the file as stored (its hash is the file's), gzip or not."""
+    if data is None and is_zotero_database(path):  # the Zotero database is read with SQLite, not as text
         return parse_zotero_file(path)
     data = read_file(path, max_bytes) if data is None else data
-    text = decode(data)
+    content = unpack(data, max_bytes)
+    # A reader of binary files (Zotero's zotero.sqlite) goes here, before `decode` refuses them as "not text".
+    text = decode(content, str(path))
     result = parse_text(text, str(path), csv_mapping)
     if not result.papers and not result.skipped_total:
         raise ParseError(f"no papers found in this {result.format} file")
@@ -326,9 +317,15 @@ def with_free_id(paper: Paper, taken: Container[str]) -> Paper:
 
 def merge_duplicates(papers: Iterable[Paper]) -> tuple[list[Paper], int]:
     """Collapse records of the same paper (first seen keeps its id); returns (papers, number merged)."""
+    merged, owners = group_duplicates(papers)
+    return list(merged.values()), len(owners) - len(merged)
+
+
+def group_duplicates(papers: Iterable[Paper]) -> tuple[dict[str, Paper], list[str]]:
+    """Records of the same paper merged (first seen keeps its id), and the id each record went to, in order."""
     merged: dict[str, Paper] = {}
     index: dict[str, str] = {}
-    count = 0
+    owners: list[str] = []
     for paper in papers:
         hit = find_duplicate(paper, index, merged.__getitem__)
         if hit is None:
@@ -337,7 +334,7 @@ def merge_duplicates(papers: Iterable[Paper]) -> tuple[list[Paper], int]:
             merged[hit] = paper
         else:
             merged[hit] = merge_into(merged[hit], paper)
-            count += 1
+        owners.append(hit)
         for key in duplicate_keys(merged[hit]):
             index.setdefault(key, hit)
-    return list(merged.values()), count
+    return merged, owners

@@ -588,16 +588,22 @@ def parse_json(text: str, path: str) -> ParseResult:
     return _objects(items, path, "json", _plain_object)
 
 
-def _jsonl_values(text: str) -> Iterator[Any]:
-    # split on "\n" only: str.splitlines() would also break at U+2028 inside JSON strings
-    for number, line in enumerate(text.lstrip(_BOM).split("\n"), 1):
-        if line.strip():
-            yield _load_json(line, number)
+def stream_jsonl(lines: Iterable[str], path: str) -> Iterator[Paper | Skipped]:
+    """One JSON record per line (BEIR corpus.jsonl, dataset dumps), a line at a time; `id`/`_id` is kept as the
+    paper id. Blank lines are not records; a line that is not a JSON object is skipped, invalid JSON is fatal."""
+    position = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        value = _load_json(line.lstrip(_BOM) if number == 1 else line, number)
+        position += 1
+        yield (_plain_object(value, SourceRef(file=path, format="jsonl", position=position))
+               if isinstance(value, dict) else Skipped(position=position, reason="not a JSON object"))
 
 
 def parse_jsonl(text: str, path: str) -> ParseResult:
-    """One JSON record per line (BEIR corpus.jsonl, dataset dumps); `id`/`_id` is kept as the paper id."""
-    return _objects(_jsonl_values(text), path, "jsonl", _plain_object)
+    # split on "\n" only: str.splitlines() would also break at U+2028 inside JSON strings
+    return _result("jsonl", stream_jsonl(text.split("\n"), path))
 
 
 # ---------------------------------------------------------------- CSV
@@ -787,3 +793,4 @@ EXPORT_SNIFFERS: list[tuple[str, Sniff, Parser]] = [
     ("bibtex", _sniff_bibtex, parse_bibtex),
     ("csv", _sniff_csv, parse_csv),
 ]
+STREAMS: dict[str, Callable[[Iterable[str], str], Iterator[Paper | Skipped]]] = {"jsonl": stream_jsonl}

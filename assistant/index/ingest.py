@@ -12,10 +12,12 @@ Every file that cannot be used becomes one line in `files_failed`, whatever went
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
-from collections import defaultdict
+from array import array
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,18 +31,24 @@ from ..corpus import (
     Paper,
     ParsedFile,
     ParseError,
+    Skipped,
+    Stream,
     discover_files,
     duplicate_keys,
     file_sha256,
+    find_conflict,
     find_duplicate,
+    group_duplicates,
     merge_duplicates,
     merge_into,
     parse_file,
     parse_zotero_file,
     read_file,
+    reading,
+    stream_format,
     with_free_id,
 )
-from ..corpus.records import MAX_SKIPPED_DETAILS
+from ..corpus.records import MAX_SKIPPED_DETAILS, ParseResult
 from ..corpus.zotero_db import FORMAT as ZOTERO_FORMAT
 from ..corpus.zotero_db import is_zotero_database, zotero_digest
 from .chunking import Chunk, chunk_paper
@@ -95,18 +103,17 @@ class IngestReport(BaseModel):
         self.files_failed.append(FileFailure(file=file, reason=reason))
         log.debug("%s: %s", file, reason)
 
-    def count_parsed(self, pf: ParsedFile) -> None:
-        result = pf.result
-        self.papers_by_format[result.format] = self.papers_by_format.get(result.format, 0) + len(result.papers)
+    def count_parsed(self, path: str, result: ParseResult, papers: int) -> None:
+        self.papers_by_format[result.format] = self.papers_by_format.get(result.format, 0) + papers
         room = MAX_SKIPPED_DETAILS - len(self.skipped)
-        self.skipped += [SkippedEntry(file=pf.path, position=s.position, reason=s.reason, label=s.label)
+        self.skipped += [SkippedEntry(file=path, position=s.position, reason=s.reason, label=s.label)
                          for s in result.skipped[:room]]
         self.skipped_total += result.skipped_total
         for reason, count in result.skip_reasons.items():
             self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + count
-        self.warnings += [f"{pf.path}: {warning}" for warning in result.warnings]
+        self.warnings += [f"{path}: {warning}" for warning in result.warnings]
         if (unlisted := result.warnings_total - len(result.warnings)) > 0:
-            self.warnings.append(f"{pf.path}: {unlisted:,} more warnings")
+            self.warnings.append(f"{path}: {unlisted:,} more warnings")
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -131,14 +138,16 @@ def ingest(
     """Parse every changed file in full, reconcile its papers with the store, embed only what is new.
 
     A changed file that would lose more than `settings.max_removal_share` of its papers is refused (a
-    truncated export looks like that) unless `allow_removals`."""
+    truncated export looks like that) unless `allow_removals`. Files of a streamed format (JSONL, ...) are read
+    a record at a time, after the others, each in its own transaction (see `_ingest_streamed`)."""
     started = time.perf_counter()
     report = IngestReport()
     files = discover_files(paths, skip=store.home)
     report.files = len(files)
     with store.writing():
         store.check_chunk_tokens()
-        parsed = _parse_files(files, store, settings, csv_mapping, force, report, progress)
+        read = _parse_files(files, store, settings, csv_mapping, force, report, progress)
+        parsed = [pf for pf in read if isinstance(pf, ParsedFile)]
         if parsed:
             stored = {sp.paper.paper_id: sp for sp in store.all_papers()}
             plan = _plan(parsed, stored)
@@ -149,9 +158,12 @@ def ingest(
                 parsed = [pf for pf in parsed if pf.path not in refused]
                 plan = _plan(parsed, stored)
             for pf in parsed:
-                report.count_parsed(pf)
+                report.count_parsed(pf.path, pf.result, len(pf.result.papers))
             if parsed:
                 _apply(plan, parsed, stored, store, embedder, settings, report, progress)
+        for scanned in read:
+            if isinstance(scanned, _Scanned):
+                _ingest_streamed(scanned, store, embedder, settings, report, progress, allow_removals)
     report.seconds = round(time.perf_counter() - started, 2)
     return report
 
@@ -159,7 +171,7 @@ def ingest(
 def _parse_files(
     files: list[Path], store: Store, settings: Settings, csv_mapping: dict[str, str] | None, force: bool,
     report: IngestReport, progress: ProgressCallback,
-) -> list[ParsedFile]:
+) -> list[ParsedFile | _Scanned]:
     parsed = []
     for done, path in enumerate(files):
         progress("parse", done, len(files))
@@ -177,7 +189,8 @@ def _parse_files(
             report.files_unchanged += 1
             log.info("%s: unchanged, skipped", name)
             continue
-        log.info("%s: %d papers (%s)", name, len(pf.result.papers), pf.result.format)
+        papers = pf.papers if isinstance(pf, _Scanned) else len(pf.result.papers)
+        log.info("%s: %d papers (%s)", name, papers, pf.result.format)
         parsed.append(pf)
     progress("parse", len(files), len(files))
     return parsed
@@ -185,18 +198,31 @@ def _parse_files(
 
 def _parse_one(
     path: Path, name: str, store: Store, settings: Settings, csv_mapping: dict[str, str] | None, force: bool
-) -> ParsedFile | None:
-    """The parsed file, or None when its bytes are the ones already stored."""
+) -> ParsedFile | _Scanned | None:
+    """The parsed file (a streamed format: scanned, see `_scan`), or None when its bytes are the ones stored."""
     if name != str(path):
         raise ParseError("the file name is not valid UTF-8: rename the file")
-    if is_zotero_database(path):  # issue 17: the Zotero database, queried with SQLite (no size limit, no decoding)
+    if is_zotero_database(path):  # the Zotero database, queried with SQLite (no size limit, no decoding)
         return None if not force and store.source_hash(str(path)) == zotero_digest(path) else parse_zotero_file(path)
+    from ..enrich import refilled, refiller  # enrich builds on this module: imported here, not at the top
+
+    fill = refiller(store.home)
+    if streamed := stream_format(reading.head_text(reading.read_head(path)), name):
+        known = None if force else store.source_hash(name)
+        if known and known == reading.file_sha256(path):  # a hash costs far less than a parse of a big file
+            return None
+        fmt, stream = streamed
+        return _scan(path, fmt, _filled(stream, fill) if fill else stream, settings.max_record_mb * 2**20)
     data = read_file(path, settings.max_file_mb * 2**20)
     if not force and store.source_hash(str(path)) == file_sha256(data):
         return None
-    from ..enrich import refill  # enrich builds on this module, so it is imported here, not at the top
+    parsed = parse_file(path, csv_mapping, data=data, max_bytes=settings.max_file_mb * 2**20)
+    return parsed if fill is None else refilled(parsed, fill)
 
-    return refill(parse_file(path, csv_mapping, data=data), store.home)
+
+def _filled(stream: Stream, fill: Callable[[Paper], Paper]) -> Stream:
+    """A stream whose papers get what `enrich` fetched for them before (both passes read the same papers)."""
+    return lambda lines, path: (fill(item) if isinstance(item, Paper) else item for item in stream(lines, path))
 
 
 @dataclass
@@ -275,36 +301,39 @@ def _over_removal(
     refused = {}
     for pf in parsed:
         before = held_before.get(pf.path, set())
-        if not before or pf.result.format == ZOTERO_FORMAT:  # a database is never truncated: what left it, the
-            continue  # user trashed or deleted (issue 17)
+        if pf.result.format == ZOTERO_FORMAT:  # a database is never truncated: what left it, the user trashed
+            continue
         after = held_after.get(pf.path, set())
-        lost = len(before - after) - len(after - before)
-        if lost > share * len(before):
-            refused[pf.path] = (
-                f"this version would remove {lost} of the {len(before)} papers the file held ({lost / len(before):.0%}, "
-                f"over the {share:.0%} limit); if the file is complete, run again with --allow-removals"
-            )
+        if reason := _removal_refusal(len(before - after) - len(after - before), len(before), share):
+            refused[pf.path] = reason
     return refused
+
+
+def _removal_refusal(lost: int, held: int, share: float) -> str | None:
+    """Why a file that held `held` papers and would lose `lost` of them is refused, if it is."""
+    if not held or lost <= share * held:
+        return None
+    return (f"this version would remove {lost} of the {held} papers the file held ({lost / held:.0%}, "
+            f"over the {share:.0%} limit); if the file is complete, run again with --allow-removals")
 
 
 def _apply(
     plan: _Plan, parsed: list[ParsedFile], stored: dict[str, StoredPaper], store: Store, embedder: Embedder,
     settings: Settings, report: IngestReport, progress: ProgressCallback,
 ) -> None:
-    report.new, report.updated, report.unchanged = len(plan.new), len(plan.updated), plan.unchanged
-    report.without_abstract = sum(not paper.has_abstract for paper in plan.final.values())
+    report.new += len(plan.new)
+    report.updated += len(plan.updated)
+    report.unchanged += plan.unchanged
+    report.without_abstract += sum(not paper.has_abstract for paper in plan.final.values())
     report.merged_duplicates += plan.merged
-    new_ids = {p.paper_id for p in plan.new}
-    updates: list[tuple[Paper, list[Chunk], object, int]] = []
-    for rows in _embedded(plan.new + plan.updated, stored, embedder, settings, report, progress):
-        store.write_papers([row for row in rows if row[0].paper_id in new_ids])  # hidden until the commit
-        updates += [row for row in rows if row[0].paper_id not in new_ids]
+    updates = _write_new(plan.new + plan.updated, len(plan.new) + len(plan.updated), stored, store, embedder, settings,
+                         report, progress)
     with store.committing():  # what searches can already see changes only here
         store.write_papers(updates)
         store.update_records(plan.records_only + plan.detached)
         if plan.orphaned:
             store.delete_papers(plan.orphaned)
-            report.removed = len(plan.orphaned)
+            report.removed += len(plan.orphaned)
             log.info("removed %d papers no longer in any source", len(plan.orphaned))
         store.set_sources([SourceRecord(pf.path, pf.sha256, pf.result.format, len(pf.result.papers)) for pf in parsed])
 
@@ -336,15 +365,31 @@ def _capped_chunks(paper: Paper, settings: Settings, report: IngestReport) -> li
     return chunks
 
 
+Row = tuple[Paper, list[Chunk], "np.ndarray", int]
+
+
+def _write_new(
+    papers: Iterable[Paper], total: int, stored: dict[str, StoredPaper], store: Store, embedder: Embedder,
+    settings: Settings, report: IngestReport, progress: ProgressCallback,
+) -> list[Row]:
+    """Embed `papers`; write the new ones now (hidden until the commit), return the rows of those already stored,
+    which are published in the commit window."""
+    updates: list[Row] = []
+    for rows in _embedded(papers, total, stored, embedder, settings, report, progress):
+        store.write_papers([row for row in rows if row[0].paper_id not in stored])
+        updates += [row for row in rows if row[0].paper_id in stored]
+    return updates
+
+
 def _embedded(
-    papers: list[Paper], stored: dict[str, StoredPaper], embedder: Embedder, settings: Settings,
+    papers: Iterable[Paper], total: int, stored: dict[str, StoredPaper], embedder: Embedder, settings: Settings,
     report: IngestReport, progress: ProgressCallback,
-) -> Iterator[list[tuple[Paper, list[Chunk], object, int]]]:
+) -> Iterator[list[Row]]:
     """Papers with their chunks and vectors, in write batches of about WRITE_BATCH_CHUNKS chunks. The next batch
     is chunked and embedded (in a worker thread: the model releases the GIL) while the caller stores this one.
     Progress counts papers (what the user ingests), not chunks."""
     done = 0
-    progress("embed", 0, len(papers))
+    progress("embed", 0, total)
     batches = _write_batches(papers, settings, report)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="litassist-embed") as worker:
 
@@ -365,12 +410,12 @@ def _embedded(
             yield rows
             done += len(batch)
             report.chunks_embedded += offset
-            log.info("embedded and stored %d/%d papers (%d chunks)", done, len(papers), report.chunks_embedded)
-            progress("embed", done, len(papers))
+            log.info("embedded and stored %d/%d papers (%d chunks)", done, total, report.chunks_embedded)
+            progress("embed", done, total)
 
 
 def _write_batches(
-    papers: list[Paper], settings: Settings, report: IngestReport
+    papers: Iterable[Paper], settings: Settings, report: IngestReport
 ) -> Iterator[list[tuple[Paper, list[Chunk]]]]:
     """Papers with their chunks, cut into batches of about WRITE_BATCH_CHUNKS chunks, chunked as they are needed."""
     batch: list[tuple[Paper, list[Chunk]]] = []
@@ -388,6 +433,179 @@ def _write_batches(
 
 def _texts(batch: list[tuple[Paper, list[Chunk]]]) -> list[str]:
     return [chunk.embed_text for _, chunks in batch for chunk in chunks]
+
+
+# ---------------------------------------------------------------- streamed files
+#
+# A streamed file (JSONL, a 4.5 GB arXiv snapshot) is read in two passes and never held: pass 1 (`_scan`) checks
+# every record, so a bad file stores nothing, and keeps only 12 bytes per duplicate key (its 64-bit hash and its
+# record's number); records that share a hash with another are read again and merged exactly as a whole file
+# would be. Pass 2 (`_ingest_streamed`) reads the file again and embeds and writes new papers in batches, hidden
+# until the commit. Two passes rather than one that writes as it reads: a file is refused for a malformed last
+# record or for removing too many papers only once it has been read to the end, and a duplicate may merge into an
+# earlier paper, so one pass would have to write, rewrite and undo. Parsing twice costs less than embedding once
+# (measured by benchmarks/stream_memory.py). What does grow with the file: those 12 bytes a key, the merged
+# duplicates, and the rows of papers already stored whose content changed (applied at the commit, as for any file).
+
+
+@dataclass
+class _Scanned:
+    """Pass 1's findings on a streamed file: enough to plan and to write it without holding its papers."""
+
+    path: Path
+    stream: Stream
+    sha256: str
+    result: ParseResult  # the format and the skipped entries; papers are counted, not kept
+    papers: int
+    max_line_bytes: int
+    groups: dict[int, str] = field(default_factory=dict)  # record number -> its group, for records with duplicates
+    merged: dict[str, Paper] = field(default_factory=dict)  # those groups, merged
+
+    @property
+    def group_count(self) -> int:
+        """How many papers the file holds once its duplicates are merged."""
+        return self.papers - len(self.groups) + len(self.merged)
+
+
+def _key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _records(scanned: _Scanned) -> Iterator[Paper | Skipped]:
+    """The file's records, read again; the file must not have changed since pass 1."""
+    digest = hashlib.sha256()
+    yield from scanned.stream(reading.stream_lines(scanned.path, scanned.max_line_bytes, digest), str(scanned.path))
+    if digest.hexdigest() != scanned.sha256:
+        raise ParseError("the file changed while it was being read: ingest it again once it is written")
+
+
+def _papers(scanned: _Scanned) -> Iterator[tuple[int, Paper]]:
+    return enumerate(item for item in _records(scanned) if isinstance(item, Paper))
+
+
+def _scan(path: Path, fmt: str, stream: Stream, max_line_bytes: int) -> _Scanned:
+    """Pass 1: check every record, count them, and find the records that may be duplicates of one another."""
+    digest = hashlib.sha256()
+    result = ParseResult(format=fmt)
+    hashes, owners = array("Q"), array("I")
+    papers = 0
+    for item in stream(reading.stream_lines(path, max_line_bytes, digest), str(path)):
+        if isinstance(item, Skipped):
+            result.skip(item)
+            continue
+        for key in duplicate_keys(item):
+            hashes.append(_key_hash(key))
+            owners.append(papers)
+        papers += 1
+    if not papers and not result.skipped_total:
+        raise ParseError(f"no papers found in this {fmt} file")
+    scanned = _Scanned(path, stream, digest.hexdigest(), result, papers, max_line_bytes)
+    if candidates := _sharing_a_key(hashes, owners):  # read again, keeping only these records
+        held = [paper for number, paper in _papers(scanned) if number in candidates]
+        if conflict := find_conflict(held):
+            raise ParseError(conflict)
+        scanned.merged, ids = group_duplicates(held)
+        scanned.groups = dict(zip(sorted(candidates), ids))
+    return scanned
+
+
+def _sharing_a_key(hashes: array, owners: array) -> set[int]:
+    """The records that share a duplicate-key hash with another record (sorting 12 bytes a key, not a dict)."""
+    import numpy as np
+
+    keys = np.frombuffer(hashes, dtype=np.uint64)
+    order = np.argsort(keys, kind="stable")
+    same = keys[order][1:] == keys[order][:-1]
+    shared = np.zeros(len(keys), dtype=bool)
+    shared[1:] |= same
+    shared[:-1] |= same
+    return set(np.frombuffer(owners, dtype=np.uint32)[order][shared].tolist())
+
+
+def _merged_papers(scanned: _Scanned) -> Iterator[Paper]:
+    """Pass 2's papers in file order, each group of duplicates once (merged, where its first record was)."""
+    done: set[str] = set()
+    for number, paper in _papers(scanned):
+        group = scanned.groups.get(number)
+        if group is None:
+            yield paper
+        elif group not in done:
+            done.add(group)
+            yield scanned.merged[group]
+
+
+def _ingest_streamed(
+    scanned: _Scanned, store: Store, embedder: Embedder, settings: Settings, report: IngestReport,
+    progress: ProgressCallback, allow_removals: bool,
+) -> None:
+    """Pass 2: reconcile each paper with the library as it is read (the rules of `_plan`), embed and write."""
+    path = str(scanned.path)
+    stored = {sp.paper.paper_id: sp for sp in store.all_papers()}  # the library side is another matter (issue 18)
+    key_to_id: dict[str, str] = {}
+    for pid, sp in stored.items():
+        for key in duplicate_keys(sp.paper):
+            key_to_id.setdefault(key, pid)
+    # What this file said before is forgotten: its papers are re-derived from the new content.
+    trimmed = {
+        pid: sp.paper.model_copy(update={"sources": [s for s in sp.paper.sources if s.file != path]})
+        for pid, sp in stored.items() if any(s.file == path for s in sp.paper.sources)
+    }
+
+    def base(pid: str) -> Paper:
+        return trimmed[pid] if pid in trimmed else stored[pid].paper
+
+    lost = len(trimmed) - scanned.group_count
+    if not allow_removals and (reason := _removal_refusal(lost, len(trimmed), settings.max_removal_share)):
+        report.fail(path, reason)
+        return
+    tally: Counter[str] = Counter()  # added to the report once the file is stored
+    touched: set[str] = set()
+    renamed: set[str] = set()
+    sources_only: list[tuple[str, list]] = []
+
+    def to_embed() -> Iterator[Paper]:
+        for paper in _merged_papers(scanned):
+            match = find_duplicate(paper, key_to_id, base)
+            if match is None or match in touched:
+                if paper.paper_id in stored or paper.paper_id in renamed:
+                    paper = with_free_id(paper, stored.keys() | renamed)
+                    renamed.add(paper.paper_id)
+            else:
+                touched.add(match)
+                tally["merged_duplicates"] += bool(base(match).sources)
+                paper = merge_into(base(match), paper) if base(match).sources else _refresh(base(match), paper)
+            tally["without_abstract"] += not paper.has_abstract
+            old = stored.get(paper.paper_id)
+            if old is None or old.content_key != paper.content_key():
+                tally["new" if old is None else "updated"] += 1
+                yield paper
+            else:
+                tally["unchanged"] += 1
+                if paper.sources != old.paper.sources:
+                    sources_only.append((paper.paper_id, paper.sources))
+
+    tally["merged_duplicates"] += len(scanned.groups) - len(scanned.merged)
+    try:
+        updates = _write_new(to_embed(), scanned.group_count, stored, store, embedder, settings, report, progress)
+    except ParseError as error:  # the file changed between the passes: what this file wrote goes
+        store.discard()
+        report.fail(path, str(error))
+        return
+    unheld = [pid for pid in trimmed if pid not in touched]
+    with store.committing():
+        store.write_papers(updates)
+        store.update_records(
+            [(stored[pid].paper.model_copy(update={"sources": sources}), stored[pid].n_chunks)
+             for pid, sources in sources_only]
+            + [(trimmed[pid], stored[pid].n_chunks) for pid in unheld if trimmed[pid].sources]
+        )
+        if orphaned := [pid for pid in unheld if not trimmed[pid].sources]:
+            store.delete_papers(orphaned)
+            tally["removed"] += len(orphaned)
+        store.set_sources([SourceRecord(path, scanned.sha256, scanned.result.format, scanned.papers)])
+    report.count_parsed(path, scanned.result, scanned.papers)
+    for name, count in tally.items():
+        setattr(report, name, getattr(report, name) + count)
 
 
 class RemovalReport(BaseModel):

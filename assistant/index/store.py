@@ -366,6 +366,18 @@ class Store:
             self._txn = None
             self._write_manifest()
 
+    def discard(self) -> None:
+        """Undo this writer's uncommitted work: the new papers it wrote (hidden under its token) are deleted and the
+        library is no longer marked pending. In-place changes are only made in the commit window, so there are none."""
+        if self._txn is None:
+            return
+        with self._use() as h:
+            h.chunks.delete(where={"txn": self._txn})
+            h.papers.delete(where={"txn": self._txn})
+        self._set_meta(pending=None)
+        self._seen = (self._seen[0], None)
+        self._txn = None
+
     def _heal(self) -> None:
         log.warning("the last change to %s did not finish (the process was killed?): publishing what it stored",
                     self.home)
