@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.corpus import ParsedFile, parse_file
+from assistant.corpus import parse_file
 from assistant.corpus.exports import (
     MAX_FIELD_CHARS,
     _year_and_date,
@@ -133,7 +133,16 @@ def test_a_possible_date_gives_no_warning() -> None:
 def test_ingest_report_names_the_file_and_entry_of_each_warning() -> None:
     result = parse_csl_json(IMPOSSIBLE[2][1], "lib.json")
     report = IngestReport()
-    report.count_parsed(ParsedFile(path="lib.json", sha256="0", result=result))
+    report.count_parsed("lib.json", result, len(result.papers))
     assert report.warnings == [
         "lib.json: entry 1 ('Dated'): impossible date '2020-13-45' (no such month): kept as written, treated as undated"
     ]
+
+
+def test_a_streamed_file_reports_its_warnings_too(tmp_path) -> None:
+    from assistant import Assistant
+
+    lines = tmp_path / "dated.jsonl"
+    lines.write_text('{"id": "a", "title": "Dated", "date": "2020-13-45"}\n{"id": "b", "title": "Fine"}\n')
+    report = Assistant(home=tmp_path / "home").ingest([lines])
+    assert report.new == 2 and any("entry 1 ('Dated'): impossible date '2020-13-45'" in w for w in report.warnings)

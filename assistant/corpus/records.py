@@ -152,8 +152,13 @@ class ParseResult(BaseModel):
         self.skip_reasons[entry.reason] = self.skip_reasons.get(entry.reason, 0) + 1
 
     def add(self, paper: Paper) -> None:
-        """Keep a paper, and report what the parser doubted in it under the entry's number and title."""
+        """Keep a paper, and report what the parser doubted in it."""
         self.papers.append(paper)
+        self.note(paper)
+
+    def note(self, paper: Paper) -> None:
+        """Report what the parser doubted in a paper under the entry's number and title (also for a streamed file,
+        whose papers are counted, not kept)."""
         for warning in paper.warnings:
             self.warnings_total += 1
             if len(self.warnings) < MAX_SKIPPED_DETAILS:

@@ -493,6 +493,7 @@ def _scan(path: Path, fmt: str, stream: Stream, max_line_bytes: int) -> _Scanned
         if isinstance(item, Skipped):
             result.skip(item)
             continue
+        result.note(item)
         for key in duplicate_keys(item):
             hashes.append(_key_hash(key))
             owners.append(papers)
