@@ -96,6 +96,18 @@ def child(file: Path, home: Path) -> None:
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def opened(home: Path) -> None:
+    """Open the library `home` holds and run one dense search (which loads its vector index); print the peak RSS:
+    what the library itself costs a process, whatever file built it."""
+    from assistant.config import load_settings
+    from assistant.index import Store
+
+    settings = load_settings(home)
+    store = Store(settings.chroma_path, settings.resolved_embedding_model, chunk_tokens=settings.chunk_tokens)
+    list(store.query_chunks(InstantEmbedder().embed_query("attention"), 10, None))
+    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 def cpu_flags() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
@@ -109,9 +121,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--keep", type=Path, help="write the files and homes here instead of a temporary folder")
     parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--open", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.open:
+        opened(args.open)
         return
     pool = sentences()
     results = {}
@@ -124,12 +140,19 @@ def main() -> None:
             run = subprocess.run([sys.executable, __file__, "--child", str(file), str(folder / f"home-{n}")],
                                  capture_output=True, text=True, check=True)
             results[n] = json.loads(run.stdout.strip().splitlines()[-1])
+            library = subprocess.run([sys.executable, __file__, "--open", str(folder / f"home-{n}")],
+                                     capture_output=True, text=True, check=True)
+            results[n]["library_rss_mib"] = json.loads(library.stdout.strip().splitlines()[-1])["peak_rss_mib"]
             print(f"{n:>8,} records ({file.stat().st_size / 2**20:,.0f} MB): {results[n]['papers']:,} papers, "
                   f"{results[n]['chunks']:,} chunks in {results[n]['seconds']} s, "
-                  f"peak RSS {results[n]['peak_rss_mib']:,.0f} MiB", flush=True)
+                  f"peak RSS {results[n]['peak_rss_mib']:,.0f} MiB; the library opened and searched alone "
+                  f"{results[n]['library_rss_mib']:,.0f} MiB", flush=True)
     small, big = min(results), max(results)
     ratio = results[big]["peak_rss_mib"] / results[small]["peak_rss_mib"]
     print(f"peak RSS ratio {big:,} / {small:,} records: {ratio:.2f}x (target <= 1.3x)")
+    growth = {n: results[n]["peak_rss_mib"] - results[n]["library_rss_mib"] for n in (small, big)}
+    print(f"ingest peak over the library's own: {growth[small]:,.0f} MiB at {small:,}, {growth[big]:,.0f} MiB at "
+          f"{big:,} records (what reading, planning and writing the file cost)")
     print(cpu_flags())
 
 
