@@ -290,7 +290,7 @@ def test_upload_reports_new_merged_skipped_and_failed_files(app, seeded_copy: Pa
     assert (report.new, report.without_abstract, report.merged_duplicates) == (2, 1, 1)
     assert [(s.position, s.label) for s in report.skipped] == [(4, "empty")]
     assert [(Path(f.file).name, f.reason) for f in report.files_failed] == [
-        ("broken.ris", "binary file (contains NUL bytes), not a text export")]
+        ("broken.ris", "binary file (a NUL byte at offset 0), not a text export")]
     assert {m.label: m.value for m in at.metric}["New"] == "2"
     assert {m.label: m.value for m in at.metric}["Without abstract"] == "1"
     assert {m.label: m.value for m in at.metric}["Merged"] == "1"
