@@ -559,3 +559,10 @@ def test_map_selection_gives_the_clicked_paper() -> None:
     assert selected_paper({"pick": [{"paper_id": "t:abc"}]}, "pick") == "t:abc"
     assert selected_paper({"pick": []}, "pick") is None
     assert selected_paper({}, "pick") is None
+
+
+def test_the_uploader_takes_every_extension_ingest_knows() -> None:
+    from assistant.corpus import _EXTENSION_HINTS
+    from assistant.ui.uploads import UPLOAD_TYPES
+
+    assert {suffix.lstrip(".") for suffix in _EXTENSION_HINTS} | {"txt", "gz"} <= set(UPLOAD_TYPES)

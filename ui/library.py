@@ -110,7 +110,8 @@ def render_ingest_report(result: UploadResult) -> None:
 def render_upload(lib: Assistant) -> None:
     st.subheader("Add papers")
     files = st.file_uploader(
-        f"BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV/TSV, arXiv Atom or scraped text pages — up to {MAX_UPLOAD_MB} MB each",
+        f"BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV/TSV, PubMed (.nbib, XML), Web of Science, EndNote XML, Zotero RDF, "
+        f"OpenAlex, Semantic Scholar, arXiv or scraped text pages, gzipped or not — up to {MAX_UPLOAD_MB} MB each",
         type=UPLOAD_TYPES, accept_multiple_files=True, key=f"uploads-{st.session_state.uploader_generation}")
     if st.button("Add to library", type="primary", disabled=not files, icon=":material/upload:", key="add_files"):
         bar = st.progress(0.0, text="Saving the uploads…")

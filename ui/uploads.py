@@ -17,8 +17,10 @@ from typing import Protocol
 from assistant.api import Assistant
 from assistant.index import IngestReport, ProgressCallback
 
-# Every extension ingest has a parser hint for, plus .txt (scraped pages, bare abstracts: sniffed by content).
-UPLOAD_TYPES = ["txt", "bib", "ris", "json", "jsonl", "ndjson", "csv", "tsv", "xml", "atom"]
+# Every extension ingest has a parser hint for, plus .txt (scraped pages, bare abstracts, Web of Science's
+# savedrecs.txt: sniffed by content) and .gz (any of them compressed). A zotero.sqlite is read from the command line,
+# where the paths of its attached files still mean something.
+UPLOAD_TYPES = ["txt", "gz", "bib", "ris", "json", "jsonl", "ndjson", "csv", "tsv", "xml", "atom", "nbib", "ciw", "rdf"]
 MAX_UPLOAD_MB = 50  # per file; a 50 MB export is ~100k abstracts, more than one browser upload should carry
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")  # control characters, path separators, Windows-reserved
 MAX_NAME_BYTES = 200  # file names stay well under the 255-byte limit of common file systems
