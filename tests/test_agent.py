@@ -90,7 +90,7 @@ def test_tool_calls_then_cited_answer_with_invalid_marker_removed(seeded_home: P
     assert answer.text.endswith(answer.references) and answer.references.startswith("\n\nReferences\n[1] ")
     # tokens stream as the model wrote them; the checked text is what `ask` prints at the end (see test_terminal)
     assert "".join(e.text for e in events if e.kind == "token").split() == (
-        "CMFQ handles many agents [1]. Edge partition is improved by local search [7]. Made up [99].".split()
+        ["CMFQ", "handles", "many", "agents", "[1].", "Edge", "partition", "is", "improved", "by", "local", "search", "[7].", "Made", "up", "[99]."]
     )
     # every cited sentence says what it rests on: the sentence of the cited abstract that best supports it
     assert [c.text for c in answer.claims] == ["CMFQ handles many agents [1].",

@@ -6,18 +6,14 @@ counts keep the whole module to a few seconds; FUZZ_EXAMPLES=2000 FUZZ_RANDOM=1 
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import math
 import os
-import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from linear import assert_linear, watchdog
 from test_parse_exports import ATOM, BIBTEX, CSL_JSON, CSV_SEMICOLON, JSON_PLAIN, JSONL, RIS
 
 from assistant.api import DEMO_CORPUS
@@ -27,7 +23,6 @@ from assistant.corpus.records import ParseError, clean_text, find_arxiv_id, find
 from assistant.corpus.scraped import SCRAPED_SNIFFERS
 from assistant.index.chunking import sentence_spans
 
-WATCHDOG_SECONDS = 5
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None,
                 suppress_health_check=list(HealthCheck), derandomize=not os.environ.get("FUZZ_RANDOM"))
 
@@ -45,20 +40,6 @@ SAMPLES = {name: (PARSERS[name], text) for name, text in TEXTS.items()}
 SEED_PAGE = sorted(DEMO_CORPUS.iterdir())[2].read_text(encoding="utf-8")[:6000]
 MARKUP = ["{", "}", "[", "]", "\\", '"', ",", "\n", "@", "<", ">", "&", "\ud800", "\x00", "\x1b", "[/]", "TY  - ",
           "ER  - ", "999999999999999999999999", "NaN", "Infinity", "null", "[[[[", "{{{{", "$", "%"]
-
-
-@contextlib.contextmanager
-def watchdog(seconds: int = WATCHDOG_SECONDS) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"parser still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def only_parse_errors(parse: Callable[[], object]) -> None:
@@ -161,9 +142,6 @@ def test_decoding_then_parsing_random_bytes(data: bytes) -> None:
 # the BibTeX sniffer). A new parser is covered by adding its many-entries input to MANY_ENTRIES (one line); its
 # sniffer is covered through detect_format.
 
-LINEAR_MIN_SECONDS = 0.05  # inputs are doubled until one run takes this long: shorter times are timer noise
-LINEAR_MAX_CHARS = 2_000_000  # an input this big that still runs faster than that is fast enough
-LINEAR_MAX_RATIO = 3.0  # twice the input takes ~2x when linear, ~4x when quadratic
 
 PROSE_LINE = "We study how attention scales with the length of the sequence and " * 4  # 48 words: prose
 PAGE = f"Main Title\n12 (3)\nPublication date 2021\n{PROSE_LINE}\n"
@@ -274,47 +252,6 @@ LINEAR_CASES = {  # case id -> (make_input, run)
        for target in (name, "detect_format") if target in RUNS},
     **{f"{helper.__name__}: {shape}": (make, helper) for helper, shape, make in HELPER_SHAPES},
 }
-
-
-def _best_seconds(run: Callable[[str], object], text: str, repeats: int) -> float:
-    """CPU seconds of the fastest of `repeats` runs: CPU time, not wall time, so other processes on a shared
-    machine do not count, and the garbage collector paused, so a collection of the test session's own objects
-    does not land in one size's run and not the other's."""
-    best = math.inf
-    for _ in range(repeats):
-        gc.disable()
-        try:
-            started = time.process_time()
-            with watchdog(60):
-                run(text)
-            best = min(best, time.process_time() - started)
-        finally:
-            gc.enable()
-    return best
-
-
-def assert_linear(make_input: Callable[[int], str], run: Callable[[str], object], start: int = 256) -> None:
-    """Double `make_input(n)` until `run` takes LINEAR_MIN_SECONDS, then check that twice the input takes less
-    than LINEAR_MAX_RATIO times as long. Both sizes are timed as the best of two runs, and a failing ratio is
-    timed again before it fails, so a busy machine makes a linear parser look quadratic no more than it makes
-    a quadratic one look linear."""
-    n = start
-    while True:
-        text = make_input(n)
-        if (small := _best_seconds(run, text, 1)) >= LINEAR_MIN_SECONDS and \
-                (small := min(small, _best_seconds(run, text, 1))) >= LINEAR_MIN_SECONDS:
-            break
-        if len(text) > LINEAR_MAX_CHARS:
-            return
-        n *= 2
-    doubled = make_input(2 * n)
-    for _ in range(2):
-        big = _best_seconds(run, doubled, 2)
-        if big / small < LINEAR_MAX_RATIO:
-            return
-        small = min(small, _best_seconds(run, text, 2))
-    pytest.fail(f"{len(text):,} characters took {small:.3f} s, {len(doubled):,} took {big:.3f} s "
-                f"({big / small:.1f}x for twice the input): not linear")
 
 
 @pytest.mark.parametrize("case", sorted(LINEAR_CASES))

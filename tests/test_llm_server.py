@@ -19,9 +19,9 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="install the local extra: pip install -e '.[local]'")
 
-from assistant import Assistant  # noqa: E402
-from assistant.config import load_settings  # noqa: E402
-from assistant.llm import local_model_file  # noqa: E402
+from assistant import Assistant
+from assistant.config import load_settings
+from assistant.llm import local_model_file
 
 QUESTION = "How does CMFQ address the scalability problem in multi-agent reinforcement learning?"
 SMALL_MODEL = {"LITASSIST_LLM_CONTEXT_WINDOW": "2048", "LITASSIST_LLM_ANSWER_TOKENS": "160"}

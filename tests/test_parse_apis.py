@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given
+from linear import assert_linear
 from test_fuzz_parsers import FUZZ, mutated, only_parse_errors
 
 from assistant.corpus import STREAMS, parse_text
@@ -181,21 +181,6 @@ def test_streams_hold_one_record_and_accept_crlf() -> None:
     assert [r.arxiv_id for r in records if isinstance(r, Paper)] == ["0704.0002", "hep-th/9608091"]
 
 
-def seconds(parse: Callable[[str, str], object], text: str) -> float:
-    """The best of five runs, without the garbage collector: the machine is shared, and noise is one-sided."""
-    best = float("inf")
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(5):
-            started = time.perf_counter()
-            parse(text, "timed.json")
-            best = min(best, time.perf_counter() - started)
-    finally:
-        gc.enable()
-    return best
-
-
 def snapshot_lines(count: int) -> str:
     return "\n".join(SNAPSHOT.split("\n")[1] for _ in range(count))
 
@@ -211,27 +196,15 @@ def huge_index(words: int) -> str:
                        "abstract_inverted_index": {f"w{i}": [i, words + i] for i in range(words)}})
 
 
-@pytest.mark.parametrize(("parse", "make", "size"), [
-    (parse_kaggle_arxiv, snapshot_lines, 25),
-    (parse_kaggle_arxiv, one_long_line, 100_000),
-    (parse_openalex, huge_index, 30_000),
-    (parse_openalex, lambda n: "\n".join([OPENALEX_JSONL.split("\n")[0]] * n), 40),
-    (parse_semantic_scholar, lambda n: json.dumps({"data": json.loads(S2_SEARCH)["data"] * n}), 200),
+@pytest.mark.parametrize(("parse", "make"), [
+    (parse_kaggle_arxiv, snapshot_lines),
+    (parse_kaggle_arxiv, one_long_line),
+    (parse_openalex, huge_index),
+    (parse_openalex, lambda n: "\n".join([OPENALEX_JSONL.split("\n")[0]] * n)),
+    (parse_semantic_scholar, lambda n: json.dumps({"data": json.loads(S2_SEARCH)["data"] * n})),
 ], ids=["snapshot records", "snapshot long line", "openalex huge index", "openalex records", "s2 records"])
-def test_parsing_time_grows_linearly(parse: Callable[[str, str], object], make: Callable[[int], str],
-                                     size: int) -> None:
-    assert doubling_ratio(parse, make(size), make(2 * size)) < 3
-
-
-def doubling_ratio(parse: Callable[[str, str], object], small: str, large: str) -> float:
-    """How much longer the doubled input takes; measured again (up to three times) while it looks superlinear,
-    as a busy shared machine slows single runs, while a quadratic parser is slow every time."""
-    ratio = float("inf")
-    for _ in range(3):
-        ratio = min(ratio, seconds(parse, large) / seconds(parse, small))
-        if ratio < 3:
-            break
-    return ratio
+def test_parsing_time_grows_linearly(parse: Callable[[str, str], object], make: Callable[[int], str]) -> None:
+    assert_linear(make, lambda text: parse(text, "timed.json"))
 
 
 @pytest.mark.parametrize("sample", [SNAPSHOT, OPENALEX_LIST, S2_SEARCH], ids=["snapshot", "openalex", "s2"])

@@ -529,7 +529,7 @@ def test_markup_is_stripped_once_for_every_format() -> None:
 def test_generic_titles_with_different_abstracts_stay_apart() -> None:
     from assistant.corpus import merge_duplicates, parse_text
 
-    words = "distinct findings about a topic number".split()
+    words = ["distinct", "findings", "about", "a", "topic", "number"]
     lines = [
         {"title": "Summary", "abstract": " ".join(f"{w}{i}" for w in words * 5)} for i in range(3)
     ] + [{"title": "Summary", "abstract": " ".join(f"{w}0" for w in words * 5) + " Extra sentence."}]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from linear import assert_linear
 
 from assistant.corpus import parse_file, parse_text, tagged
 from assistant.corpus.records import Paper, ParseError, Skipped
@@ -139,19 +140,6 @@ def test_a_record_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch
         parse_medline("PMID- 1\nAB  - " + "word " * 1000 + "\n", "big.nbib")
 
 
-def doubling_ratio(make: Callable[[int], str], parse: Callable[[str, str], object], n: int) -> float:
-    """Time for input size 2n over time for n (best of 5 each, to ride out a busy machine)."""
-    def best(size: int) -> float:
-        text = make(size)
-        runs = []
-        for _ in range(5):
-            start = time.perf_counter()
-            parse(text, "doubling.txt")
-            runs.append(time.perf_counter() - start)
-        return min(runs)
-    return best(2 * n) / best(n)
-
-
 MEDLINE_RECORD = "PMID- {i}\nTI  - Title {i}\nAB  - Words of an abstract.\n      More words.\nFAU - Doe, Jane\n\n"
 WOS_RECORD = "PT J\nAU Doe, J\n   Roe, R\nTI Title {i}\nAB Words.\nPY 2020\nUT WOS:{i:015d}\nER\n\n"
 
@@ -164,7 +152,7 @@ WOS_RECORD = "PT J\nAU Doe, J\n   Roe, R\nTI Title {i}\nAB Words.\nPY 2020\nUT W
     (lambda n: "PT J\nAU Doe, J\n" + "   Roe, R\n" * (10 * n) + "TI T\nER\n", parse_wos),  # many authors
 ])
 def test_parsing_time_grows_linearly(make: Callable[[int], str], parse: Callable[[str, str], object]) -> None:
-    assert doubling_ratio(make, parse, 2000) < 3
+    assert_linear(make, lambda text: parse(text, "doubling.txt"))
 
 
 def test_sniffers_look_at_a_bounded_head_only() -> None:

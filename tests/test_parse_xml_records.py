@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given
+from linear import assert_linear
 from test_fuzz_parsers import FUZZ, mutated, only_parse_errors
-from test_parse_tagged import doubling_ratio, real
+from test_parse_tagged import real
 
 from assistant.corpus import parse_file, parse_text, tagged, xmlpull
 from assistant.corpus.records import ParseError
@@ -177,7 +178,7 @@ ENDNOTE_RECORD = "<record><titles><title><style face=\"normal\">Title {i}</style
      parse_endnote_xml),  # one long text
 ])
 def test_parsing_time_grows_linearly(make: Callable[[int], str], parse: Callable[[str, str], object]) -> None:
-    assert doubling_ratio(make, parse, 2000) < 3
+    assert_linear(make, lambda text: parse(text, "doubling.txt"))
 
 
 def test_finished_records_are_dropped_while_streaming() -> None:

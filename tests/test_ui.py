@@ -562,7 +562,8 @@ def test_map_selection_gives_the_clicked_paper() -> None:
 
 
 def test_the_uploader_takes_every_extension_ingest_knows() -> None:
-    from assistant.corpus import _EXTENSION_HINTS
     from assistant.ui.uploads import UPLOAD_TYPES
+
+    from assistant.corpus import _EXTENSION_HINTS
 
     assert {suffix.lstrip(".") for suffix in _EXTENSION_HINTS} | {"txt", "gz"} <= set(UPLOAD_TYPES)
