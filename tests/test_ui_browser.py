@@ -241,6 +241,7 @@ def test_phone_sources_layout_and_nothing_overflows(page, site: dict) -> None:
 
 def test_delete_asks_to_confirm_naming_every_paper(page, site: dict) -> None:
     page.get_by_role("tab", name=re.compile("Library")).click()
+    wait_until_idle(page)  # a filter typed while the tab still draws can be lost (seen once under load)
     page.get_by_placeholder("e.g. reinforcement").fill("federated")
     page.keyboard.press("Enter")
     wait_until_idle(page)
