@@ -107,7 +107,7 @@ def discover_files(paths: Iterable[str | Path], skip: Path | None = None) -> lis
         if not path.exists() and not path.is_symlink():
             raise FileNotFoundError(f"{path}: no such file or directory")
         if path.is_dir():
-            # Zotero data folders (issue 17): the database stands for the folder; its storage/ (PDFs, full-text
+            # Zotero data folders: the database stands for the folder; its storage/ (PDFs, full-text
             # caches), styles and backups are not exports.
             zotero = [p.parent for p in path.rglob(ZOTERO_DATABASE)
                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]

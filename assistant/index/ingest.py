@@ -541,7 +541,7 @@ def _ingest_streamed(
 ) -> None:
     """Pass 2: reconcile each paper with the library as it is read (the rules of `_plan`), embed and write."""
     path = str(scanned.path)
-    stored = {sp.paper.paper_id: sp for sp in store.all_papers()}  # the library side is another matter (issue 18)
+    stored = {sp.paper.paper_id: sp for sp in store.all_papers()}  # O(library): the store keeps papers in Chroma
     key_to_id: dict[str, str] = {}
     for pid, sp in stored.items():
         for key in duplicate_keys(sp.paper):
