@@ -157,10 +157,15 @@ def read_head(path: str | Path) -> bytes:
 def file_sha256(path: str | Path) -> str:
     """The SHA-256 of a file as stored, read in chunks (a multi-GB file is never in memory)."""
     digest = hashlib.sha256()
+    hash_file(digest, path)
+    return digest.hexdigest()
+
+
+def hash_file(digest: hashlib._Hash, path: str | Path) -> None:
+    """Feed a file's bytes to `digest` in chunks (several files may make one fingerprint: a database and its log)."""
     with open_regular(path) as file:
         while chunk := file.read(_READ_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
 
 
 def head_text(head: bytes) -> str:

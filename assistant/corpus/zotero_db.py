@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .exports import _paper, _result, _year_and_date
+from .reading import hash_file
 from .records import Paper, ParseError, ParseResult, Skipped, SourceRef
 
 FORMAT = "zotero"
@@ -42,7 +43,6 @@ _STORED_PREFIX = "storage:"
 _MULTIPART_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?: (.*))?")  # "2019-05-03 May 3, 2019": SQL date, as typed
 _EXTRA_ID = re.compile(r"^\s*(arxiv|doi)\s*:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 _READ_ATTEMPTS = 3
-_HASH_BLOCK = 2**20
 
 
 def database_file(path: str | Path) -> Path:
@@ -89,9 +89,7 @@ def zotero_digest(path: str | Path) -> str:
     digest = hashlib.sha256()
     for part in (path, _wal(path)):
         if part.exists():
-            with open(part, "rb") as file:
-                while block := file.read(_HASH_BLOCK):
-                    digest.update(block)
+            hash_file(digest, part)
     return digest.hexdigest()
 
 
