@@ -41,8 +41,9 @@ from pydantic import BaseModel, Field
 
 from .config import Settings
 from .corpus import Paper, ParsedFile, ParseError, SourceRef, merge_into
+from .corpus.apis import openalex_paper
 from .corpus.exports import _csl_item, _load_json, parse_arxiv_atom
-from .corpus.records import make_paper, normalize_title
+from .corpus.records import normalize_title
 from .index.embedders import Embedder
 from .index.ingest import ProgressCallback, update_papers
 from .index.store import Store
@@ -316,43 +317,10 @@ def _json_body(service: str, status: int, body: str) -> Any:
         raise LookupFailed(f"{SERVICES[service]} answered something that is not JSON ({error})") from None
 
 
-def abstract_from_inverted_index(index: object) -> str:
-    """OpenAlex's abstract_inverted_index ({"word": [positions]}) as text, words in position order."""
-    if not isinstance(index, dict):
-        return ""
-    placed = sorted(
-        (position, word) for word, positions in index.items() if isinstance(positions, list)
-        for position in positions if isinstance(position, int)
-    )
-    return " ".join(word for _, word in placed)
-
-
 def openalex_work(work: object) -> Paper | None:
-    """An OpenAlex Work object as a Paper record (None when it is not one)."""
-    if not isinstance(work, dict) or not (work.get("title") or work.get("display_name")):
-        return None
-    location = work.get("primary_location") if isinstance(work.get("primary_location"), dict) else {}
-    venue = location.get("source") if isinstance(location.get("source"), dict) else {}
-    urls = [loc.get("landing_page_url") for loc in work.get("locations") or [] if isinstance(loc, dict)]
-    arxiv_url = next((url for url in urls if isinstance(url, str) and "arxiv.org/abs/" in url), None)
-    authors = [a["author"].get("display_name") for a in work.get("authorships") or []
-               if isinstance(a, dict) and isinstance(a.get("author"), dict)]
-    year = work.get("publication_year")
-    doi = work.get("doi") if isinstance(work.get("doi"), str) else None
-    if not arxiv_url and doi and "10.48550/arxiv." in doi.lower():  # the DOI arXiv gives every preprint
-        arxiv_url = doi
-    return make_paper(
-        abstract=abstract_from_inverted_index(work.get("abstract_inverted_index")),
-        source=_source("openalex"),
-        title=work.get("title") or work.get("display_name"),
-        authors=[a for a in authors if isinstance(a, str)],
-        year=year if isinstance(year, int) else None,
-        date=work.get("publication_date") if isinstance(work.get("publication_date"), str) else None,
-        venue=venue.get("display_name"),
-        url=location.get("landing_page_url") or doi,
-        doi=doi,
-        arxiv_id=arxiv_url,
-    )
+    """An OpenAlex Work object as a Paper record (None when it is not one), mapped by the OpenAlex reader."""
+    paper = openalex_paper(work, _source("openalex")) if isinstance(work, dict) else None
+    return paper if isinstance(paper, Paper) else None
 
 
 def crossref_work(message: object) -> Paper | None:

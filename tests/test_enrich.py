@@ -26,7 +26,8 @@ from typer.testing import CliRunner
 from assistant import Assistant
 from assistant import enrich as enrich_module
 from assistant.cli import app
-from assistant.enrich import CACHE_FILE, abstract_from_inverted_index, migrate, retry_after_seconds
+from assistant.corpus.apis import abstract_from_inverted_index
+from assistant.enrich import CACHE_FILE, migrate, retry_after_seconds
 
 FIXTURES = Path(__file__).parent / "fixtures" / "enrich"
 EMAIL = "librarian@example.org"

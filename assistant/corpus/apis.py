@@ -124,7 +124,8 @@ def _openalex_arxiv_url(work: dict[str, Any]) -> str | None:
     return None
 
 
-def _openalex_work(work: dict[str, Any], source: SourceRef) -> Record:
+def openalex_paper(work: dict[str, Any], source: SourceRef) -> Record:
+    """An OpenAlex Work object (from a saved response, a snapshot line or `enrich`'s lookups) as a record."""
     primary = _dict(work.get("primary_location"))
     venue = _dict(primary.get("source")).get("display_name") or _dict(work.get("host_venue")).get("display_name")
     year, date = _year_and_date(_scalar(work.get("publication_year")), _scalar(work.get("publication_date")))
@@ -158,7 +159,7 @@ def _openalex_expand(value: Any) -> Iterable[Any]:
 
 
 def stream_openalex(lines: Iterable[str], path: str) -> Iterator[Record]:
-    return _records(lines, path, "openalex", _openalex_expand, _openalex_work)
+    return _records(lines, path, "openalex", _openalex_expand, openalex_paper)
 
 
 _OPENALEX_MARKERS = ('"https://openalex.org/W', '"abstract_inverted_index"', '"authorships"')
