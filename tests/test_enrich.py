@@ -404,3 +404,13 @@ def test_the_cache_file_has_a_schema_version_and_migrates_once(tmp_path: Path) -
         names = [name for (name,) in db.execute("SELECT name FROM _migrations")]
         db.close()
         assert names == [step.__name__ for step in enrich_module.MIGRATIONS] == ["m001_responses_and_filled"]
+
+
+def test_a_damaged_cache_costs_its_fills_not_the_files(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (tmp_path / "refs.bib").write_text("@article{k, title={A Title Only}, year={2020}}\n", encoding="utf-8")
+    home.mkdir()
+    (home / CACHE_FILE).write_bytes(b"SQLite format 3\x00" + b"\x13" * 4096)  # a header, then garbage
+    report = Assistant(home=home).ingest([tmp_path / "refs.bib"])
+    assert (report.new, report.files_failed) == (1, [])
+    assert any("cannot be read" in warning and CACHE_FILE in warning for warning in report.warnings)

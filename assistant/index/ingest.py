@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 from array import array
 from collections import Counter, defaultdict
@@ -173,11 +174,12 @@ def _parse_files(
     report: IngestReport, progress: ProgressCallback,
 ) -> list[ParsedFile | _Scanned]:
     parsed = []
+    fill = _enrich_refiller(store, report)
     for done, path in enumerate(files):
         progress("parse", done, len(files))
         name = display_path(path)
         try:
-            pf = _parse_one(path, name, store, settings, csv_mapping, force)
+            pf = _parse_one(path, name, store, settings, csv_mapping, force, fill)
         except ParseError as error:
             report.fail(name, str(error))
             continue
@@ -196,17 +198,28 @@ def _parse_files(
     return parsed
 
 
+def _enrich_refiller(store: Store, report: IngestReport) -> Callable[[Paper], Paper] | None:
+    """What `enrich` fetched before, read once per ingest (not once per file); a cache that cannot be read costs
+    those fills this time, with a warning, not the files."""
+    from ..enrich import CACHE_FILE, refiller  # enrich builds on this module: imported here, not at the top
+
+    try:
+        return refiller(store.home)
+    except (sqlite3.Error, OSError) as error:
+        report.warnings.append(f"{store.home / CACHE_FILE} cannot be read ({error}): abstracts that `enrich` "
+                               "fetched are not re-applied in this ingest")
+        return None
+
+
 def _parse_one(
-    path: Path, name: str, store: Store, settings: Settings, csv_mapping: dict[str, str] | None, force: bool
+    path: Path, name: str, store: Store, settings: Settings, csv_mapping: dict[str, str] | None, force: bool,
+    fill: Callable[[Paper], Paper] | None,
 ) -> ParsedFile | _Scanned | None:
     """The parsed file (a streamed format: scanned, see `_scan`), or None when its bytes are the ones stored."""
     if name != str(path):
         raise ParseError("the file name is not valid UTF-8: rename the file")
     if is_zotero_database(path):  # the Zotero database, queried with SQLite (no size limit, no decoding)
         return None if not force and store.source_hash(str(path)) == zotero_digest(path) else parse_zotero_file(path)
-    from ..enrich import refilled, refiller  # enrich builds on this module: imported here, not at the top
-
-    fill = refiller(store.home)
     if streamed := stream_format(reading.head_text(reading.read_head(path)), name):
         known = None if force else store.source_hash(name)
         if known and known == reading.file_sha256(path):  # a hash costs far less than a parse of a big file
@@ -217,7 +230,11 @@ def _parse_one(
     if not force and store.source_hash(str(path)) == file_sha256(data):
         return None
     parsed = parse_file(path, csv_mapping, data=data, max_bytes=settings.max_file_mb * 2**20)
-    return parsed if fill is None else refilled(parsed, fill)
+    if fill is None:
+        return parsed
+    from ..enrich import refilled  # enrich builds on this module, so it is imported here, not at the top
+
+    return refilled(parsed, fill)
 
 
 def _filled(stream: Stream, fill: Callable[[Paper], Paper]) -> Stream:
