@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,7 +26,7 @@ from .index import (
     read_manifest,
     remove,
 )
-from .retrieve import Filters, Hit, LexicalIndex, Mode, Reranker, Retriever
+from .retrieve import Filters, Hit, Mode, Reranker, Retriever
 
 if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
@@ -93,14 +92,8 @@ class Assistant:
 
     @shared
     def store(self) -> Store:
-        store = Store(self.settings.chroma_path, self.settings.resolved_embedding_model, self.settings.chroma_url,
-                      chunk_tokens=self.settings.chunk_tokens, lock_timeout=self.settings.lock_timeout)
-        store.commit_hooks.append(self.lexical.publish)  # every commit publishes its lexical index
-        return store
-
-    @shared
-    def lexical(self) -> LexicalIndex:
-        return LexicalIndex(self.settings.lexical_path)
+        return Store(self.settings.chroma_path, self.settings.resolved_embedding_model, self.settings.chroma_url,
+                     chunk_tokens=self.settings.chunk_tokens, lock_timeout=self.settings.lock_timeout)
 
     @shared
     def embedder(self) -> Embedder:
@@ -108,7 +101,7 @@ class Assistant:
 
     @shared
     def retriever(self) -> Retriever:
-        return Retriever(self.store, self.embedder, self.lexical, self.settings.fusion_dense_weight,
+        return Retriever(self.store, self.embedder, self.settings.fusion_dense_weight,
                          self.reranker, self.settings.rerank_candidates)
 
     @property
@@ -334,7 +327,7 @@ class Assistant:
             version = state.version
             if cached and cached.library_version == version and cached.requested_clusters == n_clusters:
                 return cached
-            stored, vectors = self.store.paper_vectors(exclude_txn=state.pending)
+            stored, vectors = self.store.paper_vectors()
         cluster_map = build_map(stored, vectors, version, n_clusters, previous=cached)
         self.cluster_cache.save_map(cluster_map)
         log.info("clustered %d papers: %s, %d clusters, %d unclustered", len(stored), cluster_map.method,
@@ -397,12 +390,13 @@ class Assistant:
         return self.store.paper_count()
 
     def stats(self) -> Stats:
-        papers = [sp.paper for sp in self.store.all_papers()]
-        return Stats(
-            home=str(self.settings.home),
-            embedding_model=self.settings.resolved_embedding_model,
-            papers=len(papers),
-            chunks=self.store.chunk_count(),
-            sources=self.store.source_count(),
-            papers_by_format=dict(Counter(s.format for p in papers for s in p.sources)),
-        )
+        """Counts from the catalog (no paper is read: fast at a million papers)."""
+        with self.store.reading():
+            return Stats(
+                home=str(self.settings.home),
+                embedding_model=self.settings.resolved_embedding_model,
+                papers=self.store.paper_count(),
+                chunks=self.store.chunk_count(),
+                sources=self.store.source_count(),
+                papers_by_format=self.store.format_counts(),
+            )

@@ -106,10 +106,6 @@ class Settings(BaseSettings):
     def chroma_path(self) -> Path:
         return self.home / "chroma"
 
-    @property
-    def lexical_path(self) -> Path:
-        return self.home / "lexical"
-
 
 def load_settings(home: str | Path | None = None, **overrides: object) -> Settings:
     """Settings from the environment, with `home` (the --home flag) taking precedence when given."""

@@ -493,5 +493,5 @@ def _store(found: dict[str, Paper], store: Store, embedder: Embedder, settings: 
                     if name not in ("abstract", "sources")
                 )
         if changed:
-            update_papers(changed, stored, store, embedder, settings)
+            update_papers(changed, store, embedder, settings)
             log.info("stored %d papers filled in from the web", len(changed))

@@ -6,16 +6,8 @@ Filters (year range, author, venue, source, collection) are applied inside both 
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import json
 import logging
 import os
-import shutil
-import tempfile
-import threading
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +19,7 @@ from pydantic import BaseModel
 from .corpus import Paper
 from .corpus.zotero_db import COLLECTION_SEPARATOR
 from .index import Embedder, LibraryState, Store
+from .index.lexical import query_terms, stemmer
 
 log = logging.getLogger("litassist.retrieve")
 
@@ -50,7 +43,7 @@ class Hit(BaseModel):
 
 
 def paper_row(paper: Paper) -> dict[str, Any]:
-    """What filters look at in a paper: the lexical index keeps one such row per paper."""
+    """What filters look at in a paper."""
     return {
         "paper_id": paper.paper_id,
         "year": paper.year,
@@ -79,7 +72,7 @@ class Filters(BaseModel):
         return any(v is not None for v in self.model_dump().values())
 
     def matches(self, row: dict[str, Any]) -> bool:
-        """`row` is a lexical-index metadata row (see `paper_row`)."""
+        """`row` is a paper's filter row (see `paper_row`)."""
         if self.paper_ids is not None and row["paper_id"] not in self.paper_ids:
             return False
         year = row.get("year")
@@ -158,27 +151,12 @@ def _source_matches(wanted: str, row: dict[str, Any]) -> bool:
     return any(wanted in (file, Path(file).name) or as_path == file for file in row["files"])
 
 
-# --- lexical index -----------------------------------------------------------------------------------------
-
-
-def _lexical_text(paper: Paper) -> str:
-    """Title, authors, venue, year, keywords and abstract: an entry stored without an abstract is found by its
-    metadata (a derived title is the abstract's own opening words, so it is not indexed twice)."""
-    title = "" if paper.title_derived else paper.title
-    metadata = [title, ", ".join(paper.authors), paper.venue or "", str(paper.year or ""), ", ".join(paper.keywords)]
-    return "\n".join([*(part for part in metadata if part), paper.abstract])
-
-
-@functools.cache
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
+# --- lexical search and filters ------------------------------------------------------------------------------
 
 
 def stem(word: str) -> str:
     """A word as the lexical index stems it (English Snowball)."""
-    return _stemmer().stemWord(word)
+    return stemmer().stemWord(word)
 
 
 def content_terms(text: str) -> set[str]:
@@ -187,7 +165,7 @@ def content_terms(text: str) -> set[str]:
     from bm25s.stopwords import STOPWORDS_EN_PLUS
 
     tokens = bm25s.tokenize(
-        [text], stopwords=list(STOPWORDS_EN_PLUS), stemmer=_stemmer(), return_ids=False, show_progress=False
+        [text], stopwords=list(STOPWORDS_EN_PLUS), stemmer=stemmer(), return_ids=False, show_progress=False
     )
     return set(tokens[0])
 
@@ -202,162 +180,15 @@ def term_coverage(query: str, text: str) -> float:
     return coverage(content_terms(query), text)
 
 
-LEXICAL_LAYOUT = 3  # rows.json layout (3: metadata indexed with the abstract); another layout is rebuilt
-
-
-@dataclass(frozen=True)
-class LexicalSnapshot:
-    """BM25 over one committed version of the library; never changed once built (swapped whole)."""
-
-    version: str
-    rows: list[dict[str, Any]]
-    bm25: Any
-    position: dict[str, int]
-
-    @classmethod
-    def build(cls, papers: Sequence[Paper], version: str) -> LexicalSnapshot:
-        import bm25s
-
-        papers = sorted(papers, key=lambda p: p.paper_id)
-        rows = [paper_row(p) for p in papers]
-        bm25 = None
-        if papers:
-            tokens = bm25s.tokenize([_lexical_text(p) for p in papers], stemmer=_stemmer(), show_progress=False)
-            bm25 = bm25s.BM25()
-            bm25.index(tokens, show_progress=False)
-        return cls(version, rows, bm25, {row["paper_id"]: i for i, row in enumerate(rows)})
-
-    def allowed(self, filters: Filters | None) -> list[str] | None:
-        """Paper ids passing the filters, or None when there is no filter."""
-        if not filters or not filters.active():
-            return None
-        return [row["paper_id"] for row in self.rows if filters.matches(row)]
-
-    def search(self, query: str, k: int, allowed: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        import bm25s
-
-        if self.bm25 is None or not self.rows or (allowed is not None and not allowed):
-            return []
-        mask = None
-        if allowed is not None:
-            mask = np.zeros(len(self.rows), dtype=np.float32)
-            mask[[self.position[pid] for pid in allowed if pid in self.position]] = 1.0
-        tokens = bm25s.tokenize([query], stemmer=_stemmer(), show_progress=False)
-        if not tokens.vocab:
-            return []
-        docs, scores = self.bm25.retrieve(
-            tokens, k=min(k, len(self.rows)), show_progress=False, weight_mask=mask, n_threads=1
-        )
-        return [(self.rows[int(d)]["paper_id"], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-class LexicalIndex:
-    """BM25 (bm25s, English stemming) over one document per paper, persisted under HOME/lexical.
-
-    Derived from the Chroma store and stamped with its committed version. Writers rebuild it inside their
-    commit (`publish`, a Store commit hook), so it always describes a committed library; a reader rebuilds
-    only when the files are missing, damaged or from another version, and then leaves out what an unfinished
-    write added. Files are written under a unique staging folder and swapped in; the in-memory snapshot is
-    replaced in one assignment, after the new one is complete, so concurrent searches never see half of it.
-    """
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.current: LexicalSnapshot | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def version(self) -> str | None:
-        return self.current.version if self.current else None
-
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        return self.current.rows if self.current else []
-
-    def ensure(self, store: Store, state: LibraryState) -> LexicalSnapshot:
-        """The snapshot of `state.version` (call inside `store.reading()`, which gives `state`)."""
-        snapshot = self.current
-        if snapshot is not None and snapshot.version == state.version:
-            return snapshot
-        with self._lock:
-            snapshot = self.current
-            if snapshot is None or snapshot.version != state.version:
-                snapshot = self._load(state.version)
-                if snapshot is None:
-                    snapshot = LexicalSnapshot.build(
-                        [sp.paper for sp in store.all_papers(exclude_txn=state.pending)], state.version
-                    )
-                    self._save(snapshot)
-                    log.info("lexical index rebuilt: %d papers", len(snapshot.rows))
-                self.current = snapshot
-            return snapshot
-
-    def publish(self, store: Store, version: str) -> None:
-        """Commit hook: the index of the library as the writer leaves it, stamped with the version it publishes."""
-        snapshot = LexicalSnapshot.build([sp.paper for sp in store.all_papers()], version)
-        self._save(snapshot)
-        with self._lock:
-            self.current = snapshot
-        log.info("lexical index rebuilt: %d papers", len(snapshot.rows))
-
-    def _load(self, version: str) -> LexicalSnapshot | None:
-        """The saved index if it is whole and of `version`; anything damaged is logged (one line) and rebuilt."""
-        import bm25s
-
-        meta = self.folder / "rows.json"
-        try:
-            saved = json.loads(meta.read_text(encoding="utf-8"))
-            if not isinstance(saved, dict) or saved.get("layout") != LEXICAL_LAYOUT:
-                log.info("%s: another layout; rebuilding the lexical index", meta)
-                return None
-            if saved.get("version") != version:
-                return None
-            rows = saved["rows"]
-            if _digests(self.folder / "bm25") != saved["bm25_sha256"]:
-                raise ValueError("bm25 files do not match their checksums")
-            if hashlib.sha256(json.dumps(rows).encode()).hexdigest() != saved["rows_sha256"]:
-                raise ValueError("rows do not match their checksum")
-            bm25 = bm25s.BM25.load(str(self.folder / "bm25"), show_progress=False) if rows else None
-            return LexicalSnapshot(version, rows, bm25, {row["paper_id"]: i for i, row in enumerate(rows)})
-        except FileNotFoundError:
-            return None
-        except Exception as error:  # noqa: BLE001 - a derived file in any state of damage is rebuilt, never fatal
-            log.warning("lexical index at %s is damaged (%s); rebuilding it", self.folder,
-                        " ".join(f"{type(error).__name__}: {error}".split())[:160])
-            return None
-
-    def _save(self, snapshot: LexicalSnapshot) -> None:
-        """Write under a unique staging folder, then swap it in; a failed save only costs a rebuild later."""
-        try:
-            self.folder.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}.staging-"))
-        except OSError as error:
-            log.warning("could not save the lexical index under %s: %s", self.folder.parent, error)
-            return
-        try:
-            (staging / "bm25").mkdir()
-            if snapshot.bm25 is not None:
-                snapshot.bm25.save(str(staging / "bm25"), show_progress=False)
-            saved = {
-                "layout": LEXICAL_LAYOUT, "version": snapshot.version, "rows": snapshot.rows,
-                "rows_sha256": hashlib.sha256(json.dumps(snapshot.rows).encode()).hexdigest(),
-                "bm25_sha256": _digests(staging / "bm25"),
-            }
-            (staging / "rows.json").write_text(json.dumps(saved), encoding="utf-8")
-            retired = self.folder.with_name(f".{self.folder.name}.old-{uuid.uuid4().hex}")
-            with contextlib.suppress(FileNotFoundError):
-                self.folder.rename(retired)
-            staging.rename(self.folder)  # fails if another process swapped its own index in meanwhile: fine
-        except OSError as error:
-            log.info("lexical index not saved (%s); it stays in memory", error)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            for old in self.folder.parent.glob(f".{self.folder.name}.old-*"):
-                shutil.rmtree(old, ignore_errors=True)
+def allowed_ids(store: Store, filters: Filters | None) -> set[str] | None:
+    """The ids of the papers passing `filters` (None: no filter). The catalog narrows by SQL (indexed years, ids,
+    lower-cased substrings), and each candidate is then checked exactly by `Filters.admits`."""
+    if not filters or not filters.active():
+        return None
+    contains = {column: value.lower() for column, value in (("authors", filters.author), ("venue", filters.venue))
+                if value}
+    return {pid for pid, paper in store.filter_rows(filters.year_min, filters.year_max, filters.paper_ids, contains)
+            if filters.admits(paper)}
 
 
 # --- fusion ------------------------------------------------------------------------------------------------
@@ -393,16 +224,15 @@ Reranker = Callable[[str, list[Hit]], list[Hit]]
 
 
 class Retriever:
-    """Hybrid search over one library. Holds the lexical index in memory between queries.
+    """Hybrid search over one library: dense (Chroma) and lexical (the catalog's BM25) candidates, fused.
 
     With a `reranker`, the top `rerank_candidates` of each search are re-ordered by it before the top-k cut.
     """
 
-    def __init__(self, store: Store, embedder: Embedder, lexical: LexicalIndex, dense_weight: float,
+    def __init__(self, store: Store, embedder: Embedder, dense_weight: float,
                  reranker: Reranker | None = None, rerank_candidates: int = 20):
         self.store = store
         self.embedder = embedder
-        self.lexical = lexical
         self.dense_weight = dense_weight
         self.reranker = reranker
         self.rerank_candidates = rerank_candidates
@@ -415,8 +245,8 @@ class Retriever:
     ) -> list[list[Hit]]:
         """Batch search (query vectors computed in one pass), for scripts and evaluation.
 
-        Everything that reads the library happens inside one `store.reading()` view, so a search that runs
-        during an ingest sees the library as it was before the ingest, or after it, never a mix."""
+        Everything that reads the library happens inside one `store.reading()` view (a read transaction of the
+        catalog), so a search that runs during an ingest sees the library before the ingest or after it."""
         cut = max(k, self.rerank_candidates) if self.reranker else k
         vectors = self._vectors(queries, mode)
         ranked_hits = []
@@ -447,28 +277,28 @@ class Retriever:
         self, state: LibraryState, queries: Sequence[str], vectors: Sequence[np.ndarray | None], pool: int,
         filters: Filters | None, mode: Mode,
     ) -> list[Candidates]:
-        lexical = self.lexical.ensure(self.store, state)
-        allowed = lexical.allowed(filters)
+        allowed = allowed_ids(self.store, filters)
         return [
             Candidates(
                 vector=vector,
-                dense=self._dense(vector, pool, allowed, state.pending) if mode != "lexical" else {},
-                lexical=dict(lexical.search(query, pool, allowed)) if mode != "dense" else {},
+                dense=self._dense(vector, pool, allowed) if mode != "lexical" and vector is not None else {},
+                lexical=self._lexical(query, pool, allowed) if mode != "dense" else {},
             )
             for query, vector in zip(queries, vectors)
         ]
 
-    def _dense(
-        self, vector: np.ndarray, pool: int, allowed: list[str] | None, pending: str | None
-    ) -> dict[str, tuple[float, str]]:
-        """Best chunk per paper: paper -> (cosine, chunk id); chunks of an unfinished write are left out."""
-        if allowed is not None and not allowed:
+    def _lexical(self, query: str, pool: int, allowed: set[str] | None) -> dict[str, float]:
+        terms = query_terms(query)
+        if not terms or (allowed is not None and not allowed):
             return {}
-        where = {"paper_id": {"$in": allowed}} if allowed is not None else None
+        return dict(self.store.lexical_search(terms, pool, allowed))
+
+    def _dense(self, vector: np.ndarray, pool: int, allowed: set[str] | None) -> dict[str, tuple[float, str]]:
+        """Best chunk per paper: paper -> (cosine, chunk id)."""
         best: dict[str, tuple[float, str]] = {}
-        for hit in self.store.query_chunks(vector, pool * CHUNKS_PER_PAPER_CANDIDATE, where, exclude_txn=pending):
-            if hit.paper_id not in best or hit.score > best[hit.paper_id][0]:
-                best[hit.paper_id] = (hit.score, hit.chunk_id)
+        for paper_id, score, chunk_id, _ in self.store.dense(vector, pool * CHUNKS_PER_PAPER_CANDIDATE, allowed):
+            if paper_id not in best or score > best[paper_id][0]:
+                best[paper_id] = (score, chunk_id)
         return best
 
     def _hits(
@@ -480,7 +310,7 @@ class Retriever:
         chunks = self.store.chunk_texts([dense[pid][1] for pid in ranked if pid in papers and pid in dense])
         hits = []
         for pid in ranked:
-            if pid not in papers:  # a chunk whose paper entry is not written yet (killed ingest)
+            if pid not in papers:
                 continue
             text = chunks.get(dense[pid][1], papers[pid].abstract) if pid in dense else passages.get(pid, papers[pid].abstract)
             similarity = dense[pid][0] if pid in dense else None

@@ -217,9 +217,9 @@ def test_project_2d_is_deterministic_and_shaped() -> None:
 def seed_library(seeded_home: Path) -> tuple[list[str], np.ndarray, dict[str, str]]:
     """Paper ids, paper-level vectors and title+abstract texts of the seed corpus (ingested once per session)."""
     lib = Assistant(home=seeded_home)
-    got = lib.store.papers.get(include=["embeddings"])
+    stored, vectors = lib.store.paper_vectors()
     texts = {p.paper_id: p.abstract if p.title_derived else f"{p.title}. {p.abstract}" for p in lib.papers()}
-    return list(got["ids"]), np.asarray(got["embeddings"]), texts
+    return [sp.paper.paper_id for sp in stored], vectors, texts
 
 
 def test_seed_corpus_clusters(seed_library: tuple[list[str], np.ndarray, dict[str, str]]) -> None:

@@ -137,7 +137,7 @@ def test_long_abstract_is_capped_with_a_warning_and_progress_counts_papers(tmp_p
     seen: list[tuple[str, int, int]] = []
     report = lib.ingest([source], progress=lambda stage, done, total: seen.append((stage, done, total)))
     assert lib.store.get_papers(["book"])["book"].abstract.count("chapters") == 800  # stored whole
-    assert len(lib.store.chunks.get(where={"paper_id": "book"}, include=[])["ids"]) == 3
+    assert lib.store.stored_papers(["book"])["book"].n_chunks == 3 and lib.stats().chunks == 4
     assert len(report.warnings) == 1 and "only its first 3 passages are embedded" in report.warnings[0]
     assert [s for s in seen if s[0] == "embed"][-1] == ("embed", 2, 2)  # papers, not chunks
 

@@ -32,7 +32,8 @@ def small_corpus(tmp_path: Path) -> Path:
 
 
 def chunk_ids(lib: Assistant) -> set[str]:
-    return set(lib.store.chunks.get(include=[])["ids"])
+    """The chunk vectors Chroma holds (every one must be a chunk the catalog lists: none left behind)."""
+    return set(lib.store.vectors.all_ids("chunks"))
 
 
 def test_seed_corpus_fully_indexed(seeded_home: Path) -> None:
@@ -40,7 +41,7 @@ def test_seed_corpus_fully_indexed(seeded_home: Path) -> None:
     stats = lib.stats()
     assert (stats.papers, stats.sources) == (179, 5)
     assert stats.papers_by_format == {"author-page": 10, "daily-papers": 153, "abstract-lines": 10, "paper-page": 6}
-    assert lib.store.papers.count() == 179  # one paper-level entry per paper
+    assert lib.store.vectors.count("papers") == 179  # one paper-level vector per paper
     ids = chunk_ids(lib)
     assert stats.chunks == len(ids) > 179
     assert {i.split("::")[0] for i in ids} == {p.paper_id for p in lib.papers()}
@@ -110,11 +111,13 @@ def test_retitled_paper_is_updated_in_place(tmp_path: Path) -> None:
     source.write_text(json.dumps(record) + "\n", encoding="utf-8")
     lib = Assistant(home=tmp_path / "home")
     lib.ingest([source])
+    before = chunk_ids(lib)
     source.write_text(json.dumps({**record, "title": "New title"}) + "\n", encoding="utf-8")
     report = lib.ingest([source])
     assert (report.updated, report.new, report.chunks_embedded) == (1, 0, 1)
     assert lib.paper("p1").title == "New title"
-    assert lib.store.chunks.get(ids=["p1::0"], include=["metadatas"])["metadatas"][0]["title"] == "New title"
+    after = chunk_ids(lib)  # the new version's vector (its header holds the new title) replaced the old one
+    assert len(after) == len(before) == 1 and after != before and lib.stats().chunks == 1
 
 
 def test_same_paper_in_two_formats_is_stored_once(tmp_path: Path) -> None:

@@ -148,7 +148,8 @@ def test_a_file_changed_between_the_passes_stores_nothing(tmp_path: Path, monkey
     monkeypatch.setattr(ingest_module, "_write_new", edit_then_write)
     report = lib.ingest([path])
     assert "changed while it was being read" in report.files_failed[0].reason
-    assert lib.store.paper_count() == 0 and lib.store.chunk_count() == 0 and lib.store.state().pending is None
+    assert lib.store.paper_count() == 0 and lib.store.chunk_count() == 0
+    assert lib.store.vectors.count("chunks") == 0  # what it had staged is gone, vectors too
 
 
 BIB = "@article{key1, title={Gzipped {BibTeX}}, author={Doe, Jane and Roe, Rick}, year={2021}, abstract={Packed.}}\n"

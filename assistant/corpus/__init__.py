@@ -282,17 +282,35 @@ DERIVED_ID_PREFIXES = ("doi:", "arxiv:", "t:", "a:")
 ABSTRACT_OVERLAP = 0.6
 
 
-def same_paper(a: Paper, b: Paper, key: str) -> bool:
-    """Confirm a shared duplicate key: ids a source gave that differ mean different papers, and a shared
-    title alone is not enough (generic titles like "Summary" recur): the abstracts must overlap too."""
-    sourced = [p.paper_id for p in (a, b) if not p.paper_id.startswith(DERIVED_ID_PREFIXES)]
-    if len(sourced) == 2 and sourced[0] != sourced[1]:
-        return False
-    if not key.startswith(("title:", "id:t:")):  # a t: id is a title hash: it is a title match too
-        return True
+def _abstracts_overlap(a: Paper, b: Paper) -> bool:
     words_a, words_b = set(normalize_abstract(a.abstract).split()), set(normalize_abstract(b.abstract).split())
     shorter = min(words_a, words_b, key=len)
     return bool(shorter) and len(words_a & words_b) / len(shorter) >= ABSTRACT_OVERLAP
+
+
+def _same_title(a: Paper, b: Paper) -> bool:
+    return not a.title_derived and not b.title_derived and normalize_title(a.title) == normalize_title(b.title) != ""
+
+
+def same_paper(a: Paper, b: Paper, key: str) -> bool:
+    """Confirm a shared duplicate key: ids a source gave that differ mean different papers, and a shared
+    title alone is not enough (generic titles like "Summary" recur): the abstracts must overlap too. An id that
+    two different files give (BEIR-style files both number from 1) is the same paper only when the records agree
+    (same title, or overlapping abstracts): otherwise it is a collision, never a merge."""
+    sourced = [p.paper_id for p in (a, b) if not p.paper_id.startswith(DERIVED_ID_PREFIXES)]
+    if len(sourced) == 2 and sourced[0] != sourced[1]:
+        return False
+    if key.startswith("id:") and len(sourced) == 2 and _from_other_files(a, b):
+        return _same_title(a, b) or _abstracts_overlap(a, b)
+    if not key.startswith(("title:", "id:t:")):  # a t: id is a title hash: it is a title match too
+        return True
+    return _abstracts_overlap(a, b)
+
+
+def _from_other_files(a: Paper, b: Paper) -> bool:
+    """Both records come from source files, and no file gave both."""
+    files_a, files_b = {s.file for s in a.sources}, {s.file for s in b.sources}
+    return bool(files_a) and bool(files_b) and not files_a & files_b
 
 
 def find_duplicate(paper: Paper, index: dict[str, str], lookup: Callable[[str], Paper]) -> str | None:

@@ -1,11 +1,11 @@
 """Ingest and remove: files -> papers reconciled with the store -> chunks embedded and written.
 
-Everything runs under the library's write lock (one writer at a time, across processes). New papers are
-embedded and written as they come (a paper's chunks before its entry), stamped with the write's transaction
-token so searches leave them out until the commit. Changes to papers already published (new content, merged
-sources, removals) and the files' hashes are applied inside the commit window, so a search sees the library
-before this ingest or after it. A killed ingest leaves the old file hashes: the next run redoes those files and
-embeds only the papers that are not stored yet.
+Everything runs under the library's write lock (one writer at a time, across processes). Planning asks the
+catalog only about the papers the change touches (the papers its files held, those sharing a duplicate key with
+an incoming paper, the ids it uses), so an ingest costs what it changes, not what the library holds. New papers
+and new versions are embedded and staged as they come (hidden until the commit); in-place changes (merged
+sources, removals, file hashes) are published with them in one commit, so a search sees the library before
+this ingest or after it. A killed ingest publishes nothing; the next run reuses the vectors it had stored.
 
 Every file that cannot be used becomes one line in `files_failed`, whatever went wrong, and stores nothing.
 """
@@ -150,18 +150,17 @@ def ingest(
         read = _parse_files(files, store, settings, csv_mapping, force, report, progress)
         parsed = [pf for pf in read if isinstance(pf, ParsedFile)]
         if parsed:
-            stored = {sp.paper.paper_id: sp for sp in store.all_papers()}
-            plan = _plan(parsed, stored)
-            refused = {} if allow_removals else _over_removal(plan, parsed, stored, settings.max_removal_share)
+            plan = _plan(parsed, store)
+            refused = {} if allow_removals else _over_removal(plan, parsed, settings.max_removal_share)
             if refused:
                 for path, reason in refused.items():
                     report.fail(path, reason)
                 parsed = [pf for pf in parsed if pf.path not in refused]
-                plan = _plan(parsed, stored)
+                plan = _plan(parsed, store)
             for pf in parsed:
                 report.count_parsed(pf.path, pf.result, len(pf.result.papers))
             if parsed:
-                _apply(plan, parsed, stored, store, embedder, settings, report, progress)
+                _apply(plan, parsed, store, embedder, settings, report, progress)
         for scanned in read:
             if isinstance(scanned, _Scanned):
                 _ingest_streamed(scanned, store, embedder, settings, report, progress, allow_removals)
@@ -250,36 +249,58 @@ class _Plan:
     new: list[Paper] = field(default_factory=list)
     updated: list[Paper] = field(default_factory=list)
     unchanged: int = 0
-    records_only: list[tuple[Paper, int]] = field(default_factory=list)
-    detached: list[tuple[Paper, int]] = field(default_factory=list)
+    records_only: list[Paper] = field(default_factory=list)
+    detached: list[Paper] = field(default_factory=list)
     orphaned: list[str] = field(default_factory=list)
     merged: int = 0
+    held: dict[str, StoredPaper] = field(default_factory=dict)  # what the changed files held before
+    renamed: list[tuple[str, str, str]] = field(default_factory=list)  # (file, id it gave, id it got): collisions
 
 
-def _plan(parsed: list[ParsedFile], stored: dict[str, StoredPaper]) -> _Plan:
+class _Known:
+    """Paper ids in use (the library's and this plan's), asked of the catalog one id at a time: only ids that
+    collide are ever looked up."""
+
+    def __init__(self, store: Store, planned: dict[str, Paper]):
+        self.store = store
+        self.planned = planned
+
+    def __contains__(self, paper_id: object) -> bool:
+        return paper_id in self.planned or bool(self.store.known_ids([str(paper_id)]))
+
+
+def _without_files(paper: Paper, files: set[str]) -> Paper:
+    return paper.model_copy(update={"sources": [s for s in paper.sources if s.file not in files]})
+
+
+def _plan(parsed: list[ParsedFile], store: Store) -> _Plan:
     plan = _Plan()
     changed_files = {pf.path for pf in parsed}
     # Forget what the changed files said before: their papers are re-derived from the new content.
-    base: dict[str, Paper] = {}
-    for pid, sp in stored.items():
-        kept_sources = [s for s in sp.paper.sources if s.file not in changed_files]
-        base[pid] = sp.paper.model_copy(update={"sources": kept_sources})
-    key_to_id: dict[str, str] = {}
-    for pid, paper in base.items():
-        for key in duplicate_keys(paper):
-            key_to_id.setdefault(key, pid)
-
+    plan.held = store.papers_of_files(sorted(changed_files))
+    trimmed = {pid: _without_files(sp.paper, changed_files) for pid, sp in plan.held.items()}
     incoming, plan.merged = merge_duplicates(p for pf in parsed for p in pf.result.papers)
+    owners = store.key_owners([key for paper in incoming for key in duplicate_keys(paper)])
+    stored = {**store.stored_papers([*owners.values(), *(p.paper_id for p in incoming)]), **plan.held}
+
+    def base(pid: str) -> Paper:
+        return trimmed[pid] if pid in trimmed else stored[pid].paper
+
+    known = _Known(store, plan.final)
     for paper in incoming:
-        match = find_duplicate(paper, key_to_id, base.__getitem__)
+        match = find_duplicate(paper, owners, base)
         if match is None or match in plan.final:
-            paper = with_free_id(paper, base.keys() | plan.final.keys())
+            given = paper.paper_id
+            paper = with_free_id(paper, known)
+            if paper.paper_id != given and given in stored and stored[given].paper.sources:
+                plan.renamed.append((paper.sources[0].file if paper.sources else "", given, paper.paper_id))
             plan.final[paper.paper_id] = paper
             continue
-        if base[match].sources:
+        if base(match).sources:
             plan.merged += 1
-        plan.final[match] = merge_into(base[match], paper) if base[match].sources else _refresh(base[match], paper)
+        plan.final[match] = merge_into(base(match), paper) if base(match).sources else _refresh(base(match), paper)
 
+    stored.update(store.stored_papers([pid for pid in plan.final if pid not in stored]))
     for pid, paper in plan.final.items():
         old = stored.get(pid)
         if old is None:
@@ -289,13 +310,10 @@ def _plan(parsed: list[ParsedFile], stored: dict[str, StoredPaper]) -> _Plan:
         else:
             plan.unchanged += 1
             if paper.sources != old.paper.sources:
-                plan.records_only.append((paper, old.n_chunks))
-    plan.orphaned = [pid for pid, p in base.items() if pid not in plan.final and not p.sources]
-    plan.detached = [
-        (p, stored[pid].n_chunks)
-        for pid, p in base.items()
-        if pid not in plan.final and p.sources and p.sources != stored[pid].paper.sources
-    ]
+                plan.records_only.append(paper)
+    plan.orphaned = [pid for pid, paper in trimmed.items() if pid not in plan.final and not paper.sources]
+    plan.detached = [paper for pid, paper in trimmed.items()
+                     if pid not in plan.final and paper.sources and paper.sources != plan.held[pid].paper.sources]
     return plan
 
 
@@ -308,12 +326,10 @@ def _papers_by_file(papers: Iterable[tuple[str, Paper]]) -> dict[str, set[str]]:
     return held
 
 
-def _over_removal(
-    plan: _Plan, parsed: list[ParsedFile], stored: dict[str, StoredPaper], share: float
-) -> dict[str, str]:
+def _over_removal(plan: _Plan, parsed: list[ParsedFile], share: float) -> dict[str, str]:
     """Changed files that would lose more than `share` of the papers they held (net of the new papers they
     bring, so an edited untitled abstract, which gets a new id, does not count): file -> reason."""
-    held_before = _papers_by_file((pid, sp.paper) for pid, sp in stored.items())
+    held_before = _papers_by_file((pid, sp.paper) for pid, sp in plan.held.items())
     held_after = _papers_by_file(plan.final.items())
     refused = {}
     for pf in parsed:
@@ -334,19 +350,30 @@ def _removal_refusal(lost: int, held: int, share: float) -> str | None:
             f"over the {share:.0%} limit); if the file is complete, run again with --allow-removals")
 
 
+def _collision_warnings(renamed: list[tuple[str, str, str]]) -> list[str]:
+    """One line per file whose ids were already used by different papers of other files (BEIR-style files that
+    both number from 1): such a paper is stored under a new id, never merged into the other."""
+    by_file: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for file, given, got in renamed:
+        by_file[file].append((given, got))
+    return [f"{file}: {len(pairs)} papers have ids that other files' different papers already use "
+            f"(e.g. {pairs[0][0]!r}); they were stored under new ids (e.g. {pairs[0][1]!r}), not merged"
+            for file, pairs in by_file.items()]
+
+
 def _apply(
-    plan: _Plan, parsed: list[ParsedFile], stored: dict[str, StoredPaper], store: Store, embedder: Embedder,
-    settings: Settings, report: IngestReport, progress: ProgressCallback,
+    plan: _Plan, parsed: list[ParsedFile], store: Store, embedder: Embedder, settings: Settings, report: IngestReport,
+    progress: ProgressCallback,
 ) -> None:
     report.new += len(plan.new)
     report.updated += len(plan.updated)
     report.unchanged += plan.unchanged
     report.without_abstract += sum(not paper.has_abstract for paper in plan.final.values())
     report.merged_duplicates += plan.merged
-    updates = _write_new(plan.new + plan.updated, len(plan.new) + len(plan.updated), stored, store, embedder, settings,
-                         report, progress)
+    report.warnings += _collision_warnings(plan.renamed)
+    _write_new(plan.new + plan.updated, len(plan.new) + len(plan.updated), store, embedder, settings, report,
+               progress)
     with store.committing():  # what searches can already see changes only here
-        store.write_papers(updates)
         store.update_records(plan.records_only + plan.detached)
         if plan.orphaned:
             store.delete_papers(plan.orphaned)
@@ -355,13 +382,11 @@ def _apply(
         store.set_sources([SourceRecord(pf.path, pf.sha256, pf.result.format, len(pf.result.papers)) for pf in parsed])
 
 
-def update_papers(
-    papers: Sequence[Paper], stored: dict[str, StoredPaper], store: Store, embedder: Embedder, settings: Settings
-) -> IngestReport:
+def update_papers(papers: Sequence[Paper], store: Store, embedder: Embedder, settings: Settings) -> IngestReport:
     """Write new versions of papers already stored (what `enrich` filled in): embedded again, published in one
-    commit. The caller holds `store.writing()` and read `stored` under it."""
+    commit. The caller holds `store.writing()`."""
     report = IngestReport()
-    _apply(_Plan(updated=list(papers)), [], stored, store, embedder, settings, report, _no_progress)
+    _apply(_Plan(updated=list(papers)), [], store, embedder, settings, report, _no_progress)
     return report
 
 
@@ -382,70 +407,74 @@ def _capped_chunks(paper: Paper, settings: Settings, report: IngestReport) -> li
     return chunks
 
 
-Row = tuple[Paper, list[Chunk], "np.ndarray", int]
+Row = tuple[Paper, list[Chunk], "np.ndarray"]
 
 
 def _write_new(
-    papers: Iterable[Paper], total: int, stored: dict[str, StoredPaper], store: Store, embedder: Embedder,
-    settings: Settings, report: IngestReport, progress: ProgressCallback,
-) -> list[Row]:
-    """Embed `papers`; write the new ones now (hidden until the commit), return the rows of those already stored,
-    which are published in the commit window."""
-    updates: list[Row] = []
-    for rows in _embedded(papers, total, stored, embedder, settings, report, progress):
-        store.write_papers([row for row in rows if row[0].paper_id not in stored])
-        updates += [row for row in rows if row[0].paper_id in stored]
-    return updates
+    papers: Iterable[Paper], total: int, store: Store, embedder: Embedder, settings: Settings, report: IngestReport,
+    progress: ProgressCallback,
+) -> None:
+    """Embed `papers` and stage them (hidden until the commit)."""
+    for rows in _embedded(papers, total, store, embedder, settings, report, progress):
+        store.write_papers(rows)
 
 
 def _embedded(
-    papers: Iterable[Paper], total: int, stored: dict[str, StoredPaper], embedder: Embedder, settings: Settings,
-    report: IngestReport, progress: ProgressCallback,
+    papers: Iterable[Paper], total: int, store: Store, embedder: Embedder, settings: Settings, report: IngestReport,
+    progress: ProgressCallback,
 ) -> Iterator[list[Row]]:
     """Papers with their chunks and vectors, in write batches of about WRITE_BATCH_CHUNKS chunks. The next batch
     is chunked and embedded (in a worker thread: the model releases the GIL) while the caller stores this one.
-    Progress counts papers (what the user ingests), not chunks."""
+    A paper whose vectors a killed ingest already stored is taken over, not embedded again. Progress counts
+    papers (what the user ingests), not chunks."""
     done = 0
     progress("embed", 0, total)
-    batches = _write_batches(papers, settings, report)
+    batches = _write_batches(papers, settings, report, store)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="litassist-embed") as worker:
 
-        def embed_next() -> tuple[list[tuple[Paper, list[Chunk]]], Future[np.ndarray]] | None:
-            batch = next(batches, None)
-            return (batch, worker.submit(embedder.embed_documents, _texts(batch))) if batch else None
+        def embed_next() -> tuple[list[tuple[Paper, list[Chunk]]], int, Future[np.ndarray] | None] | None:
+            found = next(batches, None)
+            if found is None:
+                return None
+            batch, resumed = found
+            return batch, resumed, worker.submit(embedder.embed_documents, _texts(batch)) if batch else None
 
         pending = embed_next()
         while pending is not None:
-            batch, embedding = pending
-            vectors = embedding.result()
+            batch, resumed, embedding = pending
+            vectors = embedding.result() if embedding else []
             pending = embed_next()
             rows, offset = [], 0
             for item, chunks in batch:
-                old = stored.get(item.paper_id)
-                rows.append((item, chunks, vectors[offset : offset + len(chunks)], old.n_chunks if old else 0))
+                rows.append((item, chunks, vectors[offset : offset + len(chunks)]))
                 offset += len(chunks)
             yield rows
-            done += len(batch)
+            done += len(batch) + resumed
             report.chunks_embedded += offset
             log.info("embedded and stored %d/%d papers (%d chunks)", done, total, report.chunks_embedded)
             progress("embed", done, total)
 
 
 def _write_batches(
-    papers: Iterable[Paper], settings: Settings, report: IngestReport
-) -> Iterator[list[tuple[Paper, list[Chunk]]]]:
-    """Papers with their chunks, cut into batches of about WRITE_BATCH_CHUNKS chunks, chunked as they are needed."""
+    papers: Iterable[Paper], settings: Settings, report: IngestReport, store: Store
+) -> Iterator[tuple[list[tuple[Paper, list[Chunk]]], int]]:
+    """Papers with their chunks, cut into batches of about WRITE_BATCH_CHUNKS chunks, chunked as they are needed;
+    with each batch, how many papers before it were taken over from a killed ingest instead."""
     batch: list[tuple[Paper, list[Chunk]]] = []
-    size = 0
+    size = resumed = 0
+    resumable = store.resumable()
     for paper in papers:
         chunks = _capped_chunks(paper, settings, report)
+        if resumable and store.adopt(paper, len(chunks)):
+            resumed += 1
+            continue
         batch.append((paper, chunks))
         size += len(chunks)
         if size >= WRITE_BATCH_CHUNKS:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+            yield batch, resumed
+            batch, size, resumed = [], 0, 0
+    if batch or resumed:
+        yield batch, resumed
 
 
 def _texts(batch: list[tuple[Paper, list[Chunk]]]) -> list[str]:
@@ -552,42 +581,42 @@ def _merged_papers(scanned: _Scanned) -> Iterator[Paper]:
             yield scanned.merged[group]
 
 
+STREAM_LOOKUP_BATCH = 512  # papers of a streamed file reconciled with the catalog per round of queries
+
+
 def _ingest_streamed(
     scanned: _Scanned, store: Store, embedder: Embedder, settings: Settings, report: IngestReport,
     progress: ProgressCallback, allow_removals: bool,
 ) -> None:
-    """Pass 2: reconcile each paper with the library as it is read (the rules of `_plan`), embed and write."""
+    """Pass 2: reconcile each paper with the library as it is read (the rules of `_plan`), embed and write.
+    The catalog is asked about each batch of papers, so memory and time follow the file, not the library."""
     path = str(scanned.path)
-    stored = {sp.paper.paper_id: sp for sp in store.all_papers()}  # O(library): the store keeps papers in Chroma
-    key_to_id: dict[str, str] = {}
-    for pid, sp in stored.items():
-        for key in duplicate_keys(sp.paper):
-            key_to_id.setdefault(key, pid)
-    # What this file said before is forgotten: its papers are re-derived from the new content.
-    trimmed = {
-        pid: sp.paper.model_copy(update={"sources": [s for s in sp.paper.sources if s.file != path]})
-        for pid, sp in stored.items() if any(s.file == path for s in sp.paper.sources)
-    }
-
-    def base(pid: str) -> Paper:
-        return trimmed[pid] if pid in trimmed else stored[pid].paper
-
+    held = store.papers_of_files([path])  # what this file said before is forgotten: its papers are re-derived
+    trimmed = {pid: _without_files(sp.paper, {path}) for pid, sp in held.items()}
     lost = len(trimmed) - scanned.group_count
     if not allow_removals and (reason := _removal_refusal(lost, len(trimmed), settings.max_removal_share)):
         report.fail(path, reason)
         return
     tally: Counter[str] = Counter()  # added to the report once the file is stored
     touched: set[str] = set()
-    renamed: set[str] = set()
-    sources_only: list[tuple[str, list]] = []
+    renamed: dict[str, str] = {}  # ids this file's papers got instead of the ones they gave
+    sources_only: list[Paper] = []
 
-    def to_embed() -> Iterator[Paper]:
-        for paper in _merged_papers(scanned):
-            match = find_duplicate(paper, key_to_id, base)
+    def reconciled(batch: list[Paper]) -> Iterator[Paper]:
+        owners = store.key_owners([key for paper in batch for key in duplicate_keys(paper)])
+        stored = {**store.stored_papers([*owners.values(), *(p.paper_id for p in batch)]), **held}
+
+        def base(pid: str) -> Paper:
+            return trimmed[pid] if pid in trimmed else stored[pid].paper
+
+        for paper in batch:
+            match = find_duplicate(paper, owners, base)
             if match is None or match in touched:
-                if paper.paper_id in stored or paper.paper_id in renamed:
-                    paper = with_free_id(paper, stored.keys() | renamed)
-                    renamed.add(paper.paper_id)
+                given = paper.paper_id
+                if given in stored or given in renamed.values() or given in touched:
+                    paper = with_free_id(paper, _Known(store, {pid: paper for pid in (*renamed.values(), *touched)}))
+                    renamed[given] = paper.paper_id
+                    stored.update(store.stored_papers([paper.paper_id]))
             else:
                 touched.add(match)
                 tally["merged_duplicates"] += bool(base(match).sources)
@@ -600,28 +629,33 @@ def _ingest_streamed(
             else:
                 tally["unchanged"] += 1
                 if paper.sources != old.paper.sources:
-                    sources_only.append((paper.paper_id, paper.sources))
+                    sources_only.append(paper)
+
+    def to_embed() -> Iterator[Paper]:
+        batch: list[Paper] = []
+        for paper in _merged_papers(scanned):
+            batch.append(paper)
+            if len(batch) >= STREAM_LOOKUP_BATCH:
+                yield from reconciled(batch)
+                batch = []
+        yield from reconciled(batch)
 
     tally["merged_duplicates"] += len(scanned.groups) - len(scanned.merged)
     try:
-        updates = _write_new(to_embed(), scanned.group_count, stored, store, embedder, settings, report, progress)
+        _write_new(to_embed(), scanned.group_count, store, embedder, settings, report, progress)
     except ParseError as error:  # the file changed between the passes: what this file wrote goes
         store.discard()
         report.fail(path, str(error))
         return
     unheld = [pid for pid in trimmed if pid not in touched]
     with store.committing():
-        store.write_papers(updates)
-        store.update_records(
-            [(stored[pid].paper.model_copy(update={"sources": sources}), stored[pid].n_chunks)
-             for pid, sources in sources_only]
-            + [(trimmed[pid], stored[pid].n_chunks) for pid in unheld if trimmed[pid].sources]
-        )
+        store.update_records(sources_only + [trimmed[pid] for pid in unheld if trimmed[pid].sources])
         if orphaned := [pid for pid in unheld if not trimmed[pid].sources]:
             store.delete_papers(orphaned)
             tally["removed"] += len(orphaned)
         store.set_sources([SourceRecord(path, scanned.sha256, scanned.result.format, scanned.papers)])
     report.count_parsed(path, scanned.result, scanned.papers)
+    report.warnings += _collision_warnings([(path, given, got) for given, got in renamed.items()])
     for name, count in tally.items():
         setattr(report, name, getattr(report, name) + count)
 
@@ -633,29 +667,29 @@ class RemovalReport(BaseModel):
 
 
 def remove(store: Store, paper_ids: Sequence[str] = (), files: Sequence[str] = ()) -> RemovalReport:
-    """Delete papers, and/or forget source files: papers left without any source are deleted too."""
+    """Delete papers, and/or forget source files: papers left without any source are deleted too. All or nothing:
+    one commit (a removal killed at any moment leaves the library as it was, or without all of them)."""
     report = RemovalReport()
     with store.writing():
-        stored = {sp.paper.paper_id: sp for sp in store.all_papers()}
-        known_files = set(store.source_files())
+        stored = store.stored_papers(paper_ids)
+        known_files = [f for f in dict.fromkeys(files) if store.source_hash(f) is not None]
         report.unknown = [pid for pid in paper_ids if pid not in stored] + [f for f in files if f not in known_files]
         doomed = [pid for pid in dict.fromkeys(paper_ids) if pid in stored]
         updates = []
-        for pid, sp in stored.items():
-            if pid in doomed or not any(s.file in files for s in sp.paper.sources):
+        for pid, sp in store.papers_of_files(known_files).items():
+            if pid in doomed:
                 continue
             kept = [s for s in sp.paper.sources if s.file not in files]
             if kept:
-                updates.append((sp.paper.model_copy(update={"sources": kept}), sp.n_chunks))
+                updates.append(sp.paper.model_copy(update={"sources": kept}))
                 report.detached.append(pid)
             else:
                 doomed.append(pid)
-        forgotten = [f for f in files if f in known_files]
-        if doomed or updates or forgotten:
+        if doomed or updates or known_files:
             with store.committing():
                 store.update_records(updates)
                 store.delete_papers(doomed)
-                store.delete_sources(forgotten)
+                store.delete_sources(known_files)
     report.removed = doomed
     log.info("removed %d papers, detached %d from removed sources", len(doomed), len(updates))
     return report

@@ -3,13 +3,10 @@
 - The **write lock** (`HOME/write.lock`, a `filelock.FileLock`, plus a lock per home inside this process so
   threads sharing one Assistant exclude each other too) is held for a whole ingest, removal or backup. A
   second writer waits, saying who holds it, and gives up with one line after `LITASSIST_LOCK_TIMEOUT` seconds.
-- The **commit lock** (`HOME/commit.lock`, a `filelock.ReadWriteLock`) is shared by every search and taken
-  exclusively while a writer makes its changes visible (in-place updates, deletions, the new lexical index,
-  the version bump). A search therefore runs wholly before or wholly after a commit: it sees the old library
-  or the new one, never a mix.
-- The **open lock** (`HOME/open.lock`) is held while a process opens the Chroma store: Chroma creates its
-  tables and collections on first open without guarding against another process doing the same, so two
-  processes opening a new home at once failed with "table collections already exists".
+- The **open lock** (`HOME/open.lock`) is held while a process opens the library: Chroma creates its tables and
+  collections on first open without guarding against another process doing the same, so two processes opening
+  a new home at once failed with "table collections already exists".
+Searches take no lock: each is one read transaction of the catalog (SQLite WAL), which a commit never straddles.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from filelock import FileLock, ReadWriteLock, Timeout
+from filelock import FileLock, Timeout
 
 from .embedders import StoreError
 
@@ -59,7 +56,6 @@ class LibraryLocks:
         self.timeout = timeout
         self.write_path = home / "write.lock"
         self.owner_path = home / "write.lock.pid"
-        self.commit_path = home / "commit.lock"
         self.open_path = home / "open.lock"
         self._held = _holder(home)
 
@@ -102,14 +98,14 @@ class LibraryLocks:
         self.home.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.write_path, thread_local=False)
         try:
-            lock.acquire(timeout=0)
+            _acquire(lock, 0)
         except Timeout:
             if not wait:
                 return None
             owner = self._owner()
             log.warning("%s is writing to %s; waiting up to %.0f s for it to finish", owner, self.home, self.timeout)
             try:
-                lock.acquire(timeout=self.timeout)
+                _acquire(lock, self.timeout)
             except Timeout:
                 raise LibraryBusy(self._busy_message(owner)) from None
         with contextlib.suppress(OSError):
@@ -131,11 +127,11 @@ class LibraryLocks:
 
     @contextlib.contextmanager
     def opening(self) -> Iterator[None]:
-        """Held while this process opens (and on first use, creates) the Chroma store."""
+        """Held while this process opens (and on first use, creates) the library."""
         self.home.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.open_path, thread_local=False)
         try:
-            lock.acquire(timeout=self.timeout)
+            _acquire(lock, self.timeout)
         except Timeout:
             raise LibraryBusy(self._busy_message("another process opening the library")) from None
         try:
@@ -143,16 +139,13 @@ class LibraryLocks:
         finally:
             lock.release()
 
-    @contextlib.contextmanager
-    def commit(self, exclusive: bool) -> Iterator[None]:
-        """Shared for a search, exclusive for a writer publishing its changes."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        lock = ReadWriteLock(self.commit_path, timeout=self.timeout, is_singleton=False)
-        try:
-            try:
-                (lock.acquire_write if exclusive else lock.acquire_read)(timeout=self.timeout)
-            except Timeout:
-                raise LibraryBusy(self._busy_message("a search" if exclusive else "a writer publishing changes")) from None
-            yield
-        finally:
-            lock.close()  # releases the hold and the lock's database connection
+
+def _acquire(lock: FileLock, timeout: float) -> None:
+    """Take a file lock; a lock path that something else occupies (a folder, say) is one line, not a traceback."""
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise
+    except OSError as error:
+        raise StoreError(f"{lock.lock_file} cannot be used as a lock file ({error.strerror or error}): move it aside "
+                         "and run again; the library itself is not affected") from None

@@ -1,0 +1,539 @@
+"""The catalog: one SQLite database (HOME/library.sqlite3, WAL) that is the library's source of truth.
+
+It holds papers (records, content keys, paper vectors), their chunks' passages, duplicate keys, the papers each
+source file holds, source hashes, the library version and the lexical index (bm25.py). Chroma holds only
+vectors, under ids the catalog lists: a vector the catalog does not list is invisible. Every change is one SQLite
+transaction proportional to the change, so a search (a read transaction) sees the library before a commit or
+after it, and a killed writer leaves nothing half-published.
+
+Writers stage new papers as rows marked with their transaction token (`txn`); a commit publishes them by clearing
+the token, in the same transaction as removals, record updates, source changes and the lexical rows. Vectors a
+change made obsolete go to `trash` in that transaction and leave Chroma after it (the next writer finishes a
+killed one's trash). Rows staged by a writer that died are that writer's garbage: the next writer reuses the ones
+whose vectors were written (`ready`), so a killed ingest resumes without embedding again, and deletes the rest.
+
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..corpus import Paper
+from . import bm25
+
+FILE_NAME = "library.sqlite3"
+SCHEMA_VERSION = 1
+SQL_BATCH = 500  # ids per `IN (...)`: well under SQLite's 32,766 host parameters
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS papers (
+    id INTEGER PRIMARY KEY,
+    paper_id TEXT NOT NULL,
+    txn TEXT,
+    ready INTEGER NOT NULL DEFAULT 0,
+    record TEXT NOT NULL,
+    content_key TEXT NOT NULL,
+    vector_id TEXT NOT NULL,
+    vector BLOB,
+    n_chunks INTEGER NOT NULL,
+    year INTEGER,
+    venue TEXT,
+    authors TEXT,
+    collections TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS papers_published ON papers(paper_id) WHERE txn IS NULL;
+CREATE INDEX IF NOT EXISTS papers_staged ON papers(txn, paper_id) WHERE txn IS NOT NULL;
+CREATE INDEX IF NOT EXISTS papers_year ON papers(year);
+CREATE TABLE IF NOT EXISTS chunks (
+    vector_id TEXT PRIMARY KEY,
+    paper INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    location TEXT
+);
+CREATE INDEX IF NOT EXISTS chunks_paper ON chunks(paper);
+CREATE TABLE IF NOT EXISTS keys (key TEXT NOT NULL, paper INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS keys_key ON keys(key);
+CREATE INDEX IF NOT EXISTS keys_paper ON keys(paper);
+CREATE TABLE IF NOT EXISTS paper_files (paper INTEGER NOT NULL, file TEXT NOT NULL, format TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS paper_files_file ON paper_files(file);
+CREATE INDEX IF NOT EXISTS paper_files_paper ON paper_files(paper);
+CREATE TABLE IF NOT EXISTS sources (file TEXT PRIMARY KEY, sha256 TEXT NOT NULL, format TEXT NOT NULL,
+                                    papers INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS staged_lexical (paper INTEGER PRIMARY KEY, tokens TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trash (vector_id TEXT NOT NULL, collection TEXT NOT NULL);
+""" + bm25.SCHEMA
+
+# Schema migrations: MIGRATIONS[v] takes a catalog at user_version v to v + 1 (none yet: version 1 is the first).
+MIGRATIONS: dict[int, str] = {}
+
+
+@dataclass(frozen=True)
+class StoredPaper:
+    paper: Paper
+    content_key: str
+    n_chunks: int
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    file: str
+    sha256: str
+    format: str
+    papers: int
+
+
+@dataclass(frozen=True)
+class StagedChunk:
+    vector_id: str
+    position: int
+    text: str
+    location: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StagedPaper:
+    """A paper's new row: its record, keys, lexical tokens and the ids its vectors get in Chroma."""
+
+    paper: Paper
+    vector_id: str
+    vector: np.ndarray
+    chunks: list[StagedChunk]
+    keys: list[str]
+    tokens: str
+
+
+def _batches(items: Sequence[Any], size: int = SQL_BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(items: Sequence[Any]) -> str:
+    return ",".join("?" * len(items))
+
+
+def _stored(row: sqlite3.Row | tuple) -> StoredPaper:
+    return StoredPaper(Paper.model_validate_json(row[0]), row[1], int(row[2]))
+
+
+class Catalog:
+    """The SQLite catalog of one library. One connection per thread (sqlite3 connections are not shared)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+
+    # --- connections ---------------------------------------------------------------------------------------
+    def connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=600, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=OFF")
+            self._local.db = db
+            with self._guard:
+                self._connections.append(db)
+        return db
+
+    def close(self) -> None:
+        with self._guard:
+            for db in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def create(self) -> bool:
+        """Create the tables if this is a new catalog, or migrate an older schema; True when it was new."""
+        db = self.connection()
+        with self.transaction():
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            new = version == 0 and not db.execute("SELECT 1 FROM sqlite_master WHERE name='papers'").fetchone()
+            if new:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[step].split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version={step + 1}")
+        return new
+
+    def schema_version(self) -> int:
+        return int(self.connection().execute("PRAGMA user_version").fetchone()[0])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: the writer's lock is taken at once), committed on success."""
+        db = self.connection()
+        if db.in_transaction:  # nested: part of the caller's transaction
+            yield db
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every read inside sees one committed state of the library."""
+        db = self.connection()
+        if db.in_transaction:
+            yield db
+            return
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    # --- meta ----------------------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.connection().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, db: sqlite3.Connection, **values: str | None) -> None:
+        for key, value in values.items():
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key=?", (key,))
+            else:
+                db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                           (key, str(value)))
+
+    # --- papers --------------------------------------------------------------------------------------------
+    def paper_count(self) -> int:
+        return int(self.connection().execute("SELECT count(*) FROM papers WHERE txn IS NULL").fetchone()[0])
+
+    def chunk_count(self) -> int:
+        return int(self.connection().execute(
+            "SELECT coalesce(sum(n_chunks), 0) FROM papers WHERE txn IS NULL").fetchone()[0])
+
+    def all_papers(self) -> Iterator[StoredPaper]:
+        """Every published paper, streamed (a million records are not one list unless the caller makes it one)."""
+        cursor = self.connection().execute(
+            "SELECT record, content_key, n_chunks FROM papers WHERE txn IS NULL ORDER BY paper_id")
+        for row in cursor:
+            yield _stored(row)
+
+    def paper_vectors(self) -> tuple[list[StoredPaper], np.ndarray]:
+        stored, vectors = [], []
+        with self.snapshot() as db:
+            for record, content_key, n_chunks, vector in db.execute(
+                    "SELECT record, content_key, n_chunks, vector FROM papers WHERE txn IS NULL ORDER BY paper_id"):
+                stored.append(_stored((record, content_key, n_chunks)))
+                vectors.append(np.frombuffer(vector, dtype=np.float32))
+        return stored, np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+
+    def stored_papers(self, paper_ids: Iterable[str]) -> dict[str, StoredPaper]:
+        wanted = list(dict.fromkeys(paper_ids))
+        found: dict[str, StoredPaper] = {}
+        db = self.connection()
+        for batch in _batches(wanted):
+            for pid, *row in db.execute(
+                    f"SELECT paper_id, record, content_key, n_chunks FROM papers "
+                    f"WHERE txn IS NULL AND paper_id IN ({_marks(batch)})", list(batch)):
+                found[pid] = _stored(row)
+        return found
+
+    def known_ids(self, paper_ids: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(paper_ids))
+        db = self.connection()
+        return {row[0] for batch in _batches(wanted) for row in db.execute(
+            f"SELECT paper_id FROM papers WHERE txn IS NULL AND paper_id IN ({_marks(batch)})", list(batch))}
+
+    def key_owners(self, keys: Iterable[str]) -> dict[str, str]:
+        """Duplicate key -> the published paper that has it (the first stored, as a dict built in order would)."""
+        wanted = list(dict.fromkeys(keys))
+        owners: dict[str, str] = {}
+        db = self.connection()
+        for batch in _batches(wanted):
+            for key, pid in db.execute(
+                    f"SELECT k.key, p.paper_id FROM keys k JOIN papers p ON p.id = k.paper "
+                    f"WHERE p.txn IS NULL AND k.key IN ({_marks(batch)}) ORDER BY p.id", list(batch)):
+                owners.setdefault(key, pid)
+        return owners
+
+    def papers_of_files(self, files: Iterable[str]) -> dict[str, StoredPaper]:
+        """The published papers any of these source files holds."""
+        wanted = list(dict.fromkeys(files))
+        found: dict[str, StoredPaper] = {}
+        db = self.connection()
+        for batch in _batches(wanted):
+            for pid, *row in db.execute(
+                    f"SELECT p.paper_id, p.record, p.content_key, p.n_chunks FROM papers p WHERE p.txn IS NULL AND "
+                    f"p.id IN (SELECT paper FROM paper_files WHERE file IN ({_marks(batch)}))", list(batch)):
+                found[pid] = _stored(row)
+        return found
+
+    def filter_rows(self, year_min: int | None, year_max: int | None, paper_ids: Sequence[str] | None,
+                    contains: dict[str, str]) -> Iterator[tuple[str, Paper]]:
+        """Published papers that may pass a filter (SQL narrows; the caller checks each exactly): year bounds,
+        given ids, and lower-cased substrings of `authors`, `venue`, `collections` or a source `file`/`format`."""
+        clauses, params = ["txn IS NULL"], []
+        if year_min is not None:  # undated papers stay candidates: whether they pass is the filter's rule
+            clauses.append("(year >= ? OR year IS NULL)")
+            params.append(year_min)
+        if year_max is not None:
+            clauses.append("(year <= ? OR year IS NULL)")
+            params.append(year_max)
+        for column in ("authors", "venue", "collections"):
+            if column in contains:
+                clauses.append(f"instr({column}, ?) > 0")
+                params.append(contains[column])
+        db = self.connection()
+        sql = f"SELECT paper_id, record FROM papers WHERE {' AND '.join(clauses)}"
+        if paper_ids is None:
+            for pid, record in db.execute(sql, params):
+                yield pid, Paper.model_validate_json(record)
+            return
+        for batch in _batches(list(dict.fromkeys(paper_ids))):
+            for pid, record in db.execute(f"{sql} AND paper_id IN ({_marks(batch)})", [*params, *batch]):
+                yield pid, Paper.model_validate_json(record)
+
+    def vector_ids_of(self, paper_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Published paper -> its chunks' vector ids."""
+        found: dict[str, list[str]] = {}
+        db = self.connection()
+        for batch in _batches(list(paper_ids)):
+            for pid, vector_id in db.execute(
+                    f"SELECT p.paper_id, c.vector_id FROM chunks c JOIN papers p ON p.id = c.paper "
+                    f"WHERE p.txn IS NULL AND p.paper_id IN ({_marks(batch)}) ORDER BY c.position", list(batch)):
+                found.setdefault(pid, []).append(vector_id)
+        return found
+
+    def paper_vector_id(self, paper_id: str) -> str | None:
+        row = self.connection().execute(
+            "SELECT vector_id FROM papers WHERE txn IS NULL AND paper_id=?", (paper_id,)).fetchone()
+        return row[0] if row else None
+
+    def papers_by_vector_ids(self, vector_ids: Sequence[str]) -> dict[str, StoredPaper]:
+        found: dict[str, StoredPaper] = {}
+        db = self.connection()
+        for batch in _batches(list(vector_ids)):
+            for vid, *row in db.execute(
+                    f"SELECT vector_id, record, content_key, n_chunks FROM papers "
+                    f"WHERE txn IS NULL AND vector_id IN ({_marks(batch)})", list(batch)):
+                found[vid] = _stored(row)
+        return found
+
+    # --- chunks --------------------------------------------------------------------------------------------
+    def published_chunks(self, vector_ids: Sequence[str]) -> dict[str, tuple[str, str, dict | None]]:
+        """Vector id -> (paper id, passage, location) for the ids that belong to published papers."""
+        found = {}
+        db = self.connection()
+        for batch in _batches(list(vector_ids)):
+            for vid, pid, text, location in db.execute(
+                    f"SELECT c.vector_id, p.paper_id, c.text, c.location FROM chunks c JOIN papers p ON p.id = c.paper "
+                    f"WHERE p.txn IS NULL AND c.vector_id IN ({_marks(batch)})", list(batch)):
+                found[vid] = (pid, text, json.loads(location) if location else None)
+        return found
+
+    def first_chunks(self, paper_ids: Sequence[str]) -> dict[str, str]:
+        found = {}
+        db = self.connection()
+        for batch in _batches(list(paper_ids)):
+            for pid, text in db.execute(
+                    f"SELECT p.paper_id, c.text FROM chunks c JOIN papers p ON p.id = c.paper "
+                    f"WHERE p.txn IS NULL AND c.position = 0 AND p.paper_id IN ({_marks(batch)})", list(batch)):
+                found[pid] = text
+        return found
+
+    # --- lexical -------------------------------------------------------------------------------------------
+    def lexical_search(self, terms: Sequence[str], k: int, allowed: set[str] | None,
+                       cache: bm25.PostingsCache) -> list[tuple[str, float]]:
+        """Published papers best matching the query's `terms` by BM25, best first."""
+        db = self.connection()
+        rows = None
+        if allowed is not None:
+            rows = np.array(sorted(row for batch in _batches(sorted(allowed)) for (row,) in db.execute(
+                f"SELECT id FROM papers WHERE txn IS NULL AND paper_id IN ({_marks(batch)})", list(batch))),
+                dtype=np.int64)
+        hits = bm25.search(db, cache, terms, k, rows)
+        names = {}
+        for batch in _batches([row for row, _ in hits]):
+            names.update(db.execute(f"SELECT id, paper_id FROM papers WHERE id IN ({_marks(batch)})", list(batch)))
+        return [(names[row], score) for row, score in hits if row in names]
+
+    # --- sources -------------------------------------------------------------------------------------------
+    def source_records(self) -> list[SourceRecord]:
+        return [SourceRecord(*row) for row in self.connection().execute(
+            "SELECT file, sha256, format, papers FROM sources ORDER BY file")]
+
+    def source_hash(self, file: str) -> str | None:
+        row = self.connection().execute("SELECT sha256 FROM sources WHERE file=?", (file,)).fetchone()
+        return row[0] if row else None
+
+    def source_count(self) -> int:
+        return int(self.connection().execute("SELECT count(*) FROM sources").fetchone()[0])
+
+    def format_counts(self) -> dict[str, int]:
+        return dict(self.connection().execute(
+            "SELECT f.format, count(*) FROM paper_files f JOIN papers p ON p.id = f.paper WHERE p.txn IS NULL "
+            "GROUP BY f.format").fetchall())
+
+    # --- writing (each called inside `transaction()`) -------------------------------------------------------
+    def stage(self, db: sqlite3.Connection, txn: str, papers: Sequence[StagedPaper]) -> None:
+        """Rows for new papers (or new versions of stored ones), hidden under `txn` until `publish`; not `ready`
+        until their vectors are in Chroma (`mark_ready`)."""
+        for staged in papers:
+            paper = staged.paper
+            cursor = db.execute(
+                "INSERT INTO papers(paper_id, txn, record, content_key, vector_id, vector, n_chunks, year, venue, "
+                "authors, collections) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                (paper.paper_id, txn, paper.model_dump_json(), paper.content_key(), staged.vector_id,
+                 np.asarray(staged.vector, dtype=np.float32).tobytes(), len(staged.chunks), paper.year,
+                 *_filter_columns(paper)))
+            row = cursor.lastrowid
+            db.executemany("INSERT INTO chunks(vector_id, paper, position, text, location) VALUES(?,?,?,?,?) "
+                           "ON CONFLICT(vector_id) DO UPDATE SET paper=excluded.paper, text=excluded.text, "
+                           "location=excluded.location",
+                           [(c.vector_id, row, c.position, c.text, json.dumps(c.location) if c.location else None)
+                            for c in staged.chunks])
+            db.executemany("INSERT INTO keys(key, paper) VALUES(?, ?)", [(key, row) for key in staged.keys])
+            _write_files(db, row, paper)
+            db.execute("INSERT INTO staged_lexical(paper, tokens) VALUES(?, ?)", (row, staged.tokens))
+
+    def mark_ready(self, db: sqlite3.Connection, txn: str, paper_ids: Sequence[str]) -> None:
+        for batch in _batches(list(paper_ids)):
+            db.execute(f"UPDATE papers SET ready=1 WHERE txn=? AND paper_id IN ({_marks(batch)})", [txn, *batch])
+
+    def has_reusable_rows(self, txn: str) -> bool:
+        """Whether a dead writer left rows whose vectors are stored (`adopt` can take them over)."""
+        return self.connection().execute("SELECT 1 FROM papers WHERE txn IS NOT NULL AND txn != ? AND ready=1 LIMIT 1",
+                                         (txn,)).fetchone() is not None
+
+    def adopt(self, db: sqlite3.Connection, txn: str, paper_id: str, vector_id: str) -> bool:
+        """Take over a dead writer's ready row for this paper version (its vectors are in Chroma): no embedding."""
+        row = db.execute("SELECT id FROM papers WHERE txn IS NOT NULL AND txn != ? AND ready=1 AND paper_id=? "
+                         "AND vector_id=?", (txn, paper_id, vector_id)).fetchone()
+        if row is None:
+            return False
+        db.execute("UPDATE papers SET txn=? WHERE id=?", (txn, row[0]))
+        return True
+
+    def dead_rows(self, db: sqlite3.Connection, live_txn: str | None) -> list[tuple[str, str]]:
+        """Drop every staged row not of `live_txn` (writers that died); returns their vectors (id, collection)
+        to delete from Chroma, minus those a published row still uses."""
+        rows = [row[0] for row in db.execute(
+            "SELECT id FROM papers WHERE txn IS NOT NULL AND txn IS NOT ?", (live_txn,))]
+        return self._drop(db, rows)
+
+    def _drop(self, db: sqlite3.Connection, rows: Sequence[int]) -> list[tuple[str, str]]:
+        vectors: list[tuple[str, str]] = []
+        for batch in _batches(list(rows)):
+            marks = _marks(batch)
+            vectors += [(vid, "chunks") for (vid,) in db.execute(
+                f"SELECT vector_id FROM chunks WHERE paper IN ({marks})", list(batch))]
+            vectors += [(vid, "papers") for (vid,) in db.execute(
+                f"SELECT vector_id FROM papers WHERE id IN ({marks})", list(batch))]
+            for table, column in (("chunks", "paper"), ("keys", "paper"), ("paper_files", "paper"),
+                                  ("staged_lexical", "paper")):
+                db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", list(batch))
+            bm25.delete(db, list(batch))
+            db.execute(f"DELETE FROM papers WHERE id IN ({marks})", list(batch))
+        if not vectors:
+            return []
+        in_use = set()
+        for batch in _batches([vid for vid, _ in vectors]):
+            marks = _marks(batch)
+            in_use |= {vid for (vid,) in db.execute(f"SELECT vector_id FROM chunks WHERE vector_id IN ({marks})",
+                                                      list(batch))}
+            in_use |= {vid for (vid,) in db.execute(f"SELECT vector_id FROM papers WHERE vector_id IN ({marks})",
+                                                      list(batch))}
+        return [(vid, collection) for vid, collection in vectors if vid not in in_use]
+
+    def publish(self, db: sqlite3.Connection, txn: str) -> int:
+        """Make `txn`'s staged rows the library: each replaces the published row of its paper (whose vectors go to
+        the trash), and its lexical row is indexed. Returns how many papers were published."""
+        staged = db.execute("SELECT id, paper_id FROM papers WHERE txn=?", (txn,)).fetchall()
+        ids = [pid for _, pid in staged]
+        replaced = []
+        for batch in _batches(ids):
+            replaced += [row for (row,) in db.execute(
+                f"SELECT id FROM papers WHERE txn IS NULL AND paper_id IN ({_marks(batch)})", list(batch))]
+        self.trash(db, self._drop(db, replaced))
+        db.execute("UPDATE papers SET txn=NULL, ready=1 WHERE txn=?", (txn,))
+        rows = [row for row, _ in staged]
+        documents = []
+        for batch in _batches(rows):
+            marks = _marks(batch)
+            documents += db.execute(f"SELECT paper, tokens FROM staged_lexical WHERE paper IN ({marks})",
+                                    list(batch)).fetchall()
+            db.execute(f"DELETE FROM staged_lexical WHERE paper IN ({marks})", list(batch))
+        bm25.add(db, documents)
+        return len(staged)
+
+    def update_records(self, db: sqlite3.Connection, papers: Sequence[Paper]) -> None:
+        """New records for published papers whose embedded content is unchanged (their sources changed)."""
+        for paper in papers:
+            row = db.execute("SELECT id FROM papers WHERE txn IS NULL AND paper_id=?", (paper.paper_id,)).fetchone()
+            if row is None:
+                continue
+            db.execute("UPDATE papers SET record=?, year=?, venue=?, authors=?, collections=? WHERE id=?",
+                       (paper.model_dump_json(), paper.year, *_filter_columns(paper), row[0]))
+            db.execute("DELETE FROM paper_files WHERE paper=?", (row[0],))
+            _write_files(db, row[0], paper)
+
+    def delete_papers(self, db: sqlite3.Connection, paper_ids: Sequence[str]) -> None:
+        rows = []
+        for batch in _batches(list(paper_ids)):
+            rows += [row for (row,) in db.execute(
+                f"SELECT id FROM papers WHERE txn IS NULL AND paper_id IN ({_marks(batch)})", list(batch))]
+        self.trash(db, self._drop(db, rows))
+
+    def set_sources(self, db: sqlite3.Connection, records: Sequence[SourceRecord]) -> None:
+        db.executemany(
+            "INSERT INTO sources(file, sha256, format, papers) VALUES(?,?,?,?) ON CONFLICT(file) DO UPDATE SET "
+            "sha256=excluded.sha256, format=excluded.format, papers=excluded.papers",
+            [(r.file, r.sha256, r.format, r.papers) for r in records])
+
+    def delete_sources(self, db: sqlite3.Connection, files: Sequence[str]) -> None:
+        db.executemany("DELETE FROM sources WHERE file=?", [(f,) for f in files])
+
+    # --- the trash: vectors to delete from Chroma once the change that dropped them is committed --------------
+    def trash(self, db: sqlite3.Connection, vectors: Sequence[tuple[str, str]]) -> None:
+        db.executemany("INSERT INTO trash(vector_id, collection) VALUES(?, ?)", list(vectors))
+
+    def trashed(self, limit: int) -> list[tuple[int, str, str]]:
+        return self.connection().execute("SELECT rowid, vector_id, collection FROM trash LIMIT ?", (limit,)).fetchall()
+
+    def empty_trash(self, rowids: Sequence[int]) -> None:
+        with self.transaction() as db:
+            for batch in _batches(list(rowids)):
+                db.execute(f"DELETE FROM trash WHERE rowid IN ({_marks(batch)})", list(batch))
+
+    # --- checks --------------------------------------------------------------------------------------------
+    def integrity_errors(self) -> list[str]:
+        """SQLite's own check of every page (what `backup` runs on its copy)."""
+        rows = [row[0] for row in self.connection().execute("PRAGMA integrity_check")]
+        return [] if rows == ["ok"] else rows
+
+
+def _filter_columns(paper: Paper) -> tuple[str | None, str, str]:
+    """What SQL narrows filters on, lower-cased (the exact test is made on the record: see retrieve.Filters)."""
+    return ((paper.venue or "").lower() or None, "\n".join(a.lower() for a in paper.authors),
+            "\n".join(c.lower() for c in paper.collections))
+
+
+def _write_files(db: sqlite3.Connection, row: int, paper: Paper) -> None:
+    db.executemany("INSERT INTO paper_files(paper, file, format) VALUES(?,?,?)",
+                   [(row, s.file, s.format) for s in paper.sources])
