@@ -17,6 +17,7 @@ from .index import (
     Embedder,
     IngestReport,
     ProgressCallback,
+    ReindexReport,
     RemovalReport,
     SourceRecord,
     Store,
@@ -24,6 +25,7 @@ from .index import (
     ingest,
     make_embedder,
     read_manifest,
+    reindex,
     remove,
 )
 from .retrieve import Filters, Hit, Mode, Reranker, Retriever
@@ -260,6 +262,12 @@ class Assistant:
         """Delete papers and/or forget source files (papers only they held go too)."""
         files = [str(Path(f).expanduser().resolve()) for f in sources]
         return remove(self.store, paper_ids, files)
+
+    def reindex(self, progress: ProgressCallback | None = None) -> ReindexReport:
+        """Embed every stored paper again into the vector index (HOME/chroma), from the catalog: what restores a
+        lost or damaged vector index without the source files."""
+        kwargs = {"progress": progress} if progress else {}
+        return reindex(self.store, self.embedder, self.settings, **kwargs)
 
     def demo_sources(self) -> list[str]:
         """The ingested files that are the bundled demo corpus (`ingest --demo`), from this install or another one

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -718,6 +717,28 @@ def backup_command(
               f"--home {printable(target)}, or by moving it into place of the home", highlight=False, markup=False)
 
 
+@app.command("reindex")
+def reindex_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Embed every stored paper again into the vector index (after HOME/chroma was lost or damaged: move it aside
+    first). The papers and passages come from the catalog; no source file is read."""
+    from .index import StoreError
+
+    lib = assistant()
+    try:
+        with progress_bars(disable=as_json and not err.is_terminal) as on_progress:
+            report = lib.reindex(progress=on_progress)
+    except StoreError as error:
+        fail(str(error))
+    if as_json:
+        print(json.dumps(report.model_dump(), indent=2))
+        return
+    out.print(f"re-embedded {report.papers} papers ({report.chunks_embedded} passages) in {report.seconds} s"
+              + (f"; {report.skipped} skipped (chunked at another size: ingest their sources again)"
+                 if report.skipped else ""), highlight=False)
+
+
 @app.command("clusters")
 def clusters_command(
     n_clusters: Annotated[Optional[int], typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")] = None,
@@ -825,29 +846,26 @@ def run() -> None:
     except FileNotFoundError as error:
         _error_line(error)
         sys.exit(EXIT_BAD_INPUT)
-    except Exception as error:
+    except BaseException as error:  # a Rust panic inside Chroma is a BaseException
+        if isinstance(error, (SystemExit, KeyboardInterrupt, GeneratorExit)):
+            raise
         from .index import StoreError  # imported on this path only: `--help` stays light
 
         if isinstance(error, StoreError):
             _error_line(error)
             sys.exit(1)
-        if not _store_failure(error):
-            raise
         from .config import load_settings
-        from .index.store import damaged_store
+        from .index.store import describe_failure
 
-        _error_line(damaged_store(load_settings(CliState.home).chroma_path, error))
+        line = describe_failure(error, load_settings(CliState.home).home)
+        if line is None:
+            raise
+        _error_line(line)
         sys.exit(1)
 
 
 def _error_line(error: object) -> None:
     err.print(Text.assemble(("error:", "bold red"), " ", printable(error)), highlight=False)
-
-
-def _store_failure(error: BaseException) -> bool:
-    """An error raised by Chroma or SQLite while the library was in use: the store on disk is damaged."""
-    return isinstance(error, sqlite3.DatabaseError) or type(error).__module__.split(".")[0] in ("chromadb",
-                                                                                               "chromadb_rust_bindings")
 
 
 @eval_app.command("answers")

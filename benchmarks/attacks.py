@@ -1,6 +1,7 @@
-"""Re-run issue 11's attacks against a fresh home and print what happened: bad files, truncated updates,
-SIGKILLs during ingest, concurrent writers, a search loop during an ingest, damaged derived files and a
-damaged store.
+"""Re-run the attacks of issues 11 and 18 against a fresh home and print what happened: bad files, truncated
+updates, SIGKILLs during ingest and remove, concurrent writers, a search loop during an ingest, damaged derived
+files, a damaged catalog and vector index, litassist's own paths occupied, a full disk, ids colliding across
+files, and a backup of a damaged home.
 
     python benchmarks/attacks.py [--kills 8] [--keep DIR]
 
@@ -101,11 +102,17 @@ def snapshot(home: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
 
 
 def consistent(home: Path) -> bool:
-    """The lexical index, the dense index and the papers describe the same library."""
+    """The lexical index, the dense index and the papers describe the same library, and once a writer has run
+    (it finishes a killed one's work) Chroma holds exactly the vectors the catalog lists."""
+    cli(home, "remove", "no-such-paper")
     lib = Assistant(home=home)
     papers = {p.paper_id for p in lib.papers()}
     dense = {h.paper_id for h in lib.search("learning", k=len(papers) + 10, mode="dense")}
-    return dense == papers and len(lib.lexical.rows) == len(papers)
+    with lib.store.reading():
+        lexical = lib.store.catalog.connection().execute("SELECT count(*) FROM lexical_docs").fetchone()[0]
+    stats = lib.stats()
+    return (dense == papers and lexical == len(papers) and lib.store.vectors.count("chunks") == stats.chunks
+            and lib.store.vectors.count("papers") == stats.papers)
 
 
 def baseline(root: Path) -> Path:
@@ -262,9 +269,9 @@ def search_during_ingest(root: Path) -> Row:
 
 
 def damaged_derived(root: Path) -> Row:
-    row = Row("damaged derived files (lexical rows/bm25, cluster map, summaries)")
+    row = Row("damaged derived files (cluster map, summaries)")
     for how in ("garbled", "truncated", "empty"):
-        for target in ("lexical/rows.json", "lexical/bm25", "clusters/map.json", "clusters/summaries"):
+        for target in ("clusters/map.json", "clusters/summaries"):
             home = copy_of(root, f"derived-{how}-{target.replace('/', '-')}")
             cli(home, "summarize", "--out", str(home / "report"))  # creates the cluster files
             before = snapshot(home)
@@ -279,27 +286,125 @@ def damaged_derived(root: Path) -> Row:
     return row
 
 
-def damaged_store(root: Path) -> Row:
-    """chroma.sqlite3 truncated, with a garbled header, emptied, with a garbled middle, or gone; the vector
-    index files garbled. Wanted: one line naming the file and what to do, and `litassist sources` still lists
-    the files to re-ingest."""
-    row = Row("damaged store (chroma.sqlite3 five ways, vector index files)")
-    cases: list[tuple[str, Callable[[Path], None]]] = [
-        *((f"sqlite {how}", lambda home, how=how: DAMAGE[how](home / "chroma" / "chroma.sqlite3"))
-          for how in ("truncated", "header", "empty", "middle")),
-        ("sqlite deleted", lambda home: (home / "chroma" / "chroma.sqlite3").unlink()),
-        ("vector index garbled", lambda home: [garble(f) for f in (home / "chroma").glob("*/*.bin")]),
-    ]
-    for name, hurt in cases:
-        home = copy_of(root, f"store-{name.replace(' ', '-')}")
-        hurt(home)
-        search = cli(home, "search", "graph partitioning")
-        sources = cli(home, "sources")
-        errors = search.lines("error:")
-        clear = (search.code == 0 or (search.code == 1 and len(errors) == 1 and "litassist sources" in errors[0]))
-        listed = sources.code == 0 and len(sources.out.splitlines()) == 2
-        row.add(clear and listed, search.traceback or sources.traceback, search.hung or sources.hung, not listed)
-        print(f"  store damage, {name}: search exit {search.code}: {(errors or [search.out[:80]])[0][:160]}")
+def damaged_store(root: Path) -> list[Row]:
+    """The catalog (library.sqlite3) and the vector index (chroma/) damaged five ways each. Wanted: one line naming
+    the damaged file and the right remedy — for the catalog, restore or re-ingest (`litassist sources` still lists
+    the files); for the vectors, `litassist reindex` (the papers are safe) — and never a traceback."""
+    rows = []
+    for target, remedy in (("library.sqlite3", "litassist sources"), ("chroma/chroma.sqlite3", "litassist reindex")):
+        row = Row(f"damaged {target} (truncated, header, emptied, pages, deleted)")
+        cases: list[tuple[str, Callable[[Path], None]]] = [
+            *((how, lambda home, how=how, target=target: DAMAGE[how](home / target))
+              for how in ("truncated", "header", "empty", "middle")),
+            ("deleted", lambda home, target=target: (home / target).unlink()),
+        ]
+        if target.startswith("chroma"):
+            cases.append(("index files garbled", lambda home: [garble(f) for f in (home / "chroma").glob("*/*.bin")]))
+        for name, hurt in cases:
+            home = copy_of(root, f"store-{target.replace('/', '-')}-{name.replace(' ', '-')}")
+            hurt(home)
+            search = cli(home, "search", "graph partitioning")
+            sources = cli(home, "sources")
+            errors = search.lines("error:")
+            clear = search.code == 0 or (search.code == 1 and len(errors) == 1 and remedy in errors[0])
+            listed = sources.code == 0 and len(sources.out.splitlines()) == 2
+            row.add(clear and listed, search.traceback or sources.traceback, search.hung or sources.hung, not listed)
+            print(f"  {target} {name}: search exit {search.code}: {(errors or [search.out[:80]])[0][:160]}")
+        rows.append(row)
+    return rows
+
+
+def killed_removals(root: Path, kills: int) -> Row:
+    """SIGKILL `remove --source` at a random moment: the removal is all or nothing (it published half of one)."""
+    row = Row("SIGKILL during remove (random moment), then search")
+    rng = random.Random(18)
+    for attempt in range(kills):
+        home = copy_of(root, f"killed-remove-{attempt}")
+        proc = start_cli(home, "remove", "--source", str(root / "baseline-corpus" / SMALL[0]))
+        time.sleep(rng.uniform(0.2, 4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        search = cli(home, "search", "learning", "--json")
+        papers = len(Assistant(home=home).papers())
+        row.add(search.code == 0, search.traceback, search.hung, papers not in (16, 6) or not consistent(home))
+    return row
+
+
+def occupied_paths(root: Path) -> Row:
+    """litassist's own files replaced by something else: lock files by folders, the cluster cache by a file."""
+    row = Row("litassist's paths occupied (lock files as folders, clusters as a file)")
+    for name in ("write.lock", "open.lock", "clusters"):
+        home = copy_of(root, f"occupied-{name}")
+        before = snapshot(home)
+        path = home / name
+        if path.is_dir():
+            shutil.rmtree(path)
+            path.write_text("in the way")
+        else:
+            path.unlink(missing_ok=True)
+            path.mkdir()
+        runs = [cli(home, "ingest", str(SEEDS / "guo-zhenyu-author-page.txt")), cli(home, "clusters")]
+        errors = [line for r in runs for line in r.lines("error:")]
+        clear = all(r.code == 0 or len(r.lines("error:")) == 1 for r in runs) and all(name in e for e in errors)
+        lost = any(before[pid][0] != snapshot(home).get(pid, (None,))[0] for pid in before)
+        row.add(clear, any(r.traceback for r in runs), any(r.hung for r in runs), lost)
+    return row
+
+
+def full_disk(root: Path) -> Row:
+    """The disk fills during an ingest (a file-size limit stands in for it): one line saying so, nothing lost."""
+    import resource
+
+    row = Row("disk full during ingest (file size limit)")
+    home = copy_of(root, "full-disk")
+    before = snapshot(home)
+    big = root / "big.jsonl"
+    big.write_text("".join(json.dumps({"id": f"big{i}", "abstract": abstract(f"filling {i}") * 20}) + "\n"
+                           for i in range(400)), encoding="utf-8")
+    limit = max(p.stat().st_size for p in home.rglob("*") if p.is_file()) + 256 * 1024
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.Popen([sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home),
+                             "ingest", str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=cap)  # noqa: PLW1509 - this process starts no threads before it
+    run = finish(proc)
+    errors = run.lines("error:")
+    said = len(errors) == 1 and "full" in errors[0] or run.code == 0
+    now = snapshot(home)
+    row.add(said, run.traceback, run.hung, any(now.get(pid, (None,))[0] != key for pid, (key, _) in before.items()))
+    print(f"  full disk: exit {run.code}: {(errors or [run.err[-160:]])[0][:200]}")
+    return row
+
+
+def colliding_ids(root: Path) -> Row:
+    """Two BEIR-style files that both number from 1: never merged (paper 1 kept A's title with B's abstract)."""
+    row = Row("ids colliding across files, then remove one file")
+    home = root / "colliding"
+    files = []
+    for name, topic in (("a.jsonl", "vitamin d fractures"), ("b.jsonl", "aerobic memory training")):
+        path = root / name
+        path.write_text("".join(json.dumps({"_id": str(i), "title": f"{topic} {i}", "text": abstract(f"{topic} {i}")})
+                                + "\n" for i in range(1, 6)), encoding="utf-8")
+        files.append(path)
+    runs = [cli(home, "ingest", str(files[0])), cli(home, "ingest", str(files[1])),
+            cli(home, "remove", "--source", str(files[1]))]
+    papers = Assistant(home=home).papers()
+    whole = len(papers) == 5 and all(p.abstract == abstract(p.title) for p in papers)
+    row.add(all(r.code == 0 for r in runs), any(r.traceback for r in runs), any(r.hung for r in runs), not whole)
+    return row
+
+
+def damaged_backup(root: Path) -> Row:
+    """`backup` of a home whose catalog has damaged pages: refused with one line, no backup left behind."""
+    row = Row("backup of a damaged catalog")
+    home = copy_of(root, "backup-damaged")
+    DAMAGE["middle"](home / "library.sqlite3")
+    run = cli(home, "backup", str(root / "the-backup"))
+    errors = run.lines("error:")
+    row.add(run.code != 0 and len(errors) == 1 and "library.sqlite3" in errors[0] and not (root / "the-backup").exists(),
+            run.traceback, run.hung)
     return row
 
 
@@ -327,7 +432,9 @@ def main() -> None:
     rows: list[Row] = []
     try:
         steps = [lambda: bad_files(root), lambda: [truncated_updates(root)], lambda: [damaged_derived(root)],
-                 lambda: [damaged_store(root)], lambda: [waiting_writer(root)], lambda: [concurrent_writers(root)],
+                 lambda: damaged_store(root), lambda: [waiting_writer(root)], lambda: [concurrent_writers(root)],
+                 lambda: [killed_removals(root, args.kills)], lambda: [occupied_paths(root)],
+                 lambda: [full_disk(root)], lambda: [colliding_ids(root)], lambda: [damaged_backup(root)],
                  lambda: [new_home_rush(root)], lambda: [search_during_ingest(root)],
                  lambda: [killed_ingests(root, args.kills)]]
         for step in steps:

@@ -111,5 +111,5 @@ def test_backup_refuses_a_damaged_catalog(seeded_copy: Path, tmp_path: Path) -> 
     """`backup` copied a store with damaged pages without noticing; now each copy is checked page by page."""
     garble_middle(seeded_copy / "library.sqlite3")
     result = run_cli(seeded_copy, "backup", str(tmp_path / "backup"), timeout=300)
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
     assert "library.sqlite3" in result.stderr and not (tmp_path / "backup").exists()

@@ -17,6 +17,7 @@ from assistant import Assistant
 from assistant.api import DEMO_CORPUS as SEEDS
 from assistant.cli import app
 from assistant.evaluate import mrr_at_k, ndcg_at_k, recall_at_k
+from assistant.index import StoreError
 from assistant.retrieve import Filters, fuse
 
 runner = CliRunner()
@@ -199,7 +200,23 @@ def test_chroma_server_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         report = lib.ingest([corpus])
         assert (report.new, report.updated) == (0, 1)
         assert lib.search("dense training theory agents", k=1)[0].title.startswith("Dense Training Theory")
-        assert Assistant(home=tmp_path / "other-home").stats().papers == 6  # any client sees the server's data
+        other = Assistant(home=tmp_path / "other-home")
+        assert other.stats().papers == 6  # any client sees the server's data (its replica replays the log once)
+        assert other.search("dense training theory agents", k=1)[0].title.startswith("Dense Training Theory")
+        assert other.remove(sources=[page]).removed  # a change by one client...
+        assert lib.stats().papers == 0 and lib.search("training", k=3) == []  # ...is the next view of every other
+        assert lib.ingest([corpus]).new == 6
+        assert other.stats().papers == 6
+
+        stale = Assistant(home=tmp_path / "stale-home")
+        assert stale.stats().papers == 6
+        lib.remove(sources=[page])  # the server's library moves on; the stale client will not look before writing
+        monkeypatch.setattr(type(stale.store.log), "catch_up", lambda self: None)
+        late = tmp_path / "late.jsonl"
+        late.write_text(json.dumps({"id": "late", "title": "Late paper", "abstract": "A late quokka study."}) + "\n")
+        with pytest.raises(StoreError, match="another client changed the library .* run it again"):
+            stale.ingest([late])
+        assert "late" not in {p.paper_id for p in Assistant(home=tmp_path / "fresh-home").papers()}
     finally:
         server.terminate()
         server.wait(timeout=30)

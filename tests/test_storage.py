@@ -256,3 +256,20 @@ def test_a_damaged_catalog_does_not_open(tmp_path: Path) -> None:
     (home / "library.sqlite3").write_bytes(b"not sqlite at all" * 10)
     with pytest.raises(StoreError, match=r"library\.sqlite3 is not a SQLite database .*litassist backup"):
         Store(home / "chroma", "synthetic")
+
+
+def test_reindex_rebuilds_a_lost_vector_index_from_the_catalog(tmp_path: Path) -> None:
+    page = tmp_path / "page.txt"
+    page.write_text((SEEDS / "paper-page-sparse-training-theory.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    home = tmp_path / "home"
+    lib = Assistant(home=home)
+    lib.ingest([page])
+    before = [h.paper_id for h in lib.search("sparse training theory", k=3, mode="dense")]
+    (home / "chroma").rename(tmp_path / "chroma-damaged")  # what the damage message tells the user to do
+    page.unlink()  # the sources are not needed: the catalog has every passage
+    result = run_cli(home, "reindex", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["papers"] == 6
+    again = Assistant(home=home)
+    assert [h.paper_id for h in again.search("sparse training theory", k=3, mode="dense")] == before
+    assert again.store.vectors.count("chunks") == again.stats().chunks

@@ -8,13 +8,23 @@ OpenAI), `catalog` (the SQLite source of truth, with the FTS5 lexical index), `v
 
 from .chunking import SENTENCE_BREAK, Chunk, chunk_paper, count_tokens, sentence_spans, split_sentences
 from .embedders import Embedder, OnnxEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder, StoreError, make_embedder
-from .ingest import FileFailure, IngestReport, ProgressCallback, RemovalReport, SkippedEntry, ingest, remove
+from .ingest import (
+    FileFailure,
+    IngestReport,
+    ProgressCallback,
+    ReindexReport,
+    RemovalReport,
+    SkippedEntry,
+    ingest,
+    reindex,
+    remove,
+)
 from .locks import LibraryBusy
 from .store import ChunkHit, LibraryState, SourceRecord, Store, StoredPaper, read_manifest
 
 __all__ = [
     "SENTENCE_BREAK", "Chunk", "ChunkHit", "Embedder", "FileFailure", "IngestReport", "LibraryBusy", "LibraryState",
-    "OnnxEmbedder", "OpenAIEmbedder", "ProgressCallback", "RemovalReport", "SentenceTransformerEmbedder", "SkippedEntry",
+    "OnnxEmbedder", "OpenAIEmbedder", "ProgressCallback", "ReindexReport", "RemovalReport", "SentenceTransformerEmbedder", "SkippedEntry",
     "SourceRecord", "Store", "StoreError", "StoredPaper", "chunk_paper", "count_tokens", "ingest", "make_embedder",
-    "read_manifest", "remove", "sentence_spans", "split_sentences",
+    "read_manifest", "reindex", "remove", "sentence_spans", "split_sentences",
 ]

@@ -320,6 +320,17 @@ class Catalog:
                 found.setdefault(pid, []).append(vector_id)
         return found
 
+    def paper_vector_rows(self, paper_ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """Published paper -> (its paper-level vector id, the vector the catalog keeps of it)."""
+        found = {}
+        db = self.connection()
+        for batch in _batches(list(paper_ids)):
+            for pid, vid, vector in db.execute(
+                    f"SELECT paper_id, vector_id, vector FROM papers WHERE txn IS NULL AND paper_id IN ({_marks(batch)})",
+                    list(batch)):
+                found[pid] = (vid, np.frombuffer(vector, dtype=np.float32))
+        return found
+
     def paper_vector_id(self, paper_id: str) -> str | None:
         row = self.connection().execute(
             "SELECT vector_id FROM papers WHERE txn IS NULL AND paper_id=?", (paper_id,)).fetchone()

@@ -421,7 +421,7 @@ def _write_new(
 
 def _embedded(
     papers: Iterable[Paper], total: int, store: Store, embedder: Embedder, settings: Settings, report: IngestReport,
-    progress: ProgressCallback,
+    progress: ProgressCallback, resume: bool = True,
 ) -> Iterator[list[Row]]:
     """Papers with their chunks and vectors, in write batches of about WRITE_BATCH_CHUNKS chunks. The next batch
     is chunked and embedded (in a worker thread: the model releases the GIL) while the caller stores this one.
@@ -429,7 +429,7 @@ def _embedded(
     papers (what the user ingests), not chunks."""
     done = 0
     progress("embed", 0, total)
-    batches = _write_batches(papers, settings, report, store)
+    batches = _write_batches(papers, settings, report, store if resume else None)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="litassist-embed") as worker:
 
         def embed_next() -> tuple[list[tuple[Paper, list[Chunk]]], int, Future[np.ndarray] | None] | None:
@@ -456,16 +456,16 @@ def _embedded(
 
 
 def _write_batches(
-    papers: Iterable[Paper], settings: Settings, report: IngestReport, store: Store
+    papers: Iterable[Paper], settings: Settings, report: IngestReport, resume_in: Store | None
 ) -> Iterator[tuple[list[tuple[Paper, list[Chunk]]], int]]:
     """Papers with their chunks, cut into batches of about WRITE_BATCH_CHUNKS chunks, chunked as they are needed;
-    with each batch, how many papers before it were taken over from a killed ingest instead."""
+    with each batch, how many papers before it were taken over from a killed ingest in `resume_in` instead."""
     batch: list[tuple[Paper, list[Chunk]]] = []
     size = resumed = 0
-    resumable = store.resumable()
+    resumable = resume_in is not None and resume_in.resumable()
     for paper in papers:
         chunks = _capped_chunks(paper, settings, report)
-        if resumable and store.adopt(paper, len(chunks)):
+        if resumable and resume_in.adopt(paper, len(chunks)):
             resumed += 1
             continue
         batch.append((paper, chunks))
@@ -692,6 +692,32 @@ def remove(store: Store, paper_ids: Sequence[str] = (), files: Sequence[str] = (
                 store.delete_sources(known_files)
     report.removed = doomed
     log.info("removed %d papers, detached %d from removed sources", len(doomed), len(updates))
+    return report
+
+
+class ReindexReport(BaseModel):
+    papers: int = 0
+    chunks_embedded: int = 0
+    skipped: int = Field(0, description="papers whose chunks no longer match the catalog's (another chunk size)")
+    seconds: float = 0.0
+
+
+def reindex(store: Store, embedder: Embedder, settings: Settings, progress: ProgressCallback = _no_progress
+            ) -> ReindexReport:
+    """Embed every paper again into the vector index, under the vector ids the catalog lists: what rebuilds a lost
+    or damaged HOME/chroma from the catalog (which keeps every record and passage). Nothing is re-parsed."""
+    started = time.perf_counter()
+    report = ReindexReport()
+    with store.writing():
+        store.check_chunk_tokens()
+        papers = (stored.paper for stored in store.catalog.all_papers())  # streamed: a million papers are not a list
+        for rows in _embedded(papers, store.paper_count(), store, embedder, settings, IngestReport(), progress,
+                              resume=False):
+            report.skipped += store.restore_vectors(rows)
+            report.papers += len(rows)
+            report.chunks_embedded += sum(len(chunks) for _, chunks, _ in rows)
+    report.seconds = round(time.perf_counter() - started, 2)
+    log.info("re-embedded %d papers (%d chunks) into %s", report.papers, report.chunks_embedded, store.path)
     return report
 
 

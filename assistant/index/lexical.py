@@ -17,9 +17,14 @@ def stemmer() -> Any:
 
 
 def tokenize(text: str) -> list[str]:
+    return tokenize_many([text])[0]
+
+
+def tokenize_many(texts: list[str]) -> list[list[str]]:
+    """Many texts in one call (bm25s's per-call overhead is most of the cost of one short text)."""
     import bm25s
 
-    return bm25s.tokenize([text], stemmer=stemmer(), return_ids=False, show_progress=False)[0]
+    return bm25s.tokenize(texts, stemmer=stemmer(), return_ids=False, show_progress=False)
 
 
 def lexical_text(paper: Paper) -> str:
@@ -30,8 +35,9 @@ def lexical_text(paper: Paper) -> str:
     return "\n".join([*(part for part in metadata if part), paper.abstract])
 
 
-def lexical_tokens(paper: Paper) -> str:
-    return " ".join(tokenize(lexical_text(paper)))
+def lexical_tokens(papers: list[Paper]) -> list[str]:
+    """Each paper's lexical text as space-separated stems (what the catalog's BM25 index stores)."""
+    return [" ".join(tokens) for tokens in tokenize_many([lexical_text(paper) for paper in papers])]
 
 
 def query_terms(query: str) -> list[str]:

@@ -36,13 +36,13 @@ def _pages(collection: Any, include: list[str], size: int) -> Any:
         offset += len(page["ids"])
 
 
-def migrate_chroma_home(store: Store) -> None:
-    """Fill a new catalog from a layout-1 Chroma store in the same home, if there is one."""
+def migrate_chroma_home(store: Store) -> bool:
+    """Fill a new catalog from a layout-1 Chroma store in the same home, if there is one (then True)."""
     with store.vectors._use() as handles:
         client = handles.client
         names = {getattr(c, "name", c) for c in client.list_collections()}
         if OLD_SOURCES not in names:
-            return
+            return False
         old_meta = dict(handles.papers.metadata or {})
         size = store.vectors.max_batch
         staged, unfinished = [], []
@@ -61,7 +61,7 @@ def migrate_chroma_home(store: Store) -> None:
                 paper = Paper.model_validate_json(meta["record"])
                 chunks = sorted(passages.get(paper.paper_id, []), key=lambda c: c.position)
                 staged.append(StagedPaper(paper, vid, np.asarray(vector, dtype=np.float32), chunks,
-                                          list(duplicate_keys(paper)), lexical_tokens(paper)))
+                                          list(duplicate_keys(paper)), lexical_tokens([paper])[0]))
         sources = [SourceRecord(file, meta["sha256"], meta["format"], int(meta["papers"]))
                    for page in _pages(client.get_collection(OLD_SOURCES), ["metadatas"], size)
                    for file, meta in zip(page["ids"], page["metadatas"])]
@@ -77,7 +77,8 @@ def migrate_chroma_home(store: Store) -> None:
         store.catalog.trash(db, unfinished)
     with store.vectors._use() as handles:
         handles.client.delete_collection(OLD_SOURCES)
-    store._empty_trash()  # noqa: SLF001 - the unfinished write's vectors
+    store._empty_trash()
     shutil.rmtree(store.home / "lexical", ignore_errors=True)  # layout 1's BM25 files: the catalog's FTS5 replaces them
     log.warning("migrated %s to the catalog (library.sqlite3): %d papers, %d chunks, %d sources; nothing re-embedded",
                 store.home, len(staged), sum(len(s.chunks) for s in staged), len(sources))
+    return True

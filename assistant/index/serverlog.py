@@ -135,5 +135,5 @@ def _staged(row: dict[str, Any]) -> StagedPaper:
     return StagedPaper(
         paper, row["vector_id"], np.frombuffer(base64.b64decode(row["vector"]), dtype=np.float32),
         [StagedChunk(c["vector_id"], int(c["position"]), c["text"], c.get("location")) for c in row["chunks"]],
-        list(duplicate_keys(paper)), lexical_tokens(paper),
+        list(duplicate_keys(paper)), lexical_tokens([paper])[0],
     )

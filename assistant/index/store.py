@@ -192,11 +192,22 @@ class Store:
             else:
                 self.log = None
                 if new:
-                    from .migrate import migrate_chroma_home
-
-                    migrate_chroma_home(self)
+                    self._adopt_old_home()
         self._check_model()
         self._seen = self.version()
+
+    def _adopt_old_home(self) -> None:
+        """A new catalog beside an existing vector index: a home of the layout before the catalog (migrated), or
+        a home whose catalog was lost (refused: an empty library would silently replace it)."""
+        from .migrate import migrate_chroma_home
+
+        if migrate_chroma_home(self) or not self.vectors.count(PAPERS):
+            return
+        self.catalog.close()
+        for leftover in self.catalog.path.parent.glob(f"{self.catalog.path.name}*"):
+            leftover.unlink(missing_ok=True)
+        raise StoreError(f"{self.catalog.path} is missing but {self.path} holds the library's vectors: the catalog "
+                         f"was deleted or moved; {WHAT_TO_DO}")
 
     def _catalog_failure(self, error: sqlite3.DatabaseError) -> StoreError:
         detail = " ".join(str(error).split())[:200]
@@ -397,13 +408,14 @@ class Store:
         replace the old one's at the commit)."""
         txn = self._writer_token()
         staged = []
-        for paper, chunks, chunk_vectors in items:
+        tokens = lexical_tokens([paper for paper, _, _ in items])
+        for (paper, chunks, chunk_vectors), paper_tokens in zip(items, tokens):
             paper_vid, chunk_vids = _vector_ids(paper, len(chunks))
             mean = np.asarray(chunk_vectors, dtype=np.float32).mean(axis=0)
             staged.append(StagedPaper(
                 paper, paper_vid, mean / max(float(np.linalg.norm(mean)), 1e-12),
                 [StagedChunk(vid, c.position, c.text, _location(c)) for vid, c in zip(chunk_vids, chunks)],
-                list(duplicate_keys(paper)), lexical_tokens(paper),
+                list(duplicate_keys(paper)), paper_tokens,
             ))
         if not staged:
             return
@@ -417,9 +429,30 @@ class Store:
         with self.catalog.transaction() as db:
             self.catalog.mark_ready(db, txn, [s.paper.paper_id for s in staged])
 
-    def update_records(self, papers: Sequence[tuple[Paper, int]]) -> None:
+    @_catalog_errors
+    def restore_vectors(self, items: Sequence[tuple[Paper, list[Chunk], np.ndarray]]) -> int:
+        """Write published papers' vectors again under the ids the catalog lists (`litassist reindex`, after the
+        vector index was lost); returns how many papers were skipped because their chunks no longer match."""
+        self._writer_token()
+        owned = self.catalog.vector_ids_of([paper.paper_id for paper, _, _ in items])
+        papers = self.catalog.paper_vector_rows([paper.paper_id for paper, _, _ in items])
+        ids, vectors, owners, skipped = [], [], [], 0
+        for paper, chunks, chunk_vectors in items:
+            listed = owned.get(paper.paper_id, [])
+            if len(listed) != len(chunks) or paper.paper_id not in papers:
+                skipped += 1
+                continue
+            ids += listed
+            vectors += list(chunk_vectors)
+            owners += [paper.paper_id] * len(listed)
+        self.vectors.upsert(CHUNKS, ids, vectors, owners)
+        kept = [pid for pid in dict.fromkeys(owners)]
+        self.vectors.upsert(PAPERS, [papers[pid][0] for pid in kept], [papers[pid][1] for pid in kept], kept)
+        return skipped
+
+    def update_records(self, papers: Sequence[Paper]) -> None:
         """Metadata-only update (e.g. merged sources) of papers whose embedded content is unchanged (at the commit)."""
-        self._pending().records.extend(paper for paper, _ in papers)
+        self._pending().records.extend(papers)
 
     def delete_papers(self, paper_ids: Sequence[str]) -> None:
         self._pending().deleted.extend(paper_ids)
