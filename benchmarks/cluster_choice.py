@@ -207,8 +207,9 @@ def pca(x: np.ndarray) -> np.ndarray:
 def library(home: str, sample: int | None) -> tuple[np.ndarray, list[str]]:
     """Unit paper vectors sorted by paper id (optionally a fixed random sample) and each paper's title+abstract."""
     lib = Assistant(home=home)
-    got = lib.store.papers.get(include=["embeddings"])
-    papers = {paper.paper_id: paper for paper in lib.papers()}
+    stored, vectors = lib.store.paper_vectors()
+    got = {"ids": [sp.paper.paper_id for sp in stored], "embeddings": vectors}
+    papers = {sp.paper.paper_id: sp.paper for sp in stored}
     order = np.argsort(got["ids"])
     if sample and sample < len(order):
         order = order[np.sort(np.random.default_rng(0).choice(len(order), sample, replace=False))]

@@ -28,7 +28,7 @@ from assistant.index import chunk_paper
 
 
 def latencies(lib: Assistant, queries: list[str]) -> tuple[float, float]:
-    lib.search(queries[0], k=10)  # warm: model loaded, lexical index in memory
+    lib.search(queries[0], k=10)  # warm: model loaded, BM25 postings cached
     times = []
     for query in queries:
         started = time.perf_counter()
@@ -52,11 +52,11 @@ def synthesize(real: Assistant, target: Assistant, chunks_wanted: int) -> int:
     """Copy every real paper (with its stored chunk vectors, perturbed) until ~chunks_wanted chunks exist."""
     rng = np.random.default_rng(0)
     papers = real.papers()
-    stored = real.store.chunks.get(include=["embeddings", "metadatas"])
-    vectors: dict[str, list[tuple[int, np.ndarray]]] = {}
-    for meta, emb in zip(stored["metadatas"], stored["embeddings"]):
-        vectors.setdefault(meta["paper_id"], []).append((meta["position"], np.asarray(emb, dtype=np.float32)))
-    copies = math.ceil(chunks_wanted / len(stored["metadatas"]))
+    owned = real.store.catalog.vector_ids_of([p.paper_id for p in papers])
+    found = real.store.vectors.embeddings("chunks", [vid for vids in owned.values() for vid in vids])
+    vectors = {pid: [(i, found[vid]) for i, vid in enumerate(vids)] for pid, vids in owned.items()}
+    total_chunks = sum(len(vids) for vids in owned.values())
+    copies = math.ceil(chunks_wanted / total_chunks)
     rows = []
     with target.store.writing(), target.store.committing():  # one write; searches see it once it is published
         for copy in range(copies):
@@ -66,13 +66,13 @@ def synthesize(real: Assistant, target: Assistant, chunks_wanted: int) -> int:
                 base = np.stack([v for _, v in sorted(vectors[paper.paper_id], key=lambda item: item[0])])
                 noisy = base + (rng.normal(0, 0.01, base.shape).astype(np.float32) if copy else 0)
                 noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-                rows.append((clone, chunks, noisy, 0))
+                rows.append((clone, chunks, noisy))
                 if len(rows) == 500:
                     target.store.write_papers(rows)
                     rows = []
         if rows:
             target.store.write_papers(rows)
-    return target.store.chunks.count()
+    return target.store.chunk_count()
 
 
 def main() -> None:
@@ -103,9 +103,9 @@ def main() -> None:
         big = Assistant(home=Path(tmp) / "home")
         started = time.perf_counter()
         n = synthesize(real, big, args.chunks)
-        print(f"synthesized {big.store.papers.count()} papers / {n} chunks in {time.perf_counter() - started:.0f} s")
+        print(f"synthesized {big.store.paper_count()} papers / {n} chunks in {time.perf_counter() - started:.0f} s")
         p50, p95 = latencies(big, queries)
-        print(f"{big.store.papers.count()} papers / {n} chunks: hybrid k=10 p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+        print(f"{big.store.paper_count()} papers / {n} chunks: hybrid k=10 p50 {p50:.1f} ms, p95 {p95:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ Each size is written as a snapshot-format JSONL file (the fields of arxiv-metada
 recombined from SciFact sentences, so no two are the same) and ingested into a fresh home by a child process,
 which reports its own peak RSS (`ru_maxrss`). The child embeds with an instant 8-dimensional embedder (no model,
 no HTTP server): what is measured is reading, planning and storing, and at 8 dimensions the vector index of 100k
-papers is ~3 MB, so its growth cannot hide (or pass for) the parser's. The store has no lexical index hook: that
-index is built from the whole library, which is the library side (issue 18), not the file.
+papers is ~3 MB, so its growth cannot hide (or pass for) the parser's. The catalog's BM25 segment of the file is
+written at its commit (issue 18).
 Until the Kaggle-specific parser lands the file reads as generic JSONL, which is fine for measuring memory.
 """
 
@@ -104,7 +104,7 @@ def opened(home: Path) -> None:
 
     settings = load_settings(home)
     store = Store(settings.chroma_path, settings.resolved_embedding_model, chunk_tokens=settings.chunk_tokens)
-    list(store.query_chunks(InstantEmbedder().embed_query("attention"), 10, None))
+    list(store.query_chunks(InstantEmbedder().embed_query("attention"), 10))
     print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
