@@ -37,7 +37,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     corpus.write_text("".join(json.dumps({"_id": f"p{i}", "title": topic.title(), "text": f"We study {topic}."}) + "\n"
                               for i, topic in enumerate(TOPICS)), encoding="utf-8")
     with embedding_server.serving() as server:
-        settings = dict(embedding_provider="openai", embedding_model="hashed", openai_base_url=server.base_url)
+        settings = {"embedding_provider": "openai", "embedding_model": "hashed", "openai_base_url": server.base_url}
         Assistant(settings=load_settings(root / "home", **settings)).ingest([corpus])
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITASSIST_"))}
         env |= {"LITASSIST_EMBEDDING_PROVIDER": "openai", "LITASSIST_EMBEDDING_MODEL": "hashed",
@@ -142,7 +142,7 @@ def test_a_bad_line_is_one_line_naming_the_file_and_line(
     queries = tmp_path / "queries.jsonl"
     queries.write_bytes(content if isinstance(content, bytes) else content.encode())
     search = _search_queries(env, queries, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stdout, stderr = search.communicate(timeout=120)
+    _, stderr = search.communicate(timeout=120)
     assert search.returncode == 2
     assert stderr.strip().startswith(f"error: {queries}: line {line} is not ")
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
