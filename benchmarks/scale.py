@@ -10,7 +10,7 @@ For each N it
    hashed bags of words, 384-d), so only litassist's parsing, store and indexes are timed;
 3. runs the CLI of the checkout this file lives in (`python -m assistant`, PYTHONPATH = that checkout) in fresh
    processes: ingest of the N papers into a new home, add one paper, remove it, a cold `search`; each one's wall
-   time includes start-up, and its peak RSS comes from the kernel (wait4's ru_maxrss of that process alone);
+   time includes start-up, its CPU time and peak RSS come from the kernel (wait4's rusage of that process alone);
 4. times warm hybrid searches (real SciFact queries) in one process through the Python API, after one untimed search.
 
 It prints a Markdown table (and --json the same numbers), the CPU and its flags, and the checkout's commit, so a
@@ -49,6 +49,7 @@ EMBEDDING_MODEL = "hashed-bow-384"  # recorded in the home; only this benchmark'
 @dataclass
 class Run:
     seconds: float
+    cpu_seconds: float  # user + system of the process and its threads: what the work costs on a busy machine too
     peak_mb: float
     stdout: str
 
@@ -57,12 +58,16 @@ class Run:
 class Row:
     papers: int
     ingest_papers_per_s: float
+    ingest_papers_per_cpu_s: float
     ingest_peak_mb: float
     add_s: float
+    add_cpu_s: float
     add_peak_mb: float
     remove_s: float
+    remove_cpu_s: float
     remove_peak_mb: float
     cold_search_s: float
+    cold_search_cpu_s: float
     cold_search_peak_mb: float
     warm_p50_ms: float
     warm_p95_ms: float
@@ -101,7 +106,7 @@ def write_papers(path: Path, records: Iterator[dict[str, str]]) -> None:
 
 
 def measured(argv: list[str], env: dict[str, str]) -> Run:
-    """Run a command to its end: wall seconds, its own peak RSS (ru_maxrss from wait4), its stdout."""
+    """Run a command to its end: wall and CPU seconds, its own peak RSS (ru_maxrss from wait4), its stdout."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=CHECKOUT)
@@ -112,7 +117,7 @@ def measured(argv: list[str], env: dict[str, str]) -> Run:
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(argv[2:])} failed (exit {process.returncode}): {stderr.strip()[-1500:]}")
-    return Run(seconds, usage.ru_maxrss / 1024, stdout)
+    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout)
 
 
 def cli(home: Path, *argv: str) -> list[str]:
@@ -156,8 +161,9 @@ def measure(n: int, work: Path, titles: list[str], sentences: list[str], queries
     if not json.loads(cold.stdout):
         raise SystemExit(f"N={n}: a cold search found nothing")
     warm = sorted(warm_searches(home, queries, env))
-    return Row(n, n / ingest.seconds, ingest.peak_mb, add.seconds, add.peak_mb, remove.seconds, remove.peak_mb,
-               cold.seconds, cold.peak_mb, statistics.median(warm) * 1000, warm[int(0.95 * (len(warm) - 1))] * 1000)
+    return Row(n, n / ingest.seconds, n / ingest.cpu_seconds, ingest.peak_mb, add.seconds, add.cpu_seconds,
+               add.peak_mb, remove.seconds, remove.cpu_seconds, remove.peak_mb, cold.seconds, cold.cpu_seconds,
+               cold.peak_mb, statistics.median(warm) * 1000, warm[int(0.95 * (len(warm) - 1))] * 1000)
 
 
 def markdown(rows: list[Row]) -> str:
@@ -165,10 +171,11 @@ def markdown(rows: list[Row]) -> str:
              "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(
-            f"| {r.papers:,} papers | {r.add_s:.1f} s, {r.add_peak_mb:,.0f} MB | {r.remove_s:.1f} s, "
-            f"{r.remove_peak_mb:,.0f} MB | {r.cold_search_s:.1f} s, {r.cold_search_peak_mb:,.0f} MB | "
-            f"p50 {r.warm_p50_ms:.0f} ms, p95 {r.warm_p95_ms:.0f} ms | {r.ingest_papers_per_s:,.0f} papers/s, "
-            f"{r.ingest_peak_mb:,.0f} MB |")
+            f"| {r.papers:,} papers | {r.add_s:.1f} s (cpu {r.add_cpu_s:.1f} s), {r.add_peak_mb:,.0f} MB | "
+            f"{r.remove_s:.1f} s (cpu {r.remove_cpu_s:.1f} s), {r.remove_peak_mb:,.0f} MB | {r.cold_search_s:.1f} s "
+            f"(cpu {r.cold_search_cpu_s:.1f} s), {r.cold_search_peak_mb:,.0f} MB | p50 {r.warm_p50_ms:.0f} ms, "
+            f"p95 {r.warm_p95_ms:.0f} ms | {r.ingest_papers_per_s:,.0f} papers/s ({r.ingest_papers_per_cpu_s:,.0f} "
+            f"per cpu s), {r.ingest_peak_mb:,.0f} MB |")
     return "\n".join(lines)
 
 
@@ -179,7 +186,10 @@ def machine() -> list[str]:
     cpu = [" ".join(line.split()) for line in lscpu if line.split(":")[0].strip() in wanted]
     commit = subprocess.run(["git", "-C", str(CHECKOUT), "describe", "--always", "--dirty"], capture_output=True,
                             text=True, check=False).stdout.strip()
-    return [f"code: {CHECKOUT} at {commit or 'unknown commit'}; Python {sys.version.split()[0]}", *cpu]
+    load = " ".join(f"{value:.1f}" for value in os.getloadavg())
+    return [f"code: {CHECKOUT} at {commit or 'unknown commit'}; Python {sys.version.split()[0]}",
+            f"load average at the end (1, 5, 15 min): {load} (wall times stretch on a busy machine; cpu times less)",
+            *cpu]
 
 
 def log(message: str) -> None:

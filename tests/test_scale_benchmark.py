@@ -38,7 +38,8 @@ def test_a_run_at_200_papers_prints_numbers_in_every_cell(tmp_path: Path) -> Non
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 200 papers |")]
     assert len(rows) == 1
     cells = rows[0].strip("|").split("|")[1:]
-    patterns = [r"[\d.]+ s, [\d,]+ MB"] * 3 + [r"p50 \d+ ms, p95 \d+ ms", r"[\d,]+ papers/s, [\d,]+ MB"]
+    patterns = [r"[\d.]+ s \(cpu [\d.]+ s\), [\d,]+ MB"] * 3 + [
+        r"p50 \d+ ms, p95 \d+ ms", r"[\d,]+ papers/s \([\d,]+ per cpu s\), [\d,]+ MB"]
     assert len(cells) == len(patterns)
     for cell, pattern in zip(cells, patterns):
         assert re.fullmatch(pattern, cell.strip()), cell
