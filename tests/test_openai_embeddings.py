@@ -41,6 +41,11 @@ run()
 """
 
 
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("assistant.index.embedders.EMBEDDING_RETRY_SECONDS", (0.01, 0.01))
+
+
 class FaultyServer(EmbeddingServer):
     """Answers each request with the next (status, body) of `replies`, or with a hashed vector once they run out;
     ("hang", None) never answers (until the test ends)."""
@@ -91,7 +96,7 @@ def test_settings_pick_the_server_without_an_api_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("replies", "expected"), [
-    ([(500, {"error": {"message": "CUDA out of memory"}})], "answered HTTP 500: .*CUDA out of memory"),
+    ([(500, {"error": {"message": "CUDA out of memory"}})] * 3, "answered HTTP 500: .*CUDA out of memory"),
     ([(401, {"error": "bad key"})], r"refused the API key \(HTTP 401\): check OPENAI_API_KEY"),
     ([(404, {"error": "no such model"})], "HTTP 404 for model 'm': check LITASSIST_EMBEDDING_MODEL"),
     ([(200, b"<html>a proxy page</html>")], "not an OpenAI embeddings response .*JSONDecodeError"),
@@ -100,6 +105,8 @@ def test_settings_pick_the_server_without_an_api_key(tmp_path: Path) -> None:
     ([(200, _embedding_reply([[1.0, 0.0], [0.0, 1.0]])), (200, _embedding_reply([[1.0, 0, 0]] * 2))],
      "sent 3-d vectors after 2-d ones"),
     ([("hang", None)], r"did not answer within 0.5 s \(LITASSIST_EMBEDDING_TIMEOUT\)"),
+    ([(200, b'{"data": [{"index": 0, "embedding": [NaN, 1]}, {"index": 1, "embedding": [1, 0]}]}')], "NaN or infinity"),
+    ([(503, {"error": "loading"})] * 3, "answered HTTP 503: .*loading"),
 ])
 def test_every_server_failure_is_one_line_naming_the_server(replies: list[tuple[Any, Any]], expected: str) -> None:
     server = FaultyServer(replies)
@@ -111,6 +118,14 @@ def test_every_server_failure_is_one_line_naming_the_server(replies: list[tuple[
         server.released.set()
     message = str(caught.value)
     assert message.startswith(f"the embedding server at {server.base_url}/embeddings ") and "\n" not in message
+
+
+def test_busy_server_is_asked_again() -> None:
+    """429 and 5xx are retried (OpenAI rate-limits; a local server may still be loading its model)."""
+    server = FaultyServer([(429, {"error": "slow down"}), (503, {"error": "loading"})])
+    with serving(server):
+        vectors = OpenAIEmbedder("m", None, server.base_url).embed_documents(["a text"])
+    assert server.requests == 3 and vectors.shape == (1, 384)
 
 
 def test_a_server_that_is_not_running_is_one_line() -> None:

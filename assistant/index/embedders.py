@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -176,6 +177,7 @@ class SentenceTransformerEmbedder:
 
 
 EMBEDDING_REQUEST_TEXTS = 256  # texts per request: ingest's write batch; 256 chunks x 200 tokens fit OpenAI's limits
+EMBEDDING_RETRY_SECONDS = (1.0, 4.0)  # waits before the 2nd and 3rd try of a request answered 429 or 5xx
 
 
 class OpenAIEmbedder:
@@ -214,7 +216,12 @@ class OpenAIEmbedder:
         import httpx
 
         try:
-            response = self._client.post(self.url, json={"model": self.name, "input": texts, "encoding_format": "float"})
+            for wait in (*EMBEDDING_RETRY_SECONDS, None):
+                response = self._client.post(self.url, json={"model": self.name, "input": texts,
+                                                             "encoding_format": "float"})
+                if wait is None or (response.status_code != 429 and response.status_code < 500):
+                    break
+                time.sleep(wait)
         except httpx.TimeoutException:
             raise self._error(f"did not answer within {self.timeout:g} s (LITASSIST_EMBEDDING_TIMEOUT)") from None
         except httpx.HTTPError as error:
@@ -235,6 +242,8 @@ class OpenAIEmbedder:
                               f"{str(error)[:120]}): is OPENAI_BASE_URL an embedding server?") from None
         if vectors.ndim != 2 or len(vectors) != len(texts) or not vectors.shape[1]:
             raise self._error(f"sent {vectors.shape} numbers for {len(texts)} texts: expected one vector per text")
+        if not np.isfinite(vectors).all():
+            raise self._error("sent vectors holding NaN or infinity: the model failed on these texts")
         if self.dimension is not None and vectors.shape[1] != self.dimension:
             raise self._error(f"sent {vectors.shape[1]}-d vectors after {self.dimension}-d ones: is it still serving "
                               f"model {self.name!r}?")
