@@ -4,6 +4,7 @@ file and line number. Real processes, a real store, embeddings from a real HTTP 
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
@@ -11,8 +12,10 @@ import pty
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
@@ -84,7 +87,7 @@ def test_results_come_through_a_pipe_before_the_last_query_is_written(
     fifo = tmp_path / "queries.fifo"
     os.mkfifo(fifo)
     search = _search_queries(env, fifo, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    with fifo.open("w", encoding="utf-8") as writer:
+    with _writer_once_read(fifo, search) as writer:
         writer.write("".join(_query_line(i) for i in range(SEARCH_BATCH)))
         writer.flush()
         first = {}
@@ -96,6 +99,21 @@ def test_results_come_through_a_pipe_before_the_last_query_is_written(
     rest = [json.loads(line) for line in search.stdout]
     assert search.wait(60) == 0, search.stderr.read()[-2000:]
     assert [r["id"] for r in rest] == list(range(1, SEARCH_BATCH + 10))
+
+
+def _writer_once_read(fifo: Path, reader: subprocess.Popen[str]) -> TextIO:
+    """The FIFO opened for writing once `reader` has opened it (a reader that dies first fails the test, no hang)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as error:  # ENXIO: nobody reads it yet
+            if error.errno != errno.ENXIO or reader.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the search never read its queries: {reader.stderr.read()[-2000:]}") from None
+            time.sleep(0.05)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def test_a_terminal_gets_progress_on_stderr_and_stdout_stays_pure_json(
