@@ -312,6 +312,12 @@ class Assistant:
     ) -> list[list[Hit]]:
         return self.retriever.search_many(queries, k, filters, mode)
 
+    def search_stream(
+        self, queries: Iterable[str], k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid"
+    ) -> Iterator[list[Hit]]:
+        """Hits of each query in order, yielded batch by batch as the queries are read: for any number of them."""
+        return self.retriever.search_stream(queries, k, filters, mode)
+
     def evaluate_retrieval(self, folder: str | Path, split: str = "test") -> RetrievalReport:
         """Score hybrid, dense and lexical search on a BEIR folder (its corpus is ingested into this home)."""
         from .evaluate import evaluate_retrieval

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -219,7 +220,8 @@ def _print_enrich_report(report: EnrichReport) -> None:
     out.print(table)
 
 
-STAGES = {"parse": "parsing", "embed": "embedding", "summarize": "summarizing", "enrich": "fetching"}
+STAGES = {"parse": "parsing", "embed": "embedding", "summarize": "summarizing", "enrich": "fetching",
+          "search": "searching"}
 
 
 @contextlib.contextmanager
@@ -228,7 +230,8 @@ def progress_bars(disable: bool = False) -> Iterator[Callable[[str, int, int], N
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, disable=disable) as bars:
+    # stdout goes through the bars' console only when it is the terminal too: results sent to a file stay there
+    with Progress(*columns, console=err, disable=disable, redirect_stdout=out.is_terminal) as bars:
         tasks: dict[str, int] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
@@ -351,10 +354,7 @@ def search_command(
                       collections=collection or None)
     lib = assistant()
     if queries is not None:
-        batch = _read_queries(queries)
-        results = lib.search_many([text for _, text in batch], k=k, filters=filters, mode=mode)
-        for (query_id, _), hits in zip(batch, results):
-            print(json.dumps({"id": query_id, "hits": [h.as_json() for h in hits]}, ensure_ascii=False))
+        _search_batch(lib, queries, k, filters, mode)
         return
     hits = lib.search(query, k=k, filters=filters, mode=mode)
     if as_json:
@@ -369,19 +369,47 @@ def search_command(
         out.print(f"   {printable(text[:300])}{'…' if len(text) > 300 else ''}", highlight=False, markup=False)
 
 
-def _read_queries(path: Path) -> list[tuple[object, str]]:
-    if not path.exists():
-        fail(f"{path}: no such file", EXIT_BAD_INPUT)
-    batch = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            batch.append((record["id"], str(record["text"])))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            fail(f'{path}: line {number} is not a JSON object with "id" and "text"', EXIT_BAD_INPUT)
-    return batch
+def _search_batch(lib: Assistant, path: Path, k: int, filters: Filters, mode: str) -> None:
+    """--queries: a JSON line per query on stdout, written as soon as its batch is searched (`search_stream`), with
+    a progress bar on a terminal's stderr; the file is read as the search goes, so any number of queries fits."""
+    query_ids: collections.deque[object] = collections.deque()  # read, not yet answered: one batch at most
+
+    def texts() -> Iterator[str]:
+        for query_id, text in _read_queries(path):
+            query_ids.append(query_id)
+            yield text
+
+    total = _count_lines(path) if path.is_file() else None  # a pipe can be read only once
+    with progress_bars(disable=not err.is_terminal) as on_progress:
+        for done, hits in enumerate(lib.search_stream(texts(), k=k, filters=filters, mode=mode), start=1):
+            print(json.dumps({"id": query_ids.popleft(), "hits": [h.as_json() for h in hits]}, ensure_ascii=False),
+                  flush=True)
+            on_progress("search", done, total or done)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as lines:
+        return sum(1 for line in lines if line.strip())
+
+
+def _read_queries(path: Path) -> Iterator[tuple[object, str]]:
+    """(id, text) per line of a JSONL file, read lazily; a bad line ends the command with its number."""
+    try:
+        lines = path.open("rb")
+    except OSError as error:
+        fail(f"{path}: {error.strerror or error}", EXIT_BAD_INPUT)
+    with lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                yield record["id"], str(record["text"])
+            except UnicodeDecodeError:
+                fail(f"{path}: line {number} is not UTF-8 text", EXIT_BAD_INPUT)
+            except (json.JSONDecodeError, KeyError, TypeError):
+                fail(f'{path}: line {number} is not a JSON object with "id" and "text"', EXIT_BAD_INPUT)
 
 
 @app.command("remove")

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("LITASSIST_OPENAI_BASE_URL", "OPENAI_BASE_URL")
     )
+    embedding_timeout: float = Field(
+        default=60.0, gt=0, description="seconds an OpenAI-compatible embedding server may take per request"
+    )
     chunk_tokens: int = Field(default=200, ge=32, description="cl100k tokens per embedded chunk, header included")
     embed_batch_size: int = Field(default=32, ge=1)
     embed_threads: int | None = Field(

@@ -6,9 +6,10 @@ Filters (year range, author, venue, source, collection) are applied inside both 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -221,6 +222,7 @@ def fuse(dense: dict[str, float], lexical: dict[str, float], dense_weight: float
 
 
 Reranker = Callable[[str, list[Hit]], list[Hit]]
+SEARCH_BATCH = 64  # queries per embedding pass of a streamed batch search (the local model's batch is 32)
 
 
 class Retriever:
@@ -261,6 +263,18 @@ class Retriever:
                 ranked_hits.append((query, self._hits(ranked, scores, candidates.dense, candidates.vector)))
         # the re-ranker calls a model (seconds): outside the view, so it never holds up a writer's commit
         return [(self.reranker(query, hits) if self.reranker else hits)[:k] for query, hits in ranked_hits]
+
+    def search_stream(
+        self, queries: Iterable[str], k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid",
+        batch_size: int = SEARCH_BATCH,
+    ) -> Iterator[list[Hit]]:
+        """`search_many` over any number of queries: read `batch_size` at a time, each query's hits yielded as soon
+        as its batch is searched, so the first results come before the last query is read and memory does not grow
+        with the number of queries. Each batch is one reading view: a library changed meanwhile is seen whole by
+        each batch, before or after the change."""
+        pending = iter(queries)
+        while batch := list(itertools.islice(pending, batch_size)):
+            yield from self.search_many(batch, k, filters, mode)
 
     def candidates(
         self, queries: Sequence[str], pool: int, filters: Filters | None = None, mode: Mode = "hybrid"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -175,26 +176,82 @@ class SentenceTransformerEmbedder:
         return self.embed_documents([text])[0]
 
 
-class OpenAIEmbedder:
-    """OpenAI (or OpenAI-compatible) embeddings through LangChain."""
+EMBEDDING_REQUEST_TEXTS = 256  # texts per request: ingest's write batch; 256 chunks x 200 tokens fit OpenAI's limits
+EMBEDDING_RETRY_SECONDS = (1.0, 4.0)  # waits before the 2nd and 3rd try of a request answered 429 or 5xx
 
-    def __init__(self, model: str, api_key: str | None, base_url: str | None):
-        from langchain_openai import OpenAIEmbeddings
+
+class OpenAIEmbedder:
+    """OpenAI or any OpenAI-compatible embedding server (vLLM, llama.cpp, Ollama, TEI), through one plain POST per
+    batch of texts to {base_url}/embeddings.
+
+    Not LangChain's OpenAIEmbeddings: it asks tiktoken for `cl100k_base` by name to pre-split texts into tokens,
+    which downloads the BPE file, so a local server without internet could not be used, and it sends token ids
+    that many local servers do not accept. Texts go as they are (chunks are already within the model's limits),
+    and every failure of the server is one StoreError line naming its URL (see `_post`).
+    """
+
+    def __init__(self, model: str, api_key: str | None, base_url: str | None, timeout: float = 60.0):
+        import httpx
 
         if not api_key and not base_url:
             raise StoreError("embedding_provider=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL) to be set")
         self.name = model
-        self._client = OpenAIEmbeddings(model=model, api_key=api_key or "unused", base_url=base_url)
-
-    @staticmethod
-    def _normalize(vectors: np.ndarray) -> np.ndarray:
-        return vectors / np.clip(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12, None)
+        self.url = f"{(base_url or 'https://api.openai.com/v1').rstrip('/')}/embeddings"
+        self.timeout = timeout
+        self.dimension: int | None = None  # of the first answer; an answer of another size is an error
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(headers=headers, timeout=timeout, transport=httpx.HTTPTransport(retries=2))
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._normalize(np.asarray(self._client.embed_documents(list(texts)), dtype=np.float32))
+        batches = [self._post(list(texts[i : i + EMBEDDING_REQUEST_TEXTS]))
+                   for i in range(0, len(texts), EMBEDDING_REQUEST_TEXTS)]
+        vectors = np.concatenate(batches) if batches else np.empty((0, self.dimension or 0), dtype=np.float32)
+        return vectors / np.clip(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12, None)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._normalize(np.asarray(self._client.embed_query(text), dtype=np.float32))
+        return self.embed_documents([text])[0]
+
+    def _post(self, texts: list[str]) -> np.ndarray:
+        """One request; the vectors in input order, or StoreError: one line naming the server and what to do."""
+        import httpx
+
+        try:
+            for wait in (*EMBEDDING_RETRY_SECONDS, None):
+                response = self._client.post(self.url, json={"model": self.name, "input": texts,
+                                                             "encoding_format": "float"})
+                if wait is None or (response.status_code != 429 and response.status_code < 500):
+                    break
+                time.sleep(wait)
+        except httpx.TimeoutException:
+            raise self._error(f"did not answer within {self.timeout:g} s (LITASSIST_EMBEDDING_TIMEOUT)") from None
+        except httpx.HTTPError as error:
+            raise self._error(f"cannot be reached ({type(error).__name__}: {error}): is the server running and "
+                              "OPENAI_BASE_URL right?") from None
+        if response.status_code in (401, 403):
+            raise self._error(f"refused the API key (HTTP {response.status_code}): check OPENAI_API_KEY")
+        if response.status_code == 404:
+            raise self._error(f"answered HTTP 404 for model {self.name!r}: check LITASSIST_EMBEDDING_MODEL and that "
+                              "OPENAI_BASE_URL ends in /v1")
+        if response.status_code >= 400:
+            raise self._error(f"answered HTTP {response.status_code}: {' '.join(response.text.split())[:200]}")
+        try:
+            items = sorted(response.json()["data"], key=lambda item: item["index"])
+            vectors = np.array([item["embedding"] for item in items], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as error:
+            raise self._error(f"sent an answer that is not an OpenAI embeddings response ({type(error).__name__}: "
+                              f"{str(error)[:120]}): is OPENAI_BASE_URL an embedding server?") from None
+        if vectors.ndim != 2 or len(vectors) != len(texts) or not vectors.shape[1]:
+            raise self._error(f"sent {vectors.shape} numbers for {len(texts)} texts: expected one vector per text")
+        if not np.isfinite(vectors).all():
+            raise self._error("sent vectors holding NaN or infinity: the model failed on these texts")
+        if self.dimension is not None and vectors.shape[1] != self.dimension:
+            raise self._error(f"sent {vectors.shape[1]}-d vectors after {self.dimension}-d ones: is it still serving "
+                              f"model {self.name!r}?")
+        self.dimension = vectors.shape[1]
+        return vectors
+
+    def _error(self, what: str) -> StoreError:
+        return StoreError(f"the embedding server at {self.url} {what}")
 
 
 def _local_embedder(settings: Settings) -> Embedder:
@@ -211,7 +268,8 @@ def _local_embedder(settings: Settings) -> Embedder:
 
 def _openai_embedder(settings: Settings) -> Embedder:
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return OpenAIEmbedder(settings.resolved_embedding_model, key, settings.openai_base_url)
+    return OpenAIEmbedder(settings.resolved_embedding_model, key, settings.openai_base_url,
+                          settings.embedding_timeout)
 
 
 EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {"local": _local_embedder, "openai": _openai_embedder}
