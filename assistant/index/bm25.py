@@ -23,6 +23,7 @@ import numpy as np
 
 K1, B = 1.5, 0.75
 MERGE_FANIN = 4  # segments of one tier merged together
+SEGMENT_DOCS = 20_000  # the most documents one new segment takes (bounds a big commit's memory)
 CACHE_ENTRIES = 8_000_000  # postings held in memory per process (~80 MB), least recently used dropped first
 
 SCHEMA = """
@@ -56,7 +57,20 @@ def _unpack(docs: bytes, tfs: bytes, lengths: bytes) -> Postings:
 
 
 def add(db: sqlite3.Connection, documents: Iterable[tuple[int, str]]) -> None:
-    """Index documents (catalog row id, space-separated tokens) as one new segment, then merge tiers that filled."""
+    """Index documents (catalog row id, space-separated tokens): one new segment per SEGMENT_DOCS of them, so a
+    commit of a million papers never holds more than one segment's postings; then merge tiers that filled."""
+    batch: list[tuple[int, str]] = []
+    for document in documents:
+        batch.append(document)
+        if len(batch) >= SEGMENT_DOCS:
+            _add_segment(db, batch)
+            batch = []
+    if batch:
+        _add_segment(db, batch)
+    _merge_full_tiers(db)
+
+
+def _add_segment(db: sqlite3.Connection, documents: list[tuple[int, str]]) -> None:
     by_term: dict[str, tuple[list[int], list[int], list[int]]] = {}
     lengths: list[tuple[int, int]] = []
     for row, text in documents:
@@ -67,8 +81,6 @@ def add(db: sqlite3.Connection, documents: Iterable[tuple[int, str]]) -> None:
             postings[0].append(row)
             postings[1].append(tf)
             postings[2].append(len(tokens))
-    if not lengths:
-        return
     segment = db.execute("INSERT INTO lexical_segments(docs, tier) VALUES(?, ?)",
                          (len(lengths), _tier(len(lengths)))).lastrowid
     db.executemany("INSERT INTO postings(term, segment, docs, tfs, lengths) VALUES(?,?,?,?,?)",
@@ -77,7 +89,6 @@ def add(db: sqlite3.Connection, documents: Iterable[tuple[int, str]]) -> None:
                    [(row, segment, length) for row, length in lengths])
     db.execute("UPDATE lexical_stats SET docs = docs + ?, tokens = tokens + ?",
                (len(lengths), sum(length for _, length in lengths)))
-    _merge_full_tiers(db)
 
 
 def delete(db: sqlite3.Connection, rows: Sequence[int]) -> None:

@@ -474,24 +474,17 @@ class Catalog:
 
     def publish(self, db: sqlite3.Connection, txn: str) -> int:
         """Make `txn`'s staged rows the library: each replaces the published row of its paper (whose vectors go to
-        the trash), and its lexical row is indexed. Returns how many papers were published."""
-        staged = db.execute("SELECT id, paper_id FROM papers WHERE txn=?", (txn,)).fetchall()
-        ids = [pid for _, pid in staged]
-        replaced = []
-        for batch in _batches(ids):
-            replaced += [row for (row,) in db.execute(
-                f"SELECT id FROM papers WHERE txn IS NULL AND paper_id IN ({_marks(batch)})", list(batch))]
-        self.trash(db, self._drop(db, replaced))
-        db.execute("UPDATE papers SET txn=NULL, ready=1 WHERE txn=?", (txn,))
-        rows = [row for row, _ in staged]
-        documents = []
-        for batch in _batches(rows):
-            marks = _marks(batch)
-            documents += db.execute(f"SELECT paper, tokens FROM staged_lexical WHERE paper IN ({marks})",
-                                    list(batch)).fetchall()
-            db.execute(f"DELETE FROM staged_lexical WHERE paper IN ({marks})", list(batch))
-        bm25.add(db, documents)
-        return len(staged)
+        the trash), and its lexical row is indexed. The lexical rows are streamed: a million staged papers' tokens
+        are never held at once. Returns how many papers were published."""
+        replaced = [row for (row,) in db.execute("SELECT p.id FROM papers p JOIN papers s ON s.paper_id = p.paper_id "
+                                                 "WHERE s.txn = ? AND p.txn IS NULL", (txn,))]
+        for batch in _batches(replaced):  # read whole first: rows are deleted while they are dropped
+            self.trash(db, self._drop(db, batch))
+        staged = "SELECT id FROM papers WHERE txn = ?"
+        bm25.add(db, db.execute(f"SELECT paper, tokens FROM staged_lexical WHERE paper IN ({staged}) ORDER BY paper",
+                                (txn,)))
+        db.execute(f"DELETE FROM staged_lexical WHERE paper IN ({staged})", (txn,))
+        return db.execute("UPDATE papers SET txn=NULL, ready=1 WHERE txn=?", (txn,)).rowcount
 
     def update_records(self, db: sqlite3.Connection, papers: Sequence[Paper]) -> None:
         """New records for published papers whose embedded content is unchanged (their sources changed)."""
