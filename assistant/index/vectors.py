@@ -221,14 +221,12 @@ class VectorIndex:
     def query(self, collection: str, vector: np.ndarray, n: int, paper_ids: Sequence[str] | None = None
               ) -> list[tuple[str, float]]:
         """The `n` entries nearest to `vector` as (vector id, cosine); `paper_ids` restricts to those papers."""
-        with self._use() as h:
-            target = getattr(h, collection)
-            total = target.count()
-            if total == 0 or n <= 0:
-                return []
+        if n <= 0:
+            return []
+        with self._use() as h:  # Chroma returns fewer than `n` when it holds fewer (a count() first cost a call)
             where = {"paper_id": {"$in": list(paper_ids)}} if paper_ids is not None else None
-            result = target.query(query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
-                                  n_results=min(n, total), where=where, include=["distances"])
+            result = getattr(h, collection).query(query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
+                                                  n_results=n, where=where, include=["distances"])
         return [(vid, 1.0 - float(dist)) for vid, dist in zip(result["ids"][0], result["distances"][0])]
 
     def embeddings(self, collection: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
