@@ -53,6 +53,9 @@ WHAT_TO_DO = (
 )
 
 
+LOCATION_FIELDS = ("page", "page_end", "start", "end", "section", "body_start")  # Chunk.location()'s keys
+
+
 @dataclass(frozen=True)
 class StoredPaper:
     paper: Paper
@@ -487,7 +490,7 @@ class Store:
             ids += [c.chunk_id for c in chunks]
             vectors += list(chunk_vectors)
             documents += [c.text for c in chunks]
-            metadatas += [{**_filter_metadata(paper), "position": c.position, **txn} for c in chunks]
+            metadatas += [{**_filter_metadata(paper), "position": c.position, **c.location(), **txn} for c in chunks]
             stale += [f"{paper.paper_id}::{i}" for i in range(len(chunks), old_n)]
         paper_vectors = []
         for _, _, chunk_vectors, _ in items:
@@ -628,6 +631,15 @@ class Store:
         with self._use() as h:
             found = h.chunks.get(ids=list(chunk_ids), include=["documents"])
         return dict(zip(found["ids"], found["documents"]))
+
+    def chunk_locations(self, chunk_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Chunk id -> where its passage is in its PDF (`Chunk.location()`); {} for abstract passages."""
+        if not chunk_ids:
+            return {}
+        with self._use() as h:
+            found = h.chunks.get(ids=list(chunk_ids), include=["metadatas"])
+        return {cid: {key: meta[key] for key in LOCATION_FIELDS if key in meta}
+                for cid, meta in zip(found["ids"], found["metadatas"])}
 
     # backup
     def backup(self, target: Path, databases: Sequence[str] = ()) -> list[str]:
