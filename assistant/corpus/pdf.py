@@ -5,7 +5,8 @@ line), two-column pages read left column then right column between full-width li
 NFKC. Each character of a page's text remembers the pdfium character it came from, so a span of the text maps
 back to boxes on the page. Running headers and footers (a line repeated at the top or bottom of most pages, a
 bare page number) and the arXiv margin stamp are moved to the page's start or end and left out of its body;
-the references section is left out of the body too. The body is what is embedded and cited; the whole page
+footnotes (smaller type below a column's last line of body type) and the references section are left out of
+the body too. The body is what is embedded and cited; the whole page
 text is kept for display.
 
 pdfium is not thread-safe: every call into it holds `_PDFIUM` (the app renders while an ingest may run).
@@ -169,7 +170,7 @@ def _normalized(code: int) -> str:
 
 def _page_lines(page: object) -> list[_Line]:
     """pdfium's lines of a page, in its order, with a superscript's line glued back onto the line it sits on."""
-    import pypdfium2.raw as raw
+    from pypdfium2 import raw
 
     textpage = page.get_textpage()  # type: ignore[attr-defined]
     try:
@@ -222,14 +223,20 @@ def _glue_superscripts(lines: list[_Line]) -> list[_Line]:
     return glued
 
 
+def _sides(lines: list[_Line], width: float) -> list[str]:
+    """Each line's place: "left" or "right" of the middle of the page's text, or "full" (across it)."""
+    left_edge, right_edge = min(line.x0 for line in lines), max(line.x1 for line in lines)
+    middle, slack = (left_edge + right_edge) / 2, 0.02 * width
+    return ["left" if line.x1 <= middle + slack else "right" if line.x0 >= middle - slack else "full"
+            for line in lines]
+
+
 def _reading_order(lines: list[_Line], width: float) -> list[_Line]:
     """Top to bottom; on a two-column page, between lines that cross the gutter, the left column then the right.
     A page is two-column when at least a fifth of its lines lie wholly on each side of the middle."""
     if not lines:
         return []
-    left_edge, right_edge = min(line.x0 for line in lines), max(line.x1 for line in lines)
-    middle, slack = (left_edge + right_edge) / 2, 0.02 * width
-    side = ["left" if line.x1 <= middle + slack else "right" if line.x0 >= middle - slack else "full" for line in lines]
+    side = _sides(lines, width)
     by_top = sorted(range(len(lines)), key=lambda i: -lines[i].top)
     if min(side.count("left"), side.count("right")) < 0.2 * len(lines):
         return [lines[i] for i in by_top]
@@ -243,6 +250,20 @@ def _reading_order(lines: list[_Line], width: float) -> list[_Line]:
         else:
             band[side[i]].append(i)
     return ordered + [lines[j] for j in band["left"] + band["right"]]
+
+
+def _footnotes(lines: list[_Line], width: float, body_size: float) -> list[_Line]:
+    """Lines in smaller type below the last line of body type on their side of the page: footnotes, which would
+    otherwise cut a sentence that runs on into the next column or page."""
+    if not lines:
+        return []
+    side = _sides(lines, width)
+    lowest: dict[str, float] = {}
+    for line, place in zip(lines, side):
+        if round(line.size) >= body_size:
+            lowest[place] = min(lowest.get(place, line.bottom), line.bottom)
+    floor = {place: min(lowest.get(place, 1e9), lowest.get("full", 1e9)) for place in ("left", "right", "full")}
+    return [line for line, place in zip(lines, side) if line.size < 0.9 * body_size and line.top <= floor[place] + 1]
 
 
 def _is_heading(line: _Line, body_size: float) -> bool:
@@ -313,9 +334,12 @@ def _page_text(number: int, lines: list[_Line], edges: set[str], width: float, h
                                                       and _edge_key(line) in edges)]
     bottom = [line for line in lines if line not in top and _at_edge(line, height) and line.top < height / 2
               and _edge_key(line) in edges]
-    body = _reading_order([line for line in lines if line not in top and line not in bottom], width)
-    sizes = Counter(round(line.size) for line in body)
+    rest = [line for line in lines if line not in top and line not in bottom]
+    sizes = Counter(round(line.size) for line in rest)
     body_size = sizes.most_common(1)[0][0] if sizes else 0.0
+    notes = _footnotes(rest, width, body_size)
+    body = _reading_order([line for line in rest if line not in notes], width)
+    bottom = _reading_order(notes, width) + bottom
     out = _Builder()
     for line in top:
         out.line(line, "\n")
@@ -525,6 +549,31 @@ def attach_pdfs(result: ParseResult, export_path: str, max_bytes: int) -> None:
                 break
             result.papers[position] = paper.model_copy(update={"pdf": source})
             break
+
+
+@dataclass(frozen=True)
+class PageSpan:
+    """A stretch of one page's text: `PageText.text[start:end] == text`, with its boxes (see `span_boxes`)."""
+
+    page: int
+    start: int
+    end: int
+    text: str
+    rects: list[list[float]]
+
+
+def place(source: PdfSource, location: dict, passage: str, start: int, end: int) -> list[PageSpan]:
+    """Where passage[start:end] of a stored body passage (with its `Chunk.location()`) lies: one PageSpan per page
+    it runs over. When the PDF cannot be read again (moved, changed), the passage's first page and offsets
+    counted from its start, without boxes."""
+    try:
+        pdf = pdf_text(source)
+    except ParseError:
+        page, offset = int(location["page"]), int(location["start"])
+        return [PageSpan(page, offset + start, offset + end, passage[start:end], [])]
+    body, first = pdf.body(), int(location["body_start"])
+    return [PageSpan(page, low, high, pdf.pages[page - 1].text[low:high], span_boxes(source, page, low, high))
+            for page, low, high in body.pieces(first + start, first + end)]
 
 
 def span_boxes(source: PdfSource, page: int, start: int, end: int) -> list[list[float]]:
