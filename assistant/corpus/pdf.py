@@ -405,6 +405,10 @@ def _drop_front_matter(first: PageText) -> None:
         first.body = [(max(start, following[0]), end) for start, end in first.body if end > following[0]]
 
 
+def _damaged(error: Exception) -> ParseError:
+    return ParseError(f"a damaged or truncated PDF ({error}): it cannot be read; download or save it again")
+
+
 def _open(data: bytes, path: str) -> object:
     import pypdfium2 as pdfium
 
@@ -414,7 +418,7 @@ def _open(data: bytes, path: str) -> object:
         if "password" in str(error).lower():
             raise ParseError("an encrypted (password-protected) PDF: its text cannot be read; save a copy without "
                              "the password and ingest that") from None
-        raise ParseError(f"a damaged PDF ({error}): it cannot be read; download or save it again") from None
+        raise _damaged(error) from None
 
 
 def read_pdf(data: bytes, path: str) -> PdfText:
@@ -435,13 +439,14 @@ def read_pdf(data: bytes, path: str) -> PdfText:
                     page.close()
             info = document.get_metadata_dict(skip_empty=True)  # type: ignore[attr-defined]
         except pdfium.PdfiumError as error:
-            raise ParseError(f"a damaged PDF ({error}): it cannot be read; download or save it again") from None
+            raise _damaged(error) from None
         finally:
             document.close()  # type: ignore[attr-defined]
     if not raw_pages:
         raise ParseError("a PDF without pages: it may be cut short; download or save it again")
     if not any(raw_pages):
-        raise ParseError(f"a PDF without a text layer ({len(raw_pages)} pages of images: a scan?): run OCR on it "
+        pages = f"{len(raw_pages)} page{'s' if len(raw_pages) > 1 else ''}"
+        raise ParseError(f"a PDF without a text layer ({pages} of images only: a scan?): run OCR on it "
                          "(e.g. ocrmypdf) and ingest the result")
     edges = _running_edges(raw_pages, [h for _, h in sizes])
     pages = [_page_text(n, lines, edges, w, h) for n, (lines, (w, h)) in enumerate(zip(raw_pages, sizes), 1)]

@@ -160,8 +160,14 @@ def _body_chunks(paper: Paper, header: str, max_tokens: int, first: int) -> list
         return []
     units = _body_units(body)
     by_place: dict[tuple[int, str | None], list[tuple[int, int]]] = {}
+    carried: list[tuple[int, int]] = []  # a heading with nothing under it ("2 Related Work" / "2.1 ...") goes on
     for start, end in units:  # dicts keep order: places come in reading order
-        by_place.setdefault((body.locate(start)[0], body.section_at(start)), []).append((start, end))
+        place = (body.locate(start)[0], body.section_at(start))
+        if place not in by_place and by_place and len(last := list(by_place.values())[-1]) == 1 \
+                and body.text[slice(*last[0])] == list(by_place)[-1][1]:
+            carried = by_place.popitem()[1]
+        by_place.setdefault(place, carried).append((start, end))
+        carried = []
     chunks: list[Chunk] = []
     for (_, section), place_units in by_place.items():
         context = "\n".join(part for part in (header, section) if part)
