@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from .citations import CitedText, Evidence, Ledger, Usage, cite, reference_list, support_claims
 from .config import Settings
-from .index import Store, count_tokens, sentence_spans
+from .index import Store, count_tokens, paragraph_sentence_spans, sentence_spans
 from .llm import (
     ContextLengthError,
     context_overflow,
@@ -574,7 +574,8 @@ def candidate_sentences(question: str, hits: Sequence[Hit], embedder: Any, paper
     hits = list(hits)[:papers]
     spans = [(rank, h, body, a, b) for rank, h in enumerate(hits)
              for body, text in ((False, h.paper.abstract), *(((True, h.text),) if h.location else ()))
-             for a, b in sentence_spans(text) if len(text[a:b].split()) >= MIN_WORDS]
+             for a, b in (paragraph_sentence_spans if body else sentence_spans)(text)
+             if len(text[a:b].split()) >= MIN_WORDS]
     if not spans:
         return []
     wanted = question_terms(question)

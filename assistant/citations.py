@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, model_serializer
 from .config import Settings
 from .corpus import NO_ABSTRACT, Paper
 from .corpus.pdf import place
-from .index import count_tokens, sentence_spans
+from .index import count_tokens, paragraph_sentence_spans, sentence_spans
 from .llm import quote_attribute, quote_data
 from .retrieve import term_coverage
 
@@ -529,7 +529,8 @@ def _score(
     """Best-supporting sentences (of the abstract or the PDF passage) for claims that do not quote their source
     (one embedding batch)."""
     sources = {citation.number: _sources(citation) for _, citation in pending}
-    sentences = {number: [(i, a, b) for i, text in enumerate(texts) for a, b in sentence_spans(text)]
+    sentences = {number: [(i, a, b) for i, text in enumerate(texts)
+                          for a, b in (paragraph_sentence_spans(text) if i else sentence_spans(text))]
                  for number, texts in sources.items()}
     claim_texts = sorted({found[i][3] for i, _ in pending})
     sentence_texts = sorted({sources[n][i][a:b] for n, spans in sentences.items() for i, a, b in spans})

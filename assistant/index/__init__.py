@@ -5,7 +5,15 @@ OpenAI), `store` (Chroma), `locks` (one writer at a time, commits searches never
 -> the store, and removal).
 """
 
-from .chunking import SENTENCE_BREAK, Chunk, chunk_paper, count_tokens, sentence_spans, split_sentences
+from .chunking import (
+    SENTENCE_BREAK,
+    Chunk,
+    chunk_paper,
+    count_tokens,
+    paragraph_sentence_spans,
+    sentence_spans,
+    split_sentences,
+)
 from .embedders import Embedder, OnnxEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder, StoreError, make_embedder
 from .ingest import FileFailure, IngestReport, ProgressCallback, RemovalReport, SkippedEntry, ingest, remove
 from .locks import LibraryBusy
@@ -15,5 +23,5 @@ __all__ = [
     "SENTENCE_BREAK", "Chunk", "ChunkHit", "Embedder", "FileFailure", "IngestReport", "LibraryBusy", "LibraryState",
     "OnnxEmbedder", "OpenAIEmbedder", "ProgressCallback", "RemovalReport", "SentenceTransformerEmbedder", "SkippedEntry",
     "SourceRecord", "Store", "StoreError", "StoredPaper", "chunk_paper", "count_tokens", "ingest", "make_embedder",
-    "read_manifest", "remove", "sentence_spans", "split_sentences",
+    "paragraph_sentence_spans", "read_manifest", "remove", "sentence_spans", "split_sentences",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..corpus import Paper, ParseError
-from ..corpus.pdf import BodyText, pdf_text
+from ..corpus.pdf import pdf_text
 
 log = logging.getLogger("litassist.index")
 
@@ -32,6 +32,16 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         start = match.end()
     if text[start:].strip():
         spans.append((start, len(text.rstrip())))
+    return spans
+
+
+def paragraph_sentence_spans(text: str) -> list[tuple[int, int]]:
+    """`sentence_spans` within each "\n"-separated paragraph: PDF body text puts headings, captions and
+    paragraphs on lines of their own, and no sentence runs over one of those breaks."""
+    spans, offset = [], 0
+    for paragraph in text.split("\n"):
+        spans += [(offset + start, offset + end) for start, end in sentence_spans(paragraph)]
+        offset += len(paragraph) + 1
     return spans
 
 
@@ -139,15 +149,6 @@ def chunk_paper(paper: Paper, max_tokens: int) -> list[Chunk]:
     return chunks + (_body_chunks(paper, header, max_tokens, len(chunks)) if paper.pdf else [])
 
 
-def _body_units(body: BodyText) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of the body, paragraph by paragraph (headings are paragraphs of their own)."""
-    units, offset = [], 0
-    for paragraph in body.text.split("\n"):
-        units += [(offset + start, offset + end) for start, end in sentence_spans(paragraph)]
-        offset += len(paragraph) + 1
-    return units
-
-
 def _body_chunks(paper: Paper, header: str, max_tokens: int, first: int) -> list[Chunk]:
     """The PDF body's passages: a passage holds sentences that start on one page, in one section (its heading is
     embedded with it), and is an exact slice of the body text, so any part of it maps back to its page. A PDF
@@ -158,7 +159,7 @@ def _body_chunks(paper: Paper, header: str, max_tokens: int, first: int) -> list
     except ParseError as error:
         log.warning("%s: full text not embedded: %s", paper.paper_id, error)
         return []
-    units = _body_units(body)
+    units = paragraph_sentence_spans(body.text)
     by_place: dict[tuple[int, str | None], list[tuple[int, int]]] = {}
     carried: list[tuple[int, int]] = []  # a heading with nothing under it ("2 Related Work" / "2.1 ...") goes on
     for start, end in units:  # dicts keep order: places come in reading order
