@@ -16,6 +16,8 @@ Measured on the shared papers (benchmarks/pdf_ingest.py): ~40-60 pages/s on one 
 from __future__ import annotations
 
 import bisect
+import ctypes
+import functools
 import hashlib
 import io
 import re
@@ -91,6 +93,7 @@ class BodyText:
     starts: list[int]  # offset in `text` where each segment starts
     segments: list[tuple[int, int, int]]  # (page number, start, end on that page)
     headings: list[tuple[int, str]]  # (offset in `text`, heading)
+    heading_starts: list[int] = field(default_factory=list)
 
     @classmethod
     def of(cls, pdf: PdfText) -> BodyText:
@@ -125,7 +128,10 @@ class BodyText:
                 yield page, page_start + low - seg_start, page_start + high - seg_start
 
     def section_at(self, offset: int) -> str | None:
-        index = bisect.bisect_right([at for at, _ in self.headings], offset) - 1
+        """The heading the offset lies under (headings are in reading order)."""
+        if len(self.heading_starts) != len(self.headings):
+            self.heading_starts = [at for at, _ in self.headings]
+        index = bisect.bisect_right(self.heading_starts, offset) - 1
         return self.headings[index][1] if index >= 0 else None
 
 
@@ -134,6 +140,9 @@ class BodyText:
 
 @dataclass
 class _Line:
+    """A line of pdfium characters: each one's text (after NFKC, one entry per output character) and index, and
+    the line's box (PDF points, origin bottom-left) and largest font size."""
+
     text: list[str]
     chars: list[int]
     x0: float = 1e9
@@ -142,15 +151,6 @@ class _Line:
     top: float = -1e9
     size: float = 0.0
     rotated: bool = False
-
-    def add(self, text: str, index: int, box: tuple[float, float, float, float] | None, size: float) -> None:
-        self.text.append(text)
-        self.chars.append(index)
-        if box is not None:
-            left, right, bottom, top = box
-            self.x0, self.x1 = min(self.x0, left), max(self.x1, right)
-            self.bottom, self.top = min(self.bottom, bottom), max(self.top, top)
-            self.size = max(self.size, size)
 
     @property
     def string(self) -> str:
@@ -161,7 +161,9 @@ class _Line:
         return self.x1 < self.x0
 
 
+@functools.lru_cache(maxsize=4096)
 def _normalized(code: int) -> str:
+    """A character as it goes into the text: NFKC ("ﬁ" -> "fi"), control and format characters dropped."""
     char = chr(code) if 0 <= code < 0x110000 else ""
     if not char or unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn"):
         return ""
@@ -169,33 +171,42 @@ def _normalized(code: int) -> str:
 
 
 def _page_lines(page: object) -> list[_Line]:
-    """pdfium's lines of a page, in its order, with a superscript's line glued back onto the line it sits on."""
+    """pdfium's lines of a page, in its order, with a superscript's line glued back onto the line it sits on.
+    pdfium is called directly per character (the helpers' per-call allocations were a third of the time)."""
     from pypdfium2 import raw
 
     textpage = page.get_textpage()  # type: ignore[attr-defined]
+    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+    box_args = (ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top))
     try:
         handle = textpage.raw
-        lines: list[_Line] = [_Line([], [])]
         count = textpage.count_chars()
-        for index in range(count):
-            code = raw.FPDFText_GetUnicode(handle, index)
-            if code in _SOFT_HYPHENS and index + 1 < count and chr(raw.FPDFText_GetUnicode(handle, index + 1)).isalpha():
+        codes = [raw.FPDFText_GetUnicode(handle, index) for index in range(count)]
+        lines: list[_Line] = []
+        line = _Line([], [])
+        for index, code in enumerate(codes):
+            if code in _SOFT_HYPHENS and index + 1 < count and chr(codes[index + 1]).isalpha():
                 continue  # pdfium joined a word hyphenated at a line end and left the hyphen as 0x02: drop it
             if code in _LINE_END:
-                if lines[-1].text:
-                    lines.append(_Line([], []))
+                if line.text:
+                    lines.append(line)
+                    line = _Line([], [])
                 continue
             text = "\u00ad" if code in _SOFT_HYPHENS else " " if code == 32 else _normalized(code)
             if not text:
                 continue
-            box = None
             if text != " ":
-                left, bottom, right, top = textpage.get_charbox(index)
-                box = (left, right, bottom, top) if right > left or top > bottom else None
-                if box is not None and raw.FPDFText_GetCharAngle(handle, index) not in (0.0,):
-                    lines[-1].rotated = True
+                raw.FPDFText_GetCharBox(handle, index, *box_args)
+                if right.value > left.value or top.value > bottom.value:
+                    line.x0, line.x1 = min(line.x0, left.value), max(line.x1, right.value)
+                    line.bottom, line.top = min(line.bottom, bottom.value), max(line.top, top.value)
+                    line.size = max(line.size, raw.FPDFText_GetFontSize(handle, index))
+                    line.rotated = line.rotated or raw.FPDFText_GetCharAngle(handle, index) != 0.0
             for piece in text:
-                lines[-1].add(piece, index, box, raw.FPDFText_GetFontSize(handle, index) if box else 0.0)
+                line.text.append(piece)
+                line.chars.append(index)
+        if line.text:
+            lines.append(line)
     finally:
         textpage.close()
     return _glue_superscripts([line for line in lines if line.string and not line.empty])
@@ -311,12 +322,9 @@ class _Builder:
                 self.text[-1] = "-"
             if self.text[-1] not in (" ", "\n"):
                 self.write(joiner)
-        pieces = list(zip(line.text, line.chars))
-        while pieces and pieces[0][0] == " ":
-            pieces.pop(0)
-        while pieces and pieces[-1][0] == " ":
-            pieces.pop()
-        for text, index in pieces:
+        first = next((i for i, text in enumerate(line.text) if text != " "), len(line.text))
+        last = next((i for i in range(len(line.text) - 1, -1, -1) if line.text[i] != " "), -1)
+        for text, index in zip(line.text[first : last + 1], line.chars[first : last + 1]):
             if text == " " and self.text and self.text[-1] == " ":
                 continue
             self.write(text, index)
@@ -332,13 +340,15 @@ def _page_text(number: int, lines: list[_Line], edges: set[str], width: float, h
     in reading order between them, headings on lines of their own, a paragraph break at a wide vertical gap."""
     top = [line for line in lines if line.rotated or (_at_edge(line, height) and line.bottom > height / 2
                                                       and _edge_key(line) in edges)]
-    bottom = [line for line in lines if line not in top and _at_edge(line, height) and line.top < height / 2
-              and _edge_key(line) in edges]
-    rest = [line for line in lines if line not in top and line not in bottom]
+    bottom = [line for line in lines if not line.rotated and _at_edge(line, height) and line.top < height / 2
+              and line.bottom <= height / 2 and _edge_key(line) in edges]
+    edge = {id(line) for line in top + bottom}
+    rest = [line for line in lines if id(line) not in edge]
     sizes = Counter(round(line.size) for line in rest)
     body_size = sizes.most_common(1)[0][0] if sizes else 0.0
     notes = _footnotes(rest, width, body_size)
-    body = _reading_order([line for line in rest if line not in notes], width)
+    noted = {id(line) for line in notes}
+    body = _reading_order([line for line in rest if id(line) not in noted], width)
     bottom = _reading_order(notes, width) + bottom
     out = _Builder()
     for line in top:

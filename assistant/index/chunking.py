@@ -161,14 +161,15 @@ def _body_chunks(paper: Paper, header: str, max_tokens: int, first: int) -> list
         return []
     units = paragraph_sentence_spans(body.text)
     by_place: dict[tuple[int, str | None], list[tuple[int, int]]] = {}
-    carried: list[tuple[int, int]] = []  # a heading with nothing under it ("2 Related Work" / "2.1 ...") goes on
+    last: tuple[int, str | None] | None = None
     for start, end in units:  # dicts keep order: places come in reading order
         place = (body.locate(start)[0], body.section_at(start))
-        if place not in by_place and by_place and len(last := list(by_place.values())[-1]) == 1 \
-                and body.text[slice(*last[0])] == list(by_place)[-1][1]:
-            carried = by_place.popitem()[1]
+        carried: list[tuple[int, int]] = []
+        if place not in by_place and last is not None and len(by_place[last]) == 1 \
+                and body.text[slice(*by_place[last][0])] == last[1]:
+            carried = by_place.pop(last)  # a heading with nothing under it ("2 Related Work" / "2.1 ...") goes on
         by_place.setdefault(place, carried).append((start, end))
-        carried = []
+        last = place
     chunks: list[Chunk] = []
     for (_, section), place_units in by_place.items():
         context = "\n".join(part for part in (header, section) if part)
