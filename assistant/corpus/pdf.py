@@ -610,7 +610,7 @@ def span_boxes(source: PdfSource, page: int, start: int, end: int) -> list[list[
                 left, bottom, right, top = textpage.get_charbox(index)
                 if right <= left and top <= bottom:
                     continue
-                if boxes and abs(boxes[-1][1] - bottom) < 0.5 * (top - bottom) + 1 and left >= boxes[-1][0] - 1:
+                if boxes and boxes[-1][1] - 1 <= (bottom + top) / 2 <= boxes[-1][3] + 1 and left >= boxes[-1][0] - 1:
                     last = boxes[-1]
                     boxes[-1] = [last[0], min(last[1], bottom), max(last[2], right), max(last[3], top)]
                 else:
