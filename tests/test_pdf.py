@@ -233,6 +233,20 @@ def _letters(text: str) -> str:
     return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text.replace("\ufffe", "").replace("\x02", "")))
 
 
+def test_a_moved_pdf_is_noticed_on_reingest(tmp_path: Path) -> None:
+    first, second = tmp_path / "a" / "paper.pdf", tmp_path / "b" / "paper.pdf"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    first.write_bytes(SHORT.read_bytes())
+    lib = Assistant(home=tmp_path / "home")
+    lib.ingest([first])
+    first.rename(second)
+    report = lib.ingest([second])
+    (paper,) = lib.papers()
+    assert paper.pdf is not None and Path(paper.pdf.path) == second.resolve()
+    assert report.chunks_embedded > 0 and report.merged_duplicates == 1  # re-embedded: the passages' file moved
+
+
 def test_a_moved_pdf_keeps_its_pages_without_boxes(tmp_path: Path) -> None:
     moved = tmp_path / "moved.pdf"
     moved.write_bytes(SHORT.read_bytes())

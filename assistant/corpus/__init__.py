@@ -274,11 +274,14 @@ def duplicate_keys(paper: Paper) -> Iterator[str]:
 
 
 def merge_into(kept: Paper, other: Paper) -> Paper:
-    """Combine two records of one paper: kept's id wins, missing fields are filled, sources are unioned."""
+    """Combine two records of one paper: kept's id wins, missing fields are filled, sources are unioned; the PDF
+    read last wins."""
     update: dict[str, object] = {}
-    for field in ("authors", "author_count", "year", "date", "venue", "url", "doi", "arxiv_id", "pdf"):
+    for field in ("authors", "author_count", "year", "date", "venue", "url", "doi", "arxiv_id"):
         if not getattr(kept, field) and getattr(other, field):
             update[field] = getattr(other, field)
+    if other.pdf is not None:  # the PDF as read now: where it is and what it holds (a moved or changed file)
+        update["pdf"] = other.pdf
     if kept.title_derived and not other.title_derived:
         update.update(title=other.title, title_derived=False)
     if len(other.abstract) > len(kept.abstract):
