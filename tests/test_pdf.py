@@ -17,7 +17,7 @@ from assistant import Assistant
 from assistant.cli import app
 from assistant.corpus import ParseError, parse_file
 from assistant.corpus.exports import attached_files
-from assistant.corpus.pdf import BodyText, PageText, PdfText, read_pdf
+from assistant.corpus.pdf import BodyText, PageText, PdfText, _drop_references, _Line, _page_text, read_pdf
 from assistant.index import chunk_paper, sentence_spans
 from tests.linear import assert_linear
 
@@ -262,3 +262,24 @@ def test_a_moved_pdf_keeps_its_pages_without_boxes(tmp_path: Path) -> None:
     assert hits[0].location["page"] >= 1
     spans = reader.place(paper.pdf, hits[0].location, hits[0].text, 0, 20)
     assert spans[0].page == hits[0].location["page"] and spans[0].rects == [] and spans[0].text == hits[0].text[:20]
+
+
+def _synthetic_page(count: int) -> list[_Line]:
+    """`count` lines of a two-column page, a heading every tenth line, a references heading halfway."""
+    lines = []
+    for i in range(count):
+        text = "References" if i == count // 2 else f"{i % 9 + 1} Method" if i % 10 == 0 else f"word{i} text-"
+        x0 = 60.0 if i % 2 else 320.0
+        top = 780.0 - (i // 2) * 12 % 700
+        lines.append(_Line(list(text), list(range(len(text))), x0, x0 + 220, top - 10, top, 10.0))
+    return lines
+
+
+def test_page_assembly_is_linear() -> None:
+    """Reading order, footnotes, headings and the references cut, on pages of ever more lines."""
+    def assemble(text: str) -> object:
+        page = _page_text(1, _synthetic_page(len(text)), set(), 600.0, 800.0)
+        _drop_references([page])
+        return BodyText.of(PdfText(path="x", sha256="0", pages=[page]))
+
+    assert_linear(lambda n: "x" * n, assemble, start=64)
