@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from .citations import CitedText, Evidence, Ledger, Usage, cite, reference_list, support_claims
 from .config import Settings
-from .index import Store, count_tokens, sentence_spans
+from .index import Store, count_tokens, paragraph_sentence_spans, sentence_spans
 from .llm import (
     ContextLengthError,
     context_overflow,
@@ -144,7 +144,7 @@ def make_tools(
         """Search the user's paper library (hybrid keyword + semantic). Returns numbered evidence to cite."""
         asked = Filters(year_min=year_min, year_max=year_max, author=author)
         hits = retriever.search(query, k=turn.k, filters=scope.narrowed(asked))
-        found = [ledger.add(h.paper, h.text, h.similarity) for h in hits if asked.admits(h.paper)]
+        found = [ledger.add(h.paper, h.text, h.similarity, h.location) for h in hits if asked.admits(h.paper)]
         evidence = [e for e in found if e is not None]
         steps.append(Step(tool="search_papers", args={"query": query, **asked.model_dump(exclude_none=True)},
                           summary=f"{len(evidence)} papers"))
@@ -308,7 +308,7 @@ class Agent:
 
         ledger = new_ledger()
         hits = self.retriever.search(standalone, k=turn.k, filters=turn.filters)
-        first = [e for e in (ledger.add(h.paper, h.text, h.similarity) for h in hits) if e is not None]
+        first = [e for e in (ledger.add(h.paper, h.text, h.similarity, h.location) for h in hits) if e is not None]
         shown = turn.filters.model_dump(exclude_none=True, exclude={"paper_ids"})
         if turn.filters.paper_ids is not None:
             shown["papers"] = len(turn.filters.paper_ids)
@@ -479,7 +479,7 @@ class Agent:
             evidence = ledger.items.get(candidate.hit.paper_id)
             if evidence is None:
                 continue
-            sentence = candidate.hit.paper.abstract[candidate.start:candidate.end]
+            sentence = candidate.sentence
             protected.append((offset + 2, offset + 2 + len(sentence)))
             line = f"- {sentence} [{evidence.number}]"
             lines.append(line)
@@ -539,7 +539,8 @@ SELECTION = Selection()
 
 @dataclass
 class Candidate:
-    """One abstract sentence the extractive answer could quote, with what the rule scores it by."""
+    """One sentence the extractive answer could quote (of the abstract, or with `body` of the passage of the PDF
+    the search found), with what the rule scores it by."""
 
     hit: Hit
     rank: int  # of its paper in the search, from 0
@@ -549,6 +550,11 @@ class Candidate:
     terms: float
     generic: bool
     paper_score: float  # the paper's fused score relative to the best paper's
+    body: bool = False
+
+    @property
+    def sentence(self) -> str:
+        return (self.hit.text if self.body else self.hit.paper.abstract)[self.start : self.end]
 
 
 def too_weak(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
@@ -557,26 +563,30 @@ def too_weak(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
     Topic words, so "how is CMFQ evaluated?" is covered by a paper on CMFQ whether or not it says "evaluated"."""
     best = max((h.similarity or 0.0 for h in hits), default=0.0)
     topic = topic_terms(question)
-    covered = max((coverage(topic, f"{h.paper.title} {h.paper.abstract}") for h in hits), default=0.0)
+    covered = max((coverage(topic, f"{h.paper.title} {h.paper.abstract} {h.text if h.location else ''}") for h in hits),
+                  default=0.0)
     return best < settings.abstain_below and covered < settings.abstain_term_coverage
 
 
 def candidate_sentences(question: str, hits: Sequence[Hit], embedder: Any, papers: int) -> list[Candidate]:
-    """Every sentence of at least MIN_WORDS words in the first `papers` hits, scored against the question."""
+    """Every sentence of at least MIN_WORDS words in the first `papers` hits (their abstracts, and the passage of
+    the PDF that was found), scored against the question."""
     hits = list(hits)[:papers]
-    spans = [(rank, h, a, b) for rank, h in enumerate(hits) for a, b in sentence_spans(h.paper.abstract)
-             if len(h.paper.abstract[a:b].split()) >= MIN_WORDS]
+    spans = [(rank, h, body, a, b) for rank, h in enumerate(hits)
+             for body, text in ((False, h.paper.abstract), *(((True, h.text),) if h.location else ()))
+             for a, b in (paragraph_sentence_spans if body else sentence_spans)(text)
+             if len(text[a:b].split()) >= MIN_WORDS]
     if not spans:
         return []
     wanted = question_terms(question)
-    texts = [h.paper.abstract[a:b] for _, h, a, b in spans]
+    texts = [(h.text if body else h.paper.abstract)[a:b] for _, h, body, a, b in spans]
     vectors = embedder.embed_documents([question] + texts)
     top = max((h.score for h in hits), default=1.0) or 1.0
     return [
         Candidate(hit=h, rank=rank, start=a, end=b, cosine=float(cosine),
                   terms=coverage(wanted, text),
-                  generic=bool(GENERIC_OPENER.match(text)), paper_score=max(0.0, h.score) / top)
-        for (rank, h, a, b), text, cosine in zip(spans, texts, vectors[1:] @ vectors[0])
+                  generic=bool(GENERIC_OPENER.match(text)), paper_score=max(0.0, h.score) / top, body=body)
+        for (rank, h, body, a, b), text, cosine in zip(spans, texts, vectors[1:] @ vectors[0])
     ]
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
+from .citations import page_note
 from .corpus import Paper
 
 _BIBTEX_SPECIAL = re.compile(r"([&%$#_{}])")
@@ -35,8 +36,9 @@ def citation_key(paper: Paper) -> str:
     return "".join([(surname or ["anon"])[0], year, (title or ["paper"])[0]])
 
 
-def bibtex_entry(paper: Paper, key: str) -> str:
-    """One entry: @article when there is a venue, @misc (with the arXiv eprint when known) otherwise."""
+def bibtex_entry(paper: Paper, key: str, pages: Sequence[int] = ()) -> str:
+    """One entry: @article when there is a venue, @misc (with the arXiv eprint when known) otherwise; a paper read
+    from a PDF links it (`file`), and `pages` (the PDF pages cited) go in a note."""
     fields: list[tuple[str, str]] = [("title", "{" + _escape(paper.title) + "}")]
     if paper.authors:
         fields.append(("author", _escape(" and ".join(paper.authors))))
@@ -54,13 +56,18 @@ def bibtex_entry(paper: Paper, key: str) -> str:
         fields.append(("keywords", _escape(", ".join(paper.keywords))))
     if paper.abstract:
         fields.append(("abstract", _escape(paper.abstract)))
+    if paper.pdf is not None:
+        fields.append(("file", _escape(paper.pdf.path)))
+    if pages:
+        fields.append(("note", "cited " + page_note(pages).removeprefix(", ")))
     kind = "article" if paper.venue else "misc"
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
     return f"@{kind}{{{key},\n{body}\n}}\n"
 
 
-def bibtex(papers: Iterable[Paper]) -> str:
-    """Entries for distinct papers, in the order given, with keys made unique (a, b, ... suffixes)."""
+def bibtex(papers: Iterable[Paper], pages: Mapping[str, Sequence[int]] | None = None) -> str:
+    """Entries for distinct papers, in the order given, with keys made unique (a, b, ... suffixes); `pages`: paper
+    id -> the PDF pages cited (see Conversation.cited_pages)."""
     entries, used, seen = [], set(), set()
     for paper in papers:
         if paper.paper_id in seen:
@@ -71,5 +78,5 @@ def bibtex(papers: Iterable[Paper]) -> str:
         while key in used:
             key, suffix = f"{base}{chr(suffix)}", suffix + 1
         used.add(key)
-        entries.append(bibtex_entry(paper, key))
+        entries.append(bibtex_entry(paper, key, (pages or {}).get(paper.paper_id, ())))
     return "\n".join(entries)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 from .config import Settings
 from .corpus import NO_ABSTRACT, Paper
-from .index import count_tokens, sentence_spans
+from .corpus.pdf import place
+from .index import count_tokens, paragraph_sentence_spans, sentence_spans
 from .llm import quote_attribute, quote_data
 from .retrieve import term_coverage
 
@@ -37,18 +38,31 @@ SUPPORT_DENSE_WEIGHT = 0.75
 
 
 class Evidence(BaseModel):
+    """A paper this turn may cite, with the passage that was found (`location`: where a passage of its PDF's
+    body is, see Chunk.location(); {} for abstract text)."""
+
     number: int
     paper: Paper
     passage: str
     similarity: float | None = None
+    location: dict[str, Any] = Field(default_factory=dict)
 
 
 class Span(BaseModel):
-    """A stretch of a paper's abstract: `paper.abstract[start:end] == text`."""
+    """A stretch of a paper's abstract (`paper.abstract[start:end] == text`), or, with `page`, of the text of
+    that page of its PDF (corpus.pdf.PageText.text[start:end] == text), with the boxes it covers there (`rects`:
+    [x0, y0, x1, y1] as fractions of the page from its top-left corner). Abstract spans have neither key."""
 
     start: int
     end: int
     text: str
+    page: int | None = None
+    rects: list[list[float]] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_page(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        return {key: value for key, value in data.items() if value is not None or key not in ("page", "rects")}
 
 
 def mark_spans(text: str, spans: Sequence[Span], escape: Callable[[str], str]) -> str:
@@ -103,6 +117,12 @@ class Citation(BaseModel):
     spans: list[Span] = Field(default_factory=list)
     support: float | None = None
     weak: bool = False
+    passage: str = Field(default="", exclude=True)  # the evidence's passage, searched when it is PDF body text
+    location: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    def pages(self) -> list[int]:
+        """The PDF pages its spans are on, in order."""
+        return sorted({span.page for span in self.spans if span.page is not None})
 
 
 class Usage(BaseModel):
@@ -146,7 +166,8 @@ class Ledger:
         self.reserved = dict(reserved or {})
         self._next = max(self.reserved.values(), default=0) + 1
 
-    def add(self, paper: Paper, passage: str, similarity: float | None = None) -> Evidence | None:
+    def add(self, paper: Paper, passage: str, similarity: float | None = None,
+            location: dict[str, Any] | None = None) -> Evidence | None:
         """The paper's evidence entry (made on first sight), or None when the paper is outside the scope."""
         if paper.paper_id not in self.items:
             if self.scope is not None and not self.scope(paper):
@@ -154,7 +175,8 @@ class Ledger:
             number = self.reserved.get(paper.paper_id)
             if number is None:
                 number, self._next = self._next, self._next + 1
-            self.items[paper.paper_id] = Evidence(number=number, paper=paper, passage=passage, similarity=similarity)
+            self.items[paper.paper_id] = Evidence(number=number, paper=paper, passage=passage, similarity=similarity,
+                                                  location=location or {})
         return self.items[paper.paper_id]
 
     def by_number(self) -> dict[int, Evidence]:
@@ -175,10 +197,11 @@ class Ledger:
         block or open a tag."""
         blocks, used = [], 0
         for e in evidence:
-            body = (e.paper.abstract if full else e.passage) if e.paper.has_abstract else \
-                f"({NO_ABSTRACT}: only the title and details above are known of this paper)"
+            body = (e.paper.abstract if full and not e.location else e.passage) if e.paper.has_abstract or e.location \
+                else f"({NO_ABSTRACT}: only the title and details above are known of this paper)"
+            where = f"\n{quote_data(_where(e.location))}" if e.location else ""
             block = (f'<evidence n="{e.number}" paper_id="{quote_attribute(e.paper.paper_id)}">\n'
-                     f"{quote_data(e.paper.title)}\n{quote_data(_byline(e.paper))}\n{quote_data(body)}\n</evidence>")
+                     f"{quote_data(e.paper.title)}\n{quote_data(_byline(e.paper))}{where}\n{quote_data(body)}\n</evidence>")
             size = count_tokens(block)
             if used + size > budget_tokens:
                 if blocks:
@@ -199,6 +222,12 @@ class Ledger:
                 evidence.number = taken[pid]
             else:
                 evidence.number, following = following, following + 1
+
+
+def _where(location: dict[str, Any]) -> str:
+    """A body passage's place for the model and the reader: "p. 4, section 3 Method"."""
+    return ", ".join(part for part in (f"p. {location['page']}", location.get("section") and
+                                       f"section {location['section']}") if part)
 
 
 def _byline(paper: Paper) -> str:
@@ -353,15 +382,23 @@ def cite(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]] = ()) -
     rendered, placed = _render(text, markers, final)
     citations = [
         Citation(number=final[n], paper_id=numbers[n].paper.paper_id, title=numbers[n].paper.title,
-                 paper=numbers[n].paper)
+                 paper=numbers[n].paper, passage=numbers[n].passage, location=numbers[n].location)
         for n in final
     ]
     ledger.renumber({c.paper_id: c.number for c in citations})
     return Cited(rendered.rstrip(), citations, placed, sum(m.invalid for m in markers))
 
 
+def page_note(pages: Sequence[int]) -> str:
+    """", p. 4" / ", pp. 4, 7": the PDF pages a reference's cited sentences are on ("" for abstract text)."""
+    if not pages:
+        return ""
+    return f", p. {pages[0]}" if len(pages) == 1 else f", pp. {', '.join(map(str, pages))}"
+
+
 def reference_list(citations: Sequence[Citation]) -> str:
-    lines = [f"[{c.number}] {c.title} ({c.paper.when or 'n.d.'}) — {c.paper_id}" for c in citations]
+    lines = [f"[{c.number}] {c.title} ({c.paper.when or 'n.d.'}) — {c.paper_id}{page_note(c.pages())}"
+             for c in citations]
     return ("\n\nReferences\n" + "\n".join(lines)) if lines else ""
 
 
@@ -405,10 +442,11 @@ def claim_core(sentence: str) -> str:
 
 
 def support_claims(cited: Cited, embedder: Embedder | None, weak_below: float) -> list[Claim]:
-    """Each cited sentence of `cited.text` with, per citation, the abstract span(s) it rests on.
+    """Each cited sentence of `cited.text` with, per citation, the span(s) it rests on: of the cited abstract, or
+    of the cited passage of the paper's PDF (spans on its pages, see `_sources`).
 
-    A sentence (or a long enough part of it) found verbatim in the cited abstract rests on exactly that span,
-    support 1.0. Otherwise every sentence of the abstract is scored by SUPPORT_DENSE_WEIGHT * cosine (the
+    A sentence (or a long enough part of it) found verbatim in the cited text rests on exactly that span,
+    support 1.0. Otherwise every sentence of it is scored by SUPPORT_DENSE_WEIGHT * cosine (the
     embedder already loaded) + the rest * `term_coverage(claim, sentence)` (the share of the claim's terms in it);
     the best one is the span, with the runner-up when it is nearly as good, and a best score under
     `weak_below` marks the claim weak for that citation (only with an embedder: the threshold is calibrated on
@@ -416,17 +454,18 @@ def support_claims(cited: Cited, embedder: Embedder | None, weak_below: float) -
     by_number = {c.number: c for c in cited.citations}
     found = [(start, end, numbers, claim_core(cited.text[start:end])) for start, end, numbers in
              claim_spans(cited.text, cited.markers)]
-    pending: list[tuple[int, str, Paper]] = []
+    pending: list[tuple[int, Citation]] = []
     supports: dict[tuple[int, int], ClaimSupport] = {}
     for index, (_, _, numbers, core) in enumerate(found):
         for number in numbers:
-            paper = by_number[number].paper
-            spans = verbatim_spans(core, paper.abstract)
+            citation = by_number[number]
+            spans = next((_placed(citation, source, found_spans) for source, text in enumerate(_sources(citation))
+                          if (found_spans := verbatim_spans(core, text))), [])
             if spans:
-                supports[(index, number)] = ClaimSupport(number=number, paper_id=paper.paper_id, spans=spans,
+                supports[(index, number)] = ClaimSupport(number=number, paper_id=citation.paper_id, spans=spans,
                                                          support=1.0)
             else:
-                pending.append((index, number, paper))
+                pending.append((index, citation))
     if pending:
         _score(found, pending, supports, embedder, weak_below)
     claims = [
@@ -435,12 +474,29 @@ def support_claims(cited: Cited, embedder: Embedder | None, weak_below: float) -
     ]
     for citation in cited.citations:
         mine = [s for claim in claims for s in claim.citations if s.number == citation.number]
-        spans = {(s.start, s.end): s for support in mine for s in support.spans}
+        spans = {(s.page or 0, s.start, s.end): s for support in mine for s in support.spans}
         citation.spans = [spans[key] for key in sorted(spans)]
         scores = [s.support for s in mine if s.support is not None]
         citation.support = min(scores) if scores else None
         citation.weak = any(s.weak for s in mine)
     return claims
+
+
+def _sources(citation: Citation) -> list[str]:
+    """The texts a citation's claims may rest on: the abstract, and the passage found in the paper's PDF body."""
+    body = [citation.passage] if citation.location and citation.paper.pdf is not None else []
+    return [citation.paper.abstract, *body]
+
+
+def _placed(citation: Citation, source: int, spans: Sequence[Span]) -> list[Span]:
+    """Spans of `_sources(citation)[source]` as spans of what a reader sees: the abstract's as they are, the PDF
+    passage's as spans on its pages, with their boxes."""
+    if source == 0:
+        return list(spans)
+    assert citation.paper.pdf is not None
+    return [Span(start=piece.start, end=piece.end, text=piece.text, page=piece.page, rects=piece.rects)
+            for span in spans
+            for piece in place(citation.paper.pdf, citation.location, citation.passage, span.start, span.end)]
 
 
 def verbatim_spans(core: str, abstract: str) -> list[Span]:
@@ -465,16 +521,19 @@ def verbatim_spans(core: str, abstract: str) -> list[Span]:
 
 def _score(
     found: Sequence[tuple[int, int, list[int], str]],
-    pending: Sequence[tuple[int, int, Paper]],
+    pending: Sequence[tuple[int, Citation]],
     supports: dict[tuple[int, int], ClaimSupport],
     embedder: Embedder | None,
     weak_below: float,
 ) -> None:
-    """Best-supporting abstract sentences for claims that do not quote their source (one embedding batch)."""
-    papers = {paper.paper_id: paper for _, _, paper in pending}
-    sentences = {pid: sentence_spans(p.abstract) for pid, p in papers.items()}
-    claim_texts = sorted({found[i][3] for i, _, _ in pending})
-    sentence_texts = sorted({papers[pid].abstract[a:b] for pid, spans in sentences.items() for a, b in spans})
+    """Best-supporting sentences (of the abstract or the PDF passage) for claims that do not quote their source
+    (one embedding batch)."""
+    sources = {citation.number: _sources(citation) for _, citation in pending}
+    sentences = {number: [(i, a, b) for i, text in enumerate(texts)
+                          for a, b in (paragraph_sentence_spans(text) if i else sentence_spans(text))]
+                 for number, texts in sources.items()}
+    claim_texts = sorted({found[i][3] for i, _ in pending})
+    sentence_texts = sorted({sources[n][i][a:b] for n, spans in sentences.items() for i, a, b in spans})
     dense_weight, vectors, row = 0.0, None, {}
     if embedder is not None and claim_texts and sentence_texts:  # without an embedder: terms only
         vectors = embedder.embed_documents(claim_texts + sentence_texts)
@@ -484,18 +543,21 @@ def _score(
     def cosine(claim: str, sentence: str) -> float:
         return float(vectors[row[claim]] @ vectors[row[sentence]]) if vectors is not None else 0.0
 
-    for index, number, paper in pending:
-        core = found[index][3]
+    for index, citation in pending:
+        core, texts = found[index][3], sources[citation.number]
         scored = sorted(
-            ((dense_weight * max(0.0, cosine(core, paper.abstract[a:b])) + (1 - dense_weight) * term_coverage(core, paper.abstract[a:b]), a, b)
-             for a, b in sentences[paper.paper_id]),
+            ((dense_weight * max(0.0, cosine(core, texts[i][a:b])) + (1 - dense_weight) * term_coverage(core, texts[i][a:b]),
+              i, a, b) for i, a, b in sentences[citation.number]),
             reverse=True,
         )
         if not scored:
-            supports[(index, number)] = ClaimSupport(number=number, paper_id=paper.paper_id, support=0.0, weak=True)
+            supports[(index, citation.number)] = ClaimSupport(number=citation.number, paper_id=citation.paper_id,
+                                                              support=0.0, weak=True)
             continue
         best = scored[0][0]
-        chosen = [s for s in scored[:2] if s[0] >= best - 0.03 and s[0] > 0]
-        spans = [Span(start=a, end=b, text=paper.abstract[a:b]) for _, a, b in sorted(chosen, key=lambda s: s[1])]
-        supports[(index, number)] = ClaimSupport(number=number, paper_id=paper.paper_id, spans=spans,
-                                                 support=round(best, 3), weak=vectors is not None and best < weak_below)
+        chosen = sorted((s for s in scored[:2] if s[0] >= best - 0.03 and s[0] > 0), key=lambda s: (s[1], s[2]))
+        spans = [span for _, i, a, b in chosen
+                 for span in _placed(citation, i, [Span(start=a, end=b, text=texts[i][a:b])])]
+        supports[(index, citation.number)] = ClaimSupport(
+            number=citation.number, paper_id=citation.paper_id, spans=spans, support=round(best, 3),
+            weak=vectors is not None and best < weak_below)

@@ -365,7 +365,11 @@ def search_command(
     for rank, hit in enumerate(hits, start=1):
         title, paper_id = escape(printable(hit.title)), escape(printable(hit.paper_id))
         out.print(f"[bold]{rank}. {title}[/]  [dim]{paper_id}  score {hit.score:.3f}[/]", highlight=False)
-        text = hit.text if hit.paper.has_abstract else f"({NO_ABSTRACT}: found by its title and metadata)"
+        text = " ".join(hit.text.split()) if hit.paper.has_abstract or hit.location else \
+            f"({NO_ABSTRACT}: found by its title and metadata)"
+        if hit.location:  # a passage of the paper's PDF: say where it is
+            section = f", {hit.location['section']}" if hit.location.get("section") else ""
+            out.print(f"   [dim]p. {hit.location['page']}{escape(printable(section))}[/]", highlight=False)
         out.print(f"   {printable(text[:300])}{'…' if len(text) > 300 else ''}", highlight=False, markup=False)
 
 

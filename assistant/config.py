@@ -82,7 +82,8 @@ class Settings(BaseSettings):
     max_record_mb: int = Field(
         default=8, ge=1, description="a longer line or record of a streamed format (JSONL, ...) is refused"
     )
-    max_chunks_per_paper: int = Field(default=100, ge=1, description="passages embedded per paper at most")
+    max_chunks_per_paper: int = Field(default=400, ge=1, description="passages embedded per paper at most "
+                                      "(a PDF's full text: ~6 a page)")
     max_removal_share: float = Field(
         default=0.2, ge=0.0, le=1.0, description="a changed file losing more of its papers is refused"
     )

@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .agent import Answer
+from .citations import page_note
 from .claims import claim_text, claims
 from .corpus import NO_ABSTRACT, Paper
 from .retrieve import Filters
@@ -96,6 +97,14 @@ class Conversation(ConversationInfo):
     def cited_papers(self) -> list[Paper]:
         """Every paper cited in the conversation, first citation first."""
         return [c.paper for _, turn in self.numbered() for c in turn.answer.citations]
+
+    def cited_pages(self) -> dict[str, list[int]]:
+        """Paper id -> the PDF pages of the sentences the conversation's answers rest on (papers with a PDF)."""
+        pages: dict[str, set[int]] = {}
+        for _, turn in self.numbered():
+            for citation in turn.answer.citations:
+                pages.setdefault(citation.paper_id, set()).update(citation.pages())
+        return {paper_id: sorted(found) for paper_id, found in pages.items() if found}
 
 
 def title_from(question: str) -> str:
@@ -248,8 +257,9 @@ def author_names(paper: Paper, limit: int = 3) -> str:
     return paper.names(limit) or "authors not listed"
 
 
-def reference_line(paper: Paper, number: int) -> str:
-    return (f"[{number}] {paper.title} — {author_names(paper)} ({paper.when or 'undated'})"
+def reference_line(paper: Paper, number: int, pages: Sequence[int] = ()) -> str:
+    """"[1] Title — authors (year)", with the PDF pages its cited sentences are on (", p. 4")."""
+    return (f"[{number}] {paper.title} — {author_names(paper)} ({paper.when or 'undated'}){page_note(pages)}"
             + ("" if paper.has_abstract else f" — {NO_ABSTRACT}"))
 
 
@@ -261,7 +271,8 @@ def _evidence_lines(answer: Answer) -> list[str]:
         lines.append(f"- {claim_text(claim)}")
         for support in claim.citations:
             weak = " (weak support)" if support.weak else ""
-            quotes = " … ".join(f"“{span.text.strip()}” (abstract characters {span.start}–{span.end})"
+            quotes = " … ".join(f"“{span.text.strip()}” "
+                                + (f"(p. {span.page})" if span.page else f"(abstract characters {span.start}–{span.end})")
                                 for span in support.spans)
             lines.append(f"  - [{support.number}] {titles.get(support.number, support.paper_id)}{weak}: "
                          + (quotes or "no sentence of the abstract located for this claim"))
@@ -283,7 +294,7 @@ def conversation_markdown(conversation: Conversation, now: datetime | None = Non
             out.append(f"_Asked about {turn.scope}._\n")
         out.append(f"{answer.body}\n")
         if answer.citations:
-            out.append("**References**\n\n" + "\n".join(f"- {reference_line(c.paper, c.number)}"
+            out.append("**References**\n\n" + "\n".join(f"- {reference_line(c.paper, c.number, c.pages())}"
                                                         for c in answer.citations) + "\n")
             evidence = _evidence_lines(answer)
             if evidence:

@@ -37,10 +37,12 @@ class Hit(BaseModel):
     text: str
     paper: Paper
     similarity: float | None = None  # cosine of the best passage (absolute, unlike the fused score)
+    location: dict[str, Any] = {}  # where the passage is in the paper's PDF (Chunk.location()); {} for abstract text
 
     def as_json(self) -> dict[str, Any]:
+        where = {key: self.location[key] for key in ("page", "section") if key in self.location}
         return {"paper_id": self.paper_id, "title": self.title, "score": round(self.score, 4), "text": self.text,
-                "has_abstract": self.paper.has_abstract}
+                "has_abstract": self.paper.has_abstract, **where}
 
 
 def paper_row(paper: Paper) -> dict[str, Any]:
@@ -322,14 +324,18 @@ class Retriever:
         missing = [pid for pid in ranked if pid in papers and pid not in dense]
         passages = self.store.best_passages(missing, vector) if missing else {}
         chunks = self.store.chunk_texts([dense[pid][1] for pid in ranked if pid in papers and pid in dense])
+        # only papers with a PDF have passages with a place (an abstract-only library reads nothing more)
+        locations = self.store.chunk_locations(
+            [dense[pid][1] for pid in ranked if pid in papers and pid in dense and papers[pid].pdf is not None])
         hits = []
         for pid in ranked:
             if pid not in papers:
                 continue
             text = chunks.get(dense[pid][1], papers[pid].abstract) if pid in dense else passages.get(pid, papers[pid].abstract)
             similarity = dense[pid][0] if pid in dense else None
+            location = locations.get(dense[pid][1], {}) if pid in dense else {}
             hits.append(
                 Hit(paper_id=pid, title=papers[pid].title, score=scores[pid], text=text, paper=papers[pid],
-                    similarity=similarity)
+                    similarity=similarity, location=location)
             )
         return hits

@@ -197,7 +197,6 @@ def _sqlite(path: Path) -> bytes:
 
 
 @pytest.mark.parametrize(("name", "content", "words"), [
-    ("paper.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "a PDF (PDF files are not read yet"),
     ("refs.xlsx", _zip("[Content_Types].xml", "xl/workbook.xml"), "an Excel workbook (.xlsx): save it as CSV"),
     ("refs.docx", _zip("[Content_Types].xml", "word/document.xml"), "a Word document"),
     ("refs.zip", _zip("a.bib", "b.ris"), "a ZIP archive: unzip it"),

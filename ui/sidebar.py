@@ -137,7 +137,7 @@ def conversation_sidebar(lib: Assistant, conversation: Conversation | None) -> N
         st.download_button("Export (Markdown)", conversation_markdown(conversation),
                            f"litassist-{conversation.conversation_id}.md", "text/markdown", on_click="ignore",
                            icon=":material/download:", width="stretch", disabled=not conversation.answers)
-        st.download_button(f"Cited papers (BibTeX, {len({p.paper_id for p in cited})})", bibtex(cited),
+        st.download_button(f"Cited papers (BibTeX, {len({p.paper_id for p in cited})})", bibtex(cited, conversation.cited_pages()),
                            f"litassist-{conversation.conversation_id}.bib", "application/x-bibtex",
                            disabled=not cited, on_click="ignore", icon=":material/menu_book:", width="stretch")
         st.button("Delete this conversation", on_click=confirm_delete_conversation,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 from assistant.ui.components import cited_text_html
 from assistant.ui.formatting import shorten
+from assistant.ui.pages import show_pages
 from assistant.ui.rendering import cited_html, md_escape, paper_html
 from assistant.ui.state import Confirm, SourceView, close_dialog, notify, open_dialog
 
@@ -83,7 +84,9 @@ def source_dialog(view: SourceView) -> None:
     if view.claim:
         st.markdown(f"**The answer says:** {md_escape(view.claim)}")
     spans = view.spans or view.passage_spans
-    st.html(paper_html(view.paper, spans, author_names(view.paper, 12)))
+    st.html(paper_html(view.paper, [s for s in spans if s.page is None], author_names(view.paper, 12)))
+    if show_pages(view):  # spans on the pages of the paper's PDF: the page, boxed (ui/pages.py)
+        return
     if view.weak:
         st.warning("Weak support: even the closest sentence of this abstract hardly supports the claim.",
                    icon=":material/warning:")

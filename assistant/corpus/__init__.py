@@ -12,12 +12,14 @@ from .apis import API_SNIFFERS
 from .apis import STREAMS as API_STREAMS
 from .exports import EXPORT_SNIFFERS, parse_csv
 from .exports import STREAMS as EXPORT_STREAMS
+from .pdf import PDF_MAGIC, attach_pdfs, parse_pdf
 from .reading import check_binary, describe_text, read_file, unpack
 from .records import (
     NO_ABSTRACT,
     Paper,
     ParseError,
     ParseResult,
+    PdfSource,
     Skipped,
     SourceRef,
     normalize_abstract,
@@ -43,6 +45,7 @@ __all__ = [
     "ParseError",
     "ParseResult",
     "ParsedFile",
+    "PdfSource",
     "Skipped",
     "SourceRef",
     "discover_files",
@@ -71,6 +74,10 @@ SNIFFERS: list[tuple[str, Callable[[str], bool], Parser]] = [
 # Formats read a record at a time (see `stream_format`): name -> stream(lines, path), lines without their "\n".
 STREAMS: dict[str, Stream] = {**API_STREAMS, **XML_FEED_STREAMS, **TAGGED_STREAMS, **XML_RECORD_STREAMS,
                               **EXPORT_STREAMS}
+# Binary formats, recognized by their first bytes and read as bytes: (name, magic, reader(data, path)).
+BINARY_READERS: list[tuple[str, bytes, Callable[[bytes, str], ParseResult]]] = [("pdf", PDF_MAGIC, parse_pdf)]
+# Formats whose entries may attach PDFs (Zotero and Better BibTeX `file` fields): those PDFs' text is read too.
+ATTACHING_FORMATS = frozenset({"bibtex", "csl-json"})
 _EXTENSION_HINTS = {
     ".bib": "bibtex",
     ".ris": "ris",
@@ -202,9 +209,13 @@ def parse_file(
         return parse_zotero_file(path)
     data = read_file(path, max_bytes) if data is None else data
     content = unpack(data, max_bytes)
-    # A reader of binary files (Zotero's zotero.sqlite) goes here, before `decode` refuses them as "not text".
-    text = decode(content, str(path))
-    result = parse_text(text, str(path), csv_mapping)
+    reader = next((read for _, magic, read in BINARY_READERS if content.startswith(magic)), None)
+    if reader is not None:  # before `decode` refuses binary content as "not text"
+        result = reader(content, str(path))
+    else:
+        result = parse_text(decode(content, str(path)), str(path), csv_mapping)
+        if result.format in ATTACHING_FORMATS:
+            attach_pdfs(result, str(path), max_bytes)
     if not result.papers and not result.skipped_total:
         raise ParseError(f"no papers found in this {result.format} file")
     if conflict := find_conflict(result.papers):
@@ -263,11 +274,14 @@ def duplicate_keys(paper: Paper) -> Iterator[str]:
 
 
 def merge_into(kept: Paper, other: Paper) -> Paper:
-    """Combine two records of one paper: kept's id wins, missing fields are filled, sources are unioned."""
+    """Combine two records of one paper: kept's id wins, missing fields are filled, sources are unioned; the PDF
+    read last wins."""
     update: dict[str, object] = {}
     for field in ("authors", "author_count", "year", "date", "venue", "url", "doi", "arxiv_id"):
         if not getattr(kept, field) and getattr(other, field):
             update[field] = getattr(other, field)
+    if other.pdf is not None:  # the PDF as read now: where it is and what it holds (a moved or changed file)
+        update["pdf"] = other.pdf
     if kept.title_derived and not other.title_derived:
         update.update(title=other.title, title_derived=False)
     if len(other.abstract) > len(kept.abstract):

@@ -289,6 +289,23 @@ def _verbatim(value: str) -> str:
     return re.sub(r"\\([_%&#$~])", r"\1", value).replace("{", "").replace("}", "")
 
 
+_UNESCAPED_SEMICOLON = re.compile(r"(?<!\\);")
+_UNESCAPED_COLON = re.compile(r"(?<!\\):")
+
+
+def attached_files(value: object) -> list[str]:
+    """Paths in a `file` field as Zotero and Better BibTeX write it: `desc:path:mime` or a bare path, several
+    joined by ';', with ':' and ';' in a path escaped by a backslash ("C\\:\\\\Users..." on Windows)."""
+    text = value if isinstance(value, str) else ""
+    paths = []
+    for part in _UNESCAPED_SEMICOLON.split(text.replace("{", "").replace("}", "")):
+        fields = _UNESCAPED_COLON.split(part.strip())
+        path = fields[1] if len(fields) >= 3 else part.strip()
+        if path:
+            paths.append(re.sub(r"\\([\\:;])", r"\1", path))
+    return paths
+
+
 def _bibtex_failure(block: ParsingFailedBlock) -> str:
     error = block.error
     reason = error.abort_reason if isinstance(error, BlockAbortedException) else str(error)
@@ -321,6 +338,7 @@ def _bibtex_entry(entry: Entry, source: SourceRef) -> Paper | Skipped:
         doi=first("doi", convert=_verbatim),
         arxiv_id=first("eprint" if eprint_type == "arxiv" else "arxivid", convert=_verbatim),
         keywords=_keywords(first("keywords")),
+        attachments=attached_files(fields.get("file")),
     )
 
 
@@ -572,6 +590,7 @@ def _csl_item(item: dict[str, Any], source: SourceRef) -> Paper | Skipped:
         url=_plain(item.get("URL")),
         doi=_plain(item.get("DOI")),
         keywords=_keywords(item.get("keyword")),
+        attachments=attached_files(item.get("file")),
     )
 
 

@@ -87,8 +87,6 @@ _IMAGES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x0
 def describe_binary(head: bytes, path: str) -> str | None:
     """What a file we cannot read looks like, from its magic bytes, and what to do: "a PDF", "an Excel workbook"."""
     suffix = Path(path).suffix.lower()
-    if head.startswith(b"%PDF-"):
-        return f"a PDF (PDF files are not read yet: only their references are; {_NOT_READ})"
     if head.startswith(b"PK\x03\x04"):  # Office files are ZIP archives; their part names come first
         if b"xl/" in head:
             return "an Excel workbook (.xlsx): save it as CSV (File > Save As > CSV UTF-8) and ingest the CSV"

@@ -56,8 +56,17 @@ class SourceRef(BaseModel):
     position: int = Field(description="1-based index of the entry within the file")
 
 
-_ADDED_FIELDS = ("keywords", "collections", "attachments")
+_ADDED_FIELDS = ("keywords", "collections", "attachments", "pdf")
 NO_ABSTRACT = "no abstract"  # how a paper stored from its metadata alone is marked wherever it is shown
+
+
+class PdfSource(BaseModel):
+    """A PDF whose full text a paper carries: where it was read and the SHA-256 of its bytes (the PDF is not copied
+    into the home: pages are shown and boxes found from this file, and a changed or moved file is noticed)."""
+
+    path: str
+    sha256: str
+    pages: int
 
 
 class Paper(BaseModel):
@@ -77,7 +86,8 @@ class Paper(BaseModel):
     abstract: str = ""
     keywords: list[str] = Field(default_factory=list, description="keywords or tags, as the source gave them")
     collections: list[str] = Field(default_factory=list, description="reference-manager collections (Zotero)")
-    attachments: list[str] = Field(default_factory=list, description="paths of attached files (PDFs), not read yet")
+    attachments: list[str] = Field(default_factory=list, description="paths of attached files (PDFs)")
+    pdf: PdfSource | None = Field(default=None, description="the PDF whose full text is embedded with the abstract")
     sources: list[SourceRef] = Field(default_factory=list)
     _warnings: list[str] = PrivateAttr(default_factory=list)
 
@@ -155,6 +165,11 @@ class ParseResult(BaseModel):
         """Keep a paper, and report what the parser doubted in it."""
         self.papers.append(paper)
         self.note(paper)
+
+    def warn(self, warning: str) -> None:
+        self.warnings_total += 1
+        if len(self.warnings) < MAX_SKIPPED_DETAILS:
+            self.warnings.append(warning)
 
     def note(self, paper: Paper) -> None:
         """Report what the parser doubted in a paper under the entry's number and title (also for a streamed file,

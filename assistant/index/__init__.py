@@ -6,7 +6,15 @@ OpenAI), `catalog` (the SQLite source of truth, with the FTS5 lexical index), `v
 (a library shared through a Chroma server).
 """
 
-from .chunking import SENTENCE_BREAK, Chunk, chunk_paper, count_tokens, sentence_spans, split_sentences
+from .chunking import (
+    SENTENCE_BREAK,
+    Chunk,
+    chunk_paper,
+    count_tokens,
+    paragraph_sentence_spans,
+    sentence_spans,
+    split_sentences,
+)
 from .embedders import Embedder, OnnxEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder, StoreError, make_embedder
 from .ingest import (
     FileFailure,
@@ -26,5 +34,5 @@ __all__ = [
     "SENTENCE_BREAK", "Chunk", "ChunkHit", "Embedder", "FileFailure", "IngestReport", "LibraryBusy", "LibraryState",
     "OnnxEmbedder", "OpenAIEmbedder", "ProgressCallback", "ReindexReport", "RemovalReport", "SentenceTransformerEmbedder", "SkippedEntry",
     "SourceRecord", "Store", "StoreError", "StoredPaper", "chunk_paper", "count_tokens", "ingest", "make_embedder",
-    "read_manifest", "reindex", "remove", "sentence_spans", "split_sentences",
+    "paragraph_sentence_spans", "read_manifest", "reindex", "remove", "sentence_spans", "split_sentences",
 ]

@@ -566,5 +566,5 @@ class Store:
 
 
 def _location(chunk: Chunk) -> dict | None:
-    location = getattr(chunk, "location", None)
-    return location() if callable(location) else None
+    """Where a full-text passage is in its PDF (page, offsets, section); None for abstract passages."""
+    return chunk.location() or None
