@@ -400,8 +400,10 @@ def _capped_chunks(paper: Paper, settings: Settings, report: IngestReport) -> li
     chunks = chunk_paper(source, settings.chunk_tokens)
     if len(chunks) > limit or source is not paper:
         chunks = chunks[:limit]
-        warning = (f"{paper.paper_id}: the abstract is too long ({len(paper.abstract):,} characters); only its first "
-                   f"{len(chunks)} passages are embedded (LITASSIST_MAX_CHUNKS_PER_PAPER={limit})")
+        what = (f"the full text is too long ({paper.pdf.pages} pages)" if paper.pdf
+                else f"the abstract is too long ({len(paper.abstract):,} characters)")
+        warning = (f"{paper.paper_id}: {what}; only its first {len(chunks)} passages are embedded "
+                   f"(LITASSIST_MAX_CHUNKS_PER_PAPER={limit})")
         report.warnings.append(warning)
         log.debug("%s", warning)  # shown from the report, like failures
     return chunks
