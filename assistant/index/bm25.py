@@ -52,8 +52,15 @@ def _pack(rows: Sequence[int], tfs: Sequence[int], lengths: Sequence[int]) -> tu
 
 
 def _unpack(docs: bytes, tfs: bytes, lengths: bytes) -> Postings:
-    return (np.frombuffer(docs, dtype=np.int64), np.frombuffer(tfs, dtype=np.int32),
-            np.frombuffer(lengths, dtype=np.int32))
+    """A posting list as arrays; one whose parts disagree is a damaged database (reported as such, not a crash)."""
+    try:
+        unpacked = (np.frombuffer(docs, dtype=np.int64), np.frombuffer(tfs, dtype=np.int32),
+                    np.frombuffer(lengths, dtype=np.int32))
+    except (ValueError, TypeError) as error:
+        raise sqlite3.DatabaseError(f"a posting list is malformed ({error})") from None
+    if not unpacked[0].size == unpacked[1].size == unpacked[2].size:
+        raise sqlite3.DatabaseError("a posting list is malformed (its parts differ in length)")
+    return unpacked
 
 
 def add(db: sqlite3.Connection, documents: Iterable[tuple[int, str]]) -> None:

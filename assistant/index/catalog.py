@@ -122,8 +122,16 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
+def _record(text: str) -> Paper:
+    """A stored record; one that no longer parses is a damaged database (one line, not a traceback)."""
+    try:
+        return Paper.model_validate_json(text)
+    except (ValueError, TypeError) as error:
+        raise sqlite3.DatabaseError(f"a paper record is malformed ({' '.join(str(error).split())[:80]})") from None
+
+
 def _stored(row: sqlite3.Row | tuple) -> StoredPaper:
-    return StoredPaper(Paper.model_validate_json(row[0]), row[1], int(row[2]))
+    return StoredPaper(_record(row[0]), row[1], int(row[2]))
 
 
 class Catalog:
@@ -303,11 +311,11 @@ class Catalog:
         sql = f"SELECT paper_id, record FROM papers WHERE {' AND '.join(clauses)}"
         if paper_ids is None:
             for pid, record in db.execute(sql, params):
-                yield pid, Paper.model_validate_json(record)
+                yield pid, _record(record)
             return
         for batch in _batches(list(dict.fromkeys(paper_ids))):
             for pid, record in db.execute(f"{sql} AND paper_id IN ({_marks(batch)})", [*params, *batch]):
-                yield pid, Paper.model_validate_json(record)
+                yield pid, _record(record)
 
     def vector_ids_of(self, paper_ids: Sequence[str]) -> dict[str, list[str]]:
         """Published paper -> its chunks' vector ids."""
