@@ -194,12 +194,12 @@ def measure(model_file: Path, source: Path) -> dict[str, float]:
     return measured
 
 
-def kept_speed(record: Path, result_sha256: str) -> dict[str, Any]:
-    """The speed figures of the old record (from benchmarks/model_formats.py) while they are of the same file."""
-    if not record.exists():
+def kept_measurements(record: Path, result_sha256: str) -> dict[str, Any]:
+    """The old record's speed (benchmarks/model_formats.py) and retrieval figures, while they are of the same file."""
+    old = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    if old.get("result", {}).get("sha256") != result_sha256:
         return {}
-    old = json.loads(record.read_text(encoding="utf-8"))
-    return {"speed": old["speed"]} if "speed" in old and old["result"]["sha256"] == result_sha256 else {}
+    return {key: old[key] for key in ("speed", "retrieval") if key in old}
 
 
 def main() -> None:
@@ -235,7 +235,7 @@ def main() -> None:
         "pooling": "mean over the attention mask, then L2 normalization; truncation at 256 word pieces",
         "measured": measure(model_file, source),
     }
-    card |= kept_speed(args.out / "MODEL.json", card["result"]["sha256"])
+    card |= kept_measurements(args.out / "MODEL.json", card["result"]["sha256"])
     (args.out / "MODEL.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(card, indent=2))
 
