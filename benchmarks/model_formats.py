@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -44,12 +45,12 @@ from assistant.index.embedders import (
 KEY_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags as Linux reports them (what `lscpu | grep Flags` prints)."""
-    for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
+def cpu_info() -> tuple[str, set[str]]:
+    """The CPU's model name and feature flags as Linux reports them (what `lscpu` prints)."""
+    fields = dict(line.partition(":")[::2] for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+                  if ":" in line)
+    name = fields.get("model name\t", platform.machine()).strip()
+    return name, set(fields.get("flags\t\t", "").split())
 
 
 def scifact_texts(folder: Path, passages: int, short_texts: list[str]) -> tuple[list[str], list[str]]:
@@ -125,8 +126,10 @@ def main() -> None:
         speeds = {t: speed(encoders(candidates, reference, t), passages, args.rounds, t) for t in args.threads}
         quality = fidelity(encoders(candidates, reference, max(args.threads)), {"passages": passages,
                                                                                "queries": queries})
-    flags = sorted(cpu_flags() & set(KEY_FLAGS))
-    print(f"CPU: {platform.processor() or platform.machine()}; int8-relevant flags: {' '.join(flags) or 'none'}")
+    name, all_flags = cpu_info()
+    flags = sorted(all_flags & set(KEY_FLAGS))
+    print(f"CPU: {name}, {os.cpu_count()} cores; int8-relevant flags: {' '.join(flags) or 'none'}")
+    print(f"Flags: {' '.join(sorted(all_flags))}")
     print(f"{len(passages)} SciFact passages (mean {np.mean([len(t.split()) for t in passages]):.0f} words), "
           f"batch 32; {len(queries)} queries; best of {args.rounds} rounds")
     header = "".join(f"{f'{t} thr texts/s':>16}{'x torch':>9}" for t in args.threads)
