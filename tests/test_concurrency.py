@@ -43,7 +43,7 @@ def visible(lib: Assistant) -> set[str]:
 def lexical_rows(lib: Assistant) -> int:
     """Papers in the lexical (FTS5) index, as a search in this process sees it."""
     with lib.store.reading():
-        return lib.store.catalog.connection().execute("SELECT count(*) FROM lexical").fetchone()[0]
+        return lib.store.catalog.connection().execute("SELECT count(*) FROM lexical_docs").fetchone()[0]
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ log = logging.getLogger("litassist.index")
 SQLITE_HEADER = b"SQLite format 3\x00"
 MANIFEST = "sources.json"
 WHAT_TO_DO = (
-    "restore the home from a backup (`litassist backup DIR` makes one; see docs/reliability.md), "
+    "restore the home from a backup (`litassist backup DIR` makes one; see docs/storage.md), "
     "or move it aside and ingest your sources again into a new home (`litassist sources` lists them)"
 )
 DENSE_FILTER_IDS = 20_000  # a filter admitting at most this many papers is sent to Chroma; a wider one post-filters
@@ -176,9 +176,9 @@ class Store:
         db_path = self.home / FILE_NAME
         if url:
             db_path = self.home / "replicas" / f"{hashlib.sha1(url.encode()).hexdigest()[:16]}.sqlite3"
-        check_catalog_file(db_path)
         self.catalog = Catalog(db_path)
-        with self.locks.opening():
+        with self.locks.opening():  # another process may be creating this home: look at its files only after it
+            check_catalog_file(db_path)
             try:
                 db_path.parent.mkdir(parents=True, exist_ok=True)
                 new = self.catalog.create()
