@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("streamlit")
 import streamlit as st
 from assistant.ui.browser import serve
+from assistant.ui.chat import topic_phrases
 from assistant.ui.explore import map_rows
 from assistant.ui.formatting import selected_paper
 from assistant.ui.library import relevance_bar, table_key
@@ -597,6 +598,14 @@ def test_ingesting_an_upload_of_the_same_name_updates_it_in_place(tmp_path: Path
     assert [p.name for p in folder.iterdir()] == ["refs.bib"]
 
 
+def test_topic_phrases_prefer_phrases_then_long_words_and_acronyms() -> None:
+    assert topic_phrases("RL, reinforcement learning, control", ["rl", "reinforcement", "reinforcement learning",
+                                                                   "control", "policy", "environments"]) == \
+        ["reinforcement learning", "RL", "reinforcement", "control", "policy", "environments"]
+    assert topic_phrases("Graph neural, node, GNN", ["graph neural", "node", "gnn", "nodes"]) == \
+        ["graph neural", "GNN", "nodes"]
+
+
 def test_map_selection_gives_the_clicked_paper() -> None:
     assert selected_paper({"pick": [{"paper_id": "t:abc"}]}, "pick") == "t:abc"
     assert selected_paper({"pick": []}, "pick") is None
@@ -689,8 +698,10 @@ def test_empty_chat_offers_example_questions_and_an_answer_follow_ups(app, seede
     at = app(seeded_copy)
     examples = [b for b in at.button if (b.key or "").startswith("example-")]
     assert len(examples) == 3 and len({b.label for b in examples}) == 3
-    keywords = [c.keywords for c in Assistant(home=seeded_copy).current_clusters().topics]
-    assert examples[0].label == f"What are the main findings on {' and '.join(keywords[0][:2])}?"
+    largest = Assistant(home=seeded_copy).current_clusters().topics[0]
+    phrases = topic_phrases(largest.label, largest.keywords)
+    assert examples[0].label == f"What are the main findings on {' and '.join(phrases[:2])}?"
+    assert all(phrase.lower() in largest.keywords for phrase in phrases)
     examples[0].click().run()
     turn = Assistant(home=seeded_copy).conversation(at.session_state["conversation_id"]).turns[-1]
     assert turn.question == examples[0].label and turn.answer is not None

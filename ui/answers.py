@@ -32,54 +32,54 @@ class Progress:
 
 @dataclass
 class _Queue:
-    waiting: deque[tuple[SavedTurn, int]] = field(default_factory=deque)
+    waiting: deque[tuple[Assistant, SavedTurn, int]] = field(default_factory=deque)
     current: Progress | None = None
 
 
 class Answering:
-    """The answers in progress in this server process, per conversation (one per library: shared by every
-    browser session, so a second tab on the same conversation sees the same progress)."""
+    """The answers in progress in this server process, per conversation (shared by every browser session, so a
+    second tab on the same conversation sees the same progress, and by every model choice: switching the model
+    mid-answer does not orphan the answer, which finishes with the model it started with)."""
 
-    def __init__(self, lib: Assistant):
-        self.lib = lib
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queues: dict[str, _Queue] = {}
+        self._queues: dict[tuple[str, str], _Queue] = {}  # (library home, conversation id)
 
-    def submit(self, conversation_id: str, turn: SavedTurn, k: int) -> None:
-        """Answer `turn` (already saved as pending) after the turns queued before it."""
+    def submit(self, lib: Assistant, conversation_id: str, turn: SavedTurn, k: int) -> None:
+        """Answer `turn` (already saved as pending) with `lib`, after the turns queued before it."""
+        key = (str(lib.settings.home), conversation_id)
         with self._lock:
-            queue = self._queues.get(conversation_id)
+            queue = self._queues.get(key)
             start = queue is None
             if start:
-                queue = self._queues[conversation_id] = _Queue()
-            queue.waiting.append((turn, k))
+                queue = self._queues[key] = _Queue()
+            queue.waiting.append((lib, turn, k))
         if start:
-            threading.Thread(target=self._work, args=(conversation_id,), daemon=True,
-                             name=f"answer-{conversation_id}").start()
+            threading.Thread(target=self._work, args=(key,), daemon=True, name=f"answer-{conversation_id}").start()
 
-    def progress(self, conversation_id: str) -> Progress | None:
+    def progress(self, lib: Assistant, conversation_id: str) -> Progress | None:
         """A copy of the current turn's progress (None when nothing of this conversation runs here)."""
         with self._lock:
-            queue = self._queues.get(conversation_id)
+            queue = self._queues.get((str(lib.settings.home), conversation_id))
             current = queue.current if queue else None
             return Progress(current.turn_id, current.text, list(current.steps)) if current else None
 
-    def busy(self, conversation_id: str) -> bool:
+    def busy(self, lib: Assistant, conversation_id: str) -> bool:
         with self._lock:
-            return conversation_id in self._queues
+            return (str(lib.settings.home), conversation_id) in self._queues
 
-    def _work(self, conversation_id: str) -> None:
+    def _work(self, key: tuple[str, str]) -> None:
         while True:
             with self._lock:
-                queue = self._queues[conversation_id]
+                queue = self._queues[key]
                 if not queue.waiting:
-                    del self._queues[conversation_id]
+                    del self._queues[key]
                     return
-                turn, k = queue.waiting.popleft()
+                lib, turn, k = queue.waiting.popleft()
                 queue.current = progress = Progress(turn.turn_id)
             try:
-                saved = self.lib.conversation(conversation_id)
-                for event in self.lib.answer_turn(saved, turn, k):
+                saved = lib.conversation(key[1])
+                for event in lib.answer_turn(saved, turn, k):
                     with self._lock:
                         if event.kind == "token":
                             progress.text += event.text

@@ -105,7 +105,7 @@ def main() -> None:
     except ConversationsDamaged as error:  # the papers are fine: only the saved conversations are unreadable
         conversation, saved, conversations_error = None, [], str(error)
         st.error(conversations_error, icon=":material/error:")
-    work = answering(settings_key(settings), lib)
+    work = answering()
     with st.sidebar:
         if not conversations_error:
             conversation_sidebar(lib, conversation, saved)

@@ -36,10 +36,10 @@ POLL_SECONDS = 0.25  # how often the page redraws an answer in progress (each re
 FOLLOW_UPS = ("How is {} evaluated?", "What are the limitations of {}?", "Which methods for {} compare best?")
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def answering(key: str, _lib: Assistant) -> Answering:
-    """The background answers of one library in this server process (shared by its browser sessions)."""
-    return Answering(_lib)
+@st.cache_resource(show_spinner=False)
+def answering() -> Answering:
+    """The background answers of this server process (shared by its browser sessions)."""
+    return Answering()
 
 
 def clear_scope() -> None:
@@ -70,7 +70,7 @@ def send(lib: Assistant, work: Answering, conversation: Conversation | None, que
     if scope:
         filters = filters.model_copy(update={"paper_ids": scope.paper_ids})
     turn = lib.queue_question(conversation_id, question, filters, scope.describe() if scope else None)
-    work.submit(conversation_id, turn, k)
+    work.submit(lib, conversation_id, turn, k)
     scroll_to_latest()
     return lib.conversation(conversation_id)
 
@@ -78,7 +78,7 @@ def send(lib: Assistant, work: Answering, conversation: Conversation | None, que
 def retry(lib: Assistant, work: Answering, conversation_id: str, turn: SavedTurn) -> None:
     """Ask a failed or interrupted turn's question again, as a new turn (the failed one stays as it was)."""
     again = lib.queue_question(conversation_id, turn.question, turn.filters, turn.scope)
-    work.submit(conversation_id, again, st.session_state.get("k", 6))
+    work.submit(lib, conversation_id, again, st.session_state.get("k", 6))
     scroll_to_latest()
 
 
@@ -90,10 +90,19 @@ def answer_markdown(answer: Answer, question: str) -> str:
 
 @dataclass(frozen=True)
 class Topics:
-    """The library's topic keywords: per paper id (for follow-ups) and per topic, largest first (for examples)."""
+    """The library's topics as phrases to ask about: per paper id (for follow-ups) and per topic, largest first
+    (for example questions)."""
 
     by_paper: dict[str, list[str]]
     largest: list[list[str]]
+
+
+def topic_phrases(label: str, keywords: list[str]) -> list[str]:
+    """A topic's keywords worth a question: phrases of several words first, then single words of five letters or
+    more, or acronyms (written as the label writes them: "RL", "GNN")."""
+    acronyms = {part.strip().lower(): part.strip() for part in label.split(",") if part.strip().isupper()}
+    multi = [k for k in keywords if " " in k or "-" in k]
+    return multi + [acronyms.get(k, k) for k in keywords if k not in multi and (len(k) >= 5 or k in acronyms)]
 
 
 def library_topics(lib: Assistant, size: int) -> Topics:
@@ -104,20 +113,21 @@ def library_topics(lib: Assistant, size: int) -> Topics:
             clusters = lib.current_clusters().topics
         except Exception:  # noqa: BLE001 - suggestions are a convenience: none rather than an error
             clusters = []
-        cached = (size, Topics({pid: c.keywords for c in clusters for pid in c.paper_ids},
-                               [c.keywords for c in clusters]))
+        phrases = [topic_phrases(c.label, c.keywords) for c in clusters]
+        cached = (size, Topics({pid: words for c, words in zip(clusters, phrases, strict=True) for pid in c.paper_ids},
+                               phrases))
         st.session_state.library_topics = cached
     return cached[1]
 
 
 def follow_ups(topics: Topics, question: str, answer: Answer) -> list[str]:
-    """Up to three follow-up questions on the key phrases of the cited papers' topics not in the question."""
+    """Up to three follow-up questions on the phrases of the cited papers' topics that the question lacks."""
     asked = question.lower()
     phrases: list[str] = []
     for citation in answer.citations:
-        for word in topics.by_paper.get(citation.paper_id, []):
-            if word.lower() not in asked and word not in phrases:
-                phrases.append(word)
+        for phrase in topics.by_paper.get(citation.paper_id, []):
+            if phrase.lower() not in asked and phrase not in phrases:
+                phrases.append(phrase)
     return [template.format(phrase) for template, phrase in zip(FOLLOW_UPS, phrases, strict=False)]
 
 
@@ -157,7 +167,7 @@ def render_turn(lib: Assistant, work: Answering, topics: Topics, conversation_id
         if turn.answer is not None:
             render_answer(lib, topics, turn, number, newest)
             return None
-        if turn.state == "pending" and turn.worker == os.getpid() and work.busy(conversation_id):
+        if turn.state == "pending" and turn.worker == os.getpid() and work.busy(lib, conversation_id):
             return st.empty()
         if turn.state == "pending" and turn.worker != os.getpid():
             st.caption("Being answered by another litassist process (a terminal): reload to see the answer.")
@@ -229,8 +239,8 @@ def follow_answers(lib: Assistant, work: Answering, live_turns: Live) -> None:
     meanwhile stops only this watching (the next run watches again); the answers go on in the background."""
     shown: dict[int, tuple[str, int, bool]] = {}
     tick = st.empty()
-    while work.busy(live_turns.conversation_id):
-        progress = work.progress(live_turns.conversation_id)
+    while work.busy(lib, live_turns.conversation_id):
+        progress = work.progress(lib, live_turns.conversation_id)
         for turn_id, slot in live_turns.slots.items():
             current = progress is not None and progress.turn_id == turn_id
             text = progress.text if current else ""

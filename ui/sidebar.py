@@ -93,6 +93,7 @@ def remember_conversation(conversation_id: str | None) -> None:
 def open_conversation(conversation_id: str | None) -> None:
     """Switch to a saved conversation (None: a new one, saved at its first question), at its newest turn."""
     remember_conversation(conversation_id)
+    st.session_state.missing_conversation = None
     st.session_state.scope = None
     st.session_state.dialog = None
     scroll_to_latest()
