@@ -338,6 +338,11 @@ def test_upload_reports_new_merged_skipped_and_failed_files(app, seeded_copy: Pa
     assert any("broken.ris" in e.value and "binary file" in e.value for e in at.error)
     assert (seeded_copy / "uploads" / "refs.bib").read_text() == bib
     assert any(p.title == "Sparse Mixtures of Reviewers for Peer Review" for p in Assistant(home=seeded_copy).papers())
+    added = at.expander(key="ingest-added")
+    assert added.label == "2 papers added"  # named, not only counted
+    listed = added.markdown[0].value
+    assert "Sparse Mixtures of Reviewers for Peer Review" in listed and "A Title Without Any Abstract" in listed
+    assert seed.title[:30] not in listed  # the merged duplicate was not added
 
 
 def select_rows(at: AppTest, papers: list[Paper], rows: list[int]) -> None:
@@ -682,6 +687,11 @@ def test_evidence_table_cited_first_ask_only_about_them_and_similar(app, seeded_
     code = next(c.value for c in at.code)
     assert f"**{QUESTION}**" in code and f"[{first.number}] {first.title}" in code  # "copy answer with references"
 
+    at.session_state[f"evidence-{turn.turn_id}"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()  # one row selected, as a click would: the actions are about it alone
+    assert at.button(key=f"evidence-ask-{turn.turn_id}").label == "Ask only about 1 selected"
+    at.session_state[f"evidence-{turn.turn_id}"] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    at.run()
     at.button(key=f"evidence-similar-{turn.turn_id}").click().run()
     similar = [b for b in at.button if (b.key or "").startswith(f"similar-{turn.turn_id}-")]
     shown = {e.paper.paper_id for e in answer.evidence}

@@ -64,8 +64,8 @@ def open_conversation_from_url(lib: Assistant) -> Conversation | None:
     try:
         conversation = lib.conversation(wanted)
     except ConversationError:
-        st.session_state.missing_conversation = wanted
         open_conversation(None)
+        st.session_state.missing_conversation = wanted
         return None
     if st.session_state.conversation_id != conversation.conversation_id:
         open_conversation(conversation.conversation_id)  # restored after a reload: show its newest turn

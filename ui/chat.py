@@ -209,6 +209,9 @@ def render_chat(lib: Assistant, work: Answering, conversation: Conversation | No
                         st.button(question, key=f"example-{position}", icon=":material/lightbulb:",
                                   on_click=ask_next, args=(question,))
         return None
+    if not work.busy(lib, conversation.conversation_id) and any(
+            t.state == "pending" and t.worker == os.getpid() for t in conversation.turns):
+        conversation = lib.conversation(conversation.conversation_id)  # answered since it was read: the store has it
     numbers = {turn.turn_id: number for number, turn in conversation.numbered()}
     topics = library_topics(lib, len(papers))
     answered = [t for t in conversation.turns if t.answer is not None]
