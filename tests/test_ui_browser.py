@@ -464,7 +464,8 @@ def test_second_question_and_source_click_during_an_answer_lose_nothing(slow_sit
     wait_until_idle(page)
     done = Assistant(home=slow_site["home"]).conversation(conversation_id)
     assert [(n, t.question) for n, t in done.numbered()] == [(1, QUESTION), (2, follow), (3, queued)]
-    page.wait_for_timeout(2500)  # the scroll to the newest turn
+    page.wait_for_timeout(3500)  # the scroll to the newest turn (repeated while the answer grows)
+    page.screenshot(path=str(ARTIFACTS / f"ui-queued-answers-{size}.png"))
     assert in_view(page, messages.filter(has_text=queued).first.locator("p").first)  # the answer lands under its question
     page.screenshot(path=str(ARTIFACTS / f"ui-queued-answers-{size}.png"))
     foreign = sorted({r for r in requests if not same_origin(r, slow_site["url"])})
