@@ -33,7 +33,7 @@ from .retrieve import Filters, Hit, Mode, Reranker, Retriever
 if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
     from .clusters import ClusterCache, ClusterMap, ClusterSummarizer, ClusterSummary
-    from .conversations import Conversation, ConversationInfo, ConversationStore
+    from .conversations import Conversation, ConversationInfo, ConversationStore, SavedTurn
     from .enrich import EnrichReport
     from .evaluate import AnswerReport, RetrievalReport
     from .llm import Check
@@ -169,13 +169,19 @@ class Assistant:
         if history is not None:
             raise ValueError("give a conversation or a history, not both")
         saved = self.conversation_store.get(conversation)  # an unknown id fails here, before anything runs
-        return self._saved_turn(saved, question, filters, k, scope)
+        turn = self.conversation_store.add_pending(saved.conversation_id, question, filters, scope)
+        return self.answer_turn(saved, turn, k)
 
-    def _saved_turn(
-        self, saved: Conversation, question: str, filters: Filters | None, k: int | None, scope: str | None
-    ) -> Iterator[Event]:
-        """Run one question in a saved conversation; the turn is stored before the final event is yielded, or
-        stored as failed (with the one line the user sees) when it raises."""
+    def queue_question(self, conversation: str, question: str, filters: Filters | None = None,
+                       scope: str | None = None) -> SavedTurn:
+        """Save a question in a conversation now, as a pending turn that `answer_turn` completes later (the app
+        saves a question the moment it is sent, then answers it in the background)."""
+        return self.conversation_store.add_pending(conversation, question, filters, scope)
+
+    def answer_turn(self, saved: Conversation, turn: SavedTurn, k: int | None = None) -> Iterator[Event]:
+        """Answer a pending turn, following up on the answered turns before it; the turn is completed before the
+        final event is yielded, or completed as failed (with the one line the user sees) when it raises or is
+        abandoned."""
         from .llm import describe_error
 
         store = self.conversation_store
@@ -183,13 +189,17 @@ class Assistant:
             if self.paper_count() == 0:
                 raise EmptyLibraryError("the library is empty: load the seed corpus (`litassist ingest --demo`, or "
                                         "the button in the app) or add your own papers first")
-            for event in self.agent.run(question, saved.history(), filters, k):
+            for event in self.agent.run(turn.question, saved.history(before=turn.turn_id), turn.filters, k):
                 if event.kind == "final":
-                    store.add_turn(saved.conversation_id, question, answer=event.answer, filters=filters, scope=scope)
+                    turn = store.finish(turn, answer=event.answer)
                 yield event
+        except GeneratorExit:
+            if turn.answer is None:
+                store.finish(turn, error="Stopped before the answer was ready.")
+            raise
         except Exception as error:
             reason = str(error) if isinstance(error, EmptyLibraryError) else describe_error(error, self.settings)
-            store.add_turn(saved.conversation_id, question, error=reason, filters=filters, scope=scope)
+            store.finish(turn, error=reason)
             raise
 
     @shared
@@ -199,9 +209,10 @@ class Assistant:
 
         return ConversationStore(self.settings.home / FILE_NAME)
 
-    def conversations(self) -> list[ConversationInfo]:
-        """Saved conversations, most recently active first (id, title, created, updated, answers, failed)."""
-        return self.conversation_store.list()
+    def conversations(self, search: str = "") -> list[ConversationInfo]:
+        """Saved conversations, most recently active first (id, title, created, updated, answers, failed, pending);
+        `search`: only those whose title or a question holds it."""
+        return self.conversation_store.list(search)
 
     def conversation(self, conversation_id: str) -> Conversation:
         """A saved conversation with its turns (an id or a unique prefix of one)."""
@@ -302,6 +313,15 @@ class Assistant:
 
     def paper(self, paper_id: str) -> Paper | None:
         return self.store.get_papers([paper_id]).get(paper_id)
+
+    def similar_papers(self, paper_ids: Sequence[str], k: int = 5) -> list[tuple[Paper, float]]:
+        """The k papers nearest to any of `paper_ids` (by paper vector, cosine), best first, those given left out."""
+        given, best = set(paper_ids), {}
+        for paper_id in given:
+            for paper, score in self.store.similar_papers(paper_id, k + len(given)):
+                if paper.paper_id not in given and score > best.get(paper.paper_id, (None, -2.0))[1]:
+                    best[paper.paper_id] = (paper, score)
+        return sorted(best.values(), key=lambda found: -found[1])[:k]
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid") -> list[Hit]:
         """Best papers for a query, each with its best passage; `mode` picks hybrid, dense or lexical."""

@@ -1,16 +1,19 @@
 """Saved conversations: one SQLite file in the library home, written a turn at a time, read by the app, the CLI
 (`chat --resume`, `conversations`) and the Python API alike.
 
-Each turn keeps its question and either the whole Answer (as JSON, so a reload shows it exactly, the numbers its
-papers were given included, and follow-ups get `Answer.history_entries()`), or the one-line reason it failed.
-Failed turns stay visible but are not numbered, not exported and not part of the history a follow-up sees.
-Every write is one transaction on its own short-lived connection, so several app sessions and a terminal can
-share the file.
+A question is saved the moment it is asked, as a pending turn (neither answer nor error, with the id of the process
+that answers it), and completed in place: with the whole Answer (as JSON, so a reload shows it exactly, the numbers
+its papers were given included, and follow-ups get `Answer.history_entries()`), or the one-line reason it failed.
+A pending turn whose process is gone was interrupted (the app or terminal stopped mid-answer): it is shown as such,
+never lost. Failed, pending and interrupted turns stay visible but are not numbered, not exported and not part of
+the history a follow-up sees. Every write is one transaction on its own short-lived connection, so several app
+sessions and a terminal can share the file. A damaged file is one ConversationsDamaged line naming it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -18,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +29,7 @@ from .agent import Answer
 from .citations import page_note
 from .claims import claim_text, claims
 from .corpus import NO_ABSTRACT, Paper
+from .index import StoreError
 from .retrieve import Filters
 
 FILE_NAME = "conversations.sqlite3"
@@ -45,10 +49,41 @@ CREATE TABLE IF NOT EXISTS turns (
     scope TEXT,
     filters TEXT,
     answer TEXT,
-    error TEXT
+    error TEXT,
+    worker INTEGER
 );
 CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation_id, turn_id);
 """
+_COLUMNS_ADDED = {"worker": "ALTER TABLE turns ADD COLUMN worker INTEGER"}  # files written before the column
+EMPTY_KEPT_SECONDS = 3600  # a conversation never asked anything (a chat killed at once) is deleted after this
+INTERRUPTED = "Interrupted: the app or terminal answering it stopped before the answer was ready."
+TurnState = Literal["answered", "failed", "pending", "interrupted"]
+
+
+class ConversationsDamaged(StoreError):
+    """HOME/conversations.sqlite3 cannot be read: one line naming the file and the remedy. A StoreError, so the
+    CLI prints it as its one line, but it says the library itself is fine (its papers are in another file)."""
+
+    @classmethod
+    def of(cls, path: Path, error: BaseException) -> ConversationsDamaged:
+        detail = " ".join(str(error).split())[:120]
+        return cls(f"{path} cannot be read ({detail}): move it aside to start a fresh conversation list; "
+                   "your library is not affected")
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether process `pid` still runs (this one always does)."""
+    if pid is None:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 class ConversationError(KeyError):
@@ -68,10 +103,24 @@ class SavedTurn(BaseModel):
     filters: Filters | None = None
     answer: Answer | None = None
     error: str | None = None
+    worker: int | None = None  # the process answering a pending turn
+
+    @property
+    def state(self) -> TurnState:
+        if self.answer is not None:
+            return "answered"
+        if self.error is not None:
+            return "failed"
+        return "pending" if _alive(self.worker) else "interrupted"
 
     @property
     def failed(self) -> bool:
-        return self.answer is None
+        return self.state in ("failed", "interrupted")
+
+    @property
+    def reason(self) -> str | None:
+        """Why a turn has no answer (None while pending or answered)."""
+        return INTERRUPTED if self.state == "interrupted" else self.error
 
 
 class ConversationInfo(BaseModel):
@@ -81,6 +130,7 @@ class ConversationInfo(BaseModel):
     updated: datetime
     answers: int = 0
     failed: int = 0
+    pending: int = 0  # asked, not (yet) answered: pending or interrupted
 
 
 class Conversation(ConversationInfo):
@@ -88,11 +138,13 @@ class Conversation(ConversationInfo):
 
     def numbered(self) -> list[tuple[int, SavedTurn]]:
         """The answered turns with their numbers (1, 2, ...): failed turns take none."""
-        return list(enumerate((t for t in self.turns if not t.failed), start=1))
+        return list(enumerate((t for t in self.turns if t.answer is not None), start=1))
 
-    def history(self) -> list[dict[str, Any]]:
-        """What a follow-up question sees: every answered turn, citation numbers included."""
-        return [entry for _, turn in self.numbered() for entry in turn.answer.history_entries()]
+    def history(self, before: int | None = None) -> list[dict[str, Any]]:
+        """What a follow-up question sees: every answered turn (before turn id `before`), citation numbers
+        included."""
+        return [entry for _, turn in self.numbered() if before is None or turn.turn_id < before
+                for entry in turn.answer.history_entries()]
 
     def cited_papers(self) -> list[Paper]:
         """Every paper cited in the conversation, first citation first."""
@@ -107,9 +159,10 @@ class Conversation(ConversationInfo):
         return {paper_id: sorted(found) for paper_id, found in pages.items() if found}
 
 
-def title_from(question: str) -> str:
-    """A conversation's title from its first question: one line, at most TITLE_LENGTH characters."""
-    text = " ".join(question.split())
+def title_from(question: str, scope: str | None = None) -> str:
+    """A conversation's title from its first question (or the label of the papers it was bounded to, e.g. a
+    topic): one line, at most TITLE_LENGTH characters."""
+    text = " ".join((f"About {scope}" if scope else question).split())
     return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
@@ -126,22 +179,40 @@ class ConversationStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One connection per operation, committed as a whole or not at all (rolled back on any error)."""
+        """One connection per operation, committed as a whole or not at all (rolled back on any error); a
+        damaged file is ConversationsDamaged (a busy one stays sqlite3's OperationalError)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=30)
         try:
             connection.execute("PRAGMA foreign_keys = ON")
             if not self._schema_ready:
-                connection.executescript(_SCHEMA)  # idempotent: IF NOT EXISTS
-                self._schema_ready = True
+                self._prepare(connection)
             with connection:
                 yield connection
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+                raise
+            raise ConversationsDamaged.of(self.path, error) from None
         finally:
             connection.close()
 
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        connection.executescript(_SCHEMA)  # idempotent: IF NOT EXISTS
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(turns)")}
+        for column, statement in _COLUMNS_ADDED.items():
+            if column not in columns:
+                connection.execute(statement)
+        connection.commit()
+        self._schema_ready = True
+
     def create(self, title: str = "") -> ConversationInfo:
+        """A new conversation; conversations never asked anything and older than EMPTY_KEPT_SECONDS go (a chat
+        started and killed at once leaves nothing in the list)."""
         now = _now()
+        stale = datetime.fromtimestamp(datetime.now(UTC).timestamp() - EMPTY_KEPT_SECONDS, UTC).isoformat()
         with self._transaction() as db:
+            db.execute("DELETE FROM conversations WHERE created < ? AND NOT EXISTS (SELECT 1 FROM turns t WHERE "
+                       "t.conversation_id = conversations.conversation_id)", (stale,))
             while True:
                 conversation_id = secrets.token_hex(4)
                 if not db.execute("SELECT 1 FROM conversations WHERE conversation_id = ?", (conversation_id,)).fetchone():
@@ -149,10 +220,17 @@ class ConversationStore:
             db.execute("INSERT INTO conversations VALUES (?, ?, ?, ?)", (conversation_id, title.strip(), now, now))
         return self.info(conversation_id)
 
-    def list(self) -> list[ConversationInfo]:
-        """Every conversation, most recently active first."""
+    def list(self, search: str = "") -> list[ConversationInfo]:
+        """Every conversation that was asked something, most recently active first; `search`: only those whose
+        title or a question holds it (case-insensitive)."""
+        where, args = "", ()
+        if search.strip():
+            where = (" WHERE c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM turns s WHERE s.conversation_id "
+                     "= c.conversation_id AND s.question LIKE ? ESCAPE '\\')")
+            args = ("%" + _like_prefix(search.strip()),) * 2
         with self._transaction() as db:
-            rows = db.execute(_INFO_QUERY + " GROUP BY c.conversation_id ORDER BY c.updated DESC").fetchall()
+            rows = db.execute(_INFO_QUERY + where + " GROUP BY c.conversation_id HAVING count(t.turn_id) > 0 "
+                              "ORDER BY c.updated DESC", args).fetchall()
         return [_info(row) for row in rows]
 
     def resolve(self, conversation_id: str) -> str:
@@ -186,29 +264,46 @@ class ConversationStore:
         with self._transaction() as db:
             row = db.execute(_INFO_QUERY + " WHERE c.conversation_id = ? GROUP BY c.conversation_id",
                              (resolved,)).fetchone()
-            turns = db.execute("SELECT turn_id, asked, question, scope, filters, answer, error FROM turns "
+            turns = db.execute("SELECT turn_id, asked, question, scope, filters, answer, error, worker FROM turns "
                                "WHERE conversation_id = ? ORDER BY turn_id", (resolved,)).fetchall()
         return Conversation(**_info(row).model_dump(), turns=[_turn(t) for t in turns])
 
     def add_turn(self, conversation_id: str, question: str, answer: Answer | None = None, error: str | None = None,
                  filters: Filters | None = None, scope: str | None = None) -> SavedTurn:
-        """Append a turn (an answer, or the error that stopped it); the first question titles an untitled
-        conversation."""
+        """Append a finished turn (an answer, or the error that stopped it)."""
         if (answer is None) == (error is None):
             raise ValueError("a turn has an answer or an error, not both or neither")
+        turn = self.add_pending(conversation_id, question, filters, scope)
+        return self.finish(turn, answer=answer, error=error)
+
+    def add_pending(self, conversation_id: str, question: str, filters: Filters | None = None,
+                    scope: str | None = None, worker: int | None = None) -> SavedTurn:
+        """Save a question the moment it is asked, to be answered by process `worker` (this one by default); the
+        first question titles an untitled conversation (with the scope's label when it has one: "Ask about this
+        topic" conversations differ by their topic, not by the standard question)."""
         resolved = self.resolve(conversation_id)
-        now = _now()
+        now, worker = _now(), worker or os.getpid()
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT INTO turns (conversation_id, asked, question, scope, filters, answer, error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO turns (conversation_id, asked, question, scope, filters, worker) VALUES (?, ?, ?, ?, ?, ?)",
                 (resolved, now, question, scope, filters.model_dump_json(exclude_none=True) if filters else None,
-                 answer.model_dump_json() if answer else None, error))
+                 worker))
             db.execute("UPDATE conversations SET updated = ?, title = CASE WHEN title = '' THEN ? ELSE title END "
-                       "WHERE conversation_id = ?", (now, title_from(question), resolved))
+                       "WHERE conversation_id = ?", (now, title_from(question, scope), resolved))
             turn_id = cursor.lastrowid
         return SavedTurn(turn_id=turn_id, asked=datetime.fromisoformat(now), question=question, scope=scope,
-                         filters=filters, answer=answer, error=error)
+                         filters=filters, worker=worker)
+
+    def finish(self, turn: SavedTurn, answer: Answer | None = None, error: str | None = None) -> SavedTurn:
+        """Complete a pending turn in place with its answer or the one line why there is none."""
+        if (answer is None) == (error is None):
+            raise ValueError("a turn has an answer or an error, not both or neither")
+        with self._transaction() as db:
+            db.execute("UPDATE turns SET answer = ?, error = ? WHERE turn_id = ?",
+                       (answer.model_dump_json() if answer else None, error, turn.turn_id))
+            db.execute("UPDATE conversations SET updated = ? WHERE conversation_id = (SELECT conversation_id FROM "
+                       "turns WHERE turn_id = ?)", (_now(), turn.turn_id))
+        return turn.model_copy(update={"answer": answer, "error": error})
 
     def rename(self, conversation_id: str, title: str) -> ConversationInfo:
         title = " ".join(title.split())
@@ -227,8 +322,8 @@ class ConversationStore:
         return gone
 
 
-_INFO_QUERY = ("SELECT c.conversation_id, c.title, c.created, c.updated, count(t.answer), "
-               "count(t.turn_id) - count(t.answer) FROM conversations c "
+_INFO_QUERY = ("SELECT c.conversation_id, c.title, c.created, c.updated, count(t.answer), count(t.error), "
+               "count(t.turn_id) - count(t.answer) - count(t.error) FROM conversations c "
                "LEFT JOIN turns t ON t.conversation_id = c.conversation_id")
 
 
@@ -237,16 +332,16 @@ def _like_prefix(text: str) -> str:
 
 
 def _info(row: tuple[Any, ...]) -> ConversationInfo:
-    conversation_id, title, created, updated, answers, failed = row
+    conversation_id, title, created, updated, answers, failed, pending = row
     return ConversationInfo(conversation_id=conversation_id, title=title or "Untitled conversation",
-                            created=created, updated=updated, answers=answers, failed=failed)
+                            created=created, updated=updated, answers=answers, failed=failed, pending=pending)
 
 
 def _turn(row: tuple[Any, ...]) -> SavedTurn:
-    turn_id, asked, question, scope, filters, answer, error = row
+    turn_id, asked, question, scope, filters, answer, error, worker = row
     return SavedTurn(turn_id=turn_id, asked=asked, question=question, scope=scope,
                      filters=Filters.model_validate_json(filters) if filters else None,
-                     answer=Answer.model_validate_json(answer) if answer else None, error=error)
+                     answer=Answer.model_validate_json(answer) if answer else None, error=error, worker=worker)
 
 
 # --- export ---------------------------------------------------------------------------------------------------

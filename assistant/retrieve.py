@@ -70,6 +70,7 @@ class Filters(BaseModel):
     source: str | None = None  # a format name (e.g. "bibtex"), or a source file's path or name
     paper_ids: list[str] | None = None  # only these papers (e.g. one cluster's members)
     collections: list[str] | None = None  # Zotero collections: a name, or a path "Parent/Child"
+    include_undated: bool | None = None  # with a year bound: papers without a year pass too (else they are left out)
 
     def active(self) -> bool:
         return any(v is not None for v in self.model_dump().values())
@@ -79,9 +80,11 @@ class Filters(BaseModel):
         if self.paper_ids is not None and row["paper_id"] not in self.paper_ids:
             return False
         year = row.get("year")
-        if self.year_min is not None and (year is None or year < self.year_min):
+        if year is None and (self.year_min is not None or self.year_max is not None) and not self.include_undated:
             return False
-        if self.year_max is not None and (year is None or year > self.year_max):
+        if self.year_min is not None and year is not None and year < self.year_min:
+            return False
+        if self.year_max is not None and year is not None and year > self.year_max:
             return False
         if self.author and not any(self.author.lower() in a.lower() for a in row["authors"]):
             return False
@@ -111,6 +114,7 @@ class Filters(BaseModel):
                 return mine or theirs
             return theirs if mine.lower() in theirs.lower() else mine
 
+        bounded = [f for f in (self, other) if f.year_min is not None or f.year_max is not None]  # undated: if all say
         ids = self.paper_ids
         if other.paper_ids is not None:
             ids = other.paper_ids if ids is None else [p for p in ids if p in set(other.paper_ids)]
@@ -119,6 +123,7 @@ class Filters(BaseModel):
             author=text(self.author, other.author), venue=text(self.venue, other.venue),
             source=self.source or other.source, paper_ids=ids,
             collections=self.collections if self.collections is not None else other.collections,
+            include_undated=all(f.include_undated for f in bounded) or None if bounded else None,
         )
 
     def describe(self) -> str:
@@ -126,7 +131,8 @@ class Filters(BaseModel):
         parts = []
         if self.year_min is not None or self.year_max is not None:
             parts.append(f"years {self.year_min if self.year_min is not None else '…'}-"
-                         f"{self.year_max if self.year_max is not None else '…'}")
+                         f"{self.year_max if self.year_max is not None else '…'}"
+                         + (" or undated" if self.include_undated else ""))
         parts += [f"{name} {value!r}" for name, value in
                   (("author", self.author), ("venue", self.venue), ("source", self.source)) if value]
         if self.collections is not None:

@@ -5,7 +5,8 @@ Each POST /v1/chat/completions takes the next reply of the script:
 - {"content": "text"}: the answer, streamed word by word (or whole, for non-streaming requests);
 - {"tool_calls": [{"name": ..., "args": {...}}]}: tool calls;
 - {"status": 400, "error": {...}}: an HTTP error with an OpenAI-style error body;
-- {"hang": True}: accept the request and never answer (until the server stops).
+- {"hang": True}: accept the request and never answer (until the server stops);
+- "delay": N in any reply: wait N seconds before it (a slow model).
 Once the script is used up, every request gets `default`. GET /v1/models and GET /props answer with `models` /
 `props` when given, else 404.
 """
@@ -66,6 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.get("hang"):
             self.server.stopping.wait(120)
             return
+        if reply.get("delay"):  # a slow model: seconds before the reply starts
+            self.server.stopping.wait(reply["delay"])
         if "status" in reply:
             self._json(reply["status"], {"error": reply["error"]})
             return

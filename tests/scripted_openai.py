@@ -13,11 +13,11 @@ from model_server import ScriptedServer, scripted_server
 
 
 @contextmanager
-def scripted_openai(reply: str, status: int = 200) -> Iterator[tuple[str, ScriptedServer]]:
+def scripted_openai(reply: str, status: int = 200, delay: float = 0) -> Iterator[tuple[str, ScriptedServer]]:
     """(base URL, the server, with its `requests`) of a server that answers every chat completion with `reply`
-    (streamed when asked to stream), or, with an error `status`, with OpenAI's error body for it (401: a
-    rejected key)."""
-    answer = ({"content": reply} if status == 200
+    (streamed when asked to stream, after `delay` seconds), or, with an error `status`, with OpenAI's error body
+    for it (401: a rejected key)."""
+    answer = ({"content": reply, "delay": delay} if status == 200
               else {"status": status, "error": {"message": reply, "type": "invalid_request_error"}})
     models = {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
     with scripted_server([], models=models, default=answer) as server:

@@ -4,11 +4,15 @@ claims/spans every export quotes."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hostile import header, run_cli
 from typer.testing import CliRunner
 
 from assistant import Assistant
@@ -19,7 +23,9 @@ from assistant.claims import citation_spans, claims, marker_claims
 from assistant.cli import app
 from assistant.conversations import (
     FILE_NAME,
+    INTERRUPTED,
     ConversationError,
+    ConversationsDamaged,
     ConversationStore,
     conversation_json,
     conversation_markdown,
@@ -116,6 +122,98 @@ def test_title_from_the_first_question() -> None:
     assert title_from("  How\ndoes   it scale? ") == "How does it scale?"
     long = title_from("word " * 40)
     assert len(long) == 60 and long.endswith("…")
+    assert title_from("What are the main findings?", "the topic “Mean field”") == "About the topic “Mean field”"
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited (a killed app or terminal)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_a_question_is_saved_before_its_answer_and_completed_in_place(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / FILE_NAME)
+    info = store.create()
+    first = store.add_pending(info.conversation_id, "What is CMFQ?")
+    second = store.add_pending(info.conversation_id, "How is it evaluated?")  # asked while the first runs
+    again = ConversationStore(tmp_path / FILE_NAME).get(info.conversation_id)  # a reload sees both at once
+    assert [(t.question, t.state) for t in again.turns] == [("What is CMFQ?", "pending"),
+                                                            ("How is it evaluated?", "pending")]
+    assert again.title == "What is CMFQ?" and store.list()[0].pending == 2 and again.numbered() == []
+    store.finish(first, answer=answer("CMFQ is a method [1].", [paper()]))
+    done = store.get(info.conversation_id)
+    assert [t.state for t in done.turns] == ["answered", "pending"] and [n for n, _ in done.numbered()] == [1]
+    assert done.history(before=second.turn_id) == done.turns[0].answer.history_entries()
+    assert done.history(before=first.turn_id) == []  # a turn follows up only on those before it
+    store.finish(second, error="cannot reach the model")
+    assert [t.state for t in store.get(info.conversation_id).turns] == ["answered", "failed"]
+    with pytest.raises(ValueError):
+        store.finish(second)
+
+
+def test_a_turn_whose_process_died_is_interrupted_and_kept(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / FILE_NAME)
+    info = store.create()
+    store.add_pending(info.conversation_id, "What is CMFQ?", worker=dead_pid())
+    (turn,) = store.get(info.conversation_id).turns
+    assert turn.state == "interrupted" and turn.failed and turn.reason == INTERRUPTED
+    assert store.list()[0].conversation_id == info.conversation_id  # listed: it was asked something
+
+
+def test_conversations_never_asked_anything_are_not_listed_and_go_after_an_hour(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / FILE_NAME)
+    asked, empty = store.create(), store.create()
+    store.add_turn(asked.conversation_id, "q", answer=answer("a", []))
+    assert [c.conversation_id for c in store.list()] == [asked.conversation_id]
+    old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+        db.execute("UPDATE conversations SET created = ? WHERE conversation_id = ?", (old, empty.conversation_id))
+    fresh = store.create()  # creating one cleans up the old empty ones, never a fresh one or one with turns
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+        kept = {row[0] for row in db.execute("SELECT conversation_id FROM conversations")}
+    assert kept == {asked.conversation_id, fresh.conversation_id}
+
+
+def test_search_over_titles_and_questions(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / FILE_NAME)
+    one, two = store.create(), store.create()
+    store.add_turn(one.conversation_id, "What is CMFQ?", answer=answer("a", []))
+    store.add_turn(one.conversation_id, "How is it evaluated?", answer=answer("a", []))
+    store.add_turn(two.conversation_id, "Which papers merge 100% of models_x?", answer=answer("a", []))
+    assert [c.conversation_id for c in store.list("EVALUATED")] == [one.conversation_id]
+    assert [c.conversation_id for c in store.list("100%")] == [two.conversation_id]  # LIKE characters are literal
+    assert store.list("_x?") and store.list("%%") == [] and len(store.list("  ")) == 2
+
+
+def interior(path: Path) -> None:
+    """Every page after the first (the header and schema) overwritten with noise."""
+    data = path.read_bytes()
+    path.write_bytes(data[:4096] + os.urandom(len(data) - 4096))
+
+
+@pytest.mark.parametrize("damage", [header, interior], ids=["header", "interior pages"])
+def test_a_damaged_conversations_file_is_one_line_that_spares_the_library(
+        seeded_copy: Path, damage, offline: None) -> None:
+    lib = Assistant(home=seeded_copy)
+    info = lib.start_conversation()
+    for number in range(6):  # several pages' worth of turns
+        lib.conversation_store.add_turn(info.conversation_id, f"question {number}",
+                                        answer=answer("word " * 400, [paper()]))
+    database = seeded_copy / FILE_NAME
+    assert database.stat().st_size > 3 * 4096
+    damage(database)
+    fresh = Assistant(home=seeded_copy)
+    with pytest.raises(ConversationsDamaged) as raised:
+        fresh.conversation(info.conversation_id)
+    message = str(raised.value)
+    assert message.startswith(f"{database} cannot be read") and "move it aside" in message
+    assert "your library is not affected" in message and "chroma" not in message and "\n" not in message
+    assert fresh.paper_count() > 0 and fresh.search("mean field", k=1)  # the library itself is fine
+    result = run_cli(seeded_copy, "conversations", timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert str(database) in line and "your library is not affected" in line and "chroma" not in line
 
 
 # --- claims and spans -------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +20,7 @@ import pytest
 pytest.importorskip("streamlit")
 import streamlit as st
 from assistant.ui.browser import serve
+from assistant.ui.chat import topic_phrases
 from assistant.ui.explore import map_rows
 from assistant.ui.formatting import selected_paper
 from assistant.ui.library import relevance_bar, table_key
@@ -34,11 +36,11 @@ from assistant.api import DEMO_CORPUS
 from assistant.bibtex import bibtex
 from assistant.citations import Citation, CitedText, Span
 from assistant.claims import claims
-from assistant.conversations import SavedTurn
+from assistant.conversations import INTERRUPTED, SavedTurn
 from assistant.corpus import Paper
 
 APP = str(resources.files("assistant.ui").joinpath("app.py"))
-CHAT, EXPLORE, LIBRARY = ":material/forum: Chat", ":material/hub: Explore", ":material/library_books: Library"
+CHAT, EXPLORE, LIBRARY = "Chat", "Explore", "Library"
 QUESTION = "How can multi-agent reinforcement learning scale to many agents?"
 SMALL_SEED = "paper-page-sparse-training-theory.txt"  # the single-paper page: 6 papers, a quick first-run ingest
 
@@ -186,9 +188,15 @@ def test_rename_and_delete_a_conversation_with_confirmation(app, seeded_copy: Pa
     at = app(seeded_copy)
     ask(at, QUESTION)
     conversation_id = at.session_state["conversation_id"]
-    at.text_input(key=f"title-{conversation_id}").set_value("Scaling MARL").run()
-    at.button(key="rename_conversation").click().run()
+    at.text_input(key=f"title-{conversation_id}").set_value("Scaling MARL").run()  # Enter: no button needed
     assert Assistant(home=seeded_copy).conversation(conversation_id).title == "Scaling MARL"
+    listed = at.sidebar.button(key=f"conversation-{conversation_id}").label
+    assert listed.startswith("Scaling MARL") and "· 1 answer" in listed  # with its date and answer count
+    at.text_input(key="conversation_search").set_value("nothing like it").run()
+    assert not [b for b in at.sidebar.button if (b.key or "").startswith("conversation-")]
+    at.text_input(key="conversation_search").set_value("scale").run()  # a word of its question
+    assert [b.key for b in at.sidebar.button if (b.key or "").startswith("conversation-")] == \
+        [f"conversation-{conversation_id}"]
     at.button(key="delete_conversation").click().run()
     assert any("Scaling MARL" in text for text in markdown_texts(at))  # the confirmation names it
     assert Assistant(home=seeded_copy).conversations()  # nothing gone before the yes
@@ -213,15 +221,48 @@ def test_failed_turn_is_shown_failed_and_takes_no_number(app, seeded_copy: Path)
     assert [n for n, _ in conversation.numbered()] == [1] and len(conversation.turns) == 2
 
 
-def test_year_filter_and_k_bound_every_search(app, seeded_copy: Path) -> None:
+def test_year_filter_with_or_without_undated_and_k_bound_every_search(app, seeded_copy: Path) -> None:
     at = app(seeded_copy)
     at.sidebar.slider(key="years").set_value((2024, 2024))
     at.sidebar.slider(key="k").set_value(3).run()
+    assert at.sidebar.checkbox(key="include_undated").value  # undated papers are kept unless unticked
+    with_undated = ask(at, QUESTION).answer
+    assert {e.paper.year for e in with_undated.evidence} <= {2024, None}
+    at.sidebar.checkbox(key="include_undated").uncheck().run()
     answer = ask(at, QUESTION).answer
     assert answer.steps[0].args["year_min"] == 2024 and answer.steps[0].args["year_max"] == 2024
     assert 0 < len(answer.evidence) <= 3
     assert {e.paper.year for e in answer.evidence} == {2024}
     assert any("year min 2024" in text for text in markdown_texts(at))
+
+
+def browse_ids(at: AppTest) -> list[str]:
+    return sorted(next(d for d in at.dataframe if "ID" in d.value.columns).value["ID"])
+
+
+def test_author_venue_and_undated_filters_bound_the_browse_table(app, seeded_copy: Path) -> None:
+    extra = seeded_copy.parent / "extra.jsonl"
+    extra.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "doe-1", "title": "Gossip protocols for swarm maps", "abstract": "Robots gossip their maps.",
+         "authors": ["Jane Doe"], "venue": "ICML", "year": 2024},
+        {"id": "roe-1", "title": "Undated notes on swarm maps", "abstract": "Robots broadcast their maps.",
+         "authors": ["John Roe"], "venue": "NeurIPS Workshop"}]), encoding="utf-8")
+    assert Assistant(home=seeded_copy).ingest([extra]).new == 2
+    at = app(seeded_copy, tab=LIBRARY)
+    at.sidebar.text_input(key="author").set_value("DOE").run()
+    assert browse_ids(at) == ["doe-1"]
+    assert any("within the sidebar filters (author 'DOE')" in c.value for c in at.caption)
+    at.sidebar.text_input(key="author").set_value("").run()
+    at.sidebar.text_input(key="venue").set_value("neurips").run()
+    assert browse_ids(at) == ["roe-1"]  # undated, kept: no year range is set
+    at.sidebar.slider(key="years").set_value((2024, 2024)).run()
+    assert browse_ids(at) == ["roe-1"]  # a year range keeps undated papers while "include undated" is ticked
+    at.sidebar.checkbox(key="include_undated").uncheck().run()
+    assert browse_ids(at) == []
+    at.sidebar.text_input(key="venue").set_value("").run()
+    shown = browse_ids(at)
+    assert "doe-1" in shown and "roe-1" not in shown
+    assert all(p.year == 2024 for p in Assistant(home=seeded_copy).papers() if p.paper_id in shown)
 
 
 def test_model_answer_streams_tokens_counts_usage_and_drops_unknown_citations(
@@ -297,6 +338,11 @@ def test_upload_reports_new_merged_skipped_and_failed_files(app, seeded_copy: Pa
     assert any("broken.ris" in e.value and "binary file" in e.value for e in at.error)
     assert (seeded_copy / "uploads" / "refs.bib").read_text() == bib
     assert any(p.title == "Sparse Mixtures of Reviewers for Peer Review" for p in Assistant(home=seeded_copy).papers())
+    added = at.expander(key="ingest-added")
+    assert added.label == "2 papers added"  # named, not only counted
+    listed = added.markdown[0].value
+    assert "Sparse Mixtures of Reviewers for Peer Review" in listed and "A Title Without Any Abstract" in listed
+    assert seed.title[:30] not in listed  # the merged duplicate was not added
 
 
 def select_rows(at: AppTest, papers: list[Paper], rows: list[int]) -> None:
@@ -389,6 +435,8 @@ def test_explore_shows_topics_and_asks_about_one(app, seeded_copy: Path) -> None
     assert turn.filters.paper_ids == second.paper_ids and turn.scope.startswith("the topic “")
     assert {e.paper.paper_id for e in turn.answer.evidence} <= set(second.paper_ids)
     assert turn.answer.steps[0].args["papers"] == len(second.paper_ids)
+    title = Assistant(home=seeded_copy).conversation(at.session_state["conversation_id"]).title
+    assert title.startswith(f"About the topic “{second.label[:20]}")  # each topic's conversation titled by it
 
 
 def test_map_hover_says_undated_never_null(seeded_home: Path) -> None:
@@ -555,6 +603,14 @@ def test_ingesting_an_upload_of_the_same_name_updates_it_in_place(tmp_path: Path
     assert [p.name for p in folder.iterdir()] == ["refs.bib"]
 
 
+def test_topic_phrases_prefer_phrases_then_long_words_and_acronyms() -> None:
+    assert topic_phrases("RL, reinforcement learning, control", ["rl", "reinforcement", "reinforcement learning",
+                                                                   "control", "policy", "environments"]) == \
+        ["reinforcement learning", "RL", "reinforcement", "control", "policy", "environments"]
+    assert topic_phrases("Graph neural, node, GNN", ["graph neural", "node", "gnn", "nodes"]) == \
+        ["graph neural", "GNN", "nodes"]
+
+
 def test_map_selection_gives_the_clicked_paper() -> None:
     assert selected_paper({"pick": [{"paper_id": "t:abc"}]}, "pick") == "t:abc"
     assert selected_paper({"pick": []}, "pick") is None
@@ -567,3 +623,100 @@ def test_the_uploader_takes_every_extension_ingest_knows() -> None:
     from assistant.corpus import _EXTENSION_HINTS
 
     assert {suffix.lstrip(".") for suffix in _EXTENSION_HINTS} | {"txt", "gz"} <= set(UPLOAD_TYPES)
+
+
+# --- never lose a question, evidence, suggestions -----------------------------------------------------------------
+
+
+def test_interrupted_turn_is_kept_and_retried(app, seeded_copy: Path) -> None:
+    lib = Assistant(home=seeded_copy)
+    info = lib.start_conversation()
+    child = subprocess.Popen(["true"])
+    child.wait()  # the process that was answering is gone (an app killed mid-answer)
+    lib.conversation_store.add_pending(info.conversation_id, QUESTION, worker=child.pid)
+    at = app(seeded_copy, conversation=info.conversation_id)
+    assert [e.value for e in at.error] == [INTERRUPTED] and QUESTION in markdown_texts(at)
+    at.button(key=f"retry-{lib.conversation(info.conversation_id).turns[0].turn_id}").click().run()
+    assert not at.exception
+    turns = Assistant(home=seeded_copy).conversation(info.conversation_id).turns
+    assert [(t.question, t.state) for t in turns] == [(QUESTION, "interrupted"), (QUESTION, "answered")]
+    assert [s.label.split(" ·")[0] for s in at.status] == ["Answer 1"]
+
+
+def test_deleted_conversations_link_is_a_not_found_page(app, seeded_copy: Path) -> None:
+    lib = Assistant(home=seeded_copy)
+    info = lib.start_conversation()
+    lib.conversation_store.add_turn(info.conversation_id, "q", error="x")
+    lib.delete_conversation(info.conversation_id)
+    at = app(seeded_copy, conversation=info.conversation_id)
+    assert any(h.value == "Conversation not found" for h in at.subheader)
+    assert any(info.conversation_id in text for text in markdown_texts(at))
+    at.button(key="missing-new").click().run()
+    assert not any(h.value == "Conversation not found" for h in at.subheader)
+
+
+def test_damaged_conversations_file_is_one_line_and_the_library_still_works(app, seeded_copy: Path) -> None:
+    lib = Assistant(home=seeded_copy)
+    info = lib.start_conversation()
+    lib.conversation_store.add_turn(info.conversation_id, "q", error="x")
+    database = seeded_copy / "conversations.sqlite3"
+    database.write_bytes(b"garbage!" * 8 + database.read_bytes()[64:])
+    at = app(seeded_copy, conversation=info.conversation_id)
+    assert not at.exception
+    (line,) = [e.value for e in at.error]
+    assert line.startswith(f"{database} cannot be read") and "your library is not affected" in line
+    assert "chroma" not in line and "Cannot open the library" not in line
+    assert at.chat_input[0].disabled  # a question could not be saved
+    at.session_state["tab"] = LIBRARY
+    at.run()
+    assert browse_ids(at)  # the papers are all there
+
+
+def test_evidence_table_cited_first_ask_only_about_them_and_similar(app, seeded_copy: Path) -> None:
+    at = app(seeded_copy)
+    turn = ask(at, QUESTION)
+    answer = turn.answer
+    table = at.dataframe(key=f"evidence-{turn.turn_id}").value
+    cited = [c.number for c in answer.citations]
+    assert list(table["Cited"][:len(cited)]) == [f"[{n}]" for n in cited]
+    assert set(table["Cited"][len(cited):]) <= {"no"} and len(table) == len({e.paper.paper_id for e in answer.evidence})
+    assert list(table.columns) == ["Cited", "Title", "Authors", "Year", "Venue", "Best sentence"]
+    first = answer.citations[0]
+    quoted = [part.rstrip("…") for part in table["Best sentence"][0].split(" … ")]
+    assert all(part in " ".join(first.paper.abstract.split()) for part in quoted)  # sentences of the paper itself
+    code = next(c.value for c in at.code)
+    assert f"**{QUESTION}**" in code and f"[{first.number}] {first.title}" in code  # "copy answer with references"
+
+    at.session_state[f"evidence-{turn.turn_id}"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()  # one row selected, as a click would: the actions are about it alone
+    assert at.button(key=f"evidence-ask-{turn.turn_id}").label == "Ask only about 1 selected"
+    at.session_state[f"evidence-{turn.turn_id}"] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    at.run()
+    at.button(key=f"evidence-similar-{turn.turn_id}").click().run()
+    similar = [b for b in at.button if (b.key or "").startswith(f"similar-{turn.turn_id}-")]
+    shown = {e.paper.paper_id for e in answer.evidence}
+    assert similar and not {b.label for b in similar} & {e.paper.title for e in answer.evidence}
+
+    at.button(key=f"evidence-ask-{turn.turn_id}").click().run()
+    assert "of answer 1" in at.session_state["scope"].describe()
+    narrowed = ask(at, "Which of them use mean field theory?")
+    assert {e.paper.paper_id for e in narrowed.answer.evidence} <= shown
+    assert narrowed.scope.startswith(f"{len(shown)} papers of answer 1")
+
+
+def test_empty_chat_offers_example_questions_and_an_answer_follow_ups(app, seeded_copy: Path) -> None:
+    at = app(seeded_copy)
+    examples = [b for b in at.button if (b.key or "").startswith("example-")]
+    assert len(examples) == 3 and len({b.label for b in examples}) == 3
+    largest = Assistant(home=seeded_copy).current_clusters().topics[0]
+    phrases = topic_phrases(largest.label, largest.keywords)
+    assert examples[0].label == f"What are the main findings on {' and '.join(phrases[:2])}?"
+    assert all(phrase.lower() in largest.keywords for phrase in phrases)
+    examples[0].click().run()
+    turn = Assistant(home=seeded_copy).conversation(at.session_state["conversation_id"]).turns[-1]
+    assert turn.question == examples[0].label and turn.answer is not None
+    suggested = [b for b in at.button if (b.key or "").startswith(f"follow-{turn.turn_id}-")]
+    assert suggested and all(b.label.endswith("?") for b in suggested)
+    suggested[0].click().run()
+    assert Assistant(home=seeded_copy).conversation(at.session_state["conversation_id"]).turns[-1].question == \
+        suggested[0].label

@@ -32,6 +32,7 @@ from assistant.ui.browser import (
     serve,
     wait_until_idle,
 )
+from assistant.ui.evidence import evidence_rows
 from scripted_openai import pixel_server, scripted_openai
 
 from assistant import Assistant
@@ -40,6 +41,8 @@ from assistant.claims import claims, marker_claims
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
+SHOTS = ROOT / "shots"  # screenshots for the issue's closing note (not committed)
+VIEWPORTS = ["desktop", "phone"]  # the `page` fixture sizes the window by the test's name
 QUESTION = "How does multi-agent reinforcement learning scale to many agents?"
 PLANTED_QUESTION = "How do octopus swarm robots share their sensor maps?"
 BIB = """@article{cooper2022, title={Cooperative Routing of Reviewer Experts}, author={Doe, Jane}, year={2022},
@@ -66,10 +69,23 @@ def planted(pixel: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def chromium() -> Iterator:
+    """One browser for the module (Playwright's sync API allows one instance per thread)."""
     if not CHROMIUM.exists():
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def site(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory, chromium) -> Iterator[dict]:
     ARTIFACTS.mkdir(exist_ok=True)
     home = tmp_path_factory.mktemp("browser") / "home"
     shutil.copytree(seeded_home, home)
@@ -82,14 +98,7 @@ def site(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         with scripted_openai(reply) as (base_url, model), \
                 serve(home, {"LITASSIST_LLM_PROVIDER": "offline", "OPENAI_BASE_URL": base_url},
                       log=ARTIFACTS / "ui-browser-server.log") as url:
-            from playwright.sync_api import sync_playwright
-
-            with sync_playwright() as playwright:
-                browser = launch(playwright)
-                try:
-                    yield {"url": url, "home": home, "browser": browser, "hits": hits, "model": model}
-                finally:
-                    browser.close()
+            yield {"url": url, "home": home, "browser": chromium, "hits": hits, "model": model}
     assert hits == [], f"the browser fetched from the planted server: {hits}"
 
 
@@ -220,8 +229,7 @@ def test_phone_sources_layout_and_nothing_overflows(page, site: dict) -> None:
     answer_message.locator(f'button.la-cite[data-marker="{index}"]').click()
     dialog = page.get_by_role("dialog")
     assert drawer_marks(page) == [" ".join(s.split()) for s in sentences]
-    dialog.locator("mark").first.scroll_into_view_if_needed()
-    assert in_view(page, dialog.locator("mark").first)
+    assert in_view(page, dialog.locator("mark").first)  # scrolled into view by the app, not by the test
     box = dialog.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"] + 1  # the drawer fits the phone
     page.screenshot(path=str(ARTIFACTS / "ui-source-phone.png"))
@@ -322,3 +330,144 @@ def test_upload_through_the_widget(page, site: dict, tmp_path: Path) -> None:
     sidebar.get_by_text(re.compile(rf"^{before + 1} papers ·")).wait_for(timeout=30_000)
     assert (site["home"] / "uploads" / "reviewers.bib").read_text(encoding="utf-8") == BIB
     page.screenshot(path=str(ARTIFACTS / "ui-library.png"))
+
+
+def deep_focus(page) -> dict:
+    """The element with the keyboard focus, looking inside shadow roots (the [n] buttons live in one)."""
+    return page.evaluate("""() => {
+        let el = document.activeElement;
+        while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+        return el ? {tag: el.tagName.toLowerCase(), cls: el.className || '', marker: el.dataset?.marker ?? null,
+                     label: el.getAttribute('aria-label') || '', text: el.textContent || '',
+                     testid: el.dataset?.testid ?? null} : {};
+    }""")
+
+
+@pytest.mark.parametrize("size", VIEWPORTS)
+def test_evidence_table_lists_every_paper_cited_first_and_exports_them(page, site: dict, size: str) -> None:
+    message = ask(page, QUESTION, 1)
+    turn = last_turn(site["home"], open_conversation_id(page))
+    rows = evidence_rows(turn.answer)
+    cited = [paper for paper, number, _ in rows if number is not None]
+    assert cited and [p.paper_id for p, _, _ in rows[:len(cited)]] == [c.paper_id for c in turn.answer.citations]
+    box = message.locator(f".st-key-evidence-box-{turn.turn_id}")
+    box.get_by_text(f"Evidence: {len(rows)} papers looked at, {len(cited)} cited").wait_for(timeout=30_000)
+    grid = box.locator("[data-testid='stDataFrame']")
+    grid.wait_for(timeout=30_000)
+    box.evaluate("e => e.scrollIntoView({block: 'start', behavior: 'instant'})")
+    assert grid.bounding_box()["height"] >= 35 * (len(rows) + 1)  # every row shown, no inner scrolling
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"evidence-table-{size}.png"))
+
+    fmt = "CSL-JSON" if size == "desktop" else "RIS"
+    box.locator("[data-testid='stSelectbox']").filter(has_text="Export format").locator("input").click()
+    page.get_by_role("option", name=fmt).click()
+    wait_until_idle(page)
+    with page.expect_download(timeout=60_000) as download:
+        box.get_by_role("button", name=re.compile(rf"Export all {len(rows)} \({fmt}\)")).click()
+    saved = Path(download.value.path()).read_text(encoding="utf-8")
+    assert download.value.suggested_filename.startswith("litassist-how-does-multi-agent-reinforcement")
+    if fmt == "CSL-JSON":
+        assert [item["title"] for item in json.loads(saved)] == [p.title for p, _, _ in rows]
+    else:
+        assert [line[6:] for line in saved.splitlines() if line.startswith("TI  - ")] == \
+            [" ".join(p.title.split()) for p, _, _ in rows]
+    copied = message.get_by_text("Copy answer with references")
+    copied.click()
+    code = message.locator("[data-testid='stCode']")
+    code.wait_for(timeout=30_000)
+    assert "**References**" in code.inner_text() and f"[1] {turn.answer.citations[0].title[:30]}" in code.inner_text()
+
+
+@pytest.mark.parametrize("size", VIEWPORTS)
+def test_keyboard_only_ask_open_a_citation_and_close_with_focus_back(page, site: dict, size: str) -> None:
+    page.keyboard.press("Tab")  # a fresh page: nothing has the focus
+    assert deep_focus(page)["text"] == "Skip to the question box"  # the first Tab stop
+    page.keyboard.press("Enter")
+    assert deep_focus(page)["testid"] == "stChatInputTextArea"
+    page.keyboard.type(QUESTION)
+    page.keyboard.press("Enter")
+    messages = page.locator("[data-testid='stChatMessage']")
+    messages.last.get_by_text("Answer 1 ·", exact=False).wait_for(timeout=120_000)
+    wait_until_idle(page)
+    turn = last_turn(site["home"], open_conversation_id(page))
+    for _ in range(150):  # Tab on until an [n] of the answer has the focus
+        page.keyboard.press("Tab")
+        focused = deep_focus(page)
+        if "la-cite" in focused.get("cls", ""):
+            break
+    else:
+        raise AssertionError("no [n] button is reachable with Tab")
+    number = int(focused["text"])
+    title = next(c.title for c in turn.answer.citations if c.number == number)
+    assert focused["label"].startswith(f"{number}: {title[:30]}")  # named by its paper, not "button 1"
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    dialog.locator("h4").wait_for(timeout=30_000)
+    assert dialog.locator("h4").inner_text().startswith(title[:30])
+    close_drawer(page)
+    page.wait_for_timeout(1500)  # the focus is put back once the rerun after closing has drawn
+    back = deep_focus(page)
+    assert "la-cite" in back.get("cls", "") and back["marker"] == focused["marker"]
+    tabs = page.get_by_role("tab")
+    assert [" ".join(t.split()) for t in tabs.all_inner_texts()] == ["Chat", "Explore", "Library"]  # no icon words
+    for index in range(tabs.count()):
+        box = tabs.nth(index).bounding_box()
+        assert box["height"] >= 24 and box["width"] >= 24
+    marker = page.locator("button.la-cite").first.bounding_box()
+    assert marker["width"] >= 24 and marker["height"] >= 24  # the tap target of an inline [n]
+
+
+SLOW_REPLY = "Mean-field methods let reinforcement learning scale to many agents [1]."
+
+
+@pytest.fixture(scope="module")
+def slow_site(seeded_home: Path, tmp_path_factory: pytest.TempPathFactory, chromium) -> Iterator[dict]:
+    """The seed library answered by a model that takes 6 s before each reply: time to click while it works."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    home = tmp_path_factory.mktemp("slow") / "home"
+    shutil.copytree(seeded_home, home)
+    with scripted_openai(SLOW_REPLY, delay=6) as (base_url, model), \
+            serve(home, {"LITASSIST_LLM_PROVIDER": "openai-compatible", "OPENAI_BASE_URL": base_url,
+                         "LITASSIST_LLM_MODEL": "scripted"}, log=ARTIFACTS / "ui-browser-slow-server.log") as url:
+        yield {"url": url, "home": home, "browser": chromium, "model": model}
+
+
+@pytest.mark.parametrize("size", VIEWPORTS)
+def test_second_question_and_source_click_during_an_answer_lose_nothing(slow_site: dict, size: str) -> None:
+    page = slow_site["browser"].new_page(viewport=PHONE if size == "phone" else DESKTOP)
+    requests = record_requests(page)
+    open_app(page, slow_site["url"])
+    first = ask(page, QUESTION, 1)
+    conversation_id = open_conversation_id(page)
+    follow, queued = "Which of them use mean field theory?", "How are they evaluated?"
+    page.get_by_placeholder(QUESTION_BOX).fill(follow)
+    page.keyboard.press("Enter")
+    messages = page.locator("[data-testid='stChatMessage']")
+    messages.filter(has_text=follow).first.wait_for(timeout=30_000)
+    assert [t.question for t in Assistant(home=slow_site["home"]).conversation(conversation_id).turns] == \
+        [QUESTION, follow]  # saved the moment it was sent, before its answer
+
+    page.get_by_placeholder(QUESTION_BOX).fill(queued)  # a third question at once: it waits its turn
+    page.keyboard.press("Enter")
+    page.get_by_text("Waiting: answered after the question before it.").wait_for(timeout=30_000)
+    first.locator("button.la-cite").first.click()  # a source from the earlier answer, while the model works
+    page.get_by_role("dialog").locator("mark").first.wait_for(timeout=30_000)
+    page.keyboard.press("Escape")
+    saved = Assistant(home=slow_site["home"]).conversation(conversation_id)
+    assert [t.question for t in saved.turns] == [QUESTION, follow, queued]
+
+    page.reload()  # the questions are there (answered or not yet), and their answers arrive in order
+    page.get_by_text(follow).first.wait_for(timeout=60_000)
+    page.get_by_text(queued).first.wait_for(timeout=60_000)
+    page.get_by_text("Answer 3 ·").wait_for(timeout=120_000)
+    wait_until_idle(page)
+    done = Assistant(home=slow_site["home"]).conversation(conversation_id)
+    assert [(n, t.question) for n, t in done.numbered()] == [(1, QUESTION), (2, follow), (3, queued)]
+    page.wait_for_timeout(3500)  # the scroll to the newest turn (repeated while the answer grows)
+    page.screenshot(path=str(ARTIFACTS / f"ui-queued-answers-{size}.png"))
+    assert in_view(page, messages.filter(has_text=queued).first.locator("p").first)  # the answer lands under its question
+    page.screenshot(path=str(ARTIFACTS / f"ui-queued-answers-{size}.png"))
+    foreign = sorted({r for r in requests if not same_origin(r, slow_site["url"])})
+    page.close()
+    assert foreign == [], f"requests beyond the app's origin: {foreign}"

@@ -2,7 +2,8 @@
 
 Run with `litassist ui` or `streamlit run ui/app.py [-- --home DIR]`. The page calls only the `Assistant`
 facade (and the models it returns); each tab is a module (chat.py, explore.py, library.py), the sources drawer
-and confirmations live in sources.py, and everything here is the frame around them.
+and confirmations live in sources.py, answers in progress in answers.py, and everything here is the frame around
+them. A damaged conversations file costs the saved conversations (one line saying so), never the library.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import sys
 
 import streamlit as st
-from assistant.ui.chat import render_chat, run_turn
-from assistant.ui.components import ASSETS, asset
+from assistant.ui.chat import answering, follow_answers, render_chat, send
+from assistant.ui.components import ASSETS, asset, skip_link
 from assistant.ui.explore import render_explore
 from assistant.ui.library import progress_bar, render_library
+from assistant.ui.rendering import md_escape
 from assistant.ui.sidebar import conversation_sidebar, model_sidebar, open_conversation, retrieval_sidebar
 from assistant.ui.sources import show_dialog
 from assistant.ui.state import (
@@ -31,7 +33,7 @@ from assistant.ui.uploads import UploadResult
 
 from assistant.api import DEMO_CORPUS, Assistant
 from assistant.config import load_settings
-from assistant.conversations import Conversation, ConversationError
+from assistant.conversations import Conversation, ConversationError, ConversationsDamaged
 
 
 def render_first_run(lib: Assistant) -> None:
@@ -54,23 +56,36 @@ def render_first_run(lib: Assistant) -> None:
 
 
 def open_conversation_from_url(lib: Assistant) -> Conversation | None:
-    """The open conversation: the session's, else the one the URL names (a reload), else none yet."""
+    """The open conversation: the session's, else the one the URL names (a reload), else none yet. A URL naming
+    a conversation that is gone (deleted, or a stale link) leaves its id in `missing_conversation`."""
     wanted = st.session_state.conversation_id or st.query_params.get(CONVERSATION_PARAM)
     if not wanted:
         return None
     try:
         conversation = lib.conversation(wanted)
-    except ConversationError:  # deleted elsewhere, or a stale link
+    except ConversationError:
         open_conversation(None)
+        st.session_state.missing_conversation = wanted
         return None
     if st.session_state.conversation_id != conversation.conversation_id:
         open_conversation(conversation.conversation_id)  # restored after a reload: show its newest turn
     return conversation
 
 
+def render_missing(conversation_id: str) -> None:
+    """The page for a link to a conversation that no longer exists (instead of a blank chat)."""
+    with st.container(border=True, key="missing-conversation"):
+        st.subheader("Conversation not found")
+        st.markdown(f"There is no saved conversation `{md_escape(conversation_id)}` in this library: it was deleted, "
+                    "or the link comes from another library. Your other conversations are in the sidebar.")
+        st.button("Start a new conversation", type="primary", key="missing-new", icon=":material/add_comment:",
+                  on_click=lambda: st.session_state.update(missing_conversation=None))
+
+
 def main() -> None:
     st.set_page_config(page_title="litassist", page_icon=str(ASSETS.joinpath("icon.png")), layout="wide")
     st.html(f"<style>{asset('app.css')}</style>")
+    skip_link()
     init_state()
     base = load_settings(home_argument(sys.argv[1:]))
     with st.sidebar:
@@ -80,12 +95,20 @@ def main() -> None:
     try:
         lib = open_library(settings_key(settings), settings)
         papers = lib.papers()
-        conversation = open_conversation_from_url(lib)
     except Exception as error:  # noqa: BLE001 - e.g. a library built with another embedding model
         st.error(f"Cannot open the library at {settings.home}: {error}")
         st.stop()
+    conversations_error = None
+    try:
+        conversation = open_conversation_from_url(lib)
+        saved = lib.conversations(st.session_state.get("conversation_search", ""))
+    except ConversationsDamaged as error:  # the papers are fine: only the saved conversations are unreadable
+        conversation, saved, conversations_error = None, [], str(error)
+        st.error(conversations_error, icon=":material/error:")
+    work = answering()
     with st.sidebar:
-        conversation_sidebar(lib, conversation)
+        if not conversations_error:
+            conversation_sidebar(lib, conversation, saved)
         filters, k = retrieval_sidebar(papers)
         st.caption(f"{len(papers)} papers · `{settings.home}`")
     if not papers:
@@ -94,15 +117,21 @@ def main() -> None:
         st.toast(st.session_state.notice, icon=":material/check_circle:")
         st.session_state.notice = None
     chat, explore, library = st.tabs([CHAT, EXPLORE, LIBRARY], key="tab", on_change="rerun")
+    live = None
     if chat.open:
-        # At the top level, the input is pinned to the bottom of the window; new turns stream above it.
-        question = st.chat_input("Ask about your papers…", key="question") or st.session_state.pending
+        # At the top level, the input is pinned to the bottom of the window; new turns appear above it. While an
+        # answer is worked out, a question sent is saved and waits its turn.
+        question = st.chat_input("Ask about your papers…", key="question",
+                                 disabled=bool(conversations_error)) or st.session_state.pending
         st.session_state.pending = None
+        if question and not conversations_error:
+            st.session_state.missing_conversation = None
+            conversation = send(lib, work, conversation, question, filters, k)
         with chat:
-            messages = render_chat(lib, conversation, papers)
-        if question:
-            with messages:
-                run_turn(lib, conversation, question, filters, k)
+            if st.session_state.get("missing_conversation"):
+                render_missing(st.session_state.missing_conversation)
+            else:
+                live = render_chat(lib, work, conversation, papers)
     if explore.open:
         with explore:
             render_explore(lib, papers)
@@ -110,6 +139,8 @@ def main() -> None:
         with library:
             render_library(lib, papers, filters)
     show_dialog()
+    if live:
+        follow_answers(lib, work, live)  # last: watching an answer must not hold up the rest of the page
 
 
 main()

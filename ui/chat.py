@@ -1,28 +1,45 @@
-"""The Chat tab: the open conversation's turns, a streamed answer for a new question, every citation clickable.
+"""The Chat tab: the open conversation's turns, every citation clickable, and the questions still being answered.
 
-Turns are read back from the library's conversation store on every run (the store saves each turn as it ends),
-so a reload, another tab or `litassist chat --resume` see the same conversation.
+A question is saved the moment it is sent (a pending turn) and answered in the background (ui/answers.py), so
+opening a source, switching tabs or sending a second question never loses it: the page redraws from the store,
+watches the answer in progress (`follow_answers`, the last thing a run does) and shows queued questions as
+waiting. Failed and interrupted turns stay, each with a retry. Under every answer: the evidence table (ui/evidence.py),
+"copy answer with references" and follow-up questions drawn from the library's topics.
 """
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+from assistant.ui.answers import Answering
 from assistant.ui.components import scroll_anchor
-from assistant.ui.formatting import step_line, steps_label, usage_caption
+from assistant.ui.evidence import evidence_table
+from assistant.ui.formatting import shorten, step_line, steps_label, usage_caption
 from assistant.ui.rendering import markdown_html, md_escape
 from assistant.ui.sidebar import remember_conversation
 from assistant.ui.sources import cited_text
-from assistant.ui.state import Scope, scroll_to_latest
+from assistant.ui.state import CHAT, Scope, scroll_to_latest
 
+from assistant.agent import Answer
 from assistant.api import Assistant
-from assistant.conversations import Conversation, SavedTurn
+from assistant.conversations import INTERRUPTED, Conversation, SavedTurn, reference_line
 from assistant.corpus import Paper
 from assistant.retrieve import Filters
 
 CLUSTER_QUESTION = "What are the main findings and methods in these papers?"
+POLL_SECONDS = 0.25  # how often the page redraws an answer in progress (each redraw lets a click interrupt the run)
+FOLLOW_UPS = ("How is {} evaluated?", "What are the limitations of {}?", "Which methods for {} compare best?")
+
+
+@st.cache_resource(show_spinner=False)
+def answering() -> Answering:
+    """The background answers of this server process (shared by its browser sessions)."""
+    return Answering()
 
 
 def clear_scope() -> None:
@@ -31,56 +48,19 @@ def clear_scope() -> None:
 
 def ask_about_cluster(label: str, paper_ids: list[str]) -> None:
     """Scope the chat to one cluster, queue the standard question and bring the Chat tab forward."""
-    from assistant.ui.state import CHAT
-
     st.session_state.scope = Scope(label=label, paper_ids=paper_ids)
     st.session_state.pending = CLUSTER_QUESTION
     st.session_state.tab = CHAT
 
 
-def render_turn(turn: SavedTurn, number: int | None) -> None:
-    """A saved turn: the question, then its answer (numbered) or, for a failed turn, why it failed."""
-    with st.chat_message("user"):
-        st.markdown(md_escape(turn.question))
-        if turn.scope:
-            st.caption(f"About {md_escape(turn.scope)}")
-    with st.chat_message("assistant"):
-        if turn.answer is None:
-            st.error(turn.error or "No answer.", icon=":material/error:")
-            st.caption("This turn failed: it has no number and is left out of follow-ups and exports.")
-            return
-        answer = turn.answer
-        with st.status(f"Answer {number} · {steps_label(answer)}", state="complete", expanded=False):
-            for step in answer.steps:
-                st.markdown(f"- {md_escape(step_line(step))}")
-        passages = {e.paper.paper_id: e.passage for e in answer.evidence}
-        cited_text(answer, f"answer-{turn.turn_id}", f"answer {number}", passages)
-        st.caption(usage_caption(answer))
+def ask_next(question: str) -> None:
+    """A suggested question, sent as if typed."""
+    st.session_state.pending = question
 
 
-def stream_answer(lib: Assistant, conversation_id: str, question: str, filters: Filters, k: int,
-                  scope: Scope | None) -> None:
-    """Steps in a status box and the answer token by token; the store keeps the turn (answered or failed)."""
-    status = st.status("Searching your library…", expanded=False)
-    shown = st.empty()
-    text, answer = "", None
-    try:
-        for event in lib.stream(question, filters=filters, k=k, conversation=conversation_id,
-                                scope=scope.describe() if scope else None):
-            if event.kind == "step" and event.step:
-                status.markdown(f"- {md_escape(step_line(event.step))}")
-            elif event.kind == "token":
-                text += event.text
-                shown.html(markdown_html(text + " ▌"))  # model output: text only, never images or links
-            elif event.kind == "final":
-                answer = event.answer
-        status.update(label=steps_label(answer), state="complete")
-    except Exception:  # noqa: BLE001 - the store keeps the failed turn with its one line; the redraw shows it
-        status.update(label="No answer", state="error")
-
-
-def run_turn(lib: Assistant, conversation: Conversation | None, question: str, filters: Filters, k: int) -> None:
-    """Ask in the open conversation (starting one at the first question) and redraw from the store."""
+def send(lib: Assistant, work: Answering, conversation: Conversation | None, question: str, filters: Filters,
+         k: int) -> Conversation:
+    """Save the question now (starting a conversation at the first one) and queue its answer."""
     if conversation is None:
         conversation_id = lib.start_conversation().conversation_id
         remember_conversation(conversation_id)
@@ -89,30 +69,190 @@ def run_turn(lib: Assistant, conversation: Conversation | None, question: str, f
     scope: Scope | None = st.session_state.scope
     if scope:
         filters = filters.model_copy(update={"paper_ids": scope.paper_ids})
-    scroll_anchor(uuid.uuid4().hex, "scroll-new")
-    with st.chat_message("user"):
-        st.markdown(md_escape(question))
-    with st.chat_message("assistant"):
-        stream_answer(lib, conversation_id, question, filters, k, scope)
+    turn = lib.queue_question(conversation_id, question, filters, scope.describe() if scope else None)
+    work.submit(lib, conversation_id, turn, k)
     scroll_to_latest()
-    st.rerun()  # redraw the finished turn from the store, with its clickable citations
+    return lib.conversation(conversation_id)
 
 
-def render_chat(lib: Assistant, conversation: Conversation | None, papers: list[Paper]) -> Any:
-    """The conversation so far; returns the container new turns stream into (above the pinned input)."""
+def retry(lib: Assistant, work: Answering, conversation_id: str, turn: SavedTurn) -> None:
+    """Ask a failed or interrupted turn's question again, as a new turn (the failed one stays as it was)."""
+    again = lib.queue_question(conversation_id, turn.question, turn.filters, turn.scope)
+    work.submit(lib, conversation_id, again, st.session_state.get("k", 6))
+    scroll_to_latest()
+
+
+def answer_markdown(answer: Answer, question: str) -> str:
+    """The answer as Markdown with its numbered reference list: what "Copy answer with references" gives."""
+    references = "\n".join(f"- {reference_line(c.paper, c.number)}" for c in answer.citations)
+    return f"**{question}**\n\n{answer.body.strip()}\n" + (f"\n**References**\n\n{references}\n" if references else "")
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The library's topics as phrases to ask about: per paper id (for follow-ups) and per topic, largest first
+    (for example questions)."""
+
+    by_paper: dict[str, list[str]]
+    largest: list[list[str]]
+
+
+def topic_phrases(label: str, keywords: list[str]) -> list[str]:
+    """A topic's keywords worth a question: phrases of several words first, then single words of five letters or
+    more, or acronyms (written as the label writes them: "RL", "GNN")."""
+    acronyms = {part.strip().lower(): part.strip() for part in label.split(",") if part.strip().isupper()}
+    multi = [k for k in keywords if " " in k or "-" in k]
+    return multi + [acronyms.get(k, k) for k in keywords if k not in multi and (len(k) >= 5 or k in acronyms)]
+
+
+def library_topics(lib: Assistant, size: int) -> Topics:
+    """The topics of the library (of `size` papers), read once per session and library size."""
+    cached = st.session_state.get("library_topics")
+    if cached is None or cached[0] != size:
+        try:
+            clusters = lib.current_clusters().topics
+        except Exception:  # noqa: BLE001 - suggestions are a convenience: none rather than an error
+            clusters = []
+        phrases = [topic_phrases(c.label, c.keywords) for c in clusters]
+        cached = (size, Topics({pid: words for c, words in zip(clusters, phrases, strict=True) for pid in c.paper_ids},
+                               phrases))
+        st.session_state.library_topics = cached
+    return cached[1]
+
+
+def follow_ups(topics: Topics, question: str, answer: Answer) -> list[str]:
+    """Up to three follow-up questions on the phrases of the cited papers' topics that the question lacks."""
+    asked = question.lower()
+    phrases: list[str] = []
+    for citation in answer.citations:
+        for phrase in topics.by_paper.get(citation.paper_id, []):
+            if phrase.lower() not in asked and phrase not in phrases:
+                phrases.append(phrase)
+    return [template.format(phrase) for template, phrase in zip(FOLLOW_UPS, phrases, strict=False)]
+
+
+def example_questions(topics: Topics) -> list[str]:
+    """Questions on the library's three largest topics, for an empty chat."""
+    return [f"What are the main findings on {' and '.join(words[:2])}?" for words in topics.largest[:3] if words]
+
+
+def render_answer(lib: Assistant, topics: Topics, turn: SavedTurn, number: int, newest: bool) -> None:
+    answer = turn.answer
+    with st.status(f"Answer {number} · {steps_label(answer)}", state="complete", expanded=False):
+        for step in answer.steps:
+            st.markdown(f"- {md_escape(step_line(step))}")
+    passages = {e.paper.paper_id: e.passage for e in answer.evidence}
+    cited_text(answer, f"answer-{turn.turn_id}", f"answer {number}", passages)
+    st.caption(usage_caption(answer))
+    if answer.evidence:
+        evidence_table(lib, answer, turn, number, expanded=newest)
+    with st.expander("Copy answer with references", icon=":material/content_copy:"):
+        st.code(answer_markdown(answer, turn.question), language="markdown", wrap_lines=True)
+    if newest and (suggested := follow_ups(topics, turn.question, answer)):
+        with st.container(horizontal=True, key=f"follow-ups-{turn.turn_id}"):
+            for position, question in enumerate(suggested):
+                st.button(question, key=f"follow-{turn.turn_id}-{position}", icon=":material/subdirectory_arrow_right:",
+                          on_click=ask_next, args=(question,))
+
+
+def render_turn(lib: Assistant, work: Answering, topics: Topics, conversation_id: str, turn: SavedTurn,
+                number: int | None, newest: bool) -> Any:
+    """A saved turn: the question, then its answer, why it has none (with a retry), or, while this process
+    answers it, an empty slot that `follow_answers` fills (returned)."""
+    with st.chat_message("user"):
+        st.markdown(md_escape(turn.question))
+        if turn.scope:
+            st.caption(f"About {md_escape(turn.scope)}")
+    with st.chat_message("assistant"):
+        if turn.answer is not None:
+            render_answer(lib, topics, turn, number, newest)
+            return None
+        if turn.state == "pending" and turn.worker == os.getpid() and work.busy(lib, conversation_id):
+            return st.empty()
+        if turn.state == "pending" and turn.worker != os.getpid():
+            st.caption("Being answered by another litassist process (a terminal): reload to see the answer.")
+            return None
+        orphaned = turn.state == "pending"  # this process's, yet no longer in its queue
+        st.error(INTERRUPTED if orphaned else turn.reason or "No answer.", icon=":material/error:")
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.button("Retry", key=f"retry-{turn.turn_id}", icon=":material/refresh:",
+                      on_click=retry, args=(lib, work, conversation_id, turn))
+            st.caption(f"This turn {'failed' if turn.error else 'was interrupted'}: it is kept, but has no number "
+                       "and is left out of follow-ups and exports.")
+    return None
+
+
+@dataclass
+class Live:
+    """The turns of the open conversation still being answered, and the slot each is drawn into."""
+
+    conversation_id: str
+    slots: dict[int, Any]
+
+
+def render_chat(lib: Assistant, work: Answering, conversation: Conversation | None, papers: list[Paper]) -> Live | None:
+    """The conversation so far; returns what is still being answered (for `follow_answers`)."""
     scope: Scope | None = st.session_state.scope
     if scope:
         with st.container(horizontal=True, vertical_alignment="center", key="scope-banner"):
             st.info(f"Questions are scoped to {md_escape(scope.describe())}.", icon=":material/filter_alt:")
             st.button("Ask the whole library", on_click=clear_scope, key="clear_scope")
     if conversation is None or not conversation.turns:
-        st.caption("Ask a question about your papers. Answers cite the abstracts they draw on: click any [n] to "
-                   "read the paper with the sentence the claim rests on highlighted. Conversations are saved "
-                   "as you go (sidebar)." if papers else "")
-    else:
-        numbers = {turn.turn_id: number for number, turn in conversation.numbered()}
-        for turn in conversation.turns:
-            if turn is conversation.turns[-1]:
-                scroll_anchor(st.session_state.scroll_to, "scroll-latest")  # the newest turn, once per token
-            render_turn(turn, numbers.get(turn.turn_id))
-    return st.container()
+        if papers:
+            st.caption("Ask a question about your papers. Answers cite the abstracts they draw on: click any [n] to "
+                       "read the paper with the sentence the claim rests on highlighted. Conversations are saved "
+                       "as you go (sidebar).")
+            if examples := example_questions(library_topics(lib, len(papers))):
+                st.caption("For example:")
+                with st.container(horizontal=True, key="examples"):
+                    for position, question in enumerate(examples):
+                        st.button(question, key=f"example-{position}", icon=":material/lightbulb:",
+                                  on_click=ask_next, args=(question,))
+        return None
+    if not work.busy(lib, conversation.conversation_id) and any(
+            t.state == "pending" and t.worker == os.getpid() for t in conversation.turns):
+        conversation = lib.conversation(conversation.conversation_id)  # answered since it was read: the store has it
+    numbers = {turn.turn_id: number for number, turn in conversation.numbered()}
+    topics = library_topics(lib, len(papers))
+    answered = [t for t in conversation.turns if t.answer is not None]
+    slots = {}
+    for turn in conversation.turns:
+        if turn is conversation.turns[-1]:
+            scroll_anchor(st.session_state.scroll_to, "scroll-latest")  # the newest question, once per token
+        slot = render_turn(lib, work, topics, conversation.conversation_id, turn, numbers.get(turn.turn_id),
+                           newest=bool(answered) and turn is answered[-1])
+        if slot is not None:
+            slots[turn.turn_id] = slot
+    return Live(conversation.conversation_id, slots) if slots else None
+
+
+def draw_progress(slot: Any, progress_text: str, steps: list[str], waiting: bool) -> None:
+    with slot.container():
+        if waiting:
+            st.caption("Waiting: answered after the question before it.")
+            return
+        label = f"Working out the answer… {steps[-1]}" if steps else "Searching your library…"
+        st.caption(md_escape(shorten(label, 160)))
+        if progress_text:
+            st.html(markdown_html(progress_text + " ▌"))  # model output: text only, never images or links
+
+
+def follow_answers(lib: Assistant, work: Answering, live_turns: Live) -> None:
+    """Redraw the answers in progress until they are all saved, then redraw the page from the store. A click
+    meanwhile stops only this watching (the next run watches again); the answers go on in the background."""
+    shown: dict[int, tuple[str, int, bool]] = {}
+    tick = st.empty()
+    while work.busy(lib, live_turns.conversation_id):
+        progress = work.progress(lib, live_turns.conversation_id)
+        for turn_id, slot in live_turns.slots.items():
+            current = progress is not None and progress.turn_id == turn_id
+            text = progress.text if current else ""
+            steps = [step_line(s) for s in progress.steps] if current else []
+            state = (text, len(steps), not current)
+            if shown.get(turn_id) != state:
+                draw_progress(slot, text, steps, waiting=not current)
+                shown[turn_id] = state
+        time.sleep(POLL_SECONDS)
+        tick.empty()  # a message to the browser: where Streamlit stops this run when the user clicks something
+    st.session_state.scroll_to = uuid.uuid4().hex  # the answer lands with its question in view
+    st.rerun()

@@ -98,6 +98,11 @@ def render_ingest_report(result: UploadResult) -> None:
     st.caption(f"{report.files} file(s) in {report.seconds:.1f} s" + (f" · papers read: {formats}" if formats else "")
                + (f" · {report.files_unchanged} unchanged file(s) skipped" if report.files_unchanged else "")
                + (f" · {report.removed} paper(s) no longer in any source removed" if report.removed else ""))
+    if result.added:
+        with st.expander(f"{len(result.added)} paper{'s' if len(result.added) != 1 else ''} added",
+                         expanded=len(result.added) <= 10, key="ingest-added"):
+            st.markdown("\n".join(f"- {md_escape(paper_line(p))}" for p in result.added[:200])
+                        + (f"\n- … and {len(result.added) - 200} more" if len(result.added) > 200 else ""))
     for failure in report.files_failed:
         st.error(f"{md_escape(Path(failure.file).name)}: {md_escape(failure.reason)}", icon=":material/error:")
     if report.skipped:
@@ -173,35 +178,46 @@ def table_key(shown: list[Paper]) -> str:
     return "papers_table-" + hashlib.sha1("\n".join(p.paper_id for p in shown).encode()).hexdigest()[:12]
 
 
-def render_browse(lib: Assistant, papers: list[Paper]) -> None:
-    """The papers in a table; the selection is kept as paper ids, so it follows the papers, not the rows."""
+TABLE_ROW_PX, TABLE_MAX_PX = 35, 420  # the table is as tall as its rows, up to a scrolling 420 px
+
+
+def table_height(rows: int) -> int:
+    return min(TABLE_ROW_PX * (rows + 1) + 3, TABLE_MAX_PX)
+
+
+def render_browse(lib: Assistant, papers: list[Paper], filters: Filters) -> None:
+    """The papers in a table, within the sidebar filters; the actions on the selection sit between the filter
+    box and the table (always there, so selecting never moves the rows); the selection is kept as paper ids, so
+    it follows the papers, not the rows."""
     st.subheader("Browse")
-    shown = paper_rows(papers, st.text_input("Filter by title, author, abstract or id", key="papers_filter",
-                                             placeholder="e.g. reinforcement"))
+    text = st.text_input("Filter by title, author, abstract or id", key="papers_filter",
+                         placeholder="e.g. reinforcement")
+    shown = [p for p in paper_rows(papers, text) if filters.admits(p)]
     position = {p.paper_id: row for row, p in enumerate(shown)}
     kept = [pid for pid in st.session_state.selected_papers if pid in position]
-    table = pd.DataFrame([{"Title": p.title, "Authors": author_names(p, 3), "Year": p.when or "undated",
-                           "Venue": p.venue or "", "Abstract": "yes" if p.has_abstract else NO_ABSTRACT, "Source": ", ".join(sorted({Path(s.file).name for s in p.sources})),
-                           "ID": p.paper_id} for p in shown])
-    st.caption(f"{len(shown)} of {len(papers)} papers · select rows to read or delete them")
-    event = st.dataframe(table, hide_index=True, width="stretch", height=360, on_select="rerun",
+    bounded = f" within the sidebar filters ({filters.describe()})" if filters.active() else ""
+    st.caption(f"{len(shown)} of {len(papers)} papers{bounded} · select rows to read or delete them")
+    actions = st.container(horizontal=True, key="selection-actions")
+    table = pd.DataFrame([(p.title, author_names(p, 3), p.when or "undated", p.venue or "",
+                           "yes" if p.has_abstract else NO_ABSTRACT,
+                           ", ".join(sorted({Path(s.file).name for s in p.sources})), p.paper_id) for p in shown],
+                         columns=["Title", "Authors", "Year", "Venue", "Abstract", "Source", "ID"])  # headers if empty
+    event = st.dataframe(table, hide_index=True, width="stretch", height=table_height(len(shown)), on_select="rerun",
                          selection_mode="multi-row", key=table_key(shown),
                          selection_default={"selection": {"rows": [position[pid] for pid in kept]}},
                          column_config={"Year": st.column_config.TextColumn(width="small")})
     selected = [shown[row] for row in event.selection.rows if row < len(shown)]
     st.session_state.selected_papers = [p.paper_id for p in selected]
-    if not selected:
-        return
-    with st.container(horizontal=True, key="selection-actions"):
+    with actions:
         st.button(f"Delete {len(selected)} selected paper{'s' if len(selected) != 1 else ''}…", key="delete_button",
-                  icon=":material/delete:", on_click=confirm_delete, args=(lib, selected))
-        if len(selected) == 1:
-            st.button("Open in the reader", key="read_button", icon=":material/open_in_full:",
-                      on_click=open_dialog, args=(SourceView(paper=selected[0], origin="the library"),))
+                  icon=":material/delete:", on_click=confirm_delete, args=(lib, selected), disabled=not selected)
+        st.button("Open in the reader", key="read_button", icon=":material/open_in_full:", disabled=len(selected) != 1,
+                  on_click=open_dialog, args=(SourceView(paper=selected[0], origin="the library"),) if selected
+                  else ())
     if len(selected) == 1:
         with st.container(border=True, key="selected-paper"):
             st.html(paper_html(selected[0], (), author_names(selected[0], 12)))
-    else:
+    elif selected:
         st.markdown("\n".join(f"- {md_escape(paper_line(p))}" for p in selected))
 
 
@@ -234,15 +250,15 @@ def render_search(lib: Assistant, filters: Filters) -> None:
 
 
 def render_library(lib: Assistant, papers: list[Paper], filters: Filters) -> None:
+    """Search first, then the table, then adding files and the overview."""
     if st.session_state.notice:
         st.success(md_escape(st.session_state.notice))
         st.session_state.notice = None
+    if papers:
+        render_search(lib, filters)
+        render_browse(lib, papers, filters)
     left, right = st.columns([1, 1], gap="large")
     with left:
         render_upload(lib)
     with right:
         render_overview(lib, papers)
-    if not papers:
-        return
-    render_browse(lib, papers)
-    render_search(lib, filters)

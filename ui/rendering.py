@@ -52,7 +52,8 @@ def markdown_html(text: str) -> str:
 
 def cited_html(cited: CitedText) -> str:
     """A cited text's body (its reference list left out) as safe HTML whose `[n]` markers are buttons: each
-    carries `data-marker` (the marker's index, see claims.marker_claims) and the paper's title on hover."""
+    carries `data-marker` (the marker's index, see claims.marker_claims), the paper's title on hover and, for
+    screen readers, as its name ("1: Causal Mean Field…", not "button 1")."""
     content = cited.body
     titles = {c.number: reference_title(c.paper) for c in cited.citations}
     found = marker_claims(cited)
@@ -65,7 +66,8 @@ def cited_html(cited: CitedText) -> str:
     def button(match: re.Match[str]) -> str:
         index = int(match.group(1))
         links = [f'<button type="button" class="la-cite" data-marker="{index}" data-number="{n}" '
-                 f'title="{html.escape(titles[n], quote=True)}">{n}</button>' if n in titles else str(n)
+                 f'title="{html.escape(titles[n], quote=True)}" aria-label="{n}: {html.escape(titles[n], quote=True)}"'
+                 f'>{n}</button>' if n in titles else str(n)
                  for n in found[index].numbers]
         return "[" + ", ".join(links) + "]"
 

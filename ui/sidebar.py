@@ -14,6 +14,7 @@ from assistant.bibtex import bibtex
 from assistant.config import Settings, load_settings
 from assistant.conversations import Conversation, ConversationInfo, conversation_markdown
 from assistant.corpus import Paper
+from assistant.exports_out import file_stem
 from assistant.llm import describe_error, model_name, resolve_provider
 from assistant.retrieve import Filters
 
@@ -45,18 +46,23 @@ def model_sidebar(base: Settings) -> Settings:
 
 
 def retrieval_sidebar(papers: list[Paper]) -> tuple[Filters, int]:
-    """Year range, source, Zotero collections (when the library has any) and papers per search: the bounds every
-    search of a chat turn obeys."""
-    st.subheader("Retrieval")
+    """Year range (with or without undated papers), author, venue, source, Zotero collections (when the library
+    has any) and papers per search: the bounds every chat search, the Library's table and its search obey."""
+    st.subheader("Filters")
     years = sorted({p.year for p in papers if p.year})
-    year_min = year_max = None
+    year_min = year_max = include_undated = None
     if len(years) > 1:
         low, high = st.slider("Publication years", years[0], years[-1], (years[0], years[-1]), key="years")
+        undated = sum(p.year is None for p in papers)
+        keep = st.checkbox(f"Include undated papers ({undated})", value=True, key="include_undated",
+                           disabled=not undated, help="Papers whose source gives no year: kept unless unticked "
+                                                      "while the year range is narrowed.")
         if (low, high) != (years[0], years[-1]):
-            year_min, year_max = low, high
-            undated = sum(p.year is None for p in papers)
-            if undated:
-                st.caption(f"{undated} undated papers are left out while the range is narrowed.")
+            year_min, year_max, include_undated = low, high, keep or None
+        elif not keep and undated:
+            year_min, include_undated = years[0], None  # the whole range, dated papers only
+    author = st.text_input("Author", key="author", placeholder="any author", help="Part of an author's name.")
+    venue = st.text_input("Venue", key="venue", placeholder="any venue", help="Part of a journal or conference name.")
     formats = sorted({s.format for p in papers for s in p.sources})
     files = sorted({s.file for p in papers for s in p.sources}, key=lambda f: Path(f).name)
     source = st.selectbox("Source", [None, *formats, *files], key="source",
@@ -67,7 +73,9 @@ def retrieval_sidebar(papers: list[Paper]) -> tuple[Filters, int]:
                             help="Only papers in any of these collections (a parent takes in its subcollections).",
                             ) if collections else []
     k = st.slider("Papers per search", 1, 20, 6, key="k", help="How many papers each search of the agent retrieves.")
-    return Filters(year_min=year_min, year_max=year_max, source=source, collections=chosen or None), k
+    return Filters(year_min=year_min, year_max=year_max, include_undated=include_undated,
+                   author=author.strip() or None, venue=venue.strip() or None, source=source,
+                   collections=chosen or None), k
 
 
 # --- conversations ----------------------------------------------------------------------------------------
@@ -85,6 +93,7 @@ def remember_conversation(conversation_id: str | None) -> None:
 def open_conversation(conversation_id: str | None) -> None:
     """Switch to a saved conversation (None: a new one, saved at its first question), at its newest turn."""
     remember_conversation(conversation_id)
+    st.session_state.missing_conversation = None
     st.session_state.scope = None
     st.session_state.dialog = None
     scroll_to_latest()
@@ -110,35 +119,48 @@ def confirm_delete_conversation(lib: Assistant, info: ConversationInfo) -> None:
                         action=delete))
 
 
-def conversation_sidebar(lib: Assistant, conversation: Conversation | None) -> None:
-    """New conversation, the saved ones (most recently active first), and rename / delete / export of the
-    open one."""
+def conversation_label(info: ConversationInfo) -> str:
+    """A conversation in the list: its title, then when it was last active and how many answers it has."""
+    answers = f"{info.answers} answer{'s' if info.answers != 1 else ''}"
+    waiting = f", {info.pending} waiting" if info.pending else ""
+    return f"{md_escape(shorten(info.title, 42))}  \n{info.updated.astimezone():%d %b %Y, %H:%M} · {answers}{waiting}"
+
+
+def conversation_sidebar(lib: Assistant, conversation: Conversation | None, saved: list[ConversationInfo]) -> None:
+    """New conversation, search, the saved ones (most recently active first, with date and answer count), and
+    rename / delete / export of the open one."""
     st.subheader("Conversations")
     st.button("New conversation", on_click=open_conversation, args=(None,), icon=":material/add_comment:",
               width="stretch", key="new_conversation", disabled=conversation is None)
-    saved = lib.conversations()
+    searched = st.session_state.get("conversation_search", "").strip()
+    if saved or searched:
+        st.text_input("Search conversations", key="conversation_search", placeholder="Search titles and questions",
+                      label_visibility="collapsed", icon=":material/search:")
     if not saved:
-        st.caption("Your conversations are saved here as you ask.")
-    with st.container(height="content" if len(saved) <= 7 else 320, border=False, key="conversation-list"):
+        st.caption(f"No conversation mentions “{md_escape(searched)}”." if searched
+                   else "Your conversations are saved here as you ask.")
+    with st.container(height="content" if len(saved) <= 6 else 360, border=False, key="conversation-list"):
         for info in saved:
             current = conversation is not None and info.conversation_id == conversation.conversation_id
-            st.button(md_escape(shorten(info.title, 42)), key=f"conversation-{info.conversation_id}",
+            st.button(conversation_label(info), key=f"conversation-{info.conversation_id}",
                       type="secondary" if current else "tertiary", width="stretch",
                       icon=":material/chat:" if current else ":material/chat_bubble_outline:",
-                      on_click=open_conversation, args=(info.conversation_id,),
-                      help=f"{info.answers} answers · last active {info.updated.astimezone():%Y-%m-%d %H:%M}")
+                      on_click=open_conversation, args=(info.conversation_id,), help=md_escape(info.title))
     if conversation is None:
         return
     with st.popover("Rename, delete or export", icon=":material/more_horiz:", width="stretch"):
-        st.text_input("Title", value=conversation.title, key=f"title-{conversation.conversation_id}", max_chars=200)
+        st.text_input("Title (Enter saves)", value=conversation.title, key=f"title-{conversation.conversation_id}",
+                      on_change=rename_conversation, args=(lib, conversation.conversation_id))
         st.button("Save title", on_click=rename_conversation, args=(lib, conversation.conversation_id),
                   key="rename_conversation", icon=":material/edit:")
         cited = conversation.cited_papers()
-        st.download_button("Export (Markdown)", conversation_markdown(conversation),
-                           f"litassist-{conversation.conversation_id}.md", "text/markdown", on_click="ignore",
-                           icon=":material/download:", width="stretch", disabled=not conversation.answers)
-        st.download_button(f"Cited papers (BibTeX, {len({p.paper_id for p in cited})})", bibtex(cited, conversation.cited_pages()),
-                           f"litassist-{conversation.conversation_id}.bib", "application/x-bibtex",
+        stem = file_stem(conversation.title, f"litassist-{conversation.conversation_id}")
+        st.download_button("Export (Markdown)", conversation_markdown(conversation), f"{stem}.md", "text/markdown",
+                           on_click="ignore", icon=":material/download:", width="stretch",
+                           disabled=not conversation.answers, key="export_conversation")
+        st.download_button(f"Cited papers (BibTeX, {len({p.paper_id for p in cited})})",
+                           bibtex(cited, conversation.cited_pages()), f"{stem}.bib", "application/x-bibtex",
+                           key="export_cited",
                            disabled=not cited, on_click="ignore", icon=":material/menu_book:", width="stretch")
         st.button("Delete this conversation", on_click=confirm_delete_conversation,
                   args=(lib, conversation), key="delete_conversation", icon=":material/delete:", width="stretch")

@@ -9,7 +9,7 @@ and app.py opens it last.
 from __future__ import annotations
 
 import streamlit as st
-from assistant.ui.components import cited_text_html
+from assistant.ui.components import cited_text_html, reveal_highlight
 from assistant.ui.formatting import shorten
 from assistant.ui.pages import show_pages
 from assistant.ui.rendering import cited_html, md_escape, paper_html
@@ -90,6 +90,8 @@ def source_dialog(view: SourceView) -> None:
     if view.weak:
         st.warning("Weak support: even the closest sentence of this abstract hardly supports the claim.",
                    icon=":material/warning:")
+    if spans:
+        reveal_highlight(f"{id(view)}")  # the highlight in view on every screen (a new token per opened source)
     if view.spans:
         st.caption("Highlighted: the sentence(s) of the abstract the claim rests on.")
     elif view.passage_spans:

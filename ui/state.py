@@ -19,18 +19,22 @@ from assistant.citations import Span
 from assistant.config import Settings
 from assistant.corpus import Paper
 
-CHAT, EXPLORE, LIBRARY = ":material/forum: Chat", ":material/hub: Explore", ":material/library_books: Library"
+CHAT, EXPLORE, LIBRARY = "Chat", "Explore", "Library"  # no icons: a screen reader would read "forum Chat"
 CONVERSATION_PARAM = "c"  # ?c=<conversation id>: the open conversation survives a reload
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Questions bounded to some papers (one topic cluster): every search of the turn stays inside them."""
+    """Questions bounded to some papers (one topic cluster, or papers chosen in an evidence table): every search
+    of the turn stays inside them."""
 
     label: str
     paper_ids: list[str]
+    kind: str = "topic"  # or "selection": `label` then says which papers ("3 papers of answer 2")
 
     def describe(self) -> str:
+        if self.kind == "selection":
+            return self.label
         return f"the topic “{self.label}” ({len(self.paper_ids)} papers)"
 
 
@@ -61,6 +65,7 @@ def init_state() -> None:
     defaults: dict[str, Any] = {
         "conversation_id": None, "scope": None, "pending": None, "dialog": None, "scroll_to": None,
         "last_ingest": None, "uploader_generation": 0, "notice": None, "summaries": {}, "selected_papers": [],
+        "missing_conversation": None,
     }
     for key, value in defaults.items():
         if key not in st.session_state:

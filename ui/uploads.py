@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from assistant.api import Assistant
+from assistant.corpus import Paper
 from assistant.index import IngestReport, ProgressCallback
 
 # Every extension ingest has a parser hint for, plus .txt (scraped pages, bare abstracts, Web of Science's
@@ -40,6 +41,7 @@ class UploadResult:
     saved: list[Path] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # one line per file: name and why
     report: IngestReport | None = None
+    added: list[Paper] = field(default_factory=list)  # the papers that are new in the library
 
 
 def upload_folder(home: Path) -> Path:
@@ -106,8 +108,10 @@ def save_uploads(files: Iterable[Upload], folder: Path, max_mb: float = MAX_UPLO
 def ingest_uploads(
     lib: Assistant, files: Iterable[Upload], progress: ProgressCallback | None = None, max_mb: float = MAX_UPLOAD_MB
 ) -> UploadResult:
-    """Save the uploads under <home>/uploads/ and ingest exactly those files."""
+    """Save the uploads under <home>/uploads/, ingest exactly those files, and name the papers that are new."""
     result = save_uploads(files, upload_folder(lib.settings.home), max_mb)
     if result.saved:
+        before = {p.paper_id for p in lib.papers()}
         result.report = lib.ingest(result.saved, progress=progress)
+        result.added = [p for p in lib.papers() if p.paper_id not in before]
     return result
