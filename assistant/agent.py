@@ -16,13 +16,13 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from .citations import CitedText, Evidence, Ledger, Usage, cite, reference_list, support_claims
 from .config import Settings
+from .extractive import SELECTION, candidate_sentences, choose_sentences, cut, quotes
 from .index import Store, count_tokens, sentence_spans
 from .llm import (
     ContextLengthError,
@@ -35,7 +35,7 @@ from .llm import (
     quote_data,
     resolve_provider,
 )
-from .questions import question_terms, standalone_question, topic_terms, user_questions
+from .questions import standalone_question, topic_terms, user_questions
 from .retrieve import Filters, Hit, Retriever, coverage
 
 if TYPE_CHECKING:
@@ -475,11 +475,11 @@ class Agent:
         header = prompt("offline_answer").format(sentences="\x00")
         lines, protected = [], []
         offset = header.index("\x00")
-        for candidate in chosen:
+        for candidate, start, end in quotes(chosen):
             evidence = ledger.items.get(candidate.hit.paper_id)
             if evidence is None:
                 continue
-            sentence = candidate.hit.paper.abstract[candidate.start:candidate.end]
+            sentence = cut(candidate.hit.paper.abstract[start:end])
             protected.append((offset + 2, offset + 2 + len(sentence)))
             line = f"- {sentence} [{evidence.number}]"
             lines.append(line)
@@ -498,59 +498,6 @@ def _nothing_to_quote(hits: Sequence[Hit]) -> str:
             "`litassist enrich` fetches missing abstracts")
 
 
-# --- the extractive answer's choice of sentences -----------------------------------------------------------
-
-# Openers that set the scene rather than answer anything ("Recently, deep RL has made great progress…").
-GENERIC_OPENER = re.compile(
-    r"^(?:recently|in recent years|over the (?:past|last)|nowadays|with the (?:rapid|recent|growing)|"
-    r"(?:deep|machine) learning has|[\w\s-]{0,60}\b(?:has|have) (?:attracted|gained|received|made (?:great|huge|significant|remarkable))|"
-    r"[\w\s-]{0,60}\bplays? an? (?:important|crucial|key|vital) role|[\w\s-]{0,60}\bis (?:a|an) (?:fundamental|important|challenging|"
-    r"crucial|key|long-standing) (?:problem|task|challenge))",
-    re.IGNORECASE,
-)
-MIN_WORDS = 6
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The extractive rule's knobs. A sentence scores cosine + term_weight * (share of the question's terms in it)
-    + rank_weight * (its paper's fused retrieval score relative to the best); generic openers ("Recently, …
-    has made great progress") are dropped whatever words they share with the question (on SciFact train and dev
-    that changes nothing; on the seeds it drops scene-setting quotes), and so are sentences with no question term
-    that are not `min_cosine_without_terms` close to the question;
-    a sentence of another paper joins the best one only within `margin` of its score, a second sentence of a
-    paper already quoted within `same_paper_margin` (it cites nothing new). Chosen on SciFact train claims as the
-    most precise rule whose citation recall reaches 0.89 in every run of 188 claims, not just on average
-    (benchmarks/tune_extractive.py); the dev numbers are in the README."""
-
-    term_weight: float = 0.15
-    rank_weight: float = 0.8
-    margin: float = 0.4
-    min_cosine_without_terms: float = 0.45
-    papers: int = 6
-    max_sentences: int = 3
-    max_per_paper: int = 2
-    drop_generic: bool = True
-    same_paper_margin: float = 0.15  # a second sentence of a paper already quoted (cites nothing new)
-
-
-SELECTION = Selection()
-
-
-@dataclass
-class Candidate:
-    """One abstract sentence the extractive answer could quote, with what the rule scores it by."""
-
-    hit: Hit
-    rank: int  # of its paper in the search, from 0
-    start: int
-    end: int
-    cosine: float
-    terms: float
-    generic: bool
-    paper_score: float  # the paper's fused score relative to the best paper's
-
-
 def too_weak(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
     """Whether the search found too little to answer from: no passage reaches `abstain_below` cosine and no paper
     holds `abstain_term_coverage` of the question's topic words (then the answer abstains, calling no model).
@@ -559,46 +506,6 @@ def too_weak(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
     topic = topic_terms(question)
     covered = max((coverage(topic, f"{h.paper.title} {h.paper.abstract}") for h in hits), default=0.0)
     return best < settings.abstain_below and covered < settings.abstain_term_coverage
-
-
-def candidate_sentences(question: str, hits: Sequence[Hit], embedder: Any, papers: int) -> list[Candidate]:
-    """Every sentence of at least MIN_WORDS words in the first `papers` hits, scored against the question."""
-    hits = list(hits)[:papers]
-    spans = [(rank, h, a, b) for rank, h in enumerate(hits) for a, b in sentence_spans(h.paper.abstract)
-             if len(h.paper.abstract[a:b].split()) >= MIN_WORDS]
-    if not spans:
-        return []
-    wanted = question_terms(question)
-    texts = [h.paper.abstract[a:b] for _, h, a, b in spans]
-    vectors = embedder.embed_documents([question] + texts)
-    top = max((h.score for h in hits), default=1.0) or 1.0
-    return [
-        Candidate(hit=h, rank=rank, start=a, end=b, cosine=float(cosine),
-                  terms=coverage(wanted, text),
-                  generic=bool(GENERIC_OPENER.match(text)), paper_score=max(0.0, h.score) / top)
-        for (rank, h, a, b), text, cosine in zip(spans, texts, vectors[1:] @ vectors[0])
-    ]
-
-
-def choose_sentences(candidates: Sequence[Candidate], rule: Selection = SELECTION) -> list[Candidate]:
-    """The sentences to quote, best first: one strong sentence from the best paper rather than several weak ones."""
-    scored = []
-    for c in candidates:
-        if c.rank >= rule.papers or (rule.drop_generic and c.generic) or (
-                c.terms == 0 and c.cosine < rule.min_cosine_without_terms):
-            continue
-        scored.append((c.cosine + rule.term_weight * c.terms + rule.rank_weight * c.paper_score, c))
-    scored.sort(key=lambda s: -s[0])
-    chosen: list[Candidate] = []
-    per_paper: dict[str, int] = {}
-    for score, candidate in scored:
-        if len(chosen) == rule.max_sentences or score < scored[0][0] - max(rule.margin, rule.same_paper_margin):
-            break
-        quoted = per_paper.get(candidate.hit.paper_id, 0)
-        if quoted < rule.max_per_paper and score >= scored[0][0] - (rule.same_paper_margin if quoted else rule.margin):
-            chosen.append(candidate)
-            per_paper[candidate.hit.paper_id] = quoted + 1
-    return chosen
 
 
 def run_tool(tools: dict[str, Any], call: dict[str, Any]) -> str:

@@ -398,9 +398,9 @@ def claim_spans(text: str, markers: Sequence[Marker]) -> list[tuple[int, int, li
 
 
 def claim_core(sentence: str) -> str:
-    """The words a claim asserts: markers, bullets and wrapping quotes removed."""
+    """The words a claim asserts: markers, bullets, wrapping quotes and the ellipsis of a cut quote removed."""
     core = _MARKER.sub("", sentence)
-    core = BULLET.sub("", core).strip().strip("\"“”'‘’*").strip()
+    core = BULLET.sub("", core).strip().strip("\"“”'‘’*…").strip()
     return re.sub(r"\s+([.,;:!?])", r"\1", core)
 
 
