@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from .citations import CitedText, Evidence, Ledger, Usage, cite, reference_list, support_claims
 from .config import Settings
-from .extractive import SELECTION, candidate_sentences, choose_sentences, cut, quotes
+from .extractive import SELECTION, Selection, candidate_sentences, choose_sentences, cut, quotes
 from .index import Store, count_tokens, sentence_spans
 from .llm import (
     ContextLengthError,
@@ -48,6 +48,9 @@ _THEME_WORDS = re.compile(r"\b(themes?|topics?|clusters?|research areas?|landsca
 _LIBRARY_WORDS = re.compile(r"\b(library|collection|corpus|my papers|these papers|all papers|main|major|overall)\b", re.IGNORECASE)
 HISTORY_TURNS = 6  # messages of the conversation the model sees
 MAX_REWRITE_WORDS = 40  # a condensed follow-up longer than this, or of several sentences, gives way to the rule's
+# "Ask about this topic" offline: after the topic's summary, one sentence from each of up to six papers, each
+# within a wide margin of the best (a topic question asks for breadth; the summary quotes only the central papers).
+TOPIC_RULE = Selection(max_sentences=6, max_per_paper=1, margin=0.8, papers=10)
 TOKENIZER_MARGIN = 0.9  # tokens are counted with cl100k; other models' tokenizers run up to ~1.12x on abstracts
 
 
@@ -198,16 +201,22 @@ def make_tools(
         except KeyError as error:
             steps.append(Step(tool="cluster_summary", args={"cluster_id": cluster_id}, summary="not found"))
             return quote_data(str(error.args[0]))
-        added = {c.number: ledger.add(c.paper, c.paper.abstract) for c in summary.citations}
-        renumbered = {number: f"[{e.number}]" for number, e in added.items() if e is not None}
-        text = re.sub(r"\[(\d+)\]", lambda m: renumbered.get(int(m.group(1)), ""), summary.text)
+        text, cited = summary_in_ledger(summary, ledger)
         steps.append(Step(tool="cluster_summary", args={"cluster_id": cluster_id}, summary=summary.title))
-        cited = [e for e in added.values() if e is not None]
         return (f"{turn.scope_note()}Cluster {quote_data(cluster_id)}: {quote_data(summary.title)}\n"
                 f"{quote_data(text)}\n\n{ledger.render(cited, budget)}")
 
     functions = [search_papers, read_paper, similar_papers] + ([list_clusters, cluster_summary] if topics else [])
     return [StructuredTool.from_function(f) for f in functions]
+
+
+def summary_in_ledger(summary: ClusterSummary, ledger: Ledger) -> tuple[str, list[Evidence]]:
+    """A topic's summary with its [n] renumbered to the ledger's numbers (its papers added to the ledger; a
+    citation of a paper outside the ledger's scope is dropped), and the evidence it cites."""
+    added = {c.number: ledger.add(c.paper, c.paper.abstract) for c in summary.citations}
+    renumbered = {number: f"[{e.number}]" for number, e in added.items() if e is not None}
+    text = re.sub(r"\[(\d+)\]", lambda m: renumbered.get(int(m.group(1)), ""), summary.body)
+    return text, [e for e in added.values() if e is not None]
 
 
 def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: int = 2) -> tuple[str, int]:
@@ -329,8 +338,12 @@ class Agent:
             answer.abstained = True
         elif self.model is None:
             answer.extractive = True
-            answer.text, protected = self._extractive(standalone, hits, ledger)
-            answer.abstained = not protected
+            summary = self._topic_summary(turn.filters)
+            if summary is not None:
+                steps.append(Step(tool="cluster_summary", args={"cluster_id": summary.cluster_id}, summary=summary.title))
+                yield Event(kind="step", step=steps[-1])
+            answer.text, protected = self._extractive(standalone, hits, ledger, summary)
+            answer.abstained = not protected and summary is None
         else:
             answer.text, tokens = yield from self._converse(question, history, ledger, first, steps, turn, started)
             usage = (usage[0] + tokens[0], usage[1] + tokens[1])
@@ -465,14 +478,29 @@ class Agent:
         usage[1] += completion_tokens
         return reply
 
-    def _extractive(self, question: str, hits: Sequence[Hit], ledger: Ledger) -> tuple[str, list[tuple[int, int]]]:
-        """The offline answer: the sentences of the best papers that address the question, quoted and cited.
+    def _topic_summary(self, filters: Filters) -> ClusterSummary | None:
+        """The cited summary of the topic a turn is scoped to ("Ask about this topic": its filters hold exactly
+        one cluster's papers), else None."""
+        if self.topics is None or filters.paper_ids is None:
+            return None
+        wanted = set(filters.paper_ids)
+        cluster = next((c for c in self.topics.current_clusters().topics if set(c.paper_ids) == wanted), None)
+        return self.topics.cluster_summary(cluster.cluster_id) if cluster else None
+
+    def _extractive(self, question: str, hits: Sequence[Hit], ledger: Ledger,
+                    summary: ClusterSummary | None = None) -> tuple[str, list[tuple[int, int]]]:
+        """The offline answer: the sentences of the best papers that address the question, quoted and cited. A
+        question about a topic builds on the topic's summary: the summary first, then one sentence from each of
+        up to TOPIC_RULE.max_sentences papers that answers the question, none that the summary already quotes.
 
         Returns the text and where the quotes are (brackets inside them are the paper's text, not citations)."""
-        chosen = choose_sentences(candidate_sentences(question, hits, self.retriever.embedder, SELECTION.papers))
+        rule = SELECTION if summary is None else TOPIC_RULE
+        lead = f"{summary_in_ledger(summary, ledger)[0].strip()}\n\n" if summary is not None else ""
+        chosen = choose_sentences(candidate_sentences(question, hits, self.retriever.embedder, rule.papers), rule)
+        chosen = [c for c in chosen if " ".join(c.hit.paper.abstract[c.start:c.end].split()) not in " ".join(lead.split())]
         if not chosen:
-            return prompt("abstain").format(best=_nothing_to_quote(hits[:SELECTION.papers])), []
-        header = prompt("offline_answer").format(sentences="\x00")
+            return (lead.strip(), []) if lead else (prompt("abstain").format(best=_nothing_to_quote(hits[:rule.papers])), [])
+        header = lead + prompt("offline_answer").format(sentences="\x00")
         lines, protected = [], []
         offset = header.index("\x00")
         for candidate, start, end in quotes(chosen):

@@ -39,8 +39,10 @@ GENERIC_OPENER = re.compile(
 _SELF = r"paper|work|study|article|survey|letter|thesis|report|chapter|review|manuscript|research|project"
 LEANING_OPENER = re.compile(
     rf"(?:(?:this|these|those|such|that)\b(?! (?:{_SELF})\b)|(?:it|its|they|their|them|he|she|his|her)\b|"
-    r"(?:for|to|in|because of|based on|as a result of|despite|given|with|by|on|from|under) (?:this|these|that|those|such)\b|"
-    r"to (?:this|that) end\b|(?:therefore|thus|hence|consequently|accordingly|as a result|in this way|in doing so|to do so|"
+    rf"(?:for|to|in|because of|based on|as a result of|despite|given|with|by|on|from|under) (?:this|these|that|those|such)\b"
+    rf"(?! (?:{_SELF})\b)|"
+    r"to (?:this|that) end\b|to (?:address|tackle|solve|overcome|mitigate|handle|bridge|close|fill|remedy|fix) "
+    r"(?:this|these|that|those|such|both|the (?:above|aforementioned|former|latter))\b|(?:therefore|thus|hence|consequently|accordingly|as a result|in this way|in doing so|to do so|"
     r"in addition|additionally|moreover|furthermore|further|however|nevertheless|nonetheless|instead|then|also|"
     r"besides|meanwhile|likewise|similarly|in contrast|by contrast|on the other hand|specifically|more specifically|"
     r"for example|for instance|e\.g\.|i\.e\.|"
@@ -77,7 +79,7 @@ ASPECTS: tuple[Aspect, ...] = (
                   r"test(?:ed|s)? (?:on|in)\b|benchmarks?\b|datasets?\b|demonstrated on|simulations?\b|case stud\w+|"
                   r"backtest\w*|ablation|results? on|tasks?\b|[A-Z][\w-]*\d[\w-]*)")),
     Aspect("result",
-           _words(r"\b(?:how (?:much|many|fast|accurate|well|large|big|long|close|precise|good|often)|accura\w+|"
+           _words(r"\b(?:how (?:much|many|fast|accurate|well|large|big|long|close|precise|good|often)|accura\w+|findings?|"
                   r"results?\b|performance|speed-?ups?|improve\w*|errors?\b|gains?\b|scores?\b|success rate)"),
            _words(rf"{_NUMBER}|\b(?:outperform\w*|achiev\w*|improv\w*|surpass\w*|reduc\w*|speed-?ups?|faster|accura\w+)")),
     Aspect("limitation",
