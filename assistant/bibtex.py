@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from .corpus import Paper
+from .corpus.display import plain_text
 
 _BIBTEX_SPECIAL = re.compile(r"([&%$#_{}])")
 _KEY_WORD = re.compile(r"[a-z0-9]+")
@@ -23,8 +24,10 @@ def _ascii_words(text: str) -> list[str]:
 
 
 def _escape(value: str) -> str:
-    """Characters that break or change a BibTeX field are escaped; the rest is left as UTF-8 (biber reads it)."""
-    return _BIBTEX_SPECIAL.sub(r"\\\1", value).replace("~", r"\textasciitilde{}")
+    """A field written once, correctly: LaTeX the source already had is decoded first (an abstract's "11\\%" is
+    "11%", "$N:M$" is "N:M"), then the characters that break or change a BibTeX field are escaped ("11\\%", never
+    "11\\\\%"); the rest is left as UTF-8 (biber reads it)."""
+    return _BIBTEX_SPECIAL.sub(r"\\\1", plain_text(value)).replace("~", r"\textasciitilde{}")
 
 
 def citation_key(paper: Paper) -> str:
@@ -36,8 +39,9 @@ def citation_key(paper: Paper) -> str:
 
 
 def bibtex_entry(paper: Paper, key: str) -> str:
-    """One entry: @article when there is a venue, @misc (with the arXiv eprint when known) otherwise."""
-    fields: list[tuple[str, str]] = [("title", "{" + _escape(paper.title) + "}")]
+    """One entry: @article when there is a venue, @misc (with the arXiv eprint when known) otherwise. A title
+    derived from the abstract's first words is not a title: the entry has none, and a note says so."""
+    fields: list[tuple[str, str]] = [] if paper.title_derived else [("title", "{" + _escape(paper.title) + "}")]
     if paper.authors:
         fields.append(("author", _escape(" and ".join(paper.authors))))
     if paper.year:
@@ -54,6 +58,8 @@ def bibtex_entry(paper: Paper, key: str) -> str:
         fields.append(("keywords", _escape(", ".join(paper.keywords))))
     if paper.abstract:
         fields.append(("abstract", _escape(paper.abstract)))
+    if paper.title_derived:
+        fields.append(("note", "No title in the source"))
     kind = "article" if paper.venue else "misc"
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
     return f"@{kind}{{{key},\n{body}\n}}\n"
