@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from .config import Settings
 from .corpus import NO_ABSTRACT, Paper
+from .corpus.display import display_title
 from .index import count_tokens, sentence_spans
 from .llm import quote_attribute, quote_data
 from .retrieve import term_coverage
@@ -178,7 +179,7 @@ class Ledger:
             body = (e.paper.abstract if full else e.passage) if e.paper.has_abstract else \
                 f"({NO_ABSTRACT}: only the title and details above are known of this paper)"
             block = (f'<evidence n="{e.number}" paper_id="{quote_attribute(e.paper.paper_id)}">\n'
-                     f"{quote_data(e.paper.title)}\n{quote_data(_byline(e.paper))}\n{quote_data(body)}\n</evidence>")
+                     f"{quote_data(display_title(e.paper))}\n{quote_data(_byline(e.paper))}\n{quote_data(body)}\n</evidence>")
             size = count_tokens(block)
             if used + size > budget_tokens:
                 if blocks:
@@ -361,7 +362,8 @@ def cite(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]] = ()) -
 
 
 def reference_list(citations: Sequence[Citation]) -> str:
-    lines = [f"[{c.number}] {c.title} ({c.paper.when or 'n.d.'}) — {c.paper_id}" for c in citations]
+    """The references under a cited text; a title made from the abstract is marked ("Untitled — …")."""
+    lines = [f"[{c.number}] {display_title(c.paper)} ({c.paper.when or 'n.d.'}) — {c.paper_id}" for c in citations]
     return ("\n\nReferences\n" + "\n".join(lines)) if lines else ""
 
 

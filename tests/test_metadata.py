@@ -102,3 +102,13 @@ def test_a_year_filter_says_how_many_undated_papers_it_left_out(seeded_home: Pat
 def test_papers_lists_derived_titles_and_undated_dates_honestly(seeded_home: Path) -> None:
     result = runner.invoke(app, ["--home", str(seeded_home), "papers"])
     assert "Untitled — “" in result.output and ", no year)" in result.output
+
+
+def test_an_answer_s_references_mark_a_derived_title() -> None:
+    from assistant.citations import Citation, reference_list
+
+    undated = make_paper(abstract="We prune weights.", title="Sparse training", date="Sep 25", source=SOURCE)
+    lines = reference_list([Citation(number=1, paper_id=DERIVED.paper_id, title=DERIVED.title, paper=DERIVED),
+                            Citation(number=2, paper_id=undated.paper_id, title=undated.title, paper=undated)])
+    assert "[1] Untitled — “Recently, deep reinforcement learning" in lines and "(n.d.)" in lines
+    assert f"[2] Sparse training (Sep 25, no year) — {undated.paper_id}" in lines
