@@ -478,6 +478,7 @@ def _run_turn(
 
     from .agent import collect
     from .api import EmptyLibraryError
+    from .corpus.display import plain_text
     from .llm import describe_error
 
     tail = _StreamTail()
@@ -503,8 +504,8 @@ def _run_turn(
         fail(str(error))
     except Exception as error:  # noqa: BLE001 - a model failure is one line, never a traceback
         fail(describe_error(error, lib.settings))
-    if not as_json:
-        out.print(answer.text, highlight=False, markup=False)
+    if not as_json:  # quotes of abstracts are shown as typeset ("11\\%" -> "11%"); a model's text as written
+        out.print(plain_text(answer.text) if answer.extractive else answer.text, highlight=False, markup=False)
         cost = f", ${answer.usage.cost_usd:.4f}" if answer.usage.cost_usd is not None else ""
         err.print(
             f"[dim]{answer.provider}{' ' + answer.model if answer.model else ''} · {answer.usage.prompt_tokens}+"

@@ -112,3 +112,11 @@ def test_an_answer_s_references_mark_a_derived_title() -> None:
                             Citation(number=2, paper_id=undated.paper_id, title=undated.title, paper=undated)])
     assert "[1] Untitled — “Recently, deep reinforcement learning" in lines and "(n.d.)" in lines
     assert f"[2] Sparse training (Sep 25, no year) — {undated.paper_id}" in lines
+
+
+def test_ask_shows_quoted_latex_as_typeset_and_json_keeps_it_verbatim(seeded_home: Path) -> None:
+    question = "How much does AdaMerging improve over task arithmetic merging?"
+    shown = runner.invoke(app, ["--home", str(seeded_home), "ask", question])
+    assert "remarkable 11% improvement" in " ".join(shown.output.split()) and "11\\%" not in shown.output
+    raw = json.loads(runner.invoke(app, ["--home", str(seeded_home), "ask", question, "--json"]).output)
+    assert "remarkable 11\\% improvement" in raw["answer"]  # the quote as stored: its highlight offsets stay exact
