@@ -258,8 +258,9 @@ def _score(c: Candidate, rule: Selection, part: int | None = None) -> float:
 
 
 def choose_sentences(candidates: Sequence[Candidate], rule: Selection = SELECTION) -> list[Candidate]:
-    """The sentences to quote, best first: one strong sentence from the best paper rather than several weak ones;
-    for a question of several parts, also the best sentence for each part not yet answered."""
+    """The sentences to quote, best first (for an aspect question, those that speak to it first): one strong
+    sentence from the best paper rather than several weak ones; for a question of several parts, also the best
+    sentence for each part not yet answered."""
     pool = [c for c in candidates if c.rank < rule.papers and not (rule.drop_generic and c.generic) and not (
         c.terms == 0 and not c.aspects and c.cosine < rule.min_cosine_without_terms)]
     scored = sorted(((_score(c, rule), c) for c in pool), key=lambda s: -s[0])
@@ -273,8 +274,8 @@ def choose_sentences(candidates: Sequence[Candidate], rule: Selection = SELECTIO
             chosen.append(candidate)
             per_paper[candidate.hit.paper_id] = quoted + 1
     parts = len(pool[0].part_terms) if pool else 0
-    if any(c.aspects for c in pool):
-        chosen = [_on_aspect(c, pool, chosen, rule) for c in chosen]
+    if any(c.aspects for c in pool):  # quotes that speak to the aspect asked come first
+        chosen = sorted((_on_aspect(c, pool, chosen, rule) for c in chosen), key=lambda c: not c.aspects)
     for part in range(parts if parts > 1 else 0):
         best = max(pool, key=lambda c: _score(c, rule, part))
         if not any(c is best or part in c.aspects for c in chosen):
