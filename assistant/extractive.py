@@ -109,6 +109,7 @@ ASPECTS: tuple[Aspect, ...] = (
            _words(r"\b(?:we (?:propose|introduce|present)|(?:paper|work|study) (?:presents|introduces|proposes)|"
                   r"called|named|refers? to|(?:is|are) an?\b)")),
 )
+_FALLBACK = {a.name: a.fallback for a in ASPECTS}
 _PART_BREAK = re.compile(r"\s*(?:;|,?\s+\band\b\s+(?=(?:how|what|which|why|where|when|who|whom|whose|is|are|does|do|did|"
                          r"can|could|will|would)\b))", re.IGNORECASE)
 
@@ -150,9 +151,9 @@ class Selection:
     paper already quoted within `same_paper_margin` (it cites nothing new). Chosen on SciFact train claims as the
     most precise rule whose citation recall reaches 0.89 in every run of 188 claims, not just on average
     (benchmarks/tune_extractive.py); SciFact's questions ask no aspect, so `aspect_weight` was set on the seed
-    aspect fixture (tests/fixtures/aspect_questions.json): 0.0 and 0.1 quote the answer for 40 of 43, 0.2 and 0.3
-    for 39, 0.5 for 40 — the per-paper swap to an aspect sentence (`_on_aspect`) does most of the work; 0.1 keeps
-    a part's own aspect ahead when its best sentence is chosen (docs/answers.md)."""
+    aspect fixture (tests/fixtures/aspect_questions.json): 0.0 to 0.3 quote the answer for 39 of 43, 0.5 for 40 —
+    the per-paper swap to an aspect sentence (`_on_aspect`) does most of the work; 0.1 keeps a part's own aspect
+    ahead when its best sentence is chosen without letting a pattern match outweigh closeness (docs/answers.md)."""
 
     term_weight: float = 0.15
     rank_weight: float = 0.8
@@ -185,6 +186,7 @@ class Candidate:
     aspects: tuple[int, ...] = ()  # the question parts (indexes) whose aspect this sentence speaks to
     part_terms: tuple[float, ...] = ()  # per part: the share of its terms in the sentence
     quote_start: int | None = None
+    steers: bool = False  # it speaks to an aspect the question names (not just the "how…?" fallback)
 
     @property
     def quote(self) -> tuple[int, int]:
@@ -231,6 +233,7 @@ def candidate_sentences(question: str, hits: Sequence[Hit], embedder: Any, paper
     wanted = question_terms(question)
     parts = question_parts(question)
     part_aspects = [question_aspects(p) for p in parts]
+    named = {i for i, asked in enumerate(part_aspects) if any(not _FALLBACK.get(name, False) for name in asked)}
     part_terms = [question_terms(p) or wanted for p in parts]
     texts = [cut(h.paper.abstract[a:b]) for _, h, a, b, _ in spans]
     vectors = embedder.embed_documents([question] + texts)
@@ -245,7 +248,8 @@ def candidate_sentences(question: str, hits: Sequence[Hit], embedder: Any, paper
         Candidate(hit=h, rank=rank, start=a, end=b, cosine=float(cosine), terms=coverage(wanted, context(h, text)),
                   generic=bool(GENERIC_OPENER.match(text)), paper_score=max(0.0, h.score) / top,
                   aspects=tuple(i for i, asked in enumerate(part_aspects) if aspect_matches(asked, text)),
-                  part_terms=tuple(coverage(terms, context(h, text)) for terms in part_terms), quote_start=start)
+                  part_terms=tuple(coverage(terms, context(h, text)) for terms in part_terms), quote_start=start,
+                  steers=any(aspect_matches(part_aspects[i], text) for i in named))
         for (rank, h, a, b, start), text, cosine in zip(spans, texts, vectors[1:] @ vectors[0])
     ]
 
@@ -274,8 +278,8 @@ def choose_sentences(candidates: Sequence[Candidate], rule: Selection = SELECTIO
             chosen.append(candidate)
             per_paper[candidate.hit.paper_id] = quoted + 1
     parts = len(pool[0].part_terms) if pool else 0
-    if any(c.aspects for c in pool):  # quotes that speak to the aspect asked come first
-        chosen = sorted((_on_aspect(c, pool, chosen, rule) for c in chosen), key=lambda c: not c.aspects)
+    if any(c.steers for c in pool):  # quotes that speak to the aspect asked come first
+        chosen = sorted((_on_aspect(c, pool, chosen, rule) for c in chosen), key=lambda c: not c.steers)
     for part in range(parts if parts > 1 else 0):
         best = max(pool, key=lambda c: _score(c, rule, part))
         if not any(c is best or part in c.aspects for c in chosen):
@@ -285,10 +289,12 @@ def choose_sentences(candidates: Sequence[Candidate], rule: Selection = SELECTIO
 
 def _on_aspect(candidate: Candidate, pool: Sequence[Candidate], chosen: Sequence[Candidate], rule: Selection) -> Candidate:
     """The sentence to quote for a chosen one's paper: itself when it speaks to an aspect asked, else the paper's
-    best sentence that does (the paper was chosen for its topic; the quote is chosen for what was asked)."""
-    if candidate.aspects:
+    best sentence that does (the paper was chosen for its topic; the quote is chosen for what was asked). Only an
+    aspect the question names steers: a bare "how does X…?" (the method fallback) leaves the choice to the score,
+    which on the seeds keeps the sentence about X rather than one about its predecessor."""
+    if candidate.steers:
         return candidate
-    same = [c for c in pool if c.hit.paper_id == candidate.hit.paper_id and c.aspects
+    same = [c for c in pool if c.hit.paper_id == candidate.hit.paper_id and c.steers
             and not any(c is other for other in chosen)]
     return max(same, key=lambda c: _score(c, rule), default=candidate)
 
