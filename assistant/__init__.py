@@ -8,10 +8,13 @@ if TYPE_CHECKING:
     from .api import Assistant
     from .config import Settings
     from .corpus import Paper
+    from .corpus.display import display_abstract, display_date, display_title, plain_text
     from .enrich import EnrichError, EnrichReport
 
-__all__ = ["Assistant", "EnrichError", "EnrichReport", "Paper", "Settings"]
-_HOMES = {"Assistant": "api", "Settings": "config", "Paper": "corpus", "EnrichError": "enrich", "EnrichReport": "enrich"}
+__all__ = ["Assistant", "EnrichError", "EnrichReport", "Paper", "Settings", "display_abstract", "display_date",
+           "display_title", "plain_text"]
+_HOMES = {"Assistant": "api", "Settings": "config", "Paper": "corpus", "EnrichError": "enrich", "EnrichReport": "enrich",
+          **dict.fromkeys(["display_abstract", "display_date", "display_title", "plain_text"], "corpus.display")}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,14 +16,14 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from .citations import CitedText, Evidence, Ledger, Usage, cite, reference_list, support_claims
 from .config import Settings
-from .index import Store, count_tokens, paragraph_sentence_spans, sentence_spans
+from .extractive import SELECTION, Selection, candidate_sentences, choose_sentences, cut, quotes
+from .index import Store, count_tokens, sentence_spans
 from .llm import (
     ContextLengthError,
     context_overflow,
@@ -35,7 +35,7 @@ from .llm import (
     quote_data,
     resolve_provider,
 )
-from .questions import question_terms, standalone_question, topic_terms, user_questions
+from .questions import standalone_question, topic_terms, user_questions
 from .retrieve import Filters, Hit, Retriever, coverage
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ _THEME_WORDS = re.compile(r"\b(themes?|topics?|clusters?|research areas?|landsca
 _LIBRARY_WORDS = re.compile(r"\b(library|collection|corpus|my papers|these papers|all papers|main|major|overall)\b", re.IGNORECASE)
 HISTORY_TURNS = 6  # messages of the conversation the model sees
 MAX_REWRITE_WORDS = 40  # a condensed follow-up longer than this, or of several sentences, gives way to the rule's
+# "Ask about this topic" offline: after the topic's summary, one sentence from each of up to six papers, each
+# within a wide margin of the best (a topic question asks for breadth; the summary quotes only the central papers).
+TOPIC_RULE = Selection(max_sentences=6, max_per_paper=1, margin=0.8, papers=10)
 TOKENIZER_MARGIN = 0.9  # tokens are counted with cl100k; other models' tokenizers run up to ~1.12x on abstracts
 
 
@@ -198,16 +201,22 @@ def make_tools(
         except KeyError as error:
             steps.append(Step(tool="cluster_summary", args={"cluster_id": cluster_id}, summary="not found"))
             return quote_data(str(error.args[0]))
-        added = {c.number: ledger.add(c.paper, c.paper.abstract) for c in summary.citations}
-        renumbered = {number: f"[{e.number}]" for number, e in added.items() if e is not None}
-        text = re.sub(r"\[(\d+)\]", lambda m: renumbered.get(int(m.group(1)), ""), summary.text)
+        text, cited = summary_in_ledger(summary, ledger)
         steps.append(Step(tool="cluster_summary", args={"cluster_id": cluster_id}, summary=summary.title))
-        cited = [e for e in added.values() if e is not None]
         return (f"{turn.scope_note()}Cluster {quote_data(cluster_id)}: {quote_data(summary.title)}\n"
                 f"{quote_data(text)}\n\n{ledger.render(cited, budget)}")
 
     functions = [search_papers, read_paper, similar_papers] + ([list_clusters, cluster_summary] if topics else [])
     return [StructuredTool.from_function(f) for f in functions]
+
+
+def summary_in_ledger(summary: ClusterSummary, ledger: Ledger) -> tuple[str, list[Evidence]]:
+    """A topic's summary with its [n] renumbered to the ledger's numbers (its papers added to the ledger; a
+    citation of a paper outside the ledger's scope is dropped), and the evidence it cites."""
+    added = {c.number: ledger.add(c.paper, c.paper.abstract) for c in summary.citations}
+    renumbered = {number: f"[{e.number}]" for number, e in added.items() if e is not None}
+    text = re.sub(r"\[(\d+)\]", lambda m: renumbered.get(int(m.group(1)), ""), summary.body)
+    return text, [e for e in added.values() if e is not None]
 
 
 def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: int = 2) -> tuple[str, int]:
@@ -329,8 +338,12 @@ class Agent:
             answer.abstained = True
         elif self.model is None:
             answer.extractive = True
-            answer.text, protected = self._extractive(standalone, hits, ledger)
-            answer.abstained = not protected
+            summary = self._topic_summary(turn.filters)
+            if summary is not None:
+                steps.append(Step(tool="cluster_summary", args={"cluster_id": summary.cluster_id}, summary=summary.title))
+                yield Event(kind="step", step=steps[-1])
+            answer.text, protected = self._extractive(standalone, hits, ledger, summary)
+            answer.abstained = not protected and summary is None
         else:
             answer.text, tokens = yield from self._converse(question, history, ledger, first, steps, turn, started)
             usage = (usage[0] + tokens[0], usage[1] + tokens[1])
@@ -465,21 +478,36 @@ class Agent:
         usage[1] += completion_tokens
         return reply
 
-    def _extractive(self, question: str, hits: Sequence[Hit], ledger: Ledger) -> tuple[str, list[tuple[int, int]]]:
-        """The offline answer: the sentences of the best papers that address the question, quoted and cited.
+    def _topic_summary(self, filters: Filters) -> ClusterSummary | None:
+        """The cited summary of the topic a turn is scoped to ("Ask about this topic": its filters hold exactly
+        one cluster's papers), else None."""
+        if self.topics is None or filters.paper_ids is None:
+            return None
+        wanted = set(filters.paper_ids)
+        cluster = next((c for c in self.topics.current_clusters().topics if set(c.paper_ids) == wanted), None)
+        return self.topics.cluster_summary(cluster.cluster_id) if cluster else None
+
+    def _extractive(self, question: str, hits: Sequence[Hit], ledger: Ledger,
+                    summary: ClusterSummary | None = None) -> tuple[str, list[tuple[int, int]]]:
+        """The offline answer: the sentences of the best papers that address the question, quoted and cited. A
+        question about a topic builds on the topic's summary: the summary first, then one sentence from each of
+        up to TOPIC_RULE.max_sentences papers that answers the question, none that the summary already quotes.
 
         Returns the text and where the quotes are (brackets inside them are the paper's text, not citations)."""
-        chosen = choose_sentences(candidate_sentences(question, hits, self.retriever.embedder, SELECTION.papers))
+        rule = SELECTION if summary is None else TOPIC_RULE
+        lead = f"{summary_in_ledger(summary, ledger)[0].strip()}\n\n" if summary is not None else ""
+        chosen = choose_sentences(candidate_sentences(question, hits, self.retriever.embedder, rule.papers), rule)
+        chosen = [c for c in chosen if " ".join(c.source[c.start:c.end].split()) not in " ".join(lead.split())]
         if not chosen:
-            return prompt("abstain").format(best=_nothing_to_quote(hits[:SELECTION.papers])), []
-        header = prompt("offline_answer").format(sentences="\x00")
+            return (lead.strip(), []) if lead else (prompt("abstain").format(best=_nothing_to_quote(hits[:rule.papers])), [])
+        header = lead + prompt("offline_answer").format(sentences="\x00")
         lines, protected = [], []
         offset = header.index("\x00")
-        for candidate in chosen:
+        for candidate, start, end in quotes(chosen):
             evidence = ledger.items.get(candidate.hit.paper_id)
             if evidence is None:
                 continue
-            sentence = candidate.sentence
+            sentence = cut(candidate.source[start:end])
             protected.append((offset + 2, offset + 2 + len(sentence)))
             line = f"- {sentence} [{evidence.number}]"
             lines.append(line)
@@ -498,65 +526,6 @@ def _nothing_to_quote(hits: Sequence[Hit]) -> str:
             "`litassist enrich` fetches missing abstracts")
 
 
-# --- the extractive answer's choice of sentences -----------------------------------------------------------
-
-# Openers that set the scene rather than answer anything ("Recently, deep RL has made great progress…").
-GENERIC_OPENER = re.compile(
-    r"^(?:recently|in recent years|over the (?:past|last)|nowadays|with the (?:rapid|recent|growing)|"
-    r"(?:deep|machine) learning has|[\w\s-]{0,60}\b(?:has|have) (?:attracted|gained|received|made (?:great|huge|significant|remarkable))|"
-    r"[\w\s-]{0,60}\bplays? an? (?:important|crucial|key|vital) role|[\w\s-]{0,60}\bis (?:a|an) (?:fundamental|important|challenging|"
-    r"crucial|key|long-standing) (?:problem|task|challenge))",
-    re.IGNORECASE,
-)
-MIN_WORDS = 6
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The extractive rule's knobs. A sentence scores cosine + term_weight * (share of the question's terms in it)
-    + rank_weight * (its paper's fused retrieval score relative to the best); generic openers ("Recently, …
-    has made great progress") are dropped whatever words they share with the question (on SciFact train and dev
-    that changes nothing; on the seeds it drops scene-setting quotes), and so are sentences with no question term
-    that are not `min_cosine_without_terms` close to the question;
-    a sentence of another paper joins the best one only within `margin` of its score, a second sentence of a
-    paper already quoted within `same_paper_margin` (it cites nothing new). Chosen on SciFact train claims as the
-    most precise rule whose citation recall reaches 0.89 in every run of 188 claims, not just on average
-    (benchmarks/tune_extractive.py); the dev numbers are in the README."""
-
-    term_weight: float = 0.15
-    rank_weight: float = 0.8
-    margin: float = 0.4
-    min_cosine_without_terms: float = 0.45
-    papers: int = 6
-    max_sentences: int = 3
-    max_per_paper: int = 2
-    drop_generic: bool = True
-    same_paper_margin: float = 0.15  # a second sentence of a paper already quoted (cites nothing new)
-
-
-SELECTION = Selection()
-
-
-@dataclass
-class Candidate:
-    """One sentence the extractive answer could quote (of the abstract, or with `body` of the passage of the PDF
-    the search found), with what the rule scores it by."""
-
-    hit: Hit
-    rank: int  # of its paper in the search, from 0
-    start: int
-    end: int
-    cosine: float
-    terms: float
-    generic: bool
-    paper_score: float  # the paper's fused score relative to the best paper's
-    body: bool = False
-
-    @property
-    def sentence(self) -> str:
-        return (self.hit.text if self.body else self.hit.paper.abstract)[self.start : self.end]
-
-
 def too_weak(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
     """Whether the search found too little to answer from: no passage reaches `abstain_below` cosine and no paper
     holds `abstain_term_coverage` of the question's topic words (then the answer abstains, calling no model).
@@ -566,49 +535,6 @@ def too_weak(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
     covered = max((coverage(topic, f"{h.paper.title} {h.paper.abstract} {h.text if h.location else ''}") for h in hits),
                   default=0.0)
     return best < settings.abstain_below and covered < settings.abstain_term_coverage
-
-
-def candidate_sentences(question: str, hits: Sequence[Hit], embedder: Any, papers: int) -> list[Candidate]:
-    """Every sentence of at least MIN_WORDS words in the first `papers` hits (their abstracts, and the passage of
-    the PDF that was found), scored against the question."""
-    hits = list(hits)[:papers]
-    spans = [(rank, h, body, a, b) for rank, h in enumerate(hits)
-             for body, text in ((False, h.paper.abstract), *(((True, h.text),) if h.location else ()))
-             for a, b in (paragraph_sentence_spans if body else sentence_spans)(text)
-             if len(text[a:b].split()) >= MIN_WORDS]
-    if not spans:
-        return []
-    wanted = question_terms(question)
-    texts = [(h.text if body else h.paper.abstract)[a:b] for _, h, body, a, b in spans]
-    vectors = embedder.embed_documents([question] + texts)
-    top = max((h.score for h in hits), default=1.0) or 1.0
-    return [
-        Candidate(hit=h, rank=rank, start=a, end=b, cosine=float(cosine),
-                  terms=coverage(wanted, text),
-                  generic=bool(GENERIC_OPENER.match(text)), paper_score=max(0.0, h.score) / top, body=body)
-        for (rank, h, body, a, b), text, cosine in zip(spans, texts, vectors[1:] @ vectors[0])
-    ]
-
-
-def choose_sentences(candidates: Sequence[Candidate], rule: Selection = SELECTION) -> list[Candidate]:
-    """The sentences to quote, best first: one strong sentence from the best paper rather than several weak ones."""
-    scored = []
-    for c in candidates:
-        if c.rank >= rule.papers or (rule.drop_generic and c.generic) or (
-                c.terms == 0 and c.cosine < rule.min_cosine_without_terms):
-            continue
-        scored.append((c.cosine + rule.term_weight * c.terms + rule.rank_weight * c.paper_score, c))
-    scored.sort(key=lambda s: -s[0])
-    chosen: list[Candidate] = []
-    per_paper: dict[str, int] = {}
-    for score, candidate in scored:
-        if len(chosen) == rule.max_sentences or score < scored[0][0] - max(rule.margin, rule.same_paper_margin):
-            break
-        quoted = per_paper.get(candidate.hit.paper_id, 0)
-        if quoted < rule.max_per_paper and score >= scored[0][0] - (rule.same_paper_margin if quoted else rule.margin):
-            chosen.append(candidate)
-            per_paper[candidate.hit.paper_id] = quoted + 1
-    return chosen
 
 
 def run_tool(tools: dict[str, Any], call: dict[str, Any]) -> str:

@@ -323,6 +323,14 @@ class Assistant:
                     best[paper.paper_id] = (paper, score)
         return sorted(best.values(), key=lambda found: -found[1])[:k]
 
+    def count_matching(self, filters: Filters) -> int:
+        """How many papers pass `filters` (asked of the catalog over the filters' candidates only)."""
+        from .retrieve import allowed_ids
+
+        with self.store.reading():
+            allowed = allowed_ids(self.store, filters)
+            return self.store.paper_count() if allowed is None else len(allowed)
+
     def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid") -> list[Hit]:
         """Best papers for a query, each with its best passage; `mode` picks hybrid, dense or lexical."""
         return self.retriever.search(query, k, filters, mode)

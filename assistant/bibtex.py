@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .citations import page_note
 from .corpus import Paper
+from .corpus.display import plain_text
 
 _BIBTEX_SPECIAL = re.compile(r"([&%$#_{}])")
 _KEY_WORD = re.compile(r"[a-z0-9]+")
@@ -24,8 +25,10 @@ def _ascii_words(text: str) -> list[str]:
 
 
 def _escape(value: str) -> str:
-    """Characters that break or change a BibTeX field are escaped; the rest is left as UTF-8 (biber reads it)."""
-    return _BIBTEX_SPECIAL.sub(r"\\\1", value).replace("~", r"\textasciitilde{}")
+    """A field written once, correctly: LaTeX the source already had is decoded first (an abstract's "11\\%" is
+    "11%", "$N:M$" is "N:M"), then the characters that break or change a BibTeX field are escaped ("11\\%", never
+    "11\\\\%"); the rest is left as UTF-8 (biber reads it)."""
+    return _BIBTEX_SPECIAL.sub(r"\\\1", plain_text(value)).replace("~", r"\textasciitilde{}")
 
 
 def citation_key(paper: Paper) -> str:
@@ -38,8 +41,9 @@ def citation_key(paper: Paper) -> str:
 
 def bibtex_entry(paper: Paper, key: str, pages: Sequence[int] = ()) -> str:
     """One entry: @article when there is a venue, @misc (with the arXiv eprint when known) otherwise; a paper read
-    from a PDF links it (`file`), and `pages` (the PDF pages cited) go in a note."""
-    fields: list[tuple[str, str]] = [("title", "{" + _escape(paper.title) + "}")]
+    from a PDF links it (`file`), and `pages` (the PDF pages cited) go in a note. A title derived from the
+    abstract's first words is not a title: the entry has none, and the note says so."""
+    fields: list[tuple[str, str]] = [] if paper.title_derived else [("title", "{" + _escape(paper.title) + "}")]
     if paper.authors:
         fields.append(("author", _escape(" and ".join(paper.authors))))
     if paper.year:
@@ -58,8 +62,10 @@ def bibtex_entry(paper: Paper, key: str, pages: Sequence[int] = ()) -> str:
         fields.append(("abstract", _escape(paper.abstract)))
     if paper.pdf is not None:
         fields.append(("file", _escape(paper.pdf.path)))
-    if pages:
-        fields.append(("note", "cited " + page_note(pages).removeprefix(", ")))
+    notes = (["No title in the source"] if paper.title_derived else []) + (
+        ["cited " + page_note(pages).removeprefix(", ")] if pages else [])
+    if notes:
+        fields.append(("note", "; ".join(notes)))
     kind = "article" if paper.venue else "misc"
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
     return f"@{kind}{{{key},\n{body}\n}}\n"

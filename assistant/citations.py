@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, model_serializer
 
 from .config import Settings
 from .corpus import NO_ABSTRACT, Paper
+from .corpus.display import display_title
 from .corpus.pdf import place
 from .index import count_tokens, paragraph_sentence_spans, sentence_spans
 from .llm import quote_attribute, quote_data
@@ -201,7 +202,7 @@ class Ledger:
                 else f"({NO_ABSTRACT}: only the title and details above are known of this paper)"
             where = f"\n{quote_data(_where(e.location))}" if e.location else ""
             block = (f'<evidence n="{e.number}" paper_id="{quote_attribute(e.paper.paper_id)}">\n'
-                     f"{quote_data(e.paper.title)}\n{quote_data(_byline(e.paper))}{where}\n{quote_data(body)}\n</evidence>")
+                     f"{quote_data(display_title(e.paper))}\n{quote_data(_byline(e.paper))}{where}\n{quote_data(body)}\n</evidence>")
             size = count_tokens(block)
             if used + size > budget_tokens:
                 if blocks:
@@ -397,7 +398,8 @@ def page_note(pages: Sequence[int]) -> str:
 
 
 def reference_list(citations: Sequence[Citation]) -> str:
-    lines = [f"[{c.number}] {c.title} ({c.paper.when or 'n.d.'}) — {c.paper_id}{page_note(c.pages())}"
+    """The references under a cited text; a title made from the abstract is marked ("Untitled — …")."""
+    lines = [f"[{c.number}] {display_title(c.paper)} ({c.paper.when or 'n.d.'}) — {c.paper_id}{page_note(c.pages())}"
              for c in citations]
     return ("\n\nReferences\n" + "\n".join(lines)) if lines else ""
 
@@ -435,9 +437,9 @@ def claim_spans(text: str, markers: Sequence[Marker]) -> list[tuple[int, int, li
 
 
 def claim_core(sentence: str) -> str:
-    """The words a claim asserts: markers, bullets and wrapping quotes removed."""
+    """The words a claim asserts: markers, bullets, wrapping quotes and the ellipsis of a cut quote removed."""
     core = _MARKER.sub("", sentence)
-    core = BULLET.sub("", core).strip().strip("\"“”'‘’*").strip()
+    core = BULLET.sub("", core).strip().strip("\"“”'‘’*…").strip()
     return re.sub(r"\s+([.,;:!?])", r"\1", core)
 
 

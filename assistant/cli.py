@@ -290,7 +290,9 @@ def _print_report(report: IngestReport) -> None:
 def papers_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """List every paper in the library."""
+    """List every paper in the library (a title made from the abstract's first words is shown as "Untitled — …",
+    a date without a year as "May 24, no year")."""
+    from .corpus.display import display_date, display_title
     from .corpus.records import NO_ABSTRACT
 
     for paper in assistant().papers():
@@ -316,10 +318,9 @@ def papers_command(
             }
             print(json.dumps(record, ensure_ascii=False))
         else:
-            year = paper.when or "n.d."
             marker = "" if paper.has_abstract else f"  [yellow]{NO_ABSTRACT}[/]"
-            out.print(f"[cyan]{escape(printable(paper.paper_id))}[/]  {escape(printable(paper.title))}  [dim]({year})[/]"
-                      f"{marker}", highlight=False)
+            out.print(f"[cyan]{escape(printable(paper.paper_id))}[/]  {escape(printable(display_title(paper)))}  "
+                      f"[dim]({escape(display_date(paper))})[/]{marker}", highlight=False)
 
 
 COLLECTION_HELP = ("Only papers in this Zotero collection: its name or path (Parent/Child; a parent takes in its "
@@ -340,9 +341,13 @@ def search_command(
     venue: Annotated[Optional[str], typer.Option("--venue", help="Venue/category contains this.")] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="A format (bibtex, jsonl, ...) or a source file's path or name, exactly.")] = None,
     collection: Annotated[Optional[list[str]], typer.Option("--collection", help=COLLECTION_HELP)] = None,
+    include_undated: Annotated[bool, typer.Option(
+        "--include-undated", help="With --year-min/--year-max: papers without a year pass too (by default they are "
+                                  "left out, and the count left out is said).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output (JSON lines in batch mode).")] = False,
 ) -> None:
     """Find the papers that best match a query (hybrid dense + BM25 by default)."""
+    from .corpus.display import display_title, plain_text
     from .corpus.records import NO_ABSTRACT
     from .retrieve import Filters
 
@@ -351,7 +356,7 @@ def search_command(
     if (query is None) == (queries is None):
         fail("give a QUERY or --queries FILE.jsonl (not both)", EXIT_BAD_INPUT)
     filters = Filters(year_min=year_min, year_max=year_max, author=author, venue=venue, source=source,
-                      collections=collection or None)
+                      collections=collection or None, include_undated=include_undated or None)
     lib = assistant()
     if queries is not None:
         _search_batch(lib, queries, k, filters, mode)
@@ -360,17 +365,38 @@ def search_command(
     if as_json:
         print(json.dumps([hit.as_json() for hit in hits], ensure_ascii=False, indent=2))
         return
-    if not hits:
-        err.print("no results (an empty library? run `litassist ingest --demo` to load the seed corpus)")
+    for line in filter_notes(lib, filters, found=bool(hits)):
+        err.print(line, highlight=False, markup=False)
     for rank, hit in enumerate(hits, start=1):
-        title, paper_id = escape(printable(hit.title)), escape(printable(hit.paper_id))
+        title, paper_id = escape(printable(display_title(hit.paper))), escape(printable(hit.paper_id))
         out.print(f"[bold]{rank}. {title}[/]  [dim]{paper_id}  score {hit.score:.3f}[/]", highlight=False)
-        text = " ".join(hit.text.split()) if hit.paper.has_abstract or hit.location else \
+        text = plain_text(" ".join(hit.text.split())) if hit.paper.has_abstract or hit.location else \
             f"({NO_ABSTRACT}: found by its title and metadata)"
         if hit.location:  # a passage of the paper's PDF: say where it is
             section = f", {hit.location['section']}" if hit.location.get("section") else ""
             out.print(f"   [dim]p. {hit.location['page']}{escape(printable(section))}[/]", highlight=False)
         out.print(f"   {printable(text[:300])}{'…' if len(text) > 300 else ''}", highlight=False, markup=False)
+
+
+def filter_notes(lib: Assistant, filters: Filters, found: bool) -> list[str]:
+    """What a search should say about its filters: that nothing in the library matches them (rather than "no
+    results"), an empty library, and how many undated papers a year filter left out (see --include-undated).
+    Counted by the catalog over the filters' candidates only: a search never reads the whole library for this."""
+    if not found and not lib.paper_count():
+        return ["no results: the library is empty (run `litassist ingest --demo` to load the seed corpus)"]
+    if not filters.active():
+        return [] if found else ["no results"]
+    admitted = lib.count_matching(filters)
+    notes = []
+    if not admitted:
+        notes.append(f"no papers match the filters: {filters.describe()} ({lib.paper_count()} papers in the library)")
+    elif not found:
+        notes.append("no results")
+    if filters.bounds_years() and not filters.include_undated:
+        if left_out := lib.count_matching(filters.model_copy(update={"include_undated": True})) - admitted:
+            notes.append(f"{left_out} undated papers were left out by the year filter (--include-undated includes "
+                         "them)")
+    return notes
 
 
 def _search_batch(lib: Assistant, path: Path, k: int, filters: Filters, mode: str) -> None:
@@ -488,6 +514,7 @@ def _run_turn(
 
     from .agent import collect
     from .api import EmptyLibraryError
+    from .corpus.display import plain_text
     from .llm import describe_error
 
     tail = _StreamTail()
@@ -513,8 +540,8 @@ def _run_turn(
         fail(str(error))
     except Exception as error:  # noqa: BLE001 - a model failure is one line, never a traceback
         fail(describe_error(error, lib.settings))
-    if not as_json:
-        out.print(answer.text, highlight=False, markup=False)
+    if not as_json:  # quotes of abstracts are shown as typeset ("11\\%" -> "11%"); a model's text as written
+        out.print(plain_text(answer.text) if answer.extractive else answer.text, highlight=False, markup=False)
         cost = f", ${answer.usage.cost_usd:.4f}" if answer.usage.cost_usd is not None else ""
         err.print(
             f"[dim]{answer.provider}{' ' + answer.model if answer.model else ''} · {answer.usage.prompt_tokens}+"

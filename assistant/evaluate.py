@@ -243,3 +243,47 @@ def evaluate_conversations(assistant: Assistant, path: Path) -> ConversationRepo
         switches=len(switch_cases), switches_clean=sum(c.ok for c in switch_cases),
         follow_ups=len(follow_cases), follow_ups_on_topic=sum(c.ok for c in follow_cases), cases=cases,
     )
+
+
+class AspectCase(BaseModel):
+    """One aspect question of the fixture and whether its answer quotes a sentence that answers it."""
+
+    question: str
+    aspect: str
+    ok: bool
+    standalone: str
+    quoted: list[str]  # the answer's claims, as written
+
+
+class AspectReport(BaseModel):
+    provider: str
+    cases: list[AspectCase]
+
+    @property
+    def answered(self) -> int:
+        return sum(c.ok for c in self.cases)
+
+    @property
+    def share(self) -> float:
+        return self.answered / len(self.cases) if self.cases else 0.0
+
+
+def evaluate_aspects(assistant: Assistant, path: Path) -> AspectReport:
+    """Ask each question of an aspect fixture (tests/fixtures/aspect_questions.json), after its `history` if any;
+    a case is answered when the answer quotes one of its answering sentences (every one, when `all` is set)."""
+
+    def flat(text: str) -> str:
+        return " ".join(text.split())
+
+    cases = []
+    for case in json.loads(path.read_text(encoding="utf-8"))["cases"]:
+        history: list[dict[str, object]] = []
+        for earlier in case.get("history", []):
+            history += assistant.ask(earlier, history=history).history_entries()
+        answer = assistant.ask(case["question"], history=history)
+        body = flat(answer.body)
+        found = [flat(sentence) in body for sentence in case["answers"]]
+        cases.append(AspectCase(question=case["question"], aspect=case["aspect"], standalone=answer.standalone_question,
+                                ok=all(found) if case.get("all") else any(found),
+                                quoted=[c.text for c in answer.claims]))
+    return AspectReport(provider=assistant.agent.provider, cases=cases)

@@ -29,7 +29,8 @@ introduces introduced present presents presented achieve achieves achieved provi
 allows based via""".split()
 # Words that name an aspect of a topic, not the topic ("how is it evaluated?", "what are the limitations?").
 ASPECT_WORDS = """evaluate evaluated evaluation evaluations benchmark benchmarks dataset datasets data experiment
-experiments experimental result results performance perform performs accuracy metric metrics baseline baselines
+experiments experimental result results performance perform performs accuracy accurate accurately precise
+precision metric metrics baseline baselines
 compare compared comparison comparisons differ differs difference differences limitation limitations drawback
 drawbacks weakness weaknesses strength strengths advantage advantages disadvantage disadvantages problem problems
 challenge challenges future application applications apply applied implement implemented implementation code
@@ -153,16 +154,19 @@ def read(question: str) -> Reading:
 
 @dataclass
 class Conversation:
-    """The topic the conversation is on, replayed from its user turns by the same rule."""
+    """The topic the conversation is on, replayed from its user turns by the same rule: its topic words (what a
+    question with nothing to replace is searched with) and `referent`, the noun phrase a pronoun stands for (from
+    the last question that named its own topic; a follow-up's own words never join it)."""
 
     topic: list[str] = field(default_factory=list)
     aspect: list[str] = field(default_factory=list)
+    referent: str = ""
 
     def standalone(self, question: str) -> tuple[str, Reading]:
         """The question as a standalone search query, and how it was read; the conversation moves on to it."""
         reading = read(question)
         if reading.dependent and self.topic:
-            rewritten = rewrite(reading, " ".join(self.topic))
+            rewritten = rewrite(reading, self.referent or " ".join(self.topic), " ".join(self.topic))
             self.topic = list(dict.fromkeys(self.topic + reading.topic))
             self.aspect = reading.aspect or self.aspect
             return rewritten, reading
@@ -172,22 +176,68 @@ class Conversation:
             rewritten = question
         if reading.topic:
             self.topic, self.aspect = reading.topic, reading.aspect or (self.aspect if reading.ellipsis else [])
+            self.referent = referent_of(question)
         return rewritten, reading
 
 
-def rewrite(reading: Reading, referent: str) -> str:
-    """The question with its referring words replaced by the referent ("how is it evaluated?" + "CMFQ" ->
-    "how is CMFQ evaluated?"); with none to replace, the referent leads ("CMFQ: why?")."""
+_COLLECTION = re.compile(
+    r"^\s*(?:which|what) (papers|works|studies|articles|methods|approaches|models|techniques|systems)\s+(?!do|does|did|are|is|were|was)"
+    r"(.+?)(?:,?\s+and\s+(?:how|why|what|which|when|where)\b.*)?\s*[?.!]*\s*$",
+    re.IGNORECASE,
+)
+_JOINERS = frozenset({"of", "for", "in", "on", "with", "the", "and", "to"})
+_POSSESSIVE = frozenset({"its", "their", "theirs", "his", "her"})
+
+
+def referent_of(question: str) -> str:
+    """The noun phrase a later pronoun stands for: "which papers merge LLM weights?" -> "the papers that merge LLM
+    weights"; else the question's first run of topic words, with "of/for/in…" between them and a "the" before
+    ("How accurate is the weighted edge-matching score?" -> "the weighted edge-matching score")."""
+    collection = _COLLECTION.match(question)
+    if collection:
+        return f"the {collection.group(1).lower()} that {collection.group(2).strip()}"
+    words = list(_WORD.finditer(question))
+    first = next((i for i, w in enumerate(words) if _kind(w.group()) == "topic"), None)
+    if first is None:
+        return ""
+    last = first
+    for i in range(first + 1, len(words)):
+        if question[words[i - 1].end():words[i].start()].strip():
+            break  # punctuation ends the phrase
+        kind = _kind(words[i].group())
+        if kind == "topic":
+            last = i
+        elif words[i].group().lower() not in _JOINERS:
+            break
+    begin = first - 1 if first and words[first - 1].group().lower() == "the" else first
+    return question[words[begin].start():words[last].end()]
+
+
+def rewrite(reading: Reading, referent: str, topic: str = "") -> str:
+    """The question with its referring words replaced by the referent, grammatically: "how is it evaluated?" +
+    "CMFQ" -> "how is CMFQ evaluated?"; "what are its limitations?" -> "what are CMFQ's limitations?", or, for a
+    referent of several words, "what are the limitations of the weighted edge-matching score?". With nothing to
+    replace, the topic words lead ("CMFQ: why?")."""
     question = reading.question.strip()
     if reading.referring is None:
-        return f"{referent}: {question}"
+        return f"{topic or referent}: {question}"
     start, end = reading.referring
-    said = question[start:end]
-    possessive = said.lower().split()[0] in {"its", "their", "theirs", "his", "her"}
-    replacement = f"{referent}'s" if possessive and len(said.split()) == 1 else referent
-    if said.lower().split()[0] in {"of", "among", "between"}:
-        replacement = f"{said.split()[0]} {referent}"
-    return f"{question[:start]}{replacement}{question[end:]}"
+    said = question[start:end].split()
+    first = said[0].lower()
+    if first in {"of", "among", "between"}:
+        return f"{question[:start]}{said[0]} {referent}{question[end:]}"
+    if first not in _POSSESSIVE or len(said) > 1:
+        return f"{question[:start]}{referent}{question[end:]}"
+    if len(referent.split()) == 1:
+        return f"{question[:start]}{referent}'s{question[end:]}"
+    owned = re.match(r"\s+([A-Za-z][\w-]*(?:\s+[A-Za-z][\w-]*)?)", question[end:])
+    nouns = owned.group(1).split() if owned else []
+    while nouns and _kind(nouns[-1]) == "stop":
+        nouns.pop()
+    if not nouns or _kind(nouns[0]) == "stop":
+        return f"{question[:start]}{referent}'s{question[end:]}"
+    after = end + owned.start(1) + len(" ".join(nouns))
+    return f"{question[:start]}the {' '.join(nouns)} of {referent}{question[after:]}"
 
 
 def user_questions(history: Sequence[dict[str, Any]]) -> list[str]:

@@ -70,17 +70,20 @@ class Filters(BaseModel):
     source: str | None = None  # a format name (e.g. "bibtex"), or a source file's path or name
     paper_ids: list[str] | None = None  # only these papers (e.g. one cluster's members)
     collections: list[str] | None = None  # Zotero collections: a name, or a path "Parent/Child"
-    include_undated: bool | None = None  # with a year bound: papers without a year pass too (else they are left out)
+    include_undated: bool | None = None  # with a year bound: papers without a year pass too (default: they do not)
 
     def active(self) -> bool:
-        return any(v is not None for v in self.model_dump().values())
+        return any(v is not None for k, v in self.model_dump().items() if k != "include_undated")
+
+    def bounds_years(self) -> bool:
+        return self.year_min is not None or self.year_max is not None
 
     def matches(self, row: dict[str, Any]) -> bool:
         """`row` is a paper's filter row (see `paper_row`)."""
         if self.paper_ids is not None and row["paper_id"] not in self.paper_ids:
             return False
         year = row.get("year")
-        if year is None and (self.year_min is not None or self.year_max is not None) and not self.include_undated:
+        if year is None and self.bounds_years() and not self.include_undated:
             return False
         if self.year_min is not None and year is not None and year < self.year_min:
             return False
@@ -96,6 +99,14 @@ class Filters(BaseModel):
             return False
         return not self.source or _source_matches(self.source, row)
 
+    def undated_left_out(self, papers: Sequence[Paper]) -> int:
+        """How many of `papers` have no year and pass every other condition: what a year bound without
+        `include_undated` leaves out, for the message that says so (0 when nothing is left out)."""
+        if not self.bounds_years() or self.include_undated:
+            return 0
+        widened = self.model_copy(update={"include_undated": True})
+        return sum(1 for p in papers if p.year is None and widened.admits(p))
+
     def admits(self, paper: Paper) -> bool:
         """Whether the paper passes every condition."""
         return self.matches(paper_row(paper))
@@ -105,7 +116,8 @@ class Filters(BaseModel):
         common paper ids, and for a text condition the longer of two nested substrings ("guo" and "yanan guo":
         "yanan guo"). Two text conditions that do not nest cannot be one substring, and two sources (exact names)
         that differ cannot both hold: these filters' is kept (so are their collections, when both name some), so the result still bounds the search, and a caller
-        that must honour both also checks `other.admits`."""
+        that must honour both also checks `other.admits`. Undated papers pass a year bound only when neither side
+        shuts them out (`include_undated` False)."""
         def later(a: int | None, b: int | None, pick: Any) -> int | None:
             return b if a is None else a if b is None else pick(a, b)
 

@@ -28,8 +28,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from assistant import Assistant
-from assistant.agent import SELECTION, Candidate, Selection, candidate_sentences, choose_sentences, too_weak
+from assistant.agent import too_weak
 from assistant.evaluate import CLAIM_QUESTION, load_claims
+from assistant.extractive import SELECTION, Candidate, Selection, candidate_sentences, choose_sentences
 
 MAX_PAPERS = 6  # the most papers any rule of the grid reads
 WINDOW_STEP = 10

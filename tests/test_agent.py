@@ -16,10 +16,11 @@ from langchain_core.outputs import ChatGenerationChunk
 from typer.testing import CliRunner
 
 from assistant import Assistant
-from assistant.agent import SELECTION, Agent, Candidate, choose_sentences
+from assistant.agent import Agent
 from assistant.citations import Ledger, check_citations
 from assistant.cli import app
 from assistant.config import load_settings
+from assistant.extractive import SELECTION, Candidate, choose_sentences
 from assistant.llm import prompt, resolve_provider
 from assistant.retrieve import Hit
 

@@ -27,7 +27,7 @@ from bibtexparser.middlewares.middleware import LibraryMiddleware
 from bibtexparser.model import DuplicateBlockKeyBlock, DuplicateFieldKeyBlock, Entry, Field, ParsingFailedBlock
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
-from .records import Paper, ParseError, ParseResult, Skipped, SourceRef, clean_text, make_paper
+from .records import Paper, ParseError, ParseResult, Skipped, SourceRef, clean_text, make_paper, month_day
 
 try:  # defusedxml guards against entity-expansion tricks; the stdlib parser is the fallback
     from defusedxml.ElementTree import fromstring as _xml_fromstring
@@ -138,6 +138,8 @@ def _year_and_date(*values: object) -> tuple[int | None, str | None]:
         return None, impossible
     year = int(found[0][1][1]) if found else None
     date = next((_iso_date(m) for _, m in found if m[2] and int(m[2])), None)
+    if year is None:  # a month and day without a year ("May 24") is kept as written, and the paper stays undated
+        date = next((written for value in values if (written := month_day(value))), None)
     return year, date
 
 

@@ -16,6 +16,18 @@ _TAG = re.compile(
     r"(?:\s+[\w:.-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'<>]+))*\s*/?>"
 )
 _BLOCK_TAGS = frozenset({"p", "br", "div", "li", "ul", "ol", "sec", "title", "h1", "h2", "h3", "h4", "tr", "td"})
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]{0,6}\.?"
+_MONTH_DAY = re.compile(rf"{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}", re.IGNORECASE)
+
+
+def month_day(value: object) -> str | None:
+    """A date without a year ("May 24", "24 Sep", "Sept. 25th"), as written; None for anything else. Such a date
+    is kept as the paper's `date` and shown as written, but the paper has no year: it sorts and filters as undated
+    ("Sep 25" is not 2025)."""
+    text = " ".join(str(value).split())[:40] if value is not None else ""
+    return text if _MONTH_DAY.fullmatch(text) else None
+
+
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)", re.IGNORECASE)
 _ARXIV_NEW = re.compile(r"(?:arxiv[:/]\s*|abs/|pdf/)?(\d{4}\.\d{4,5})(?:v\d+)?", re.IGNORECASE)
 _ARXIV_OLD = re.compile(r"(?:arxiv[:/]\s*|abs/|pdf/)([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?", re.IGNORECASE)
@@ -109,8 +121,9 @@ class Paper(BaseModel):
 
     @property
     def when(self) -> str:
-        """The year, else the date as the source wrote it ("Feb 3": no year is invented), else ""."""
-        return str(self.year or self.date or "")
+        """The year, else the date as the source wrote it, marked as having no year ("Feb 3, no year": none is
+        invented, and "Sep 25" cannot pass for 2025), else ""."""
+        return str(self.year) if self.year else f"{self.date}, no year" if self.date else ""
 
     @field_validator("paper_id", "title", "date", "venue", "url", "doi", "arxiv_id")
     @classmethod

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .exports import _BOM, _SNIFF_CHARS, _paper, _result
-from .records import MAX_RECORD_CHARS, Paper, ParseError, ParseResult, Skipped, SourceRef
+from .records import MAX_RECORD_CHARS, Paper, ParseError, ParseResult, Skipped, SourceRef, month_day
 
 _MONTHS = {name: number for number, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
@@ -42,7 +42,7 @@ def pub_date(text: str | None, year: int | None = None) -> tuple[int | None, str
         if month and (found or year):
             following = tokens[index + 1] if index + 1 < len(tokens) else ""
             return _iso(found or year, month, int(following) if following.isdigit() and len(following) <= 2 else None)
-    return found or year, None
+    return found or year, None if found or year else month_day(text)
 
 
 def _iso(year: int, month: int, day: int | None) -> tuple[int, str | None]:
