@@ -36,17 +36,22 @@ def test_damaged_cluster_cache_is_recomputed(seeded_copy: Path) -> None:
 @pytest.mark.parametrize("damage", [truncate, header, empty, garble_middle],
                          ids=["truncated", "garbled header", "zero length", "damaged pages"])
 def test_damaged_catalog_is_one_line_saying_what_to_do(seeded_copy: Path, damage: Callable[[Path], None]) -> None:
+    """Damaged pages are found only by a command that reads them: it fails with the line, the others work."""
     database = seeded_copy / "library.sqlite3"
     damage(database)
-    for command in (["search", "graph"], ["stats"], ["ingest", str(SEEDS)]):
+    failed = 0
+    for command in (["search", "graph"], ["papers"], ["stats"], ["ingest", str(SEEDS)]):
         result = run_cli(seeded_copy, *command, timeout=300)
-        assert result.returncode == 1, (command, result.stderr)
-        assert "Traceback" not in result.stderr + result.stdout
-        (line,) = result.stderr.strip().splitlines()
-        assert line.startswith(f"error: {database}") and "litassist backup" in line and "litassist sources" in line
+        assert "Traceback" not in result.stderr + result.stdout, (command, result.stderr)
+        assert result.returncode == 1 or damage is garble_middle, (command, result.stderr)
+        if result.returncode:
+            failed += 1
+            (line,) = [line for line in result.stderr.strip().splitlines() if not line.startswith("INFO")]
+            assert line.startswith(f"error: {database}") and "litassist backup" in line and "litassist sources" in line
+    assert failed
 
-    listed = run_cli(seeded_copy, "sources", "--json", timeout=300)
-    assert listed.returncode == 0 and "last completed change" in listed.stderr
+    listed = run_cli(seeded_copy, "sources", "--json", timeout=300)  # from sources.json when the catalog fails
+    assert listed.returncode == 0 and ("last completed change" in listed.stderr or damage is garble_middle)
     files = {Path(json.loads(line)["file"]).name for line in listed.stdout.splitlines()}
     assert files == {p.name for p in SEEDS.iterdir()}
 
@@ -59,11 +64,13 @@ def test_damaged_vector_index_names_it_and_keeps_the_papers(seeded_copy: Path, d
     vectors = seeded_copy / "chroma" / "chroma.sqlite3"
     damage(vectors)
     result = run_cli(seeded_copy, "search", "graph", timeout=300)
-    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout, result.stderr
-    (line,) = result.stderr.strip().splitlines()
-    assert str(vectors) in line and "litassist reindex" in line, line
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    assert result.returncode == 1 or damage is garble_middle  # pages Chroma never reads do not stop a search
+    if result.returncode:
+        (line,) = result.stderr.strip().splitlines()
+        assert str(vectors) in line and "litassist reindex" in line, line
     papers = run_cli(seeded_copy, "papers", timeout=300)  # the catalog alone still lists the library
-    assert papers.returncode == 0 and "CMFQ" in papers.stdout
+    assert papers.returncode == 0 and len(papers.stdout.splitlines()) == 179
 
 
 def test_backup_is_a_home_that_restores(seeded_copy: Path, tmp_path: Path) -> None:

@@ -27,11 +27,12 @@ import logging
 import os
 import sqlite3
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -43,6 +44,9 @@ from .embedders import StoreError
 from .lexical import lexical_tokens
 from .locks import LibraryLocks
 from .vectors import CHUNKS, PAPERS, SQLITE_FILE, VectorIndex
+
+if TYPE_CHECKING:
+    from .serverlog import ServerLog
 
 log = logging.getLogger("litassist.index")
 
@@ -173,6 +177,7 @@ class Store:
         self._txn: str | None = None
         self._change: _Change | None = None
         self._postings = bm25.PostingsCache()
+        self._opening_vectors = threading.Lock()
         db_path = self.home / FILE_NAME
         if url:
             db_path = self.home / "replicas" / f"{hashlib.sha1(url.encode()).hexdigest()[:16]}.sqlite3"
@@ -184,17 +189,29 @@ class Store:
                 new = self.catalog.create()
             except sqlite3.DatabaseError as error:
                 raise self._catalog_failure(error) from None
-            self.vectors = VectorIndex(path, embedding_model, url)
+            self._vectors: VectorIndex | None = None  # opened when first needed: the catalog alone lists papers
+            self.log: ServerLog | None = None
             if url:
                 from .serverlog import ServerLog
 
-                self.log: ServerLog | None = ServerLog(self)
-            else:
-                self.log = None
-                if new:
-                    self._adopt_old_home()
+                self._vectors = VectorIndex(path, embedding_model, url)
+                self.log = ServerLog(self)
+            elif new and path.exists():
+                self._vectors = VectorIndex(path, embedding_model, url)
+                self._adopt_old_home()
         self._check_model()
         self._seen = self.version()
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The vector index, opened on first use (under the open lock: Chroma creates its tables then), so that
+        commands that only read the catalog (`papers`, `sources`, `stats`) work while it is damaged."""
+        if self._vectors is None:
+            with self._opening_vectors:
+                if self._vectors is None:
+                    with self.locks.opening():
+                        self._vectors = VectorIndex(self.path, self.embedding_model, self.url)
+        return self._vectors
 
     def _adopt_old_home(self) -> None:
         """A new catalog beside an existing vector index: a home of the layout before the catalog (migrated), or
@@ -243,7 +260,8 @@ class Store:
             self.log.catch_up()
         version = self.version()
         if version != self._seen:
-            self.vectors.reopen()  # Chroma's in-memory index does not see another process's writes
+            if self._vectors is not None:
+                self._vectors.reopen()  # Chroma's in-memory index does not see another process's writes
             self._seen = version
 
     @contextlib.contextmanager
