@@ -184,7 +184,7 @@ def old_layout_home(home: Path, papers: int = 6) -> list[Paper]:
 
     client = chromadb.PersistentClient(path=str(home / "chroma"), settings=chromadb.Settings(anonymized_telemetry=False))
     config = {"hnsw": {"space": "cosine"}}
-    meta = {"embedding_model": "synthetic", "version": "v-old", "chunk_tokens": 256}
+    meta = {"embedding_model": "synthetic", "version": "v-old", "chunk_tokens": 256, "pending": "dead"}
     paper_col = client.get_or_create_collection("papers", embedding_function=None, configuration=config, metadata=meta)
     chunk_col = client.get_or_create_collection("chunks", embedding_function=None, configuration=config,
                                                 metadata={"embedding_model": "synthetic"})
@@ -197,12 +197,13 @@ def old_layout_home(home: Path, papers: int = 6) -> list[Paper]:
         vectors = unit(rng, 2)
         chunk_col.upsert(ids=[f"old{i}::0", f"old{i}::1"], embeddings=list(vectors),
                          documents=[f"Passage A {i}", f"Passage B {i}"],
-                         metadatas=[{"paper_id": paper.paper_id, "title": paper.title, "position": j} for j in (0, 1)])
+                         metadatas=[{"paper_id": paper.paper_id, "title": paper.title, "position": j, "txn": "t-old"}
+                                    for j in (0, 1)])
         paper_col.upsert(ids=[paper.paper_id], embeddings=[vectors.mean(axis=0)], documents=[paper.abstract],
                          metadatas=[{"paper_id": paper.paper_id, "title": paper.title, "record": paper.model_dump_json(),
-                                     "content_key": paper.content_key(), "n_chunks": 2}])
+                                     "content_key": paper.content_key(), "n_chunks": 2, "txn": "t-old"}])
         made.append(paper)
-    # an unfinished write of layout 1: marked with its transaction token, never published
+    # layout 1 stamped every entry with its write's token; the library's `pending` names the unfinished one
     chunk_col.upsert(ids=["ghost::0"], embeddings=[unit(rng, 1)[0]], documents=["ghost"],
                      metadatas=[{"paper_id": "ghost", "position": 0, "txn": "dead"}])
     source_col.upsert(ids=["/data/old.jsonl"], embeddings=[[0.0]],

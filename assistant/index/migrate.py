@@ -3,7 +3,8 @@
 Layout 1 kept each paper's record in the Chroma `papers` collection's metadata, chunk passages as Chroma documents
 and source hashes in a `sources` collection of dummy vectors. Migration copies records, passages and hashes into
 the catalog under the vectors' existing ids, then drops the `sources` collection; vectors stay where they are.
-Entries an unfinished layout-1 write left (marked with its `txn`) are not migrated, and their vectors are deleted.
+Layout 1 stamped every entry with the token of the write that made it (`txn`) and marked the library `pending` with
+the token of a write under way; entries of that unfinished write are not migrated, and their vectors are deleted.
 """
 
 from __future__ import annotations
@@ -44,18 +45,19 @@ def migrate_chroma_home(store: Store) -> bool:
         if OLD_SOURCES not in names:
             return False
         old_meta = dict(handles.papers.metadata or {})
+        unpublished = old_meta.get("pending") or None  # the write under way when the old layout last ran
         size = store.vectors.max_batch
         staged, unfinished = [], []
         passages: dict[str, list[StagedChunk]] = {}
         for page in _pages(handles.chunks, ["documents", "metadatas"], size):
             for vid, text, meta in zip(page["ids"], page["documents"], page["metadatas"]):
-                if meta.get("txn"):
+                if unpublished and meta.get("txn") == unpublished:
                     unfinished.append((vid, CHUNKS))
                     continue
                 passages.setdefault(meta["paper_id"], []).append(StagedChunk(vid, int(meta["position"]), text or ""))
         for page in _pages(handles.papers, ["metadatas", "embeddings"], size):
             for vid, meta, vector in zip(page["ids"], page["metadatas"], page["embeddings"]):
-                if meta.get("txn"):
+                if unpublished and meta.get("txn") == unpublished:
                     unfinished.append((vid, PAPERS))
                     continue
                 paper = Paper.model_validate_json(meta["record"])
