@@ -158,7 +158,7 @@ def test_cluster_keywords_finds_the_planted_words() -> None:
         "c3": ["coloring", "graph", "graph coloring"],
     }
     everything = cluster_keywords(texts, top_n=100)
-    assert everything["c2"] == ["recognition", "speech", "speech recognition", "noise", "recognition noise"]
+    assert everything["c2"] == ["recognition", "speech", "speech recognition"]  # "noise": in one text only
     assert not {"paper", "propose", "model", "results", "data", "benchmark data"} & set(sum(everything.values(), []))
     assert cluster_keywords(dict(reversed(texts.items())), top_n=3) == keywords
 
