@@ -37,6 +37,7 @@ import hashlib
 import logging
 import math
 import re
+import shutil
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -648,6 +649,15 @@ def paper_text(paper: Paper) -> str:
     return paper.abstract if paper.title_derived else f"{paper.title}. {paper.abstract}"
 
 
+def display_title(paper: Paper) -> str:
+    """The title, or for a paper without one "untitled (its first words…)": said once, never as a sentence that
+    the summary then repeats."""
+    if not paper.title_derived:
+        return paper.title
+    words = (paper.abstract or paper.title).split()
+    return f"untitled ({' '.join(words[:8])}{'…' if len(words) > 8 else ''})"
+
+
 def year_counts(papers: Iterable[Paper]) -> dict[str, int]:
     """Papers per year, oldest first, with the undated counted as "undated" (never guessed)."""
     counts = Counter(str(p.year) if p.year else UNDATED for p in papers)
@@ -757,13 +767,29 @@ class ClusterCache:
         return _read(self.folder / "map.json", ClusterMap)
 
     def save_map(self, cluster_map: ClusterMap) -> None:
-        write_atomic(self.folder / "map.json", cluster_map.model_dump_json())
+        self._write(self.folder / "map.json", cluster_map.model_dump_json())
 
     def load_summary(self, key: str) -> ClusterSummary | None:
         return _read(self.folder / "summaries" / f"{key}.json", ClusterSummary)
 
     def save_summary(self, key: str, summary: ClusterSummary) -> None:
-        write_atomic(self.folder / "summaries" / f"{key}.json", summary.model_dump_json())
+        self._write(self.folder / "summaries" / f"{key}.json", summary.model_dump_json())
+
+    def _write(self, path: Path, text: str) -> None:
+        """Write one entry. Whatever is in the way (a file where a cache folder belongs, a folder where an entry
+        belongs) is derived data: it is removed with one warning line. A cache that cannot be written at all
+        costs a recomputation next time, not this run."""
+        try:
+            for folder in (self.folder, path.parent):
+                if folder.is_symlink() or folder.exists() and not folder.is_dir():
+                    log.warning("%s is not a folder; replacing it (the topic cache is rebuilt)", folder)
+                    folder.unlink()
+            if path.is_dir() and not path.is_symlink():
+                log.warning("%s is a folder; replacing it with the cache entry", path)
+                shutil.rmtree(path)
+            write_atomic(path, text)
+        except OSError as error:
+            log.warning("could not save %s (%s); it will be recomputed next time", path, error.strerror or error)
 
 
 def _read(path: Path, model: type[Cached]) -> Cached | None:
@@ -836,7 +862,65 @@ class ClusterSummarizer:
             if not sentences:
                 continue
             best = max(sentences, key=lambda s: (sum(k.lower() in s.lower() for k in cluster.keywords), -sentences.index(s)))
-            lines.append(f"- {evidence.paper.title}: {best.strip().rstrip('.')}. [{evidence.number}]")
+            named = "" if evidence.paper.title_derived else f"{evidence.paper.title}: "  # its title is this text
+            lines.append(f"- {named}{best.strip().rstrip('.')}. [{evidence.number}]")
         return prompt("cluster_extractive").format(
             size=len(cluster.paper_ids), keywords=", ".join(cluster.keywords), sentences="\n".join(lines)
         )
+
+
+# --- trends ----------------------------------------------------------------------------------------------------
+
+TREND_YEARS = 3  # "recent" = the library's last 3 years with papers, against the 3 before
+RISING_FACTOR = 1.5  # a topic rises when it grew 1.5x faster than the library over those windows
+RISING_MIN = 5  # ... and has at least this many recent papers (2 -> 4 is no trend)
+
+
+class Trend(BaseModel):
+    """A topic's papers in the recent and the earlier window, against the library's; undated papers apart."""
+
+    cluster_id: str
+    recent: int
+    earlier: int
+    growth: float  # recent / earlier (earlier 0 -> recent, as if from one paper)
+    library_growth: float
+    undated: int
+    window: tuple[int, int, int, int]  # earlier from..to, recent from..to (years)
+
+    @property
+    def rising(self) -> bool:
+        return self.recent >= RISING_MIN and self.growth >= RISING_FACTOR * self.library_growth
+
+    def describe(self) -> str:
+        a, b, c, d = self.window
+        undated = f"; {self.undated} undated papers not counted" if self.undated else ""
+        return (f"{self.recent} papers in {c}–{d} vs {self.earlier} in {a}–{b} (×{self.growth:.1f}; "
+                f"the library ×{self.library_growth:.1f}){undated}")
+
+
+def trends(cluster_map: ClusterMap) -> list[Trend]:
+    """Per topic, growth over the last TREND_YEARS years with papers against the library's, rising first then by
+    growth. Empty when the library has no dated papers."""
+    library: Counter[str] = Counter()
+    for topic in cluster_map.clusters:
+        library.update(topic.years)
+    dated = [int(y) for y in library if y != UNDATED]
+    if not dated:
+        return []
+    last = max(dated)
+    window = (last - 2 * TREND_YEARS + 1, last - TREND_YEARS, last - TREND_YEARS + 1, last)
+
+    def counts(years: dict[str, int]) -> tuple[int, int]:
+        recent = sum(n for y, n in years.items() if y != UNDATED and int(y) >= window[2])
+        earlier = sum(n for y, n in years.items() if y != UNDATED and window[0] <= int(y) <= window[1])
+        return recent, earlier
+
+    overall = counts(dict(library))
+    library_growth = overall[0] / max(1, overall[1])
+    out = []
+    for topic in cluster_map.topics:
+        recent, earlier = counts(topic.years)
+        out.append(Trend(cluster_id=topic.cluster_id, recent=recent, earlier=earlier,
+                         growth=recent / max(1, earlier), library_growth=library_growth,
+                         undated=topic.years.get(UNDATED, 0), window=window))
+    return sorted(out, key=lambda t: (not t.rising, -t.growth, _cluster_number(t.cluster_id)))
