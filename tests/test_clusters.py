@@ -450,3 +450,22 @@ def test_removing_two_percent_of_papers_keeps_every_cluster_and_nine_in_ten_pape
           f"{len(first.topics)} -> {len(after.topics)} clusters")
     assert {c.cluster_id for c in first.topics} <= {c.cluster_id for c in after.topics}
     assert kept >= 0.90
+
+
+def test_sampled_tree_finds_the_blobs_in_any_order_and_keeps_ids_as_the_library_grows() -> None:
+    """Above the tree's sample size (here 60 of 360 papers) the sampled Ward tree + k-means over all papers still
+    finds the topics, gives the same result for the same papers in any order, and a 5% growth keeps ids."""
+    rng = np.random.default_rng(3)
+    centers = unit(rng.normal(size=(6, 384)))
+    ids = [f"b{blob}-{i:03d}" for blob in range(6) for i in range(60)]
+    vectors = np.vstack([blob_points(centers, blob, 60, rng) for blob in range(6)]).astype(np.float32)
+    result = cluster_papers(ids, vectors, ward_sample=60)
+    assert "tree over 60 sampled papers" in result.method
+    assert all(len({blob_of(p) for p in members}) == 1 for members in groups(result.assignments).values())
+    assert len(groups(result.assignments)) == 6
+    order = rng.permutation(len(ids))
+    assert cluster_papers([ids[i] for i in order], vectors[order], ward_sample=60).assignments == result.assignments
+    fewer = np.sort(rng.choice(len(ids), round(len(ids) / 1.05), replace=False))
+    before = cluster_papers([ids[i] for i in fewer], vectors[fewer], ward_sample=60).assignments
+    after = match_clusters(before, result.assignments)
+    assert np.mean([after[p] == c for p, c in before.items()]) > 0.95
