@@ -332,7 +332,8 @@ def test_summarize_writes_the_report_resumes_and_reruns_change_nothing(
 ) -> None:
     lib = Assistant(home=seeded_copy)
     out = tmp_path / "report"
-    clusters = len(lib.clusters().topics)
+    topics = lib.clusters().topics
+    clusters = sum(1 + len(t.subtopics) for t in topics)  # a summary per topic and per subtopic
 
     def interrupt_after_three(stage: str, done: int, total: int) -> None:
         if done == 3:
@@ -358,7 +359,7 @@ def test_summarize_writes_the_report_resumes_and_reruns_change_nothing(
     assert contents["references.bib"].decode().count("\n@") + 1 == len(cited)
     report = contents["report.md"].decode()
     assert report.startswith("# Topic report") and "![Topic map](topic_map.png)" in report
-    assert report.count("\n## c") == clusters
+    assert report.count("\n## c") == len(topics) and report.count("\n### c") == clusters - len(topics)
     assert contents["topic_map.png"][:8] == b"\x89PNG\r\n\x1a\n"
     assert Assistant(home=seeded_copy).summarize(out, force=True).summarized == clusters
 
