@@ -3,6 +3,7 @@ every member opens its paper, member lists page, and a large map is sampled per 
 
 from __future__ import annotations
 
+import json
 import os
 from importlib import resources
 from pathlib import Path
@@ -46,7 +47,8 @@ def test_zoom_into_a_topic_pick_a_subtopic_open_a_member_and_come_back(explore: 
     sub = topic.subtopics[0]
     at.button_group(key=f"subtopic-{topic.cluster_id}").set_value(sub.cluster_id).run()
     assert any(f"{len(sub.paper_ids)} papers" in m.value for m in at.markdown)
-    assert 'class="la-cite"' in at.get_by_key(f"topic-{sub.cluster_id}").proto.json  # its own cited summary
+    summary = json.loads(at.get_by_key(f"topic-{sub.cluster_id}").proto.json)["html"]
+    assert 'class="la-cite"' in summary  # its own cited summary
     member = sub.paper_ids[-1]  # not a representative: every member opens, not only the starred ones
     at.button(key=f"member-{sub.cluster_id}-{member}").click().run()
     assert at.session_state["dialog"].paper.paper_id == member
