@@ -92,7 +92,8 @@ def topic_map(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str,
     """The 2-D map: one point per paper (a fixed sample per topic in a large library) coloured by topic, or,
     zoomed into one topic, by its subtopics; clicking a point opens the paper. The legend is drawn as HTML
     beneath it (it wraps at any width; a chart legend is cut off on a phone) with each group's full count."""
-    groups = ([*topic.subtopics, topic] if topic and topic.subtopics else [topic]) if topic else cluster_map.clusters
+    unplaced = len(topic.paper_ids) - sum(len(s.paper_ids) for s in topic.subtopics) if topic else 0
+    groups = ([*topic.subtopics] + ([topic] if unplaced else [])) if topic else cluster_map.clusters
     colours = topic_colours(groups)
     rows = map_rows(cluster_map, labels, papers, topic.cluster_id if topic else None)
     pick = alt.selection_point(name=MAP_SELECTION, fields=["paper_id"], on="click")
@@ -116,7 +117,6 @@ def topic_map(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str,
     total = len(topic.paper_ids) if topic else len(cluster_map.points)
     if shown < total:
         st.caption(f"Showing {shown:,} of {total:,} papers, sampled evenly within each topic; counts are complete.")
-    unplaced = len(topic.paper_ids) - sum(len(s.paper_ids) for s in topic.subtopics) if topic else 0
     st.html('<div class="la-legend">' + "".join(
         f'<span><i style="background:{colours[c.cluster_id]}"></i>'
         f"{text_html(labels[c.cluster_id] if c is not topic else 'in no subtopic')} "
