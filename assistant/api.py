@@ -409,7 +409,8 @@ class Assistant:
         force: bool = False,
         progress: ProgressCallback | None = None,
     ) -> ReportRun:
-        """Write a topic report to `out_dir`: overview, topic map, cited summary per cluster, BibTeX, clusters.json.
+        """Write a topic report to `out_dir`: overview, topic map, trends, cited summary per topic and subtopic,
+        BibTeX, clusters.json.
 
         Each summary is cached as soon as it is written, so an interrupted run resumes where it stopped;
         `force` writes every summary again."""
@@ -417,11 +418,12 @@ class Assistant:
 
         cluster_map = self.clusters(n_clusters)
         summaries, fresh = {}, 0
-        for done, cluster in enumerate(cluster_map.topics, start=1):
+        every = [c for topic in cluster_map.topics for c in (topic, *topic.subtopics)]  # topics and subtopics
+        for done, cluster in enumerate(every, start=1):
             summaries[cluster.cluster_id], cached = self._summary(cluster_map, cluster.cluster_id, force)
             fresh += not cached
             if progress:
-                progress("summarize", done, len(cluster_map.topics))
+                progress("summarize", done, len(every))
         papers = self.store.get_papers([p.paper_id for p in cluster_map.points])
         files = write_report(Path(out_dir), cluster_map, summaries, papers, formats)
         return ReportRun(out_dir=str(out_dir), files=files, clusters=len(cluster_map.topics), summarized=fresh,

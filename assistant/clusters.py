@@ -26,6 +26,13 @@ in 384-d. Hence: a Ward tree polished by k-means (no random restarts; lower iner
 k = sqrt(n/2) unless a candidate k beats its silhouette clearly (it does on well-separated synthetic topics).
 All 5,183 SciFact papers: 6 s, k=40 (MAX_CLUSTERS), 1.8% unclustered; one core.
 
+Scale (benchmarks/topics_scale.py, docs/topics.md): the Ward tree over all papers needs n^2/2 distances (9.3 GiB
+at 50k: MemoryError). It now grows over a fixed 4,000-paper sample (by id hash) and a chunked float32 k-means
+carries its centroids to every paper, so memory is O(n) and time O(n k) per pass; up to 4,000 papers nothing
+changed (seeds through build_map: k=9, silhouette .083, 1.7% unclustered, 100% kept after +5%, before and after).
+Each topic is split again into subtopics the same way (subtopic_k), and above TSNE_MAX papers the map is
+topic_layout (seeds: trustworthiness@10 .878 against t-SNE's .885).
+
 Keywords: plain c-TF-IDF puts "model", "training", "value", "networks" (seeds) or "cells", "patients" (SciFact)
 in the top 8 of 3-8 clusters (21% / 18% of top terms shared by >= 3 clusters; 6 "paper words" on the seeds).
 Dropping terms present in more than half of the clusters takes that to 0% / 2% with no hand-made list.
@@ -37,6 +44,7 @@ import hashlib
 import logging
 import math
 import re
+import shutil
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,13 +52,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
-from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.manifold import TSNE
+from sklearn.manifold import MDS, TSNE
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
@@ -63,6 +70,7 @@ from .llm import message_usage, prompt
 log = logging.getLogger("litassist.clusters")
 
 UNCLUSTERED = "unclustered"
+UNDATED = "undated"
 MIN_PAPERS = 6  # below this, splitting into topics says nothing: one cluster
 MIN_CLUSTER_SIZE = 3  # a "topic" of one or two papers is an outlier, not a topic
 FIT_COSINE = 0.3  # cosine to the rest of its cluster below this: the paper fits nowhere
@@ -70,6 +78,14 @@ MAX_CLUSTERS = 40  # more is not readable as a topic map
 SILHOUETTE_SAMPLE = 2000  # exact silhouette is O(n^2); a fixed sample ranks k the same way
 K_GRID = 12  # candidate k values tried between the bounds (all of them when the range is shorter)
 SILHOUETTE_MARGIN = 0.02  # a k must beat the default k's silhouette by this much: 3x the k-to-k noise measured
+WARD_SAMPLE = 4000  # papers in the Ward tree (n^2/2 distances: 64 MB); the rest join by k-means
+CHUNK = 32768  # rows per chunked pass: 48 MB of float32 384-d vectors
+SUBTOPIC_MIN = 12  # a topic with fewer papers is not split
+MAX_SUBTOPICS = 12  # subtopics per topic at most
+KEYWORD_SAMPLE = 300  # member texts read for a topic's keywords at most
+TSNE_MAX = 10_000  # t-SNE up to here (12 s at 5,183 papers); the linear topic_layout above
+KMEANS_ITERATIONS = 50  # Lloyd passes at most (SciFact and the seeds settle in 8-20)
+KMEANS_TOLERANCE = 1e-4  # share of papers changing cluster under which k-means has settled
 MATCH_JACCARD = 0.3  # member overlap needed for a new cluster to inherit an old id
 _PHRASE_BREAK = re.compile(r"[.!?;:]+(?:\s+|$)")
 
@@ -85,14 +101,20 @@ class Clustering:
 
 def cluster_papers(
     paper_ids: list[str], vectors: np.ndarray, n_clusters: int | None = None, seed: int = 0,
-    start: dict[str, str] | None = None,
+    start: dict[str, str] | None = None, ward_sample: int | None = None,
 ) -> Clustering:
     """Group papers by topic (Ward tree cut at k, polished by k-means); papers that fit nowhere -> UNCLUSTERED.
 
     Without n_clusters, k is default_k(n) unless another candidate k beats its cosine silhouette by
     SILHOUETTE_MARGIN (clear structure). With it, k groups are formed, but a group that falls under
     MIN_CLUSTER_SIZE once misfits leave it is unclustered too, so fewer can come back. Same input in any order
-    gives the same result: rows are sorted by paper id. `seed` picks the silhouette sample above 2,000 papers.
+    gives the same result: rows are visited in paper-id order. `seed` picks the silhouette sample.
+
+    Scale: the Ward tree and the choice of k use at most `ward_sample` (WARD_SAMPLE) papers, picked by a hash of
+    their ids (the same papers on every run; a small change changes the sample a little); k-means over all
+    papers then starts from those centroids. Every pass over all papers goes in chunks of CHUNK rows, in float32,
+    so memory is O(n) beside the caller's vectors. Up to WARD_SAMPLE papers this is exactly the whole-library
+    Ward + k-means measured above.
 
     `start` continues an earlier clustering of (mostly) the same papers: k-means starts from the centroids of its
     clusters, over the papers still present, instead of a fresh Ward cut. A fresh cut of a slightly changed
@@ -101,70 +123,136 @@ def cluster_papers(
     """
     if len(paper_ids) != len(vectors):
         raise ValueError(f"{len(paper_ids)} paper ids but {len(vectors)} vectors")
-    if len(set(paper_ids)) != len(paper_ids):
-        raise ValueError("paper ids must be unique")
     if n_clusters is not None and n_clusters < 1:
         raise ValueError(f"n_clusters must be at least 1, not {n_clusters}")
-    order = sorted(range(len(paper_ids)), key=lambda i: paper_ids[i])
+    order = np.asarray(sorted(range(len(paper_ids)), key=paper_ids.__getitem__), dtype=np.int64)
     ids = [paper_ids[i] for i in order]
+    if len(set(ids)) != len(ids):
+        raise ValueError("paper ids must be unique")
     if not ids:
         return Clustering({}, "empty", {"clusters": 0.0, "unclustered_share": 0.0})
     if len(ids) < MIN_PAPERS or n_clusters == 1:
         return Clustering(dict.fromkeys(ids, "c1"), "single cluster", {"clusters": 1.0, "unclustered_share": 0.0})
-    x = _unit(np.asarray(vectors, dtype=np.float64)[order])
-    continued = _continue_from(ids, x, start) if start else None
-    if continued is not None:
-        k, labels = len(set(continued.tolist())), continued
-        method = f"k-means continued from the previous clusters, k={k}"
+    rows = Rows(vectors, order)
+    centroids = _start_centroids(ids, rows, start) if start else None
+    if centroids is not None:
+        method = f"k-means continued from the previous clusters, k={len(centroids)}"
     else:
-        k, labels = _fresh_clusters(x, n_clusters, seed)
-        method = f"ward+kmeans k={k}"
-    kept = _drop_misfits(x, labels)
+        sample = _id_sample(ids, ward_sample or WARD_SAMPLE)
+        k, centroids = _fresh_centroids(rows.take(sample), n_clusters, seed)
+        method = f"ward+kmeans k={k}" + (f" (tree over {len(sample):,} sampled papers)" if len(sample) < len(ids) else "")
+    labels, centroids = kmeans(rows, centroids)
+    kept = _drop_misfits(rows, labels)
     assignments = _name_clusters(ids, kept)
-    clustered = kept >= 0
+    clustered = np.flatnonzero(kept >= 0)
     quality = {
-        "k": float(k),
-        "clusters": float(len(set(kept[clustered]))),
-        "silhouette": _silhouette(x[clustered], kept[clustered], seed),
-        "unclustered": float(np.sum(~clustered)),
-        "unclustered_share": float(np.mean(~clustered)),
+        "k": float(len(centroids)),
+        "clusters": float(len(set(kept[clustered].tolist()))),
+        "silhouette": _silhouette_sampled(rows, kept, clustered, seed),
+        "unclustered": float(len(ids) - len(clustered)),
+        "unclustered_share": float(1 - len(clustered) / len(ids)),
     }
     return Clustering(assignments, method, quality)
 
 
-def _fresh_clusters(x: np.ndarray, n_clusters: int | None, seed: int) -> tuple[int, np.ndarray]:
-    """(k, labels) from a Ward tree cut, k given or chosen by silhouette (see cluster_papers)."""
-    tree = linkage(x, "ward")
+class Rows:
+    """Unit float32 rows of `vectors` in `order` (paper-id order), read in chunks: the caller's matrix is never
+    copied whole (1M x 384 float32 is 1.5 GB; a sorted, normalised float64 copy would be 3 GB more)."""
+
+    def __init__(self, vectors: np.ndarray, order: np.ndarray):
+        self.vectors, self.order = vectors, order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        return _unit(np.asarray(self.vectors[self.order[positions]], dtype=np.float32))
+
+    def chunks(self) -> Iterable[tuple[slice, np.ndarray]]:
+        for begin in range(0, len(self.order), CHUNK):
+            part = slice(begin, min(begin + CHUNK, len(self.order)))
+            yield part, self.take(np.arange(part.start, part.stop))
+
+
+def _id_sample(ids: list[str], size: int) -> np.ndarray:
+    """Positions of up to `size` papers with the smallest id hashes, in id order: the same papers on every run,
+    and a library that changes by a few percent keeps all but a few percent of its sample."""
+    if len(ids) <= size:
+        return np.arange(len(ids))
+    hashes = np.fromiter((int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "big") for i in ids),
+                         dtype=np.uint64, count=len(ids))
+    return np.sort(np.argpartition(hashes, size)[:size])
+
+
+def _fresh_centroids(x: np.ndarray, n_clusters: int | None, seed: int) -> tuple[int, np.ndarray]:
+    """(k, centroids) from a Ward tree cut of the sample x polished by k-means on it; k given or chosen by
+    silhouette (see cluster_papers). The tree needs len(x)^2/2 distances: 64 MB at the 4,000-paper sample."""
+    tree = linkage(x.astype(np.float64), "ward")
+    whole = Rows(x, np.arange(len(x)))
     if n_clusters:
-        k = min(n_clusters, len(x))
-        return k, _ward_kmeans(x, tree, k)
-    fits = {k: _ward_kmeans(x, tree, k) for k in candidate_ks(len(x))}
-    score = {k: _silhouette(x, labels, seed) for k, labels in fits.items()}
+        return min(n_clusters, len(x)), kmeans(whole, _cut_centroids(x, tree, min(n_clusters, len(x))))[1]
+    fits = {k: kmeans(whole, _cut_centroids(x, tree, k)) for k in candidate_ks(len(x))}
+    score = {k: _silhouette(x, labels, seed) for k, (labels, _) in fits.items()}
     best = max(fits, key=lambda k: (score[k], -k))
     k = best if score[best] >= score[default_k(len(x))] + SILHOUETTE_MARGIN else default_k(len(x))
-    return k, fits[k]
+    return k, fits[k][1]
 
 
-def _continue_from(ids: list[str], x: np.ndarray, start: dict[str, str]) -> np.ndarray | None:
-    """k-means labels started from the centroids of `start`'s clusters (papers still present); None when fewer
-    than two of its clusters have a paper left."""
-    members: dict[str, list[int]] = {}
-    for row, paper_id in enumerate(ids):
-        cluster = start.get(paper_id, UNCLUSTERED)
-        if cluster != UNCLUSTERED:
-            members.setdefault(cluster, []).append(row)
-    if len(members) < 2:
+def _cut_centroids(x: np.ndarray, tree: np.ndarray, k: int) -> np.ndarray:
+    cut = fcluster(tree, k, "maxclust") - 1
+    return np.stack([x[cut == c].mean(axis=0) for c in range(cut.max() + 1)])
+
+
+def _start_centroids(ids: list[str], rows: Rows, start: dict[str, str]) -> np.ndarray | None:
+    """The centroids of `start`'s clusters over the papers still present; None when fewer than two have a paper."""
+    names = sorted({c for c in start.values() if c != UNCLUSTERED})
+    index = {name: i for i, name in enumerate(names)}
+    labels = np.array([index.get(start.get(paper_id, UNCLUSTERED), -1) for paper_id in ids])
+    sums, counts = _cluster_sums(rows, labels, len(names))
+    present = counts > 0
+    if present.sum() < 2:
         return None
-    centroids = np.stack([x[rows].mean(axis=0) for _, rows in sorted(members.items())])
-    with threadpool_limits(1, user_api="openmp"):  # see _ward_kmeans
-        return KMeans(len(centroids), init=centroids, n_init=1).fit_predict(x)
+    return (sums[present] / counts[present, None]).astype(np.float32)
+
+
+def _cluster_sums(rows: Rows, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster sums of the rows (float64) and member counts; label -1 counts nowhere."""
+    sums = np.zeros((k, rows.vectors.shape[1]), dtype=np.float64)
+    for part, chunk in rows.chunks():
+        chunk_labels = labels[part]
+        member = chunk_labels >= 0
+        one_hot = csr_matrix((np.ones(member.sum(), np.float32), (chunk_labels[member], np.flatnonzero(member))),
+                             shape=(k, len(chunk_labels)))
+        sums += one_hot @ chunk
+    return sums, np.bincount(labels[labels >= 0], minlength=k)
+
+
+def kmeans(rows: Rows, centroids: np.ndarray, max_iter: int = KMEANS_ITERATIONS) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means from the given centroids, one chunked pass per iteration (assign, then sum): O(n k d) time,
+    O(k d) memory beside the labels. Stops when under KMEANS_TOLERANCE of the papers change cluster. One BLAS
+    thread: the chunk products are then summed in the same order on every run (repeatable ids); a centroid that
+    loses all its papers keeps its place."""
+    centroids = np.asarray(centroids, dtype=np.float32)
+    labels = np.full(len(rows), -1, dtype=np.int64)
+    with threadpool_limits(1):
+        for _ in range(max_iter):
+            previous = labels.copy()
+            half_norms = 0.5 * np.einsum("ij,ij->i", centroids, centroids)
+            for part, chunk in rows.chunks():
+                labels[part] = np.argmax(chunk @ centroids.T - half_norms, axis=1)
+            sums, counts = _cluster_sums(rows, labels, len(centroids))
+            moved = np.mean(labels != previous)
+            centroids = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids).astype(np.float32)
+            if moved <= KMEANS_TOLERANCE:
+                break
+    return labels, centroids
 
 
 def candidate_ks(n: int) -> list[int]:
-    """The k values tried for n papers: sqrt(n)/4 .. sqrt(n) (at most MAX_CLUSTERS), and default_k(n).
+    """The k values tried for n papers: sqrt(n)/4 .. sqrt(n), within 2..MAX_CLUSTERS, and default_k(n).
     Unbounded, silhouette picks k=2 on SciFact: a real split, but useless as a topic map."""
-    low = max(2, math.ceil(math.sqrt(n) / 4))
-    high = max(low, min(MAX_CLUSTERS, math.ceil(math.sqrt(n))))
+    high = max(2, min(MAX_CLUSTERS, math.ceil(math.sqrt(n))))
+    low = min(high, max(2, math.ceil(math.sqrt(n) / 4)))
     return sorted({round(k) for k in np.geomspace(low, high, K_GRID)} | {default_k(n)})
 
 
@@ -179,16 +267,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms == 0, 1.0, norms)
 
 
-def _ward_kmeans(x: np.ndarray, tree: np.ndarray, k: int) -> np.ndarray:
-    """Cut the Ward tree at k, then polish with k-means started from those centroids: no random restarts needed,
-    lower inertia than k-means with 3 random restarts, and one tree serves every k. One OpenMP thread: k-means
-    adds up per-thread partial sums in whatever order the threads finish, which is not repeatable."""
-    cut = fcluster(tree, k, "maxclust") - 1
-    centroids = np.stack([x[cut == c].mean(axis=0) for c in range(cut.max() + 1)])
-    with threadpool_limits(1, user_api="openmp"):
-        return KMeans(len(centroids), init=centroids, n_init=1).fit_predict(x)
-
-
 def _silhouette(x: np.ndarray, labels: np.ndarray, seed: int) -> float:
     if not 2 <= len(set(labels.tolist())) < len(labels):
         return 0.0
@@ -196,20 +274,32 @@ def _silhouette(x: np.ndarray, labels: np.ndarray, seed: int) -> float:
     return float(silhouette_score(x, labels, metric="cosine", sample_size=sample, random_state=seed))
 
 
-def _drop_misfits(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _silhouette_sampled(rows: Rows, labels: np.ndarray, clustered: np.ndarray, seed: int) -> float:
+    """Cosine silhouette of the clustered papers on a fixed sample of SILHOUETTE_SAMPLE (exact below that)."""
+    if len(clustered) > SILHOUETTE_SAMPLE:
+        clustered = np.sort(np.random.default_rng(seed).choice(clustered, SILHOUETTE_SAMPLE, replace=False))
+    return _silhouette(rows.take(clustered), labels[clustered], seed)
+
+
+def _drop_misfits(rows: Rows, labels: np.ndarray) -> np.ndarray:
     """Label -1 for papers unlike the rest of their cluster and for clusters too small to be a topic.
 
-    "The rest": cosine to the centroid of the other members. Counting the paper itself inflates small clusters:
+    "The rest": cosine to the centroid of the other members, from the cluster's sum S in one chunked pass:
+    x.(S - x) / |S - x| with |S - x|^2 = |S|^2 - 2 x.S + 1. Counting the paper itself inflates small clusters:
     three unrelated papers have cosine 0.58 to their own centroid but ~0 to the other two's.
     """
+    k = int(labels.max()) + 1
+    sums = _cluster_sums(rows, labels, k)[0].astype(np.float32)
+    square = np.einsum("ij,ij->i", sums, sums)
     kept = labels.copy()
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        others = _unit(x[members].sum(axis=0) - x[members])
-        kept[members[np.sum(x[members] * others, axis=1) < FIT_COSINE]] = -1
-    for label in np.unique(kept[kept >= 0]):
-        if np.sum(kept == label) < MIN_CLUSTER_SIZE:
-            kept[kept == label] = -1
+    for part, chunk in rows.chunks():
+        own = labels[part]
+        dot = np.einsum("ij,ij->i", chunk, sums[own])
+        rest = np.sqrt(np.maximum(square[own] - 2 * dot + 1, 0))
+        fit = np.where(rest > 1e-6, (dot - 1) / np.where(rest > 1e-6, rest, 1), -1.0)
+        kept[part] = np.where(fit < FIT_COSINE, -1, own)
+    sizes = np.bincount(kept[kept >= 0], minlength=k)
+    kept[(kept >= 0) & (sizes[np.maximum(kept, 0)] < MIN_CLUSTER_SIZE)] = -1
     return kept
 
 
@@ -222,6 +312,48 @@ def _name_clusters(ids: list[str], labels: np.ndarray) -> dict[str, str]:
     ranked = sorted(sizes, key=lambda label: (-sizes[label], first_member[label]))
     names = {label: f"c{rank}" for rank, label in enumerate(ranked, start=1)} | {-1: UNCLUSTERED}
     return {paper_id: names[label] for paper_id, label in zip(ids, labels.tolist())}
+
+
+def subtopic_k(size: int) -> int:
+    """Subtopics in a topic of `size` papers: the sqrt(n/2) rule again, at most MAX_SUBTOPICS; none (0) under
+    SUBTOPIC_MIN papers, where a split would make topics of two or three papers."""
+    return 0 if size < SUBTOPIC_MIN else min(MAX_SUBTOPICS, max(2, round(math.sqrt(size / 2))))
+
+
+def cluster_subtopics(
+    paper_ids: list[str], vectors: np.ndarray, topics: dict[str, str], previous: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Paper id -> subtopic id ("c3.2": subtopic 2 of topic c3) for the members of each topic big enough to split;
+    papers in no subtopic (too few papers, or unlike every subtopic) are left out.
+
+    Each topic is clustered on its own (cluster_papers with k = subtopic_k, a WARD_SAMPLE / 4 tree), so the cost
+    is one more k-means pass over the library. `previous` (the last map's subtopics) is continued where a topic
+    kept its id and changed by at most K_HOLD, and its subtopic ids are matched as topic ids are."""
+    rows_of: dict[str, list[int]] = {}
+    for row, paper_id in enumerate(paper_ids):
+        if topics.get(paper_id, UNCLUSTERED) != UNCLUSTERED:
+            rows_of.setdefault(topics[paper_id], []).append(row)
+    out: dict[str, str] = {}
+    for topic, rows in sorted(rows_of.items()):
+        k = subtopic_k(len(rows))
+        if not k:
+            continue
+        member_ids = [paper_ids[row] for row in rows]
+        before = {p: s.split(".", 1)[1] for p, s in (previous or {}).items() if s.startswith(topic + ".")}
+        before = {p: f"c{s}" for p, s in before.items()}
+        changed = len(before.keys() ^ set(member_ids)) / max(1, len(before))
+        start = before if before and changed <= K_HOLD else None
+        result = cluster_papers(member_ids, vectors[rows], k, start=start, ward_sample=WARD_SAMPLE // 4).assignments
+        if before:
+            result = match_clusters(before, result)
+        out |= {p: f"{topic}.{s[1:]}" for p, s in result.items() if s != UNCLUSTERED}
+    return out
+
+
+def keyword_sample(member_ids: list[str], size: int = KEYWORD_SAMPLE) -> list[str]:
+    """The members whose texts make a topic's keywords: all up to `size`, else a fixed id-hash sample. Bounded
+    cost at any library size, and the same sample while the membership barely changes (stable labels)."""
+    return [member_ids[i] for i in _id_sample(member_ids, size)]
 
 
 def match_clusters(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
@@ -268,33 +400,66 @@ def cluster_keywords(texts_by_cluster: dict[str, list[str]], top_n: int = 8) -> 
 
     Terms found in more than half of the clusters are dropped: that removes "model", "propose", "cells",
     "patients" and every other corpus-wide word without a hand-made list (see module docstring). Bigrams are
-    counted within sentences, so "...benchmark data. Protein folding..." does not make "data protein".
+    counted within sentences, so "...benchmark data. Protein folding..." does not make "data protein". A term
+    must occur in two of the cluster's texts (when it has two): one paper's coinage ("aesopagent") names no
+    topic. Terms come back as the members write them most often ("LLMs", "Lie algebra", not "llms", "lie").
     """
     keys = sorted(texts_by_cluster)
-    sentences, owners = [], []
+    sentences, owners, texts = [], [], []
     for row, key in enumerate(keys):
         for text in texts_by_cluster[key]:
             for sentence in _PHRASE_BREAK.split(text):
                 sentences.append(sentence)
-                owners.append(row)
+                owners.append((row, len(texts)))
+            texts.append(row)
     vectorizer = CountVectorizer(ngram_range=(1, 2), stop_words="english", token_pattern=r"(?u)\b[^\W\d_][\w-]+\b")
     try:
         by_sentence = vectorizer.fit_transform(sentences)
     except ValueError:  # no words at all: empty texts or only stopwords
         return {key: [] for key in texts_by_cluster}
-    membership = csr_matrix((np.ones(len(owners)), (owners, range(len(owners)))), shape=(len(keys), len(owners)))
-    counts = (membership @ by_sentence).tocsc()
+    rows = np.arange(len(owners))
+    by_text = (csr_matrix((np.ones(len(owners)), ([t for _, t in owners], rows)), shape=(len(texts), len(owners)))
+               @ by_sentence)
+    by_text.data[:] = 1
+    in_class = csr_matrix((np.ones(len(texts)), (texts, range(len(texts)))), shape=(len(keys), len(texts)))
+    documents = (in_class @ by_text).tocsc()  # texts of each class holding each term
+    counts = (csr_matrix((np.ones(len(owners)), ([r for r, _ in owners], rows)), shape=(len(keys), len(owners)))
+              @ by_sentence).tocsc()
     distinctive = np.flatnonzero(np.diff(counts.indptr) <= max(1, len(keys) // 2))  # classes holding each term
-    counts, terms = counts[:, distinctive].tocsr(), vectorizer.get_feature_names_out()[distinctive]
+    counts, documents = counts[:, distinctive].tocsr(), documents[:, distinctive].tocsr()
+    terms = vectorizer.get_feature_names_out()[distinctive]
     class_words = np.asarray(counts.sum(axis=1)).ravel()
     idf = np.log(1 + class_words.mean() / np.asarray(counts.sum(axis=0)).ravel())
+    sizes = np.bincount(texts, minlength=len(keys))
     keywords = {}
     for row, key in enumerate(keys):
-        columns = counts.indices[counts.indptr[row] : counts.indptr[row + 1]]
-        scores = counts.data[counts.indptr[row] : counts.indptr[row + 1]] / class_words[row] * idf[columns]
-        ranked = sorted(range(len(columns)), key=lambda i: (-scores[i], terms[columns[i]]))
-        keywords[key] = [str(terms[columns[i]]) for i in ranked[:top_n]]
+        span = slice(counts.indptr[row], counts.indptr[row + 1])
+        columns = counts.indices[span]
+        spread = np.asarray(documents[row, columns].todense()).ravel()
+        scores = np.where(spread >= min(2, sizes[row]), counts.data[span] / class_words[row] * idf[columns], 0)
+        ranked = sorted((i for i in range(len(columns)) if scores[i] > 0), key=lambda i: (-scores[i], terms[columns[i]]))
+        keywords[key] = surface_forms([str(terms[columns[i]]) for i in ranked[:top_n]], texts_by_cluster[key])
     return keywords
+
+
+def surface_forms(terms: list[str], texts: list[str]) -> list[str]:
+    """Each lower-case term as the texts write it most often inside a sentence (ties: the lower-case form, then
+    alphabetical). Sentence starts and Title Case titles count only for a term never written otherwise, and
+    then only capitals past the first letter are kept: "Protein folding" stays protein folding, "LLMs" stays."""
+    out = []
+    for term in terms:
+        pattern = re.compile(r"(?<![\w-])" + r"\s+".join(map(re.escape, term.split())) + r"(?![\w-])", re.IGNORECASE)
+        inside, initial = Counter(), Counter()
+        for text in texts:
+            for match in pattern.finditer(text):
+                form = " ".join(match.group().split())
+                at_start = not text[: match.start()].strip() or text[: match.start()].rstrip()[-1] in ".!?:"
+                title_case = " " in form and form == form.title() and form != term
+                (initial if at_start or title_case else inside)[form] += 1
+        if not inside:
+            inside = Counter({form[:1].lower() + form[1:]: count for form, count in initial.items()})
+        out.append(min(inside, key=lambda form: (-inside[form], form != term, form)) if inside else term)
+    return out
 
 
 def representative_papers(member_ids: list[str], vectors_by_id: dict[str, np.ndarray], n: int = 3) -> list[str]:
@@ -314,8 +479,17 @@ def content_key(member_ids: Iterable[str], content_keys: dict[str, str]) -> str:
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()
 
 
-def project_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
-    """2-D coordinates (row i for vectors[i]) for a topic map: t-SNE (cosine, PCA start, fixed seed, 500 iterations).
+def project_2d(vectors: np.ndarray, labels: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """2-D coordinates (row i for vectors[i]) for a topic map: t-SNE up to TSNE_MAX papers, above that (when the
+    topic of each row is given, -1 = none) topic_layout, which is linear in n; t-SNE over 50,000 papers would
+    take minutes and over a million hours."""
+    if labels is not None and len(vectors) > TSNE_MAX and (labels >= 0).any():
+        return topic_layout(vectors, labels, seed)
+    return tsne_2d(vectors, seed)
+
+
+def tsne_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
+    """t-SNE (cosine, PCA start, fixed seed, 500 iterations).
 
     Measured against PCA: trustworthiness@10 0.90 vs 0.74 on the seeds, 0.98 vs 0.76 on all of SciFact, and
     topics that PCA piles on top of each other come apart (2-D cluster silhouette 0.10 vs -0.01). Cost: ~12 s
@@ -333,6 +507,43 @@ def project_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     return coords[np.argsort(canonical)]
 
 
+def topic_layout(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A map in two chunked passes: topics placed by metric MDS of their centroids' cosine distances, each
+    paper at its topic's place plus its offset from the centroid along the topic's two main axes (PCA of the
+    members), scaled to stay within 45% of the distance to the nearest other topic. A paper without a topic
+    (-1) sits with the nearest one. Same papers, same map: no random start beyond `seed`."""
+    rows = Rows(vectors, np.arange(len(vectors)))
+    k = int(labels.max()) + 1
+    sums, counts = _cluster_sums(rows, labels, k)
+    centroids = _unit((sums / np.maximum(counts, 1)[:, None]).astype(np.float32))
+    topics = labels.copy()
+    for part, chunk in rows.chunks():  # papers without a topic join the nearest centroid
+        lost = topics[part] < 0
+        if lost.any():
+            topics[part][lost] = np.argmax(chunk[lost] @ centroids.T, axis=1)
+    places = np.zeros((k, 2)) if k < 2 else MDS(2, dissimilarity="precomputed", random_state=seed, n_init=1).fit_transform(
+        np.clip(1 - centroids.astype(np.float64) @ centroids.T.astype(np.float64), 0, 2))
+    scatter = np.zeros((k, vectors.shape[1], vectors.shape[1]))
+    for part, chunk in rows.chunks():
+        for topic in np.unique(topics[part]):
+            offset = chunk[topics[part] == topic] - centroids[topic]
+            scatter[topic] += offset.T @ offset
+    axes, spread = [], np.zeros(k)
+    for topic in range(k):
+        values, vectors_t = np.linalg.eigh(scatter[topic])
+        axes.append(vectors_t[:, -2:][:, ::-1] * np.sign(vectors_t[:1, -2:][:, ::-1] + 1e-12))  # sign fixed
+        spread[topic] = 2.5 * math.sqrt(max(values[-1], 1e-12) / max(1, np.sum(topics == topic)))
+    gaps = np.linalg.norm(places[:, None] - places[None], axis=-1) + np.eye(k) * 1e9
+    radius = 0.45 * (gaps.min(axis=1) if k > 1 else np.ones(1))
+    basis = np.stack(axes).astype(np.float32)
+    coords = np.zeros((len(vectors), 2))
+    for part, chunk in rows.chunks():
+        own = topics[part]
+        local = np.einsum("nd,ndj->nj", chunk - centroids[own], basis[own])
+        coords[part] = places[own] + local * (radius[own] / spread[own])[:, None]
+    return coords
+
+
 # --- the topic map of a library -------------------------------------------------------------------------------
 
 LABEL_KEYWORDS = 3  # keywords in a cluster's label
@@ -341,7 +552,8 @@ K_HOLD = 0.1  # an automatic k is kept until the library has grown or shrunk by 
 
 
 class Cluster(BaseModel):
-    """One topic: its stable id, a label from its keywords, and its members (representatives first)."""
+    """One topic (or subtopic, id "c3.2" inside topic "c3"): its stable id, a label from its keywords, its members
+    (representatives first), papers per year ("undated" counted apart) and its subtopics."""
 
     cluster_id: str
     label: str
@@ -349,6 +561,8 @@ class Cluster(BaseModel):
     paper_ids: list[str]
     representative_ids: list[str]
     content_key: str
+    years: dict[str, int] = Field(default_factory=dict)
+    subtopics: list[Cluster] = Field(default_factory=list)
 
 
 class MapPoint(BaseModel):
@@ -357,10 +571,11 @@ class MapPoint(BaseModel):
     cluster_id: str
     x: float
     y: float
+    subtopic_id: str | None = None
 
 
 class ClusterMap(BaseModel):
-    """The library's clusters (largest first, "unclustered" last) and a 2-D point per paper."""
+    """The library's clusters (largest first, "unclustered" last), their subtopics, and a 2-D point per paper."""
 
     library_version: str
     requested_clusters: int | None = None
@@ -371,10 +586,18 @@ class ClusterMap(BaseModel):
     points: list[MapPoint]
 
     def get(self, cluster_id: str) -> Cluster | None:
-        return next((c for c in self.clusters if c.cluster_id == cluster_id), None)
+        """A topic or a subtopic by id."""
+        return next((c for c in self.every_cluster() if c.cluster_id == cluster_id), None)
+
+    def every_cluster(self) -> list[Cluster]:
+        """Topics, each followed by its subtopics, then the unclustered group."""
+        return [c for top in self.clusters for c in (top, *top.subtopics)]
 
     def assignments(self) -> dict[str, str]:
         return {paper_id: c.cluster_id for c in self.clusters for paper_id in c.paper_ids}
+
+    def subtopic_assignments(self) -> dict[str, str]:
+        return {paper_id: s.cluster_id for c in self.clusters for s in c.subtopics for paper_id in s.paper_ids}
 
     @property
     def topics(self) -> list[Cluster]:
@@ -390,36 +613,70 @@ class ClusterSummary(CitedText):
     content_key: str
 
 
-def _label(keywords: list[str]) -> str:
-    """A readable label from the top keywords: a word gives way to a listed bigram holding it ("reinforcement" ->
-    "reinforcement learning"), words inside a chosen phrase are skipped, short words read as acronyms ("RL")."""
-    chosen: list[str] = []
-    for word in keywords:
-        word = next((k for k in keywords if " " in k and word in k.split()), word)
-        if any(_stems(word) & _stems(other) for other in chosen):
-            continue
-        chosen.append(word)
-        if len(chosen) == LABEL_KEYWORDS:
-            break
-    if not chosen:
-        return "Miscellaneous"
-    label = ", ".join(" ".join(w.upper() if len(w) <= 3 else w for w in phrase.split()) for phrase in chosen)
-    return label[0].upper() + label[1:]
+def distinct_labels(
+    keywords: dict[str, list[str]], previous: dict[str, str] | None = None, exclude: str = "",
+) -> dict[str, str]:
+    """A label per cluster (of siblings: the topics, or one topic's subtopics) from its top keywords, as written.
+
+    A word gives way to a listed bigram holding it ("reinforcement" -> "reinforcement learning"); a phrase
+    sharing a stem with a chosen one is skipped; a phrase already in two earlier labels is passed over, so no
+    phrase names three topics; phrases made only of `exclude`'s words (a subtopic's parent label) are skipped.
+    A cluster keeps its `previous` label while every phrase of it is still among its keywords: labels change
+    when the members change substantially, not when two keywords swap ranks.
+    """
+    used: Counter[str] = Counter()
+    blocked = _stems(exclude.replace(",", " "))
+    labels = {}
+    for cluster_id in sorted(keywords, key=_cluster_number):
+        words = keywords[cluster_id]
+        old = (previous or {}).get(cluster_id)
+        if old and {p.strip().lower() for p in old.split(",")} <= {w.lower() for w in words}:
+            chosen = [p.strip() for p in old.split(",")]
+        else:
+            chosen = []
+            for word in words:
+                word = next((k for k in words if " " in k and word.lower() in k.lower().split()), word)
+                if (used[word.lower()] >= 2 or _stems(word) <= blocked
+                        or any(_stems(word) & _stems(other) for other in chosen)):
+                    continue
+                chosen.append(word)
+                if len(chosen) == LABEL_KEYWORDS:
+                    break
+        used.update(phrase.lower() for phrase in chosen)
+        label = ", ".join(chosen) or "Miscellaneous"
+        labels[cluster_id] = label[0].upper() + label[1:] if label[:1].islower() else label
+    return labels
 
 
 def _stems(phrase: str) -> set[str]:
-    return {w.removesuffix("s") for w in phrase.split()}
+    return {w.lower().removesuffix("s") for w in phrase.split()}
 
 
 def paper_text(paper: Paper) -> str:
     return paper.abstract if paper.title_derived else f"{paper.title}. {paper.abstract}"
 
 
+def display_title(paper: Paper) -> str:
+    """The title, or for a paper without one "untitled (its first words…)": said once, never as a sentence that
+    the summary then repeats."""
+    if not paper.title_derived:
+        return paper.title
+    words = (paper.abstract or paper.title).split()
+    return f"untitled ({' '.join(words[:8])}{'…' if len(words) > 8 else ''})"
+
+
+def year_counts(papers: Iterable[Paper]) -> dict[str, int]:
+    """Papers per year, oldest first, with the undated counted as "undated" (never guessed)."""
+    counts = Counter(str(p.year) if p.year else UNDATED for p in papers)
+    return {year: counts[year] for year in sorted(counts, key=lambda y: (y == UNDATED, y))}
+
+
 def build_map(
     stored: list[StoredPaper], vectors: np.ndarray, version: str, n_clusters: int | None = None,
     previous: ClusterMap | None = None,
 ) -> ClusterMap:
-    """Cluster a library, keep the ids of `previous` where clusters continue, and lay the papers out in 2-D.
+    """Cluster a library into topics and subtopics, keep the ids of `previous` where clusters continue, label
+    them, and lay the papers out in 2-D.
 
     An automatic k is held while the library size stays within K_HOLD of the size it was chosen at: the
     sqrt(n/2) rule would otherwise step from 9 to 10 clusters when 5 papers join 179, reshuffling 16% of them.
@@ -438,30 +695,54 @@ def build_map(
     result = cluster_papers(ids, vectors, n_clusters or (held[0] if held else None), start=start)
     auto_k = None if n_clusters else held or (int(result.quality.get("k", 1)), len(ids))
     assignments = match_clusters(previous.assignments(), result.assignments) if previous else result.assignments
-    members: dict[str, list[str]] = {}
-    for paper_id in sorted(assignments):
-        members.setdefault(assignments[paper_id], []).append(paper_id)
-    keywords = cluster_keywords({c: [paper_text(papers[p]) for p in m] for c, m in members.items() if c != UNCLUSTERED})
+    subtopics = cluster_subtopics(ids, vectors, assignments, previous.subtopic_assignments() if previous else None)
+    members = _members(assignments)
+    old_labels = {c.cluster_id: c.label for c in previous.every_cluster()} if previous else {}
+    keywords = _keywords({c: m for c, m in members.items() if c != UNCLUSTERED}, papers)
+    labels = distinct_labels(keywords, old_labels)
     by_id = dict(zip(ids, vectors))
     content_keys = {sp.paper.paper_id: sp.content_key for sp in stored}
+
+    def cluster(cluster_id: str, paper_ids: list[str], words: list[str], label: str, subs: list[Cluster]) -> Cluster:
+        representative = representative_papers(paper_ids, by_id, REPRESENTATIVES) if cluster_id != UNCLUSTERED else []
+        return Cluster(
+            cluster_id=cluster_id, label=label, keywords=words, paper_ids=representative + sorted(
+                set(paper_ids) - set(representative)), representative_ids=representative,
+            content_key=content_key(paper_ids, content_keys), years=year_counts(papers[p] for p in paper_ids),
+            subtopics=subs,
+        )
+
+    sub_members = _members(subtopics)
     clusters = []
     for cluster_id, paper_ids in members.items():
-        representative = representative_papers(paper_ids, by_id, REPRESENTATIVES) if cluster_id != UNCLUSTERED else []
-        ordered = representative + [p for p in paper_ids if p not in representative]
-        words = keywords.get(cluster_id, [])
-        clusters.append(Cluster(
-            cluster_id=cluster_id, label=_label(words) if cluster_id != UNCLUSTERED else "Unclustered",
-            keywords=words, paper_ids=ordered, representative_ids=representative,
-            content_key=content_key(paper_ids, content_keys),
-        ))
+        siblings = {s: m for s, m in sub_members.items() if s.split(".")[0] == cluster_id}
+        sub_words = _keywords(siblings, papers) if siblings else {}
+        sub_labels = distinct_labels(sub_words, old_labels, exclude=labels.get(cluster_id, ""))
+        subs = sorted((cluster(s, m, sub_words[s], sub_labels[s], []) for s, m in siblings.items()),
+                      key=lambda c: (-len(c.paper_ids), _cluster_number(c.cluster_id)))
+        label = labels.get(cluster_id, "Unclustered")
+        clusters.append(cluster(cluster_id, paper_ids, keywords.get(cluster_id, []), label, subs))
     clusters.sort(key=lambda c: (c.cluster_id == UNCLUSTERED, -len(c.paper_ids), _cluster_number(c.cluster_id)))
-    coords = project_2d(vectors) if len(ids) else np.zeros((0, 2))
+    topic_rows = {c.cluster_id: i for i, c in enumerate(clusters) if c.cluster_id != UNCLUSTERED}
+    coords = project_2d(vectors, np.array([topic_rows.get(assignments[p], -1) for p in ids])) if ids else np.zeros((0, 2))
     points = [
-        MapPoint(paper_id=p, title=papers[p].title, cluster_id=assignments[p], x=round(float(x), 4), y=round(float(y), 4))
+        MapPoint(paper_id=p, title=papers[p].title, cluster_id=assignments[p], subtopic_id=subtopics.get(p),
+                 x=round(float(x), 4), y=round(float(y), 4))
         for p, (x, y) in sorted(zip(ids, coords.tolist()))
     ]
     return ClusterMap(library_version=version, requested_clusters=n_clusters, auto_k=auto_k, method=result.method,
                       quality=result.quality, clusters=clusters, points=points)
+
+
+def _members(assignments: dict[str, str]) -> dict[str, list[str]]:
+    members: dict[str, list[str]] = {}
+    for paper_id in sorted(assignments):
+        members.setdefault(assignments[paper_id], []).append(paper_id)
+    return members
+
+
+def _keywords(members: dict[str, list[str]], papers: dict[str, Paper]) -> dict[str, list[str]]:
+    return cluster_keywords({c: [paper_text(papers[p]) for p in keyword_sample(m)] for c, m in members.items()})
 
 
 def _changed_share(previous: ClusterMap, paper_ids: list[str]) -> float:
@@ -470,8 +751,9 @@ def _changed_share(previous: ClusterMap, paper_ids: list[str]) -> float:
     return len(before.symmetric_difference(paper_ids)) / max(1, len(before))
 
 
-def _cluster_number(cluster_id: str) -> int:
-    return int(cluster_id[1:]) if cluster_id[1:].isdigit() else 0
+def _cluster_number(cluster_id: str) -> tuple[int, ...]:
+    """"c3" -> (3,), "c3.12" -> (3, 12): ids in numeric order; "unclustered" -> ()."""
+    return tuple(int(part) for part in cluster_id[1:].split(".") if part.isdigit())
 
 
 Cached = TypeVar("Cached", ClusterMap, ClusterSummary)
@@ -492,13 +774,29 @@ class ClusterCache:
         return _read(self.folder / "map.json", ClusterMap)
 
     def save_map(self, cluster_map: ClusterMap) -> None:
-        write_atomic(self.folder / "map.json", cluster_map.model_dump_json())
+        self._write(self.folder / "map.json", cluster_map.model_dump_json())
 
     def load_summary(self, key: str) -> ClusterSummary | None:
         return _read(self.folder / "summaries" / f"{key}.json", ClusterSummary)
 
     def save_summary(self, key: str, summary: ClusterSummary) -> None:
-        write_atomic(self.folder / "summaries" / f"{key}.json", summary.model_dump_json())
+        self._write(self.folder / "summaries" / f"{key}.json", summary.model_dump_json())
+
+    def _write(self, path: Path, text: str) -> None:
+        """Write one entry. Whatever is in the way (a file where a cache folder belongs, a folder where an entry
+        belongs) is derived data: it is removed with one warning line. A cache that cannot be written at all
+        costs a recomputation next time, not this run."""
+        try:
+            for folder in (self.folder, path.parent):
+                if folder.is_symlink() or folder.exists() and not folder.is_dir():
+                    log.warning("%s is not a folder; replacing it (the topic cache is rebuilt)", folder)
+                    folder.unlink()
+            if path.is_dir() and not path.is_symlink():
+                log.warning("%s is a folder; replacing it with the cache entry", path)
+                shutil.rmtree(path)
+            write_atomic(path, text)
+        except OSError as error:
+            log.warning("could not save %s (%s); it will be recomputed next time", path, error.strerror or error)
 
 
 def _read(path: Path, model: type[Cached]) -> Cached | None:
@@ -570,8 +868,66 @@ class ClusterSummarizer:
             sentences = [s for s in SENTENCE_BREAK.split(evidence.paper.abstract) if len(s.split()) >= 6]
             if not sentences:
                 continue
-            best = max(sentences, key=lambda s: (sum(k in s.lower() for k in cluster.keywords), -sentences.index(s)))
-            lines.append(f"- {evidence.paper.title}: {best.strip().rstrip('.')}. [{evidence.number}]")
+            best = max(sentences, key=lambda s: (sum(k.lower() in s.lower() for k in cluster.keywords), -sentences.index(s)))
+            named = "" if evidence.paper.title_derived else f"{evidence.paper.title}: "  # its title is this text
+            lines.append(f"- {named}{best.strip().rstrip('.')}. [{evidence.number}]")
         return prompt("cluster_extractive").format(
             size=len(cluster.paper_ids), keywords=", ".join(cluster.keywords), sentences="\n".join(lines)
         )
+
+
+# --- trends ----------------------------------------------------------------------------------------------------
+
+TREND_YEARS = 3  # "recent" = the library's last 3 years with papers, against the 3 before
+RISING_FACTOR = 1.5  # a topic rises when it grew 1.5x faster than the library over those windows
+RISING_MIN = 5  # ... and has at least this many recent papers (2 -> 4 is no trend)
+
+
+class Trend(BaseModel):
+    """A topic's papers in the recent and the earlier window, against the library's; undated papers apart."""
+
+    cluster_id: str
+    recent: int
+    earlier: int
+    growth: float  # recent / earlier (earlier 0 -> recent, as if from one paper)
+    library_growth: float
+    undated: int
+    window: tuple[int, int, int, int]  # earlier from..to, recent from..to (years)
+
+    @property
+    def rising(self) -> bool:
+        return self.recent >= RISING_MIN and self.growth >= RISING_FACTOR * self.library_growth
+
+    def describe(self) -> str:
+        a, b, c, d = self.window
+        undated = f"; {self.undated} undated papers not counted" if self.undated else ""
+        return (f"{self.recent} papers in {c}–{d} vs {self.earlier} in {a}–{b} (×{self.growth:.1f}; "
+                f"the library ×{self.library_growth:.1f}){undated}")
+
+
+def trends(cluster_map: ClusterMap) -> list[Trend]:
+    """Per topic, growth over the last TREND_YEARS years with papers against the library's, rising first then by
+    growth. Empty when the library has no dated papers."""
+    library: Counter[str] = Counter()
+    for topic in cluster_map.clusters:
+        library.update(topic.years)
+    dated = [int(y) for y in library if y != UNDATED]
+    if not dated:
+        return []
+    last = max(dated)
+    window = (last - 2 * TREND_YEARS + 1, last - TREND_YEARS, last - TREND_YEARS + 1, last)
+
+    def counts(years: dict[str, int]) -> tuple[int, int]:
+        recent = sum(n for y, n in years.items() if y != UNDATED and int(y) >= window[2])
+        earlier = sum(n for y, n in years.items() if y != UNDATED and window[0] <= int(y) <= window[1])
+        return recent, earlier
+
+    overall = counts(dict(library))
+    library_growth = overall[0] / max(1, overall[1])
+    out = []
+    for topic in cluster_map.topics:
+        recent, earlier = counts(topic.years)
+        out.append(Trend(cluster_id=topic.cluster_id, recent=recent, earlier=earlier,
+                         growth=recent / max(1, earlier), library_growth=library_growth,
+                         undated=topic.years.get(UNDATED, 0), window=window))
+    return sorted(out, key=lambda t: (not t.rising, -t.growth, _cluster_number(t.cluster_id)))

@@ -32,16 +32,20 @@ from sklearn.metrics import silhouette_score
 from assistant import Assistant
 from assistant.clusters import (
     UNCLUSTERED,
+    Rows,
+    _cut_centroids,
     _drop_misfits,
     _silhouette,
     _unit,
-    _ward_kmeans,
     candidate_ks,
     cluster_keywords,
     cluster_papers,
     default_k,
     match_clusters,
     project_2d,
+)
+from assistant.clusters import (
+    kmeans as lloyd,
 )
 
 SCIFACT_HOME = "/root/.cache/litassist/eval/scifact-9d3febb426"
@@ -51,11 +55,20 @@ PAPER_WORDS = {"paper", "propose", "proposed", "method", "methods", "results", "
 
 def best_by_silhouette(x: np.ndarray, ks: list[int], fit: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
     scored = [(_silhouette(x, labels, 0), -k, labels) for k in ks for labels in [fit(x, k)]]
-    return _drop_misfits(x, max(scored, key=lambda item: item[:2])[2])
+    return _drop_misfits(whole(x), max(scored, key=lambda item: item[:2])[2])
 
 
 def all_ks(n: int) -> list[int]:
     return list(range(2, max(3, min(40, math.ceil(math.sqrt(n)))) + 1))
+
+
+def whole(x: np.ndarray) -> Rows:
+    return Rows(x, np.arange(len(x)))
+
+
+def _ward_kmeans(x: np.ndarray, tree: np.ndarray, k: int) -> np.ndarray:
+    """The module's Ward cut polished by its k-means, over all of x."""
+    return lloyd(whole(x), _cut_centroids(x, tree, k))[0]
 
 
 def kmeans(x: np.ndarray, k: int) -> np.ndarray:
@@ -93,7 +106,7 @@ def hdbscan_reassigned(min_size: int, dims: int) -> Labeler:
             return labels
         centroids = _unit(np.stack([x[labels == c].mean(axis=0) for c in range(labels.max() + 1)]))
         labels = np.where(labels >= 0, labels, np.argmax(x @ centroids.T, axis=1))
-        return _drop_misfits(x, labels)
+        return _drop_misfits(whole(x), labels)
 
     return label
 

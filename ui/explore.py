@@ -1,11 +1,14 @@
 """The Explore tab: the topic map across the page's width, a legend that wraps on any screen, and one topic at
-a time below it (its keywords, cited summary, papers, and "ask about this topic")."""
+a time below it (its keywords, papers per year, cited summary, subtopics, papers, and "ask about this topic").
+Choosing a topic zooms the map into it, coloured by subtopic; choosing a subtopic shows its own summary and
+papers; "All topics" goes back."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
 from assistant.ui.chat import ask_about_cluster
@@ -15,34 +18,66 @@ from assistant.ui.sources import cited_text
 from assistant.ui.state import SourceView, open_dialog
 
 from assistant.api import Assistant
-from assistant.clusters import UNCLUSTERED, Cluster, ClusterMap, ClusterSummary
+from assistant.clusters import (
+    MAX_CLUSTERS,
+    UNCLUSTERED,
+    Cluster,
+    ClusterMap,
+    ClusterSummary,
+    MapPoint,
+    display_title,
+    trends,
+)
 from assistant.corpus import Paper
 from assistant.llm import describe_error, resolve_provider
 
 MAP_SELECTION = "pick"
+MAP_POINTS = 4000  # points sent to the browser at most: above this each topic is sampled, its count in the legend
+MEMBERS_PAGE = 25  # members listed per page
+ALL_TOPICS = "all"
 UNCLUSTERED_COLOUR = "#b8b8b8"
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#EECA3B",
            "#1F77B4", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#17BECF", "#BCBD22", "#AEC7E8"]
 
 
 def topic_labels(cluster_map: ClusterMap) -> dict[str, str]:
-    """Cluster labels for the legend; a repeated label gets its id so two topics never share a colour."""
-    counts = Counter(c.label for c in cluster_map.clusters)
-    return {c.cluster_id: c.label if counts[c.label] == 1 else f"{c.label} ({c.cluster_id})"
-            for c in cluster_map.clusters}
+    """Topic and subtopic labels for the legend; a repeated label gets its id so two never share a colour."""
+    every = cluster_map.every_cluster()
+    counts = Counter(c.label for c in every)
+    return {c.cluster_id: c.label if counts[c.label] == 1 else f"{c.label} ({c.cluster_id})" for c in every}
 
 
-def topic_colours(cluster_map: ClusterMap) -> dict[str, str]:
+def topic_colours(clusters: list[Cluster]) -> dict[str, str]:
     return {c.cluster_id: UNCLUSTERED_COLOUR if c.cluster_id == UNCLUSTERED else PALETTE[i % len(PALETTE)]
-            for i, c in enumerate(cluster_map.clusters)}
+            for i, c in enumerate(clusters)}
 
 
-def map_rows(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str, Paper]) -> list[dict[str, object]]:
-    """One row per point for the chart; the year is text ("undated" rather than a blank "null")."""
+def sample_points(points: list[MapPoint], limit: int = MAP_POINTS) -> list[MapPoint]:
+    """At most `limit` points, each topic keeping its share (at least one point); the same points on every run
+    (evenly spaced through the topic's points, which are in paper-id order). A million points would not reach
+    the browser, and a chart of them would not draw."""
+    if len(points) <= limit:
+        return points
+    by_topic: dict[str, list[MapPoint]] = {}
+    for point in points:
+        by_topic.setdefault(point.cluster_id, []).append(point)
+    out = []
+    for members in by_topic.values():
+        keep = max(1, round(limit * len(members) / len(points)))
+        out += [members[i] for i in np.linspace(0, len(members) - 1, keep).round().astype(int)]
+    return out
+
+
+def map_rows(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str, Paper], topic: str | None = None,
+             limit: int = MAP_POINTS) -> list[dict[str, object]]:
+    """One row per drawn point (all papers, or one topic's coloured by subtopic; sampled above `limit`); the
+    year is text ("undated" rather than a blank "null")."""
+    points = [p for p in cluster_map.points if topic is None or p.cluster_id == topic]
     rows = []
-    for point in cluster_map.points:
+    for point in sample_points(points, limit):
         paper = papers.get(point.paper_id)
-        rows.append({"paper_id": point.paper_id, "title": point.title, "topic": labels[point.cluster_id],
+        group = point.cluster_id if topic is None else point.subtopic_id or topic
+        rows.append({"paper_id": point.paper_id, "title": point.title, "topic": labels[group],
                      "x": point.x, "y": point.y, "year": (paper.when if paper else "") or "undated"})
     return rows
 
@@ -53,21 +88,23 @@ def open_map_point(papers: dict[str, Paper]) -> None:
         open_dialog(SourceView(paper=papers[paper_id], origin="the topic map"))
 
 
-def topic_map(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str, Paper]) -> None:
-    """The 2-D map: one point per paper coloured by topic; clicking a point opens the paper. The legend is drawn
-    as HTML beneath it (it wraps at any width; a chart legend is cut off on a phone)."""
-    colours = topic_colours(cluster_map)
-    domain = [labels[c.cluster_id] for c in cluster_map.clusters]
+def topic_map(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str, Paper], topic: Cluster | None) -> None:
+    """The 2-D map: one point per paper (a fixed sample per topic in a large library) coloured by topic, or,
+    zoomed into one topic, by its subtopics; clicking a point opens the paper. The legend is drawn as HTML
+    beneath it (it wraps at any width; a chart legend is cut off on a phone) with each group's full count."""
+    unplaced = len(topic.paper_ids) - sum(len(s.paper_ids) for s in topic.subtopics) if topic else 0
+    groups = ([*topic.subtopics] + ([topic] if unplaced else [])) if topic else cluster_map.clusters
+    colours = topic_colours(groups)
+    rows = map_rows(cluster_map, labels, papers, topic.cluster_id if topic else None)
     pick = alt.selection_point(name=MAP_SELECTION, fields=["paper_id"], on="click")
     chart = (
-        alt.Chart(pd.DataFrame(map_rows(cluster_map, labels, papers)))
-        .mark_circle(size=70, opacity=0.85, stroke="white", strokeWidth=0.6)
+        alt.Chart(pd.DataFrame(rows))
+        .mark_circle(size=70 if len(rows) < 1500 else 18, opacity=0.85, stroke="white", strokeWidth=0.6)
         .encode(
-            x=alt.X("x:Q", axis=None),
-            y=alt.Y("y:Q", axis=None),
-            color=alt.Color("topic:N", scale=alt.Scale(domain=domain, range=[colours[c.cluster_id]
-                                                                             for c in cluster_map.clusters]),
-                            legend=None),
+            x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False)),
+            y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False)),
+            color=alt.Color("topic:N", scale=alt.Scale(domain=[labels[c.cluster_id] for c in groups],
+                                                       range=[colours[c.cluster_id] for c in groups]), legend=None),
             tooltip=[alt.Tooltip("title:N", title="Paper"), alt.Tooltip("topic:N", title="Topic"),
                      alt.Tooltip("year:N", title="Year")],
         )
@@ -76,9 +113,14 @@ def topic_map(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str,
     )
     st.altair_chart(chart, key="topic_map", on_select=lambda: open_map_point(papers), selection_mode=MAP_SELECTION,
                     width="stretch")
+    shown = len(rows)
+    total = len(topic.paper_ids) if topic else len(cluster_map.points)
+    if shown < total:
+        st.caption(f"Showing {shown:,} of {total:,} papers, sampled evenly within each topic; counts are complete.")
     st.html('<div class="la-legend">' + "".join(
-        f'<span><i style="background:{colours[c.cluster_id]}"></i>{text_html(labels[c.cluster_id])} '
-        f'<small>{len(c.paper_ids)}</small></span>' for c in cluster_map.clusters) + "</div>")
+        f'<span><i style="background:{colours[c.cluster_id]}"></i>'
+        f"{text_html(labels[c.cluster_id] if c is not topic else 'in no subtopic')} "
+        f"<small>{unplaced if c is topic else len(c.paper_ids)}</small></span>" for c in groups) + "</div>")
 
 
 def cluster_summary(lib: Assistant, cluster: Cluster, offline: bool) -> ClusterSummary | None:
@@ -96,14 +138,46 @@ def cluster_summary(lib: Assistant, cluster: Cluster, offline: bool) -> ClusterS
     return summaries.get(key)
 
 
-def render_topic(lib: Assistant, cluster: Cluster, label: str, papers: dict[str, Paper], offline: bool) -> None:
-    """One topic: keywords, its cited summary (every [n] opens the paper), "ask about it", and its papers."""
+def year_chart(cluster: Cluster, note: str) -> None:
+    """Papers per year as bars (undated papers said in words, not drawn at a made-up year)."""
+    dated = {year: count for year, count in cluster.years.items() if year != "undated"}
+    if dated:
+        frame = pd.DataFrame({"year": list(dated), "papers": list(dated.values())})
+        st.altair_chart(alt.Chart(frame).mark_bar().encode(x=alt.X("year:O", title=None), y=alt.Y("papers:Q"),
+                                                          tooltip=["year", "papers"]).properties(height=140),
+                        width="stretch", key=f"years-{cluster.cluster_id}")
+    undated = cluster.years.get("undated", 0)
+    st.caption(" · ".join(part for part in (note, f"{undated} undated papers not drawn" if undated else "") if part))
+
+
+def member_list(cluster: Cluster, papers: dict[str, Paper]) -> None:
+    """The members, MEMBERS_PAGE at a time (★ = nearest the centre); each opens its paper in the source drawer."""
+    members = [p for p in cluster.paper_ids if p in papers]
+    pages = max(1, -(-len(members) // MEMBERS_PAGE))
+    st.markdown(f"**{len(cluster.paper_ids)} papers** (★ most central)")
+    page = 1
+    if pages > 1:
+        page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"page-{cluster.cluster_id}"))
+    for paper_id in members[(page - 1) * MEMBERS_PAGE: page * MEMBERS_PAGE]:
+        paper = papers[paper_id]
+        star = "★ " if paper_id in cluster.representative_ids else ""
+        st.button(f"{star}{md_escape(display_title(paper))} ({md_escape(paper.when or 'undated')})",
+                  key=f"member-{cluster.cluster_id}-{paper_id}",
+                  type="tertiary", on_click=open_dialog,
+                  args=(SourceView(paper=paper, origin=f"the topic “{cluster.label}”"),))
+
+
+def render_topic(lib: Assistant, cluster: Cluster, label: str, papers: dict[str, Paper], offline: bool,
+                 trend: str = "") -> None:
+    """One topic or subtopic: keywords, papers per year, its cited summary (every [n] opens the paper),
+    "ask about it", and its papers."""
     about, members = st.columns([3, 2], gap="large")
     with about:
         st.markdown(f"#### {md_escape(label)}")
         if cluster.keywords:
             st.caption("Keywords: " + md_escape(", ".join(cluster.keywords)))
         if cluster.cluster_id != UNCLUSTERED:
+            year_chart(cluster, trend)
             st.button("Ask about this topic", key=f"ask-{cluster.cluster_id}", type="primary",
                       icon=":material/forum:", on_click=ask_about_cluster, args=(label, cluster.paper_ids))
             summary = cluster_summary(lib, cluster, offline)
@@ -111,23 +185,27 @@ def render_topic(lib: Assistant, cluster: Cluster, label: str, papers: dict[str,
                 cited_text(summary, f"topic-{cluster.cluster_id}", f"the summary of “{label}”", {})
         else:
             st.caption("Papers that fit none of the topics closely enough to be placed in one.")
-    with members:
-        st.markdown(f"**{len(cluster.paper_ids)} papers** (★ most central)")
-        lines = [f"- {'★ ' if paper_id in cluster.representative_ids else ''}{md_escape(paper.title)} "
-                 f"({md_escape(paper.when or 'undated')})"
-                 for paper_id in cluster.paper_ids if (paper := papers.get(paper_id))]
-        with st.container(height=420, border=False, key=f"members-{cluster.cluster_id}"):
-            st.markdown("\n".join(lines))
+    with members, st.container(height=520, border=False, key=f"members-{cluster.cluster_id}"):
+        member_list(cluster, papers)
+
+
+def topics_control(papers: int) -> str | int:
+    most = max(2, min(MAX_CLUSTERS, papers // 3))
+    return st.select_slider(
+        "Number of topics", ["auto", *range(2, most + 1)], value="auto", key="n_clusters",
+        help=f"How many broad topics to split the library into. auto: about √(papers ÷ 2), at most {MAX_CLUSTERS}, "
+             "more when the papers clearly form more groups. A number asks for that many; a topic left with fewer "
+             "than 3 papers once outliers are set aside is dropped, so a few less can come back. Each topic is "
+             "split into subtopics by size.")
 
 
 def render_explore(lib: Assistant, papers: list[Paper]) -> None:
     if not papers:
         st.info("Your library is empty: load the seed corpus above, or add your own exports in the Library tab.")
         return
-    most = max(2, min(30, len(papers) // 3))
     controls, note = st.columns([1, 2], vertical_alignment="bottom")
-    choice = controls.select_slider("Topics", ["auto", *range(2, most + 1)], value="auto", key="n_clusters",
-                                    help="auto picks the number of topics from the library's structure")
+    with controls:
+        choice = topics_control(len(papers))
     try:
         with st.spinner("Grouping the papers into topics…"):
             cluster_map = lib.clusters(None if choice == "auto" else int(choice))
@@ -137,15 +215,38 @@ def render_explore(lib: Assistant, papers: list[Paper]) -> None:
     labels = topic_labels(cluster_map)
     by_id = {p.paper_id: p for p in papers}
     unclustered = len(cluster_map.points) - sum(len(c.paper_ids) for c in cluster_map.topics)
-    note.caption(f"{len(cluster_map.topics)} topics over {len(cluster_map.points)} papers"
+    asked = "" if choice == "auto" or int(choice) == len(cluster_map.topics) else f" (asked for {choice})"
+    note.caption(f"{len(cluster_map.topics)} topics{asked} over {len(cluster_map.points)} papers"
                  + (f" · {unclustered} fit no topic" if unclustered else "")
                  + " · hover a point for its title, click it to open the paper")
-    topic_map(cluster_map, labels, by_id)
     ids = [c.cluster_id for c in cluster_map.clusters]
     chosen = st.pills("Topic", ids, default=ids[0], key="topic", selection_mode="single",
                       format_func=lambda c: f"{md_escape(labels[c])} · {len(cluster_map.get(c).paper_ids)}")
     cluster = cluster_map.get(chosen or ids[0])
+    zoomed = cluster if st.session_state.get("zoom") == cluster.cluster_id else None
+    if zoomed:
+        st.button("All topics", key="zoom-out", icon=":material/arrow_back:", on_click=_zoom, args=(None,))
+    elif cluster.subtopics:
+        st.button(f"Zoom into “{labels[cluster.cluster_id]}”", key="zoom-in", icon=":material/zoom_in:",
+                  on_click=_zoom, args=(cluster.cluster_id,))
+    topic_map(cluster_map, labels, by_id, zoomed)
+    rising = {t.cluster_id: t for t in trends(cluster_map)}
+    trend = rising.get(cluster.cluster_id)
+    note_text = (("Rising: " if trend.rising else "") + trend.describe()) if trend else ""
     offline = resolve_provider(lib.settings) == "offline"
+    if cluster.subtopics:
+        sub_ids = [ALL_TOPICS, *(s.cluster_id for s in cluster.subtopics)]
+        picked = st.pills("Subtopic", sub_ids, default=ALL_TOPICS, key=f"subtopic-{cluster.cluster_id}",
+                          selection_mode="single",
+                          format_func=lambda s: "The whole topic" if s == ALL_TOPICS
+                          else f"{md_escape(labels[s])} · {len(cluster_map.get(s).paper_ids)}")
+        if picked and picked != ALL_TOPICS:
+            with st.container(border=True, key="topic-detail"):
+                render_topic(lib, cluster_map.get(picked), labels[picked], by_id, offline)
+            return
     with st.container(border=True, key="topic-detail"):
-        render_topic(lib, cluster, labels[cluster.cluster_id], by_id, offline)
+        render_topic(lib, cluster, labels[cluster.cluster_id], by_id, offline, note_text)
 
+
+def _zoom(topic: str | None) -> None:
+    st.session_state.zoom = topic

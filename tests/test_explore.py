@@ -1,0 +1,82 @@
+"""The Explore tab's two levels on the real seed library: zoom into a topic and back, a subtopic's own summary,
+every member opens its paper, member lists page, and a large map is sampled per topic with complete counts."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+import streamlit as st
+from assistant.ui.explore import MEMBERS_PAGE, map_rows, sample_points
+from streamlit.testing.v1 import AppTest
+
+from assistant import Assistant
+from assistant.clusters import MapPoint
+
+APP = str(resources.files("assistant.ui").joinpath("app.py"))
+EXPLORE = ":material/hub: Explore"
+
+
+@pytest.fixture()
+def explore(seeded_copy: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    for name, value in {"LITASSIST_HOME": str(seeded_copy), "LITASSIST_LLM_PROVIDER": "offline"}.items():
+        monkeypatch.setenv(name, value)
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["tab"] = EXPLORE
+    return at.run()
+
+
+def legend(at: AppTest) -> str:
+    return next(h.proto.body for h in at.html if 'class="la-legend"' in h.proto.body)
+
+
+def test_zoom_into_a_topic_pick_a_subtopic_open_a_member_and_come_back(explore: AppTest) -> None:
+    at = explore
+    cluster_map = Assistant(home=Path(os.environ["LITASSIST_HOME"])).current_clusters()
+    topic = next(t for t in cluster_map.topics if t.subtopics)
+    at.button_group(key="topic").set_value(topic.cluster_id).run()
+    at.button(key="zoom-in").click().run()
+    assert not at.exception
+    unplaced = len(topic.paper_ids) > sum(len(s.paper_ids) for s in topic.subtopics)
+    assert legend(at).count("<span>") == len(topic.subtopics) + unplaced  # the subtopics (and "in no subtopic")
+    sub = topic.subtopics[0]
+    at.button_group(key=f"subtopic-{topic.cluster_id}").set_value(sub.cluster_id).run()
+    assert any(f"{len(sub.paper_ids)} papers" in m.value for m in at.markdown)
+    summary = json.loads(at.get_by_key(f"topic-{sub.cluster_id}").proto.json)["html"]
+    assert 'class="la-cite"' in summary  # its own cited summary
+    member = sub.paper_ids[-1]  # not a representative: every member opens, not only the starred ones
+    at.button(key=f"member-{sub.cluster_id}-{member}").click().run()
+    assert at.session_state["dialog"].paper.paper_id == member
+    at.button(key="zoom-out").click().run()
+    assert legend(at).count("<span>") == len(cluster_map.clusters)
+
+
+def test_member_lists_page(explore: AppTest) -> None:
+    at = explore
+    cluster_map = Assistant(home=Path(os.environ["LITASSIST_HOME"])).current_clusters()
+    big = max(cluster_map.clusters, key=lambda c: len(c.paper_ids))
+    if len(big.paper_ids) <= MEMBERS_PAGE:
+        pytest.skip("no topic of the seeds is over a page")
+    at.button_group(key="topic").set_value(big.cluster_id).run()
+    keys = {b.key for b in at.button if (b.key or "").startswith(f"member-{big.cluster_id}-")}
+    assert len(keys) == MEMBERS_PAGE
+    at.number_input(key=f"page-{big.cluster_id}").set_value(2).run()
+    second = {b.key for b in at.button if (b.key or "").startswith(f"member-{big.cluster_id}-")}
+    assert second and not keys & second and len(keys | second) == min(len(big.paper_ids), 2 * MEMBERS_PAGE)
+
+
+def test_a_large_map_is_sampled_per_topic() -> None:
+    points = [MapPoint(paper_id=f"p{i:06d}", title="t", cluster_id=f"c{1 + i % 7 // 6}", x=0.0, y=0.0)
+              for i in range(70_000)]  # c1: 6/7 of the papers, c2: 1/7
+    drawn = sample_points(points, 4000)
+    assert 3990 <= len(drawn) <= 4010
+    share = sum(p.cluster_id == "c2" for p in drawn) / len(drawn)
+    assert abs(share - 1 / 7) < 0.01
+    assert sample_points(points, 4000) == drawn  # the same points every run
+    assert len(map_rows.__defaults__) == 2  # topic and limit are optional: the map of all topics by default
