@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -274,3 +277,36 @@ def test_reindex_rebuilds_a_lost_vector_index_from_the_catalog(tmp_path: Path) -
     again = Assistant(home=home)
     assert [h.paper_id for h in again.search("sparse training theory", k=3, mode="dense")] == before
     assert again.store.vectors.count("chunks") == again.stats().chunks
+
+
+LAYOUT_1_COMMIT = "242e57a"  # the last commit whose store kept everything in Chroma
+
+
+@pytest.mark.slow
+def test_a_home_made_by_the_previous_version_opens_migrated_with_nothing_embedded(tmp_path: Path) -> None:
+    """The real thing: the previous version's code (from this repository's history) builds a home; this version
+    opens it, migrates it in place and finds the same papers by both searches without embedding anything."""
+    repo = Path(__file__).resolve().parents[1]
+    old = tmp_path / "old"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", LAYOUT_1_COMMIT, "assistant"], capture_output=True,
+                             timeout=120, check=False)
+    if archive.returncode:
+        pytest.skip(f"commit {LAYOUT_1_COMMIT} is not in this clone's history")
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True, timeout=120)
+    source = beir_file(tmp_path / "a.jsonl", "vitamin")
+    home = tmp_path / "home"
+    built = subprocess.run([sys.executable, "-c", "from assistant.cli import run; run()", "--home", str(home),
+                            "ingest", str(source)], capture_output=True, text=True, timeout=600, check=False,
+                           env={**os.environ, "PYTHONPATH": str(old)}, cwd=old)  # cwd: `-c` puts it first on the path
+    assert built.returncode == 0, built.stderr
+    assert not (home / "library.sqlite3").exists()
+
+    lib = Assistant(home=home)
+    before = lib.store.vectors.count("chunks")
+    assert sorted(p.paper_id for p in lib.papers()) == ["1", "2", "3"]
+    assert (home / "library.sqlite3").exists() and not (home / "lexical").exists()
+    assert {h.paper_id for h in lib.search("vitamin fracture", k=5, mode="lexical")} == {"1", "2", "3"}
+    assert lib.search("vitamin D supplementation and fractures", k=3, mode="dense")
+    assert lib.ingest([source]).files_unchanged == 1  # its source hashes came along
+    assert lib.store.vectors.count("chunks") == before == lib.stats().chunks  # nothing embedded again
