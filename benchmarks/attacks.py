@@ -346,7 +346,12 @@ def occupied_paths(root: Path) -> Row:
         runs = [cli(home, "ingest", str(SEEDS / "guo-zhenyu-author-page.txt")), cli(home, "clusters")]
         errors = [line for r in runs for line in r.lines("error:")]
         clear = all(r.code == 0 or len(r.lines("error:")) == 1 for r in runs) and all(name in e for e in errors)
-        lost = any(before[pid][0] != snapshot(home).get(pid, (None,))[0] for pid in before)
+        if path.is_dir():  # what the line told the user to do, then nothing stored may be missing
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        now = snapshot(home)
+        lost = any(now.get(pid, (None,))[0] != key for pid, (key, _) in before.items())
         row.add(clear, any(r.traceback for r in runs), any(r.hung for r in runs), lost)
     return row
 
