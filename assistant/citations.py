@@ -118,8 +118,8 @@ class Citation(BaseModel):
     spans: list[Span] = Field(default_factory=list)
     support: float | None = None
     weak: bool = False
-    passage: str = Field(default="", exclude=True)  # the evidence's passage, searched when it is PDF body text
-    location: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    passage: str = ""  # the evidence's passage (searched when it is PDF body text); kept, so a saved citation is whole
+    location: dict[str, Any] = Field(default_factory=dict)  # where the passage is in the PDF (kept, like the passage)
 
     def pages(self) -> list[int]:
         """The PDF pages its spans are on, in order."""

@@ -24,6 +24,9 @@ FORMATS = ("md", "json", "html")
 MAP_IMAGE = "topic_map.png"
 MEMBERS_LISTED = 200  # members listed per topic in report.md/html at most; clusters.json lists all
 _MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]()<>!|#&~])")
+# A citation marker "[3]" stays as written once the summary is escaped, unless a ":" or "(" follows it (which could
+# make a link definition or a link): every other "[", "(" and "!" stays escaped, so no link or image can form.
+_CITATION_MARK = re.compile(r"\\\[(\d+)\\\](?!:|\\\()")
 _SAFE_URL = re.compile(r"https?://[^\s]+\Z", re.IGNORECASE)
 
 
@@ -147,7 +150,7 @@ def _markdown_section(cluster: Cluster, title: str, summary: ClusterSummary | No
     lines = ["", f"{heading} {cluster.cluster_id}: {md_text(title)}", "",
              f"**Keywords:** {md_text(', '.join(cluster.keywords))}", "", md_text(year_line(cluster)), ""]
     if summary:
-        lines += [md_text(summary.text), "", "**References**", ""]
+        lines += [_CITATION_MARK.sub(r"[\1]", md_text(summary.text)), "", "**References**", ""]
         for c in summary.citations:
             lines.append(f"{c.number}. {md_text(display_title(c.paper))} ({md_text(_year(c.paper))}) — {_code(c.paper_id)}")
             lines += [f"   > {md_text(span.text)}" for span in c.spans]  # the sentence the summary rests on

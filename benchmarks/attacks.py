@@ -250,8 +250,10 @@ def search_during_ingest(root: Path) -> Row:
         "import sys, json; from assistant import Assistant\n"
         "lib = Assistant(home=sys.argv[1])\n"
         "while True:\n"
-        "    ids = sorted(h.paper_id for h in lib.search('learning', k=500, mode='dense'))\n"
-        "    print(json.dumps([len(ids), len(lib.lexical.rows)]), flush=True)\n"
+        "    with lib.store.reading():\n"
+        "        ids = sorted(h.paper_id for h in lib.search('learning', k=500, mode='dense'))\n"
+        "        indexed = lib.store.catalog.connection().execute('SELECT count(*) FROM lexical_docs').fetchone()[0]\n"
+        "    print(json.dumps([len(ids), indexed]), flush=True)\n"
     )
     searcher = subprocess.Popen([sys.executable, "-c", script, str(home)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -388,15 +390,17 @@ def colliding_ids(root: Path) -> Row:
     row = Row("ids colliding across files, then remove one file")
     home = root / "colliding"
     files = []
-    for name, topic in (("a.jsonl", "vitamin d fractures"), ("b.jsonl", "aerobic memory training")):
+    texts = {"a.jsonl": "Vitamin D supplementation lowered fracture rates among elderly women, cohort {i}.",
+             "b.jsonl": "Aerobic training improved memory recall of sedentary adults in trial group {i}."}
+    for name, text in texts.items():
         path = root / name
-        path.write_text("".join(json.dumps({"_id": str(i), "title": f"{topic} {i}", "text": abstract(f"{topic} {i}")})
+        path.write_text("".join(json.dumps({"_id": str(i), "title": f"{name} study {i}", "text": text.format(i=i)})
                                 + "\n" for i in range(1, 6)), encoding="utf-8")
         files.append(path)
     runs = [cli(home, "ingest", str(files[0])), cli(home, "ingest", str(files[1])),
             cli(home, "remove", "--source", str(files[1]))]
     papers = Assistant(home=home).papers()
-    whole = len(papers) == 5 and all(p.abstract == abstract(p.title) for p in papers)
+    whole = len(papers) == 5 and all(p.abstract == texts["a.jsonl"].format(i=p.paper_id) for p in papers)
     row.add(all(r.code == 0 for r in runs), any(r.traceback for r in runs), any(r.hung for r in runs), not whole)
     return row
 

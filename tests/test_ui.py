@@ -162,7 +162,7 @@ def test_conversation_survives_a_reload_and_switching_between_saved_ones(app, se
     first = ask(at, QUESTION)
     second = ask(at, "How is it evaluated?")
     # offline, a follow-up is made standalone by the rule in assistant.questions: "it" -> the earlier topic
-    assert second.answer.standalone_question == "How is multi-agent reinforcement learning agents evaluated?"
+    assert second.answer.standalone_question == "How is multi-agent reinforcement learning evaluated?"  # grammatical
     conversation_id = at.session_state["conversation_id"]
     assert at.query_params["c"] == conversation_id  # the URL names the open conversation
 
