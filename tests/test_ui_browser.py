@@ -343,6 +343,24 @@ def deep_focus(page) -> dict:
     }""")
 
 
+def choose_option(page, select, name: str) -> None:
+    """Pick an option of a selectbox. On a loaded machine a rerun of the app (an answer finishing in the
+    background) can close an open list before the option is clicked: open it again, up to three times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        wait_until_idle(page)
+        select.locator("input").click()
+        try:
+            page.get_by_role("option", name=name).click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+    wait_until_idle(page)
+
+
 @pytest.mark.parametrize("size", VIEWPORTS)
 def test_evidence_table_lists_every_paper_cited_first_and_exports_them(page, site: dict, size: str) -> None:
     message = ask(page, QUESTION, 1)
@@ -360,9 +378,7 @@ def test_evidence_table_lists_every_paper_cited_first_and_exports_them(page, sit
     page.screenshot(path=str(SHOTS / f"evidence-table-{size}.png"))
 
     fmt = "CSL-JSON" if size == "desktop" else "RIS"
-    box.locator("[data-testid='stSelectbox']").filter(has_text="Export format").locator("input").click()
-    page.get_by_role("option", name=fmt).click()
-    wait_until_idle(page)
+    choose_option(page, box.locator("[data-testid='stSelectbox']").filter(has_text="Export format"), fmt)
     with page.expect_download(timeout=60_000) as download:
         box.get_by_role("button", name=re.compile(rf"Export all {len(rows)} \({fmt}\)")).click()
     saved = Path(download.value.path()).read_text(encoding="utf-8")
