@@ -15,6 +15,7 @@ from assistant.citations import Evidence
 from assistant.claims import citation_spans
 from assistant.conversations import SavedTurn, author_names
 from assistant.corpus import Paper
+from assistant.corpus.display import display_title
 from assistant.exports_out import PAPER_EXPORTS, file_stem
 from assistant.index import split_sentences
 
@@ -59,7 +60,7 @@ def evidence_table(lib: Assistant, answer: Answer, turn: SavedTurn, number: int,
     cited = sum(n is not None for _, n, _ in rows)
     with st.expander(f"Evidence: {len(rows)} papers looked at, {cited} cited", expanded=expanded,
                      icon=":material/table_view:", key=f"evidence-box-{turn.turn_id}"):
-        table = pd.DataFrame([{"Cited": f"[{n}]" if n else "no", "Title": p.title, "Authors": author_names(p, 3),
+        table = pd.DataFrame([{"Cited": f"[{n}]" if n else "no", "Title": display_title(p), "Authors": author_names(p, 3),
                                "Year": p.when or "undated", "Venue": p.venue or "", "Best sentence": sentence}
                               for p, n, sentence in rows])
         event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
@@ -86,7 +87,7 @@ def evidence_table(lib: Assistant, answer: Answer, turn: SavedTurn, number: int,
         if similar := st.session_state.get(similar_key):
             st.caption("Similar papers (nearest by content), best first:")
             for rank, (paper, _) in enumerate(similar, start=1):
-                st.button(f"{rank}. {md_escape(shorten(paper.title, 100))} ({md_escape(paper.when or 'undated')})",
+                st.button(f"{rank}. {md_escape(shorten(display_title(paper), 100))} ({md_escape(paper.when or 'undated')})",
                           key=f"{similar_key}-{rank}", type="tertiary", icon=":material/article:",
                           on_click=open_dialog, args=(SourceView(paper=paper, origin=f"papers similar to answer "
                                                                                      f"{number}'s evidence"),))

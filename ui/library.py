@@ -19,6 +19,7 @@ from assistant.api import Assistant, is_demo_file
 from assistant.citations import verbatim_spans
 from assistant.conversations import author_names
 from assistant.corpus import NO_ABSTRACT, Paper
+from assistant.corpus.display import display_title
 from assistant.index import IngestReport, ProgressCallback
 from assistant.retrieve import Filters
 
@@ -36,7 +37,7 @@ def progress_bar(bar: Any) -> ProgressCallback:
 
 def paper_line(paper: Paper) -> str:
     """A paper as one line of a list of papers to delete: title, authors, year, id."""
-    return (f"{shorten(paper.title, 110)} — {author_names(paper, 2)} ({paper.when or 'undated'}) "
+    return (f"{shorten(display_title(paper), 110)} — {author_names(paper, 2)} ({paper.when or 'undated'}) "
             f"· {paper.paper_id}")
 
 
@@ -198,7 +199,7 @@ def render_browse(lib: Assistant, papers: list[Paper], filters: Filters) -> None
     bounded = f" within the sidebar filters ({filters.describe()})" if filters.active() else ""
     st.caption(f"{len(shown)} of {len(papers)} papers{bounded} · select rows to read or delete them")
     actions = st.container(horizontal=True, key="selection-actions")
-    table = pd.DataFrame([(p.title, author_names(p, 3), p.when or "undated", p.venue or "",
+    table = pd.DataFrame([(display_title(p), author_names(p, 3), p.when or "undated", p.venue or "",
                            "yes" if p.has_abstract else NO_ABSTRACT,
                            ", ".join(sorted({Path(s.file).name for s in p.sources})), p.paper_id) for p in shown],
                          columns=["Title", "Authors", "Year", "Venue", "Abstract", "Source", "ID"])  # headers if empty

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 from assistant.citations import CitedText, Span, mark_spans
 from assistant.claims import marker_claims
 from assistant.corpus import NO_ABSTRACT, Paper
+from assistant.corpus.display import display_title
 
 _LABEL_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~$:@!()])")
 _WWW = re.compile(r"(?i)\b(www)\.")
@@ -75,7 +76,7 @@ def cited_html(cited: CitedText) -> str:
 
 
 def reference_title(paper: Paper) -> str:
-    return f"{paper.title} ({paper.when or 'undated'})"
+    return f"{display_title(paper)} ({paper.when or 'undated'})"
 
 
 def safe_url(url: str | None) -> str | None:
@@ -110,7 +111,7 @@ def paper_html(paper: Paper, spans: Sequence[Span] = (), authors: str = "") -> s
                                                     paper.venue or "") if part)
     links = " · ".join(f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">'
                        f"{text_html(label)}</a>" for label, url in paper_links(paper))
-    return (f'<div class="la-paper"><h4 class="la-title">{text_html(paper.title)}</h4>'
+    return (f'<div class="la-paper"><h4 class="la-title">{text_html(display_title(paper))}</h4>'
             f'<p class="la-meta">{meta}</p>' + (f'<p class="la-links">{links}</p>' if links else "")
             + (f'<div class="la-abstract">{highlight_html(paper.abstract, spans)}</div></div>' if paper.has_abstract
                else f'<p class="la-no-abstract">{NO_ABSTRACT.capitalize()}: only the title and details above are '
