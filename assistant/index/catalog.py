@@ -252,15 +252,7 @@ class Catalog:
         return stored, np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
 
     def stored_papers(self, paper_ids: Iterable[str]) -> dict[str, StoredPaper]:
-        wanted = list(dict.fromkeys(paper_ids))
-        found: dict[str, StoredPaper] = {}
-        db = self.connection()
-        for batch in _batches(wanted):
-            for pid, *row in db.execute(
-                    f"SELECT paper_id, record, content_key, n_chunks FROM papers "
-                    f"WHERE txn IS NULL AND paper_id IN ({_marks(batch)})", list(batch)):
-                found[pid] = _stored(row)
-        return found
+        return self._stored_where("paper_id IN ({marks})", paper_ids)
 
     def known_ids(self, paper_ids: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(paper_ids))
@@ -282,13 +274,16 @@ class Catalog:
 
     def papers_of_files(self, files: Iterable[str]) -> dict[str, StoredPaper]:
         """The published papers any of these source files holds."""
-        wanted = list(dict.fromkeys(files))
+        return self._stored_where("id IN (SELECT paper FROM paper_files WHERE file IN ({marks}))", files)
+
+    def _stored_where(self, condition: str, values: Iterable[str]) -> dict[str, StoredPaper]:
+        """Published papers matching `condition` (whose `{marks}` takes a batch of `values`), by id."""
         found: dict[str, StoredPaper] = {}
         db = self.connection()
-        for batch in _batches(wanted):
+        for batch in _batches(list(dict.fromkeys(values))):
             for pid, *row in db.execute(
-                    f"SELECT p.paper_id, p.record, p.content_key, p.n_chunks FROM papers p WHERE p.txn IS NULL AND "
-                    f"p.id IN (SELECT paper FROM paper_files WHERE file IN ({_marks(batch)}))", list(batch)):
+                    f"SELECT paper_id, record, content_key, n_chunks FROM papers WHERE txn IS NULL AND "
+                    f"{condition.format(marks=_marks(batch))}", list(batch)):
                 found[pid] = _stored(row)
         return found
 

@@ -43,14 +43,13 @@ from .chunking import Chunk
 from .embedders import StoreError
 from .lexical import lexical_tokens
 from .locks import LibraryLocks
-from .vectors import CHUNKS, PAPERS, SQLITE_FILE, VectorIndex
+from .vectors import CHUNKS, PAPERS, SQLITE_FILE, VectorIndex, check_sqlite_file
 
 if TYPE_CHECKING:
     from .serverlog import ServerLog
 
 log = logging.getLogger("litassist.index")
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 MANIFEST = "sources.json"
 WHAT_TO_DO = (
     "restore the home from a backup (`litassist backup DIR` makes one; see docs/storage.md), "
@@ -106,16 +105,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 def check_catalog_file(db: Path) -> None:
     """Refuse a damaged library.sqlite3 with one line before SQLite opens it."""
-    if not db.exists():
-        return
     if db.is_dir():
         raise StoreError(f"{db} is a folder, not the library's database: move it aside ({WHAT_TO_DO})")
-    if db.stat().st_size == 0:
-        raise StoreError(f"{db} is empty (0 bytes): the library it held is gone; {WHAT_TO_DO}")
-    with db.open("rb") as handle:
-        header = handle.read(len(SQLITE_HEADER))
-    if header != SQLITE_HEADER:
-        raise StoreError(f"{db} is not a SQLite database (its header is damaged); {WHAT_TO_DO}")
+    check_sqlite_file(db, "the library it held is gone", WHAT_TO_DO)
 
 
 def describe_failure(error: BaseException, home: Path) -> StoreError | None:

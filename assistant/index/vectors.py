@@ -37,17 +37,21 @@ def _is_panic(error: BaseException) -> bool:
     return type(error).__name__ == "PanicException"
 
 
-def check_vector_file(chroma_dir: Path) -> None:
-    """Refuse a damaged chroma.sqlite3 with one line before Chroma opens (or silently recreates) it."""
-    db = chroma_dir / SQLITE_FILE
+def check_sqlite_file(db: Path, gone: str, remedy: str) -> None:
+    """Refuse an emptied or header-damaged SQLite file with one line before SQLite (or Chroma) opens it, or silently
+    recreates it; `gone` says what was lost with it."""
     if not db.exists():
         return
     if db.stat().st_size == 0:
-        raise StoreError(f"{db} is empty (0 bytes): the vector index is gone; {VECTORS_REMEDY}")
+        raise StoreError(f"{db} is empty (0 bytes): {gone}; {remedy}")
     with db.open("rb") as handle:
         header = handle.read(len(SQLITE_HEADER))
     if header != SQLITE_HEADER:
-        raise StoreError(f"{db} is not a SQLite database (its header is damaged); {VECTORS_REMEDY}")
+        raise StoreError(f"{db} is not a SQLite database (its header is damaged); {remedy}")
+
+
+def check_vector_file(chroma_dir: Path) -> None:
+    check_sqlite_file(chroma_dir / SQLITE_FILE, "the vector index is gone", VECTORS_REMEDY)
 
 
 @dataclass
