@@ -95,7 +95,8 @@ class Assistant:
     @shared
     def store(self) -> Store:
         return Store(self.settings.chroma_path, self.settings.resolved_embedding_model, self.settings.chroma_url,
-                     chunk_tokens=self.settings.chunk_tokens, lock_timeout=self.settings.lock_timeout)
+                     chunk_tokens=self.settings.chunk_tokens, lock_timeout=self.settings.lock_timeout,
+                     buffer_from_papers=self.settings.buffer_writes_from)
 
     @shared
     def embedder(self) -> Embedder:

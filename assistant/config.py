@@ -37,6 +37,10 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="seconds an OpenAI-compatible embedding server may take per request"
     )
     chunk_tokens: int = Field(default=200, ge=32, description="cl100k tokens per embedded chunk, header included")
+    buffer_writes_from: int = Field(
+        default=100_000, ge=0,
+        description="papers from which small writes keep their vectors in the catalog until Chroma takes them in bulk",
+    )
     embed_batch_size: int = Field(default=32, ge=1)
     embed_threads: int | None = Field(
         default=None, ge=1, validation_alias=AliasChoices("LITASSIST_EMBED_THREADS", "LITASSIST_TORCH_THREADS"),

@@ -9,7 +9,8 @@ after it, and a killed writer leaves nothing half-published.
 Writers stage new papers as rows marked with their transaction token (`txn`); a commit publishes them by clearing
 the token, in the same transaction as removals, record updates, source changes and the lexical rows. Vectors a
 change made obsolete go to `trash` in that transaction and leave Chroma after it (the next writer finishes a
-killed one's trash). Rows staged by a writer that died are that writer's garbage: the next writer reuses the ones
+killed one's trash). Small writes to a large library keep their vectors in `fresh` instead, until Chroma takes
+them in bulk (store.py says when). Rows staged by a writer that died are that writer's garbage: the next writer reuses the ones
 whose vectors were written (`ready`), so a killed ingest resumes without embedding again, and deletes the rest.
 
 """
@@ -31,7 +32,7 @@ from ..corpus import Paper
 from . import bm25
 
 FILE_NAME = "library.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SQL_BATCH = 500  # ids per `IN (...)`: well under SQLite's 32,766 host parameters
 
 _SCHEMA = """
@@ -74,8 +75,16 @@ CREATE TABLE IF NOT EXISTS staged_lexical (paper INTEGER PRIMARY KEY, tokens TEX
 CREATE TABLE IF NOT EXISTS trash (vector_id TEXT NOT NULL, collection TEXT NOT NULL);
 """ + bm25.SCHEMA
 
-# Schema migrations: MIGRATIONS[v] takes a catalog at user_version v to v + 1 (none yet: version 1 is the first).
-MIGRATIONS: dict[int, str] = {}
+_FRESH = """
+CREATE TABLE IF NOT EXISTS fresh (vector_id TEXT PRIMARY KEY, collection TEXT NOT NULL, paper_id TEXT NOT NULL,
+                                  vector BLOB NOT NULL);
+"""
+_SCHEMA += ";" + _FRESH
+
+# Schema migrations: MIGRATIONS[v] takes a catalog at user_version v to v + 1.
+MIGRATIONS: dict[int, str] = {
+    1: _FRESH,  # v2: small writes to a large library keep their vectors here until Chroma takes them (store.py)
+}
 
 
 @dataclass(frozen=True)
@@ -516,9 +525,50 @@ class Catalog:
     def delete_sources(self, db: sqlite3.Connection, files: Sequence[str]) -> None:
         db.executemany("DELETE FROM sources WHERE file=?", [(f,) for f in files])
 
+    # --- fresh vectors: those of small writes to a large library, kept here until Chroma takes them ----------
+    def add_fresh(self, db: sqlite3.Connection, rows: Iterable[tuple[str, str, str, np.ndarray]]) -> None:
+        """(vector id, collection, paper id, vector) rows."""
+        db.executemany("INSERT OR REPLACE INTO fresh(vector_id, collection, paper_id, vector) VALUES(?,?,?,?)",
+                       [(vid, collection, pid, np.asarray(vector, dtype=np.float32).tobytes())
+                        for vid, collection, pid, vector in rows])
+
+    def fresh_count(self) -> int:
+        return int(self.connection().execute("SELECT count(*) FROM fresh").fetchone()[0])
+
+    def fresh_vectors(self, collection: str | None = None) -> list[tuple[str, str, str, np.ndarray]]:
+        """Every fresh (vector id, collection, paper id, vector), of one collection or all (at most the store's
+        cap: a few tens of thousands)."""
+        where, params = ("WHERE collection=?", (collection,)) if collection else ("", ())
+        return [(vid, where_, pid, np.frombuffer(vector, dtype=np.float32)) for vid, where_, pid, vector in
+                self.connection().execute(f"SELECT vector_id, collection, paper_id, vector FROM fresh {where}", params)]
+
+    def fresh_embeddings(self, vector_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        found = {}
+        db = self.connection()
+        for batch in _batches(list(vector_ids)):
+            for vid, vector in db.execute(f"SELECT vector_id, vector FROM fresh WHERE vector_id IN ({_marks(batch)})",
+                                          list(batch)):
+                found[vid] = np.frombuffer(vector, dtype=np.float32)
+        return found
+
+    def forget_fresh(self, db: sqlite3.Connection, vector_ids: Sequence[str]) -> None:
+        for batch in _batches(list(vector_ids)):
+            db.execute(f"DELETE FROM fresh WHERE vector_id IN ({_marks(batch)})", list(batch))
+
     # --- the trash: vectors to delete from Chroma once the change that dropped them is committed --------------
     def trash(self, db: sqlite3.Connection, vectors: Sequence[tuple[str, str]]) -> None:
-        db.executemany("INSERT INTO trash(vector_id, collection) VALUES(?, ?)", list(vectors))
+        """Dropped vectors: a fresh one is simply deleted (Chroma never had it), the rest wait for Chroma."""
+        fresh = {vid for batch in _batches([vid for vid, _ in vectors]) for (vid,) in db.execute(
+            f"SELECT vector_id FROM fresh WHERE vector_id IN ({_marks(batch)})", list(batch))}
+        self.forget_fresh(db, sorted(fresh))
+        db.executemany("INSERT INTO trash(vector_id, collection) VALUES(?, ?)",
+                       [(vid, collection) for vid, collection in vectors if vid not in fresh])
+
+    def trash_count(self, collection: str | None = None, limit: int = -1) -> int:
+        """Trashed vectors (of one collection), counted up to `limit` (-1: all)."""
+        where, params = ("WHERE collection=?", (collection,)) if collection else ("", ())
+        return int(self.connection().execute(f"SELECT count(*) FROM (SELECT 1 FROM trash {where} LIMIT ?)",
+                                             (*params, limit)).fetchone()[0])
 
     def trashed(self, limit: int) -> list[tuple[int, str, str]]:
         return self.connection().execute("SELECT rowid, vector_id, collection FROM trash LIMIT ?", (limit,)).fetchall()

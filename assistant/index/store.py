@@ -12,6 +12,12 @@ Every change costs what it changes (measured by benchmarks/scale.py; see docs/sc
   nobody lists) or the new one (plus trash). The next writer finishes both: it reuses a dead writer's ready rows
   for papers it would embed again (a killed ingest resumes without the model) and drops the rest.
 
+Small writes to a large library do not load Chroma's index (at 300k papers loading it cost a writing process
+about 3 s of its 5 s, and it grows with the library): below FRESH_WRITE_MAX vectors, a writer keeps them in the
+catalog's `fresh` table, in the same transaction as its rows, and searches scan them exactly beside Chroma's hits;
+vectors it drops wait in the trash (searches fetch that many more hits). The first writer that loads the index
+anyway (a larger write, a full fresh table, a large trash) hands the fresh vectors to Chroma and empties the trash.
+
 With a Chroma server (LITASSIST_CHROMA_URL) the vectors and a change log live on the server (serverlog.py); each
 client's catalog is a replica under HOME/replicas that catches up by applying the log entries it has not seen.
 """
@@ -56,6 +62,11 @@ WHAT_TO_DO = (
     "or move it aside and ingest your sources again into a new home (`litassist sources` lists them)"
 )
 DENSE_FILTER_IDS = 20_000  # a filter admitting at most this many papers is sent to Chroma; a wider one post-filters
+BUFFER_FROM_PAPERS = 100_000  # libraries this large keep small writes out of Chroma (at 50k a whole add took 2.3 s)
+FRESH_WRITE_MAX = 2_000  # vectors of one writer that may stay fresh (a larger write loads Chroma's index anyway)
+FRESH_CAP = 20_000  # fresh vectors at most: 29 MB, scanned exactly in a few ms per search
+TRASH_DEFER = 512  # trashed vectors that may wait for the next writer that loads Chroma (searches fetch more)
+TRASH_BATCH = 4_096
 __all__ = ["ChunkHit", "LibraryState", "SourceRecord", "Store", "StoredPaper", "read_manifest", "write_atomic"]
 
 
@@ -158,7 +169,7 @@ class Store:
     """The library under one home: catalog + vector index + locks. Safe to share between threads."""
 
     def __init__(self, path: Path, embedding_model: str, url: str | None = None, *, chunk_tokens: int | None = None,
-                 lock_timeout: float = 600.0):
+                 lock_timeout: float = 600.0, buffer_from_papers: int = BUFFER_FROM_PAPERS):
         self.path = path  # HOME/chroma: the embedded vector index
         self.home = path.parent
         self.url = url
@@ -166,8 +177,11 @@ class Store:
         self.chunk_tokens = chunk_tokens
         self.locks = LibraryLocks(self.home, lock_timeout)
         self.commit_hooks: list[Callable[[Store, str], None]] = []  # derived files refreshed inside a commit
+        self.buffer_from_papers = buffer_from_papers
         self._txn: str | None = None
         self._change: _Change | None = None
+        self._session = _WriterSession()
+        self._fresh: dict[str, _FreshVectors] = {}
         self._postings = bm25.PostingsCache()
         self._opening_vectors = threading.Lock()
         db_path = self.home / FILE_NAME
@@ -192,7 +206,7 @@ class Store:
                 self._vectors = VectorIndex(path, embedding_model, url)
                 self._adopt_old_home()
         self._check_model()
-        self._seen = self.version()
+        self._seen = self._state_key()
 
     @property
     def vectors(self) -> VectorIndex:
@@ -246,15 +260,22 @@ class Store:
     def state(self) -> LibraryState:
         return LibraryState(self.version())
 
+    @_catalog_errors
+    def _state_key(self) -> tuple[str, str]:
+        """The committed version and the epoch of Chroma's contents (it changes when fresh vectors move there)."""
+        meta = dict(self.catalog.connection().execute(
+            "SELECT key, value FROM meta WHERE key IN ('version', 'vectors')").fetchall())
+        return meta.get("version") or "empty", meta.get("vectors") or ""
+
     def _catch_up(self) -> None:
         """See what other processes (or, with a server, other clients) committed since this Store last looked."""
         if self.log is not None:
             self.log.catch_up()
-        version = self.version()
-        if version != self._seen:
+        key = self._state_key()
+        if key != self._seen:
             if self._vectors is not None:
                 self._vectors.reopen()  # Chroma's in-memory index does not see another process's writes
-            self._seen = version
+            self._seen = key
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[LibraryState]:
@@ -272,6 +293,7 @@ class Store:
         with self.locks.writer():
             try:
                 self._catch_up()
+                self._session = _WriterSession(lazy=not self.url and self.paper_count() >= self.buffer_from_papers)
                 self._empty_trash()  # a commit killed before it deleted the vectors it dropped
                 self._txn = uuid.uuid4().hex
                 yield
@@ -298,10 +320,33 @@ class Store:
         self._empty_trash()
 
     def _empty_trash(self) -> None:
-        while batch := self.catalog.trashed(self.vectors.max_batch):
+        """Delete trashed vectors from Chroma: always in a small library; in a large one only once the trash is
+        large or this writer has loaded Chroma's index anyway (it then takes the fresh vectors too)."""
+        if self._session.lazy and not self._session.loaded and self.catalog.trash_count(limit=TRASH_DEFER) < TRASH_DEFER:
+            return
+        if self._session.lazy:
+            self._flush_fresh()
+        while batch := self.catalog.trashed(TRASH_BATCH):
             for collection in (CHUNKS, PAPERS):
                 self.vectors.delete(collection, [vid for _, vid, where in batch if where == collection])
             self.catalog.empty_trash([rowid for rowid, _, _ in batch])
+
+    def _flush_fresh(self) -> None:
+        """Hand every fresh vector to Chroma, then forget it here, and mark Chroma's contents changed so that other
+        processes reload its index (a vector in both places meanwhile is found once: searches merge by id)."""
+        self._session.loaded = True
+        rows = self.catalog.fresh_vectors()
+        if not rows:
+            return
+        for collection in (CHUNKS, PAPERS):
+            part = [row for row in rows if row[1] == collection]
+            self.vectors.upsert(collection, [vid for vid, *_ in part], [vector for *_, vector in part],
+                                [pid for _, _, pid, _ in part])
+        with self.catalog.transaction() as db:
+            self.catalog.forget_fresh(db, [vid for vid, *_ in rows])
+            self.catalog.set_meta(db, vectors=uuid.uuid4().hex)
+        self._seen = self._state_key()
+        log.info("moved %d fresh vectors from the catalog into Chroma", len(rows))
 
     def discard(self) -> None:
         """Undo this writer's staged papers (their rows and vectors); nothing was published."""
@@ -326,7 +371,7 @@ class Store:
                     self.catalog.set_meta(db, seq=str(seq))
         except sqlite3.DatabaseError as error:
             raise self._catalog_failure(error) from error
-        self._seen = version
+        self._seen = self._state_key()
         self._empty_trash()
         for hook in self.commit_hooks:
             hook(self, version)
@@ -429,15 +474,32 @@ class Store:
             ))
         if not staged:
             return
-        with self.catalog.transaction() as db:
-            self.catalog.stage(db, txn, staged)
         chunk_ids = [c.vector_id for s in staged for c in s.chunks]
         owners = [s.paper.paper_id for s in staged for _ in s.chunks]
-        self.vectors.upsert(CHUNKS, chunk_ids, [v for _, _, vectors in items for v in vectors], owners)
-        self.vectors.upsert(PAPERS, [s.vector_id for s in staged], [s.vector for s in staged],
-                            [s.paper.paper_id for s in staged])
+        chunk_vectors = [v for _, _, vectors in items for v in vectors]
+        ready = [s.paper.paper_id for s in staged]
+        self._session.vectors += len(chunk_ids) + len(staged)
+        if self._keep_fresh(len(chunk_ids) + len(staged)):
+            with self.catalog.transaction() as db:  # rows and vectors in one step: no Chroma index to load
+                self.catalog.stage(db, txn, staged)
+                self.catalog.add_fresh(db, [*zip(chunk_ids, [CHUNKS] * len(chunk_ids), owners, chunk_vectors),
+                                            *((s.vector_id, PAPERS, s.paper.paper_id, s.vector) for s in staged)])
+                self.catalog.mark_ready(db, txn, ready)
+            return
         with self.catalog.transaction() as db:
-            self.catalog.mark_ready(db, txn, [s.paper.paper_id for s in staged])
+            self.catalog.stage(db, txn, staged)
+        if self._session.lazy:
+            self._flush_fresh()
+        self.vectors.upsert(CHUNKS, chunk_ids, chunk_vectors, owners)
+        self.vectors.upsert(PAPERS, [s.vector_id for s in staged], [s.vector for s in staged], ready)
+        with self.catalog.transaction() as db:
+            self.catalog.mark_ready(db, txn, ready)
+
+    def _keep_fresh(self, count: int) -> bool:
+        """Whether `count` new vectors stay in the catalog: a small write (so far) to a large library, while the
+        fresh table has room."""
+        return (self._session.lazy and not self._session.loaded and self._session.vectors <= FRESH_WRITE_MAX
+                and self.catalog.fresh_count() + count <= FRESH_CAP)
 
     @_catalog_errors
     def restore_vectors(self, items: Sequence[tuple[Paper, list[Chunk], np.ndarray]]) -> int:
@@ -507,16 +569,46 @@ class Store:
         if allowed is not None and not allowed:
             return []
         restrict = sorted(allowed) if allowed is not None and len(allowed) <= DENSE_FILTER_IDS else None
-        fetch = n if allowed is None or restrict is not None else n * 4
+        fetch = (n if allowed is None or restrict is not None else n * 4) + self._trashed(CHUNKS)
         for _ in range(3):
-            hits = self.vectors.query(CHUNKS, vector, fetch, restrict)
+            hits, exhausted = self._nearest(CHUNKS, vector, fetch, restrict, allowed)
             listed = self.catalog.published_chunks([vid for vid, _ in hits])
             found = [(listed[vid][0], score, vid, listed[vid][1]) for vid, score in hits
                      if vid in listed and (allowed is None or listed[vid][0] in allowed)]
-            if len(found) >= n or len(hits) < fetch:
+            if len(found) >= n or exhausted:
                 return found[:n]
             fetch *= 4
         return found[:n]
+
+    def _nearest(self, collection: str, vector: np.ndarray, n: int, restrict: Sequence[str] | None = None,
+                 allowed: set[str] | None = None) -> tuple[list[tuple[str, float]], bool]:
+        """Chroma's `n` nearest vectors merged with the fresh ones (exact), best first, each id once; and whether
+        Chroma has no more to give."""
+        hits = self.vectors.query(collection, vector, n, restrict)
+        merged = dict(hits)
+        for vid, score in self._fresh_vectors(collection).nearest(vector, n, allowed):
+            merged[vid] = max(score, merged.get(vid, score))
+        return sorted(merged.items(), key=lambda hit: -hit[1])[:n], len(hits) < n
+
+    def _trashed(self, collection: str) -> int:
+        """How many more hits to ask Chroma for: trashed vectors it may still return (a trash larger than
+        TRASH_DEFER is being emptied right now; the callers' retries cover that moment)."""
+        return self.catalog.trash_count(collection, limit=TRASH_DEFER)
+
+    def _fresh_vectors(self, collection: str) -> _FreshVectors:
+        """The fresh vectors of a collection, read once per state of the library."""
+        cached = self._fresh.get(collection)
+        if cached is None or cached.key != self._seen:
+            rows = self.catalog.fresh_vectors(collection)
+            cached = _FreshVectors(self._seen, [vid for vid, *_ in rows], [pid for _, _, pid, _ in rows],
+                                   np.vstack([vector for *_, vector in rows]) if rows else None)
+            self._fresh[collection] = cached
+        return cached
+
+    def _embeddings(self, collection: str, vector_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        found = self.catalog.fresh_embeddings(vector_ids)
+        rest = [vid for vid in vector_ids if vid not in found]
+        return found | (self.vectors.embeddings(collection, rest) if rest else {})
 
     def query_chunks(self, vector: np.ndarray, n: int) -> list[ChunkHit]:
         return [ChunkHit(vid, pid, score) for pid, score, vid, _ in self.dense(vector, n)]
@@ -546,7 +638,7 @@ class Store:
         if vector is None:
             return self.catalog.first_chunks(paper_ids)
         owned = self.catalog.vector_ids_of(paper_ids)
-        embeddings = self.vectors.embeddings(CHUNKS, [vid for vids in owned.values() for vid in vids])
+        embeddings = self._embeddings(CHUNKS, [vid for vids in owned.values() for vid in vids])
         texts = self.catalog.published_chunks([vid for vids in owned.values() for vid in vids])
         best = {}
         for pid, vids in owned.items():
@@ -558,13 +650,10 @@ class Store:
     @_catalog_errors
     def similar_papers(self, paper_id: str, k: int) -> list[tuple[Paper, float]]:
         """Nearest papers by paper-level vector (the paper itself excluded)."""
-        vid = self.catalog.paper_vector_id(paper_id)
-        if vid is None:
+        row = self.catalog.paper_vector_rows([paper_id]).get(paper_id)
+        if row is None:
             return []
-        vector = self.vectors.embeddings(PAPERS, [vid]).get(vid)
-        if vector is None:
-            return []
-        hits = self.vectors.query(PAPERS, vector, k + 8)
+        hits, _ = self._nearest(PAPERS, row[1], k + 8 + self._trashed(PAPERS))
         listed = self.catalog.papers_by_vector_ids([h for h, _ in hits])
         return [(listed[h].paper, score) for h, score in hits if h in listed and listed[h].paper.paper_id != paper_id][:k]
 
@@ -573,6 +662,37 @@ class Store:
         from .backup import backup_home
 
         return backup_home(self, target, databases)
+
+
+@dataclass
+class _WriterSession:
+    """What one writer (one `writing()`) has done to the vectors: whether its library is large enough to keep small
+    writes fresh (`lazy`), how many vectors it wrote, and whether it has loaded Chroma's index (`loaded`)."""
+
+    lazy: bool = False
+    vectors: int = 0
+    loaded: bool = False
+
+
+@dataclass(frozen=True)
+class _FreshVectors:
+    """One collection's fresh vectors as a matrix, for an exact search beside Chroma's."""
+
+    key: tuple[str, str]
+    ids: list[str]
+    paper_ids: list[str]
+    matrix: np.ndarray | None
+
+    def nearest(self, vector: np.ndarray, n: int, allowed: set[str] | None) -> list[tuple[str, float]]:
+        if self.matrix is None:
+            return []
+        query = np.asarray(vector, dtype=np.float32)
+        norms = np.linalg.norm(self.matrix, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
+        scores = (self.matrix @ query) / np.maximum(norms, 1e-12)
+        if allowed is not None:
+            scores[[pid not in allowed for pid in self.paper_ids]] = -np.inf
+        best = np.argsort(-scores)[:n]
+        return [(self.ids[i], float(scores[i])) for i in best if np.isfinite(scores[i])]
 
 
 def _location(chunk: Chunk) -> dict | None:
