@@ -1,6 +1,6 @@
 """What a change costs as the library grows: ingest, add one paper, remove one, cold and warm search at each size.
 
-    python benchmarks/scale.py [--sizes 2000,50000] [--work DIR] [--keep] [--corpus MORE.jsonl ...]
+    python benchmarks/scale.py [--sizes 2000,50000] [--work DIR] [--keep] [--reuse] [--corpus MORE.jsonl ...]
 
 For each N it
 1. writes N papers made from real abstracts (SciFact's corpus, plus any --corpus in the same BEIR JSONL form): each
@@ -9,23 +9,28 @@ For each N it
 2. embeds through an OpenAI-compatible server on loopback whose vectors cost nothing (benchmarks/embedding_server.py:
    hashed bags of words, 384-d), so only litassist's parsing, store and indexes are timed;
 3. runs the CLI of the checkout this file lives in (`python -m assistant`, PYTHONPATH = that checkout) in fresh
-   processes: ingest of the N papers into a new home, add one paper, remove it, a cold `search`; each one's wall
+   processes: ingest of the N papers into a new home, add one paper, remove it, remove an old paper (one the
+   ingest stored, whose vectors are in Chroma; each run removes another), a cold `search`; each one's wall
    time includes start-up, its CPU time and peak RSS come from the kernel (wait4's rusage of that process alone);
 4. times warm hybrid searches (real SciFact queries) in one process through the Python API, after one untimed search.
 
 It prints a Markdown table (and --json the same numbers), the CPU and its flags, and the checkout's commit, so a
-before/after pair run on one machine can be compared. Everything runs under the env settings of the `openai`
+before/after pair run on one machine can be compared. With --reuse (and --work, --keep) a home left by an earlier
+run of the same N is measured again without its ingest (a 1M ingest takes over an hour): the ingest columns then
+show "reused". Everything runs under the env settings of the `openai`
 embedding provider (LITASSIST_EMBEDDING_PROVIDER=openai, OPENAI_BASE_URL=the loopback server).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -60,6 +65,7 @@ class Row:
     ingest_papers_per_s: float
     ingest_papers_per_cpu_s: float
     ingest_peak_mb: float
+    remove_old_s: float
     add_s: float
     add_cpu_s: float
     add_peak_mb: float
@@ -144,38 +150,62 @@ def warm_searches(home: Path, queries: list[str], env: dict[str, str]) -> list[f
 
 
 def measure(n: int, work: Path, titles: list[str], sentences: list[str], queries: list[str],
-            env: dict[str, str]) -> Row:
+            env: dict[str, str], reuse: bool = False) -> Row:
     data, one, home = work / f"papers-{n}.jsonl", work / f"one-{n}.jsonl", work / f"home-{n}"
-    shutil.rmtree(home, ignore_errors=True)
-    write_papers(data, papers(titles, sentences, 0, n))
     write_papers(one, papers(titles, sentences, n, 1))
-    log(f"N={n:,}: ingest")
-    ingest = measured(cli(home, "ingest", str(data), "--json"), env)
-    new = json.loads(ingest.stdout)["new"]
-    if new != n:
-        raise SystemExit(f"N={n}: ingest stored {new} new papers, not {n}: the generated papers merged as duplicates")
-    log(f"N={n:,}: {n / ingest.seconds:.0f} papers/s; add one, remove one, cold search, warm searches")
+    if reuse and (home / "library.sqlite3").exists():
+        log(f"N={n:,}: reusing {home} (its ingest is not measured again)")
+        ingest = None
+    else:
+        shutil.rmtree(home, ignore_errors=True)
+        write_papers(data, papers(titles, sentences, 0, n))
+        log(f"N={n:,}: ingest")
+        ingest = measured(cli(home, "ingest", str(data), "--json"), env)
+        new = json.loads(ingest.stdout)["new"]
+        if new != n:
+            raise SystemExit(f"N={n}: ingest stored {new} new papers, not {n}: the generated papers merged as "
+                             "duplicates")
+        log(f"N={n:,}: {n / ingest.seconds:.0f} papers/s")
+    log(f"N={n:,}: add one, remove it, remove an old one, cold search, warm searches")
     add = measured(cli(home, "ingest", str(one)), env)
     remove = measured(cli(home, "remove", f"scale-{n}"), env)
+    measured(cli(home, "remove", "--source", str(one)), env)  # forget the file too, so that --reuse adds it again
+    remove_old = measured(cli(home, "remove", stored_paper(home, n)), env)
     cold = measured(cli(home, "search", queries[0], "--json"), env)
     if not json.loads(cold.stdout):
         raise SystemExit(f"N={n}: a cold search found nothing")
     warm = sorted(warm_searches(home, queries, env))
-    return Row(n, n / ingest.seconds, n / ingest.cpu_seconds, ingest.peak_mb, add.seconds, add.cpu_seconds,
+    nan = float("nan")
+    return Row(n, n / ingest.seconds if ingest else nan, n / ingest.cpu_seconds if ingest else nan,
+               ingest.peak_mb if ingest else nan, remove_old.seconds, add.seconds, add.cpu_seconds,
                add.peak_mb, remove.seconds, remove.cpu_seconds, remove.peak_mb, cold.seconds, cold.cpu_seconds,
                cold.peak_mb, statistics.median(warm) * 1000, warm[int(0.95 * (len(warm) - 1))] * 1000)
 
 
+def stored_paper(home: Path, n: int) -> str:
+    """The last paper of the ingest still stored (each run's "remove an old one" takes one), read-only."""
+    with contextlib.closing(sqlite3.connect(f"file:{home / 'library.sqlite3'}?mode=ro", uri=True)) as db:
+        for last in range(n - 1, -1, -100):
+            ids = [f"scale-{i}" for i in range(last, max(last - 100, -1), -1)]
+            found = {pid for (pid,) in db.execute(
+                f"SELECT paper_id FROM papers WHERE txn IS NULL AND paper_id IN ({','.join('?' * len(ids))})", ids)}
+            if stored := [pid for pid in ids if pid in found]:
+                return stored[0]
+    raise SystemExit(f"N={n}: {home} holds none of the generated papers")
+
+
 def markdown(rows: list[Row]) -> str:
-    lines = ["| library | add one paper (CLI, wall) | remove one | cold `search` | warm search | ingest, no model cost |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [("| library | add one paper (CLI, wall) | remove it | remove an old one | cold `search` | warm search | "
+              "ingest, no model cost |"), "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
+        ingest = "reused" if r.ingest_papers_per_s != r.ingest_papers_per_s else (
+            f"{r.ingest_papers_per_s:,.0f} papers/s ({r.ingest_papers_per_cpu_s:,.0f} per cpu s), "
+            f"{r.ingest_peak_mb:,.0f} MB")
         lines.append(
             f"| {r.papers:,} papers | {r.add_s:.1f} s (cpu {r.add_cpu_s:.1f} s), {r.add_peak_mb:,.0f} MB | "
-            f"{r.remove_s:.1f} s (cpu {r.remove_cpu_s:.1f} s), {r.remove_peak_mb:,.0f} MB | {r.cold_search_s:.1f} s "
-            f"(cpu {r.cold_search_cpu_s:.1f} s), {r.cold_search_peak_mb:,.0f} MB | p50 {r.warm_p50_ms:.0f} ms, "
-            f"p95 {r.warm_p95_ms:.0f} ms | {r.ingest_papers_per_s:,.0f} papers/s ({r.ingest_papers_per_cpu_s:,.0f} "
-            f"per cpu s), {r.ingest_peak_mb:,.0f} MB |")
+            f"{r.remove_s:.1f} s (cpu {r.remove_cpu_s:.1f} s), {r.remove_peak_mb:,.0f} MB | {r.remove_old_s:.1f} s | "
+            f"{r.cold_search_s:.1f} s (cpu {r.cold_search_cpu_s:.1f} s), {r.cold_search_peak_mb:,.0f} MB | "
+            f"p50 {r.warm_p50_ms:.0f} ms, p95 {r.warm_p95_ms:.0f} ms | {ingest} |")
     return "\n".join(lines)
 
 
@@ -201,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sizes", default="2000,50000", help="library sizes, comma-separated (default 2000,50000)")
     parser.add_argument("--work", type=Path, help="folder for the generated papers and homes (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated papers and homes")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure a home an earlier --keep run left in --work without ingesting it again")
     parser.add_argument("--corpus", type=Path, action="append", default=[],
                         help="another BEIR corpus.jsonl to take titles and sentences from (SciFact's is always used)")
     parser.add_argument("--scifact", type=Path, default=SCIFACT, help=f"SciFact's BEIR folder (default {SCIFACT})")
@@ -224,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "LITASSIST_EMBEDDING_MODEL": EMBEDDING_MODEL, "OPENAI_BASE_URL": server.base_url,
                     "LITASSIST_LLM_PROVIDER": "offline"}
             for n in sizes:
-                rows.append(measure(n, work, titles, sentences, queries, env))
+                rows.append(measure(n, work, titles, sentences, queries, env, args.reuse))
                 print(markdown(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)  # each size as it is done
     finally:
         if not args.keep:
