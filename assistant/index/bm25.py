@@ -170,16 +170,18 @@ class PostingsCache:
         self._guard = threading.Lock()
 
     def postings(self, db: sqlite3.Connection, term: str) -> list[Postings]:
+        """The term's postings in every segment. The segment list is read first and only uncached postings are
+        fetched: a common term's blobs fill SQLite overflow pages that a cached segment need not read again."""
         found = []
-        for segment, docs, tfs, lengths in db.execute(
-                "SELECT segment, docs, tfs, lengths FROM postings WHERE term=?", (term,)):
+        for (segment,) in db.execute("SELECT segment FROM postings WHERE term=?", (term,)).fetchall():
             key = (term, segment)
             with self._guard:
                 cached = self._lru.get(key)
                 if cached is not None:
                     self._lru.move_to_end(key)
             if cached is None:
-                cached = _unpack(docs, tfs, lengths)
+                cached = _unpack(*db.execute("SELECT docs, tfs, lengths FROM postings WHERE term=? AND segment=?",
+                                             (term, segment)).fetchone())
                 self._keep(key, cached)
             found.append(cached)
         return found
