@@ -215,7 +215,7 @@ def parse_file(
     else:
         result = parse_text(decode(content, str(path)), str(path), csv_mapping)
         if result.format in ATTACHING_FORMATS:
-            attach_pdfs(result, str(path), max_bytes)
+            attach_pdfs(result, Path(path).parent, max_bytes)
     if not result.papers and not result.skipped_total:
         raise ParseError(f"no papers found in this {result.format} file")
     if conflict := find_conflict(result.papers):
@@ -225,8 +225,10 @@ def parse_file(
 
 def parse_zotero_file(path: str | Path) -> ParsedFile:
     """The Zotero database: read with SQLite, hashed with its write-ahead log, under no size limit (it is
-    queried, never loaded whole)."""
+    queried, never loaded whole). The PDFs attached to its items are read too (their paths are absolute, or
+    relative to the data folder), each through the PDF text cache, so a re-import re-reads only changed PDFs."""
     sha256, result = read_zotero(path)
+    attach_pdfs(result, Path(path).parent, DEFAULT_MAX_BYTES)
     if not result.papers and not result.skipped_total:
         raise ParseError("no items in this Zotero database (notes, attachments and the trash are not read)")
     if conflict := find_conflict(result.papers):
