@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .records import ParseError, ParseResult, PdfSource, SourceRef, find_arxiv_id, find_doi, make_paper
+from .records import Paper, ParseError, ParseResult, PdfSource, SourceRef, find_arxiv_id, find_doi, make_paper
 
 log = logging.getLogger("litassist.corpus")
 
@@ -641,26 +641,30 @@ def parse_pdf(data: bytes, path: str) -> ParseResult:
 
 
 def attach_pdfs(result: ParseResult, base: Path, max_bytes: int) -> None:
-    """Give each paper the full text of the first readable PDF among its attachments (relative paths are relative
-    to `base`: the export's folder, as Zotero and Better BibTeX write them). When it has PDFs and none can be read
-    (missing, encrypted, damaged), that is one warning naming the entry and the first file, and the paper keeps its
-    metadata and abstract."""
+    """`attach_pdf` for every paper of a parsed file; each paper whose PDFs cannot be read is one warning."""
     for position, paper in enumerate(result.papers):
-        pdfs = [base / Path(attached).expanduser() for attached in paper.attachments
-                if Path(attached).suffix.lower() == ".pdf"]
-        failure = None
-        for path in pdfs:
-            try:
-                source = _attached(path, max_bytes)
-            except (ParseError, OSError) as error:
-                failure = failure or f"{path}: {(error.strerror if isinstance(error, OSError) else None) or error}"
-                continue
-            result.papers[position] = paper.model_copy(update={"pdf": source})
-            break
-        else:
-            if failure:
-                result.warn(f'{paper.paper_id} "{paper.title[:60]}": attached PDF {failure}; only its metadata and '
-                            "abstract are read")
+        result.papers[position], failure = attach_pdf(paper, base, max_bytes)
+        if failure:
+            result.warn(failure)
+
+
+def attach_pdf(paper: Paper, base: Path, max_bytes: int) -> tuple[Paper, str | None]:
+    """The paper with the full text of the first readable PDF among its attachments (relative paths are relative
+    to `base`: the export's or Zotero data folder), and None; or the paper as it was and, when it has PDFs and none
+    can be read (missing, encrypted, damaged), one line naming the entry and the first file: the paper keeps its
+    metadata and abstract."""
+    failure = None
+    for attached in paper.attachments:
+        path = base / Path(attached).expanduser()
+        if path.suffix.lower() != ".pdf":
+            continue
+        try:
+            return paper.model_copy(update={"pdf": _attached(path, max_bytes)}), None
+        except (ParseError, OSError) as error:
+            failure = failure or f"{path}: {(error.strerror if isinstance(error, OSError) else None) or error}"
+    if failure is None:
+        return paper, None
+    return paper, f'{paper.paper_id} "{paper.title[:60]}": attached PDF {failure}; only its metadata and abstract are read'
 
 
 def _attached(path: Path, max_bytes: int) -> PdfSource:
