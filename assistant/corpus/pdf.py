@@ -510,7 +510,7 @@ def _metadata(pdf: PdfText, info: dict[str, str], first_page: list[_Line]) -> No
 
 _CACHE: OrderedDict[str, PdfText] = OrderedDict()
 _CACHE_SIZE = 256  # ~0.3 MB each (text and character map): an ingest re-reads a PDF only past this many
-CACHE_ENV = "LITASSIST_PDF_CACHE"
+CACHE_ENV = "LITASSIST_PDF_CACHE"  # the environment variable of `Settings.pdf_cache` (tests point it elsewhere)
 
 
 def _remember(pdf: PdfText) -> PdfText:
@@ -523,12 +523,19 @@ def _remember(pdf: PdfText) -> PdfText:
 
 
 def pdf_cache_folder() -> Path:
-    """Where the text of every PDF read is kept: $LITASSIST_PDF_CACHE, else the user's cache folder. Not the
-    library's home: parsing knows no home (one PDF in two libraries is read once), and the entries are derived data
-    that may be deleted at any time."""
-    from platformdirs import user_cache_path
+    """Where the text of every PDF read is kept: `LITASSIST_PDF_CACHE` (the environment or .env), by default the
+    user's cache folder. Not the library's home: parsing knows no home (one PDF in two libraries is read once),
+    and the entries are derived data that may be deleted at any time."""
+    return _cache_folder(os.environ.get(CACHE_ENV), os.getcwd())
 
-    return Path(os.environ.get(CACHE_ENV) or user_cache_path("litassist")) / "pdf-text"
+
+@functools.lru_cache(maxsize=8)
+def _cache_folder(variable: str | None, working_folder: str) -> Path:
+    """Settings take ~5 ms to read (.env included): read once per value of the variable and working folder (where
+    .env is found), not once per PDF."""
+    from ..config import Settings
+
+    return Settings().pdf_cache / "pdf-text"
 
 
 @functools.cache
