@@ -14,7 +14,7 @@ Measured on the shared papers (benchmarks/pdf_ingest.py): ~40-60 pages/s on one 
 
 What was read is kept twice, both keyed by the PDF's SHA-256: in memory (the last 256 PDFs: parsing, chunking and
 the app reuse it within a process) and on disk (`pdf_cache_folder()`: a re-import of a Zotero library or an export
-whose PDFs did not change reads ~35 KB of gzipped JSON per paper, ~7 ms, instead of extracting at ~0.03 s a page).
+whose PDFs did not change reads ~2.5 KB of gzipped JSON a page: ~40x faster than extracting the page again).
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ import os
 import re
 import threading
 import unicodedata
+import zlib
 from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 from .records import Paper, ParseError, ParseResult, PdfSource, SourceRef, find_arxiv_id, find_doi, make_paper
@@ -563,12 +565,9 @@ def _cache_entry(pdf: PdfText) -> dict:
 def _from_entry(entry: dict, path: str) -> PdfText:
     pages = []
     for page in entry["pages"]:
-        chars, total = array("i"), 0
-        for step in page["chars"]:
-            total += step
-            chars.append(total)
         pages.append(PageText(page["number"], page["text"], [tuple(r) for r in page["body"]],
-                              [tuple(h) for h in page["headings"]], chars, page["width"], page["height"]))
+                              [tuple(h) for h in page["headings"]], array("i", accumulate(page["chars"])),
+                              page["width"], page["height"]))
     fields = {name: entry[name] for name in ("sha256", "title", "authors", "year", "doi", "arxiv_id", "abstract",
                                              "empty_pages")}
     return PdfText(path=path, pages=pages, **fields)
@@ -584,7 +583,7 @@ def _cached_on_disk(sha256: str, path: str) -> PdfText | None:
             return _from_entry(entry, path)
     except FileNotFoundError:
         return None
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as error:
+    except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError) as error:
         log.warning("%s: cached PDF text unreadable (%s); reading the PDF again", entry_path, error)
     return None
 
