@@ -188,6 +188,14 @@ def test_bibtex_attachments_add_full_text_and_a_bad_one_is_a_warning(tmp_path: P
     assert with_text.pdf is not None and with_text.pdf.pages == 15 and with_text.abstract == "We introduce S2ORC, a corpus."
     assert locked.pdf is None and locked.attachments == ["files/locked.pdf"]
     assert len(result.warnings) == 1 and "locked.pdf" in result.warnings[0] and "encrypted" in result.warnings[0]
+    odd = tmp_path / "odd.bib"  # attachments that cannot be files: one warning each, never an error for the file
+    (tmp_path / "folder.pdf").mkdir()
+    odd.write_text("@article{a,\n title = {Home of nobody},\n file = {~nosuchuser12/a.pdf}\n}\n"
+                   "@article{b,\n title = {A folder},\n file = {folder.pdf}\n}\n"
+                   f"@article{{c,\n title = {{Too long}},\n file = {{{'x' * 5000}.pdf}}\n}}\n", encoding="utf-8")
+    odd_result = parse_file(odd).result
+    assert len(odd_result.papers) == 3 and all(p.pdf is None for p in odd_result.papers)
+    assert len(odd_result.warnings) == 3 and all("\n" not in w for w in odd_result.warnings)
     assert any(c.location() for c in chunk_paper(with_text, 200))
 
 

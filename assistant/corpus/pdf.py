@@ -661,7 +661,7 @@ def attach_pdf(paper: Paper, base: Path, max_bytes: int) -> tuple[Paper, str | N
     metadata and abstract."""
     failure = None
     for attached in paper.attachments:
-        path = base / Path(attached).expanduser()
+        path = base / os.path.expanduser(attached)  # "~nobody/x.pdf" stays as written (Path.expanduser raises)
         if path.suffix.lower() != ".pdf":
             continue
         try:
