@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from platformdirs import user_data_path
+from platformdirs import user_cache_path, user_data_path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     )
     max_chunks_per_paper: int = Field(default=400, ge=1, description="passages embedded per paper at most "
                                       "(a PDF's full text: ~6 a page)")
+    pdf_cache: Path = Field(
+        default_factory=lambda: user_cache_path("litassist"),
+        description="the text read from each PDF is kept under <pdf_cache>/pdf-text/, by the PDF's SHA-256",
+    )
     max_removal_share: float = Field(
         default=0.2, ge=0.0, le=1.0, description="a changed file losing more of its papers is refused"
     )
@@ -98,7 +102,7 @@ class Settings(BaseSettings):
     crossref_url: str = "https://api.crossref.org"
     arxiv_api_url: str = "https://export.arxiv.org"
 
-    @field_validator("home", "embedding_model", "local_model_path", mode="before")
+    @field_validator("home", "embedding_model", "local_model_path", "pdf_cache", mode="before")
     @classmethod
     def _expand_paths(cls, value: object) -> object:
         """Every setting that may name a file or folder: `~` and `$VARS` expanded (a model name has neither)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,16 @@ from assistant import Assistant
 from assistant.api import DEMO_CORPUS
 
 SEEDS = DEMO_CORPUS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pdf_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The PDF text cache of the test session (and of the app servers and CLIs it starts), not the user's."""
+    from assistant.corpus.pdf import CACHE_ENV
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("pdf-cache")))
+        yield
 
 
 @pytest.fixture(scope="session")

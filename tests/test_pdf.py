@@ -188,6 +188,14 @@ def test_bibtex_attachments_add_full_text_and_a_bad_one_is_a_warning(tmp_path: P
     assert with_text.pdf is not None and with_text.pdf.pages == 15 and with_text.abstract == "We introduce S2ORC, a corpus."
     assert locked.pdf is None and locked.attachments == ["files/locked.pdf"]
     assert len(result.warnings) == 1 and "locked.pdf" in result.warnings[0] and "encrypted" in result.warnings[0]
+    odd = tmp_path / "odd.bib"  # attachments that cannot be files: one warning each, never an error for the file
+    (tmp_path / "folder.pdf").mkdir()
+    odd.write_text("@article{a,\n title = {Home of nobody},\n file = {~nosuchuser12/a.pdf}\n}\n"
+                   "@article{b,\n title = {A folder},\n file = {folder.pdf}\n}\n"
+                   f"@article{{c,\n title = {{Too long}},\n file = {{{'x' * 5000}.pdf}}\n}}\n", encoding="utf-8")
+    odd_result = parse_file(odd).result
+    assert len(odd_result.papers) == 3 and all(p.pdf is None for p in odd_result.papers)
+    assert len(odd_result.warnings) == 3 and all("\n" not in w for w in odd_result.warnings)
     assert any(c.location() for c in chunk_paper(with_text, 200))
 
 
@@ -283,3 +291,25 @@ def test_page_assembly_is_linear() -> None:
         return BodyText.of(PdfText(path="x", sha256="0", pages=[page]))
 
     assert_linear(lambda n: "x" * n, assemble, start=64)
+
+
+def test_zotero_rdf_export_with_files_reads_its_pdfs_when_streamed(tmp_path: Path) -> None:
+    """Zotero's "Export Files" writes the RDF beside a files/ folder; ingest streams the RDF, and each item's PDF
+    (here a stand-in: a shared paper under the name the export gives) adds its full text."""
+    from test_parse_xml_feeds import ZOTERO_WITH_FILES
+
+    export = tmp_path / "export" / "My Library.rdf"
+    pdf = export.parent / "files" / "9" / "Vaswani et al. - 2017 - Attention Is All You Need.pdf"
+    pdf.parent.mkdir(parents=True)
+    pdf.symlink_to(SHORT)
+    export.write_text(ZOTERO_WITH_FILES, encoding="utf-8")
+    lib = Assistant(home=tmp_path / "home")
+    report = lib.ingest([export])
+    assert not report.files_failed and report.papers_by_format == {"zotero-rdf": 3}
+    (attention,) = [p for p in lib.papers() if p.title == "Attention Is All You Need"]
+    assert attention.pdf is not None and attention.pdf.pages == 4 and Path(attention.pdf.path) == pdf.resolve()
+    hit = lib.search("sensemaking process over a set of source documents", k=1)[0]
+    assert hit.paper_id == attention.paper_id and hit.location["page"] >= 1
+    pdf.unlink()
+    parsed = parse_file(export).result  # read whole (not streamed): the same attachment, now missing
+    assert parsed.papers[0].pdf is None and len(parsed.warnings) == 1 and "no such file" in parsed.warnings[0]

@@ -570,12 +570,12 @@ def upload(name: str, data: bytes) -> SimpleNamespace:
 
 
 def test_uploads_are_kept_inside_the_folder_and_limited(tmp_path: Path) -> None:
-    result = save_uploads([upload("../../etc/evil.bib", b"@misc{a}"), upload("paper.pdf", b"%PDF"),
+    result = save_uploads([upload("../../etc/evil.bib", b"@misc{a}"), upload("slides.pptx", b"PK"),
                            upload("big.csv", b"x" * 2048), upload(".hidden.ris", b"TY  - JOUR")],
                           tmp_path / "uploads", max_mb=0.001)
     assert [p.name for p in result.saved] == ["evil.bib", "hidden.ris"]
     assert all(p.parent == tmp_path / "uploads" for p in result.saved)
-    assert result.rejected[0].startswith("paper.pdf: .pdf is not a supported format")
+    assert result.rejected[0].startswith("slides.pptx: .pptx is not a supported format")
     assert result.rejected[1] == ("big.csv: 0.0 MB is over the 0.001 MB limit per file; split the export or "
                                   "ingest it with `litassist ingest`")
     assert safe_name("...") == "upload.txt"
@@ -624,7 +624,7 @@ def test_the_uploader_takes_every_extension_ingest_knows() -> None:
 
     from assistant.corpus import _EXTENSION_HINTS
 
-    assert {suffix.lstrip(".") for suffix in _EXTENSION_HINTS} | {"txt", "gz"} <= set(UPLOAD_TYPES)
+    assert {suffix.lstrip(".") for suffix in _EXTENSION_HINTS} | {"txt", "gz", "pdf"} <= set(UPLOAD_TYPES)
 
 
 # --- never lose a question, evidence, suggestions -----------------------------------------------------------------

@@ -5,6 +5,7 @@ Screenshots go to artifacts/."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -130,3 +131,27 @@ def test_phone_pdf_page_fits_the_width_with_the_sentence_in_view(page, site: dic
     open_cited_page(page, site, "ui-pdf-source-phone.png")
     picture = page.get_by_role("dialog").locator(".la-pdf-page img").bounding_box()
     assert picture["x"] >= 0 and picture["x"] + picture["width"] <= PHONE["width"] + 1
+
+
+def test_pdfs_uploaded_in_the_library_are_read_and_a_bad_one_is_one_line(page, site: dict, tmp_path: Path) -> None:
+    """Two PDFs through the Library's uploader: the real paper is added with its pages, the truncated copy is one
+    line saying so; the added paper's body is then found on its page. (Last in this file: it adds a paper.)"""
+    papermage = PDF.parent / "papermage.pdf"
+    cut = tmp_path / "cut short.pdf"
+    cut.write_bytes(papermage.read_bytes()[: papermage.stat().st_size // 2])
+    page.get_by_role("tab", name=re.compile("Library")).click()
+    page.locator("input[type='file']").set_input_files([str(papermage), str(cut)])
+    page.get_by_text("cut short.pdf").wait_for(timeout=30_000)
+    page.get_by_role("button", name=re.compile("Add to library")).click()
+    wait_until_idle(page)
+    added = page.locator("[data-testid='stExpander']").filter(has_text="1 paper added")
+    added.get_by_text(re.compile(r"PaperMage: A Unified Toolkit.* · PDF, 13 pages")).wait_for(timeout=120_000)
+    error = page.locator("[data-testid='stAlert']").filter(has_text="cut short.pdf")
+    assert error.count() == 1 and "damaged or truncated" in error.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ui-pdf-upload.png"), full_page=True)
+    lib = Assistant(home=site["home"])
+    (stored,) = [p for p in lib.papers() if p.title.startswith("PaperMage")]
+    assert stored.pdf is not None and Path(stored.pdf.path).parent == (site["home"] / "uploads").resolve()
+    hits = lib.search("GROBID uses twelve interdependent sequence labeling models", k=2)
+    (hit,) = [h for h in hits if h.paper_id == stored.paper_id]
+    assert hit.location["page"] == 2 and "twelve interdependent sequence labeling models" in hit.text

@@ -348,3 +348,95 @@ def test_app_offers_the_librarys_collections_and_they_bound_the_chat(
     turn = Assistant(home=home).conversation(at.session_state["conversation_id"]).turns[-1]
     assert turn.answer.steps[0].args["collections"] == ["Thesis"]
     assert {e.paper.paper_id for e in turn.answer.evidence} == {"zotero:1/ABCD2345", "zotero:1/BOOK0003"}
+
+
+# ---------------------------------------------------------------- PDFs attached to items (../shared/pdfs)
+
+PDFS = Path(__file__).resolve().parents[2] / "shared" / "pdfs"
+SHORT = PDFS / "2304.02623v1.pdf"  # 4 pages
+ACL = PDFS / "2020.acl-main.447.pdf"  # 15 pages
+needs_pdfs = pytest.mark.skipif(not SHORT.exists(), reason="the shared PDFs (../shared/pdfs) are not here")
+
+
+def with_pdfs(folder: Path) -> ZoteroLibrary:
+    """An item whose PDF Zotero stores (a copy under storage/<attachment key>/), one with a linked PDF (its own
+    absolute path) and one whose stored PDF was never downloaded to this computer."""
+    lib = ZoteroLibrary(folder)
+    stored = lib.add(key="STOR0001", title="Beyond Summarization", abstractNote="AI support for expository writing.")
+    lib.attach(stored, "storage:Shen 2023 - Beyond Summarization.pdf", key="ATTPDF01")
+    (folder / "storage" / "ATTPDF01").mkdir(parents=True)
+    (folder / "storage" / "ATTPDF01" / "Shen 2023 - Beyond Summarization.pdf").write_bytes(SHORT.read_bytes())
+    linked = lib.add(key="LINK0002", title="S2ORC: The Semantic Scholar Open Research Corpus",
+                     abstractNote="A corpus of 81.1M English-language academic papers.")
+    lib.attach(linked, str(ACL), LINKED_FILE)
+    missing = lib.add(key="MISS0003", title="A paper whose PDF is elsewhere", abstractNote="Its PDF never synced.")
+    lib.attach(missing, "storage:never synced.pdf", key="ATTMISS1")
+    return lib
+
+
+@needs_pdfs
+def test_attached_pdfs_are_read_with_pages_and_a_missing_one_is_one_warning(tmp_path: Path) -> None:
+    lib = with_pdfs(tmp_path / "Zotero")
+    home = Assistant(home=tmp_path / "home")
+    report = home.ingest([lib.path.parent])
+    assert not report.files_failed and report.new == 3
+    stored, linked = home.paper("zotero:1/STOR0001"), home.paper("zotero:1/LINK0002")
+    assert stored.pdf is not None and stored.pdf.pages == 4
+    assert stored.pdf.path == str(lib.path.parent.resolve() / "storage" / "ATTPDF01" / "Shen 2023 - Beyond Summarization.pdf")
+    assert linked.pdf is not None and linked.pdf.pages == 15 and linked.abstract.startswith("A corpus of 81.1M")
+    hit = home.search("majority voting to select canonical metadata values", k=1)[0]
+    assert hit.paper_id == "zotero:1/LINK0002" and hit.location["page"] == 3  # a body passage, with its page
+    (warning,) = [w for w in report.warnings if "MISS0003" in w]
+    assert "never synced.pdf" in warning and "no such file" in warning and "\n" not in warning
+    assert home.paper("zotero:1/MISS0003").abstract == "Its PDF never synced." and home.paper("zotero:1/MISS0003").pdf is None
+
+
+@needs_pdfs
+def test_reimport_reads_unchanged_pdfs_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zotero rewrites its database on any edit, so a re-import parses every item again: the PDFs' text comes from
+    the cache (by content hash), and only a PDF whose bytes changed is extracted again."""
+    from assistant.corpus import pdf
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(pdf.CACHE_ENV, str(cache))
+    extracted: list[str] = []
+    read_pdf = pdf.read_pdf
+    monkeypatch.setattr(pdf, "read_pdf", lambda data, path: extracted.append(Path(path).name) or read_pdf(data, path))
+    pdf._CACHE.clear()  # what earlier tests read
+    lib = with_pdfs(tmp_path / "Zotero")
+    home = Assistant(home=tmp_path / "home")
+    home.ingest([lib.path.parent])
+    assert sorted(extracted) == sorted(["Shen 2023 - Beyond Summarization.pdf", ACL.name])
+    entries = {entry.name: entry.stat().st_mtime_ns for entry in (cache / "pdf-text").iterdir()}
+    assert len(entries) == 2
+
+    pdf._CACHE.clear()  # as in a new process
+    extracted.clear()
+    lib.add(key="NEWW0004", title="An item added in Zotero", abstractNote="The database changed.")
+    report = home.ingest([lib.path.parent])
+    assert extracted == [] and report.new == 1 and report.updated == 0
+    assert {e.name: e.stat().st_mtime_ns for e in (cache / "pdf-text").iterdir()} == entries
+
+    stored_file = lib.path.parent / "storage" / "ATTPDF01" / "Shen 2023 - Beyond Summarization.pdf"
+    stored_file.write_bytes((PDFS / "papermage.pdf").read_bytes())  # the user replaced the PDF
+    lib.edit(lib.add(key="NEWW0005", title="Another item"), abstractNote="Changed again.")
+    report = home.ingest([lib.path.parent])
+    assert extracted == [stored_file.name] and home.paper("zotero:1/STOR0001").pdf.pages == 13
+
+
+@needs_pdfs
+def test_a_damaged_cache_entry_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.corpus import pdf
+
+    monkeypatch.setenv(pdf.CACHE_ENV, str(tmp_path / "cache"))
+    pdf._CACHE.clear()
+    first = pdf.read_source(SHORT.read_bytes(), str(SHORT))[0]
+    (entry,) = (tmp_path / "cache" / "pdf-text").iterdir()
+    pdf._CACHE.clear()
+    again = pdf.read_source(SHORT.read_bytes(), str(SHORT))[0]  # from the entry: the same text and character map
+    assert [(p.text, p.body, p.headings, p.chars) for p in again.pages] == \
+        [(p.text, p.body, p.headings, p.chars) for p in first.pages]
+    entry.write_bytes(entry.read_bytes()[:100])
+    pdf._CACHE.clear()
+    assert pdf.read_source(SHORT.read_bytes(), str(SHORT))[0].pages[0].text == first.pages[0].text
+    assert len(entry.read_bytes()) > 100  # replaced by a whole entry

@@ -102,7 +102,8 @@ def render_ingest_report(result: UploadResult) -> None:
     if result.added:
         with st.expander(f"{len(result.added)} paper{'s' if len(result.added) != 1 else ''} added",
                          expanded=len(result.added) <= 10, key="ingest-added"):
-            st.markdown("\n".join(f"- {md_escape(paper_line(p))}" for p in result.added[:200])
+            st.markdown("\n".join(f"- {md_escape(paper_line(p))}" + (f" · PDF, {p.pdf.pages} pages" if p.pdf else "")
+                                   for p in result.added[:200])
                         + (f"\n- … and {len(result.added) - 200} more" if len(result.added) > 200 else ""))
     for failure in report.files_failed:
         st.error(f"{md_escape(Path(failure.file).name)}: {md_escape(failure.reason)}", icon=":material/error:")
@@ -116,8 +117,9 @@ def render_ingest_report(result: UploadResult) -> None:
 def render_upload(lib: Assistant) -> None:
     st.subheader("Add papers")
     files = st.file_uploader(
-        f"BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV/TSV, PubMed (.nbib, XML), Web of Science, EndNote XML, Zotero RDF, "
-        f"OpenAlex, Semantic Scholar, arXiv or scraped text pages, gzipped or not — up to {MAX_UPLOAD_MB} MB each",
+        f"PDFs (full text), BibTeX, RIS, CSL-JSON, JSON/JSONL, CSV/TSV, PubMed (.nbib, XML), Web of Science, EndNote "
+        f"XML, Zotero RDF, OpenAlex, Semantic Scholar, arXiv or scraped text pages, gzipped or not — up to "
+        f"{MAX_UPLOAD_MB} MB each",
         type=UPLOAD_TYPES, accept_multiple_files=True, key=f"uploads-{st.session_state.uploader_generation}")
     if st.button("Add to library", type="primary", disabled=not files, icon=":material/upload:", key="add_files"):
         bar = st.progress(0.0, text="Saving the uploads…")

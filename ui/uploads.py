@@ -19,9 +19,11 @@ from assistant.corpus import Paper
 from assistant.index import IngestReport, ProgressCallback
 
 # Every extension ingest has a parser hint for, plus .txt (scraped pages, bare abstracts, Web of Science's
-# savedrecs.txt: sniffed by content) and .gz (any of them compressed). A zotero.sqlite is read from the command line,
-# where the paths of its attached files still mean something.
-UPLOAD_TYPES = ["txt", "gz", "bib", "ris", "json", "jsonl", "ndjson", "csv", "tsv", "xml", "atom", "nbib", "ciw", "rdf"]
+# savedrecs.txt: sniffed by content), .gz (any of them compressed) and .pdf (a paper's full text: the upload is
+# the file the paper's pages are shown from). A zotero.sqlite is read from the command line, where the paths of its
+# attached files still mean something.
+UPLOAD_TYPES = ["txt", "gz", "bib", "ris", "json", "jsonl", "ndjson", "csv", "tsv", "xml", "atom", "nbib", "ciw", "rdf",
+                "pdf"]
 MAX_UPLOAD_MB = 50  # per file; a 50 MB export is ~100k abstracts, more than one browser upload should carry
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")  # control characters, path separators, Windows-reserved
 MAX_NAME_BYTES = 200  # file names stay well under the 255-byte limit of common file systems

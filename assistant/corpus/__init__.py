@@ -12,7 +12,7 @@ from .apis import API_SNIFFERS
 from .apis import STREAMS as API_STREAMS
 from .exports import EXPORT_SNIFFERS, parse_csv
 from .exports import STREAMS as EXPORT_STREAMS
-from .pdf import PDF_MAGIC, attach_pdfs, parse_pdf
+from .pdf import PDF_MAGIC, attach_pdf, attach_pdfs, parse_pdf
 from .reading import check_binary, describe_text, read_file, unpack
 from .records import (
     NO_ABSTRACT,
@@ -71,13 +71,32 @@ SNIFFERS: list[tuple[str, Callable[[str], bool], Parser]] = [
     *API_SNIFFERS, *XML_FEED_SNIFFERS, *TAGGED_SNIFFERS, *XML_RECORD_SNIFFERS, *ZOTERO_SNIFFERS, *EXPORT_SNIFFERS,
     *SCRAPED_SNIFFERS,
 ]
+# Binary formats, recognized by their first bytes and read as bytes: (name, magic, reader(data, path)).
+BINARY_READERS: list[tuple[str, bytes, Callable[[bytes, str], ParseResult]]] = [("pdf", PDF_MAGIC, parse_pdf)]
+# Formats whose entries may attach PDFs (Zotero and Better BibTeX `file` fields, Zotero RDF's files/ folder): those
+# PDFs' text is read too.
+ATTACHING_FORMATS = frozenset({"bibtex", "csl-json", "zotero-rdf"})
+DEFAULT_MAX_BYTES = 512 * 2**20
+
+
+def _attaching(stream: Stream) -> Stream:
+    """A streamed format whose entries attach PDFs: each paper gets its PDF's text as it streams by, and a PDF
+    that cannot be read is that entry's warning."""
+    def attached(lines: Iterable[str], path: str) -> Iterator[Paper | Skipped]:
+        for item in stream(lines, path):
+            if isinstance(item, Paper) and item.attachments:
+                item, failure = attach_pdf(item, Path(path).parent, DEFAULT_MAX_BYTES)
+                if failure:
+                    item.warnings.append(failure)
+            yield item
+
+    return attached
+
+
 # Formats read a record at a time (see `stream_format`): name -> stream(lines, path), lines without their "\n".
 STREAMS: dict[str, Stream] = {**API_STREAMS, **XML_FEED_STREAMS, **TAGGED_STREAMS, **XML_RECORD_STREAMS,
                               **EXPORT_STREAMS}
-# Binary formats, recognized by their first bytes and read as bytes: (name, magic, reader(data, path)).
-BINARY_READERS: list[tuple[str, bytes, Callable[[bytes, str], ParseResult]]] = [("pdf", PDF_MAGIC, parse_pdf)]
-# Formats whose entries may attach PDFs (Zotero and Better BibTeX `file` fields): those PDFs' text is read too.
-ATTACHING_FORMATS = frozenset({"bibtex", "csl-json"})
+STREAMS.update({name: _attaching(STREAMS[name]) for name in ATTACHING_FORMATS & STREAMS.keys()})
 _EXTENSION_HINTS = {
     ".bib": "bibtex",
     ".ris": "ris",
@@ -196,9 +215,6 @@ def parse_text(text: str, path: str, csv_mapping: dict[str, str] | None = None) 
     return parser(text, path)
 
 
-DEFAULT_MAX_BYTES = 512 * 2**20
-
-
 def parse_file(
     path: str | Path, csv_mapping: dict[str, str] | None = None, data: bytes | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -215,7 +231,7 @@ def parse_file(
     else:
         result = parse_text(decode(content, str(path)), str(path), csv_mapping)
         if result.format in ATTACHING_FORMATS:
-            attach_pdfs(result, str(path), max_bytes)
+            attach_pdfs(result, Path(path).parent, max_bytes)
     if not result.papers and not result.skipped_total:
         raise ParseError(f"no papers found in this {result.format} file")
     if conflict := find_conflict(result.papers):
@@ -225,8 +241,10 @@ def parse_file(
 
 def parse_zotero_file(path: str | Path) -> ParsedFile:
     """The Zotero database: read with SQLite, hashed with its write-ahead log, under no size limit (it is
-    queried, never loaded whole)."""
+    queried, never loaded whole). The PDFs attached to its items are read too (their paths are absolute, or
+    relative to the data folder), each through the PDF text cache, so a re-import re-reads only changed PDFs."""
     sha256, result = read_zotero(path)
+    attach_pdfs(result, Path(path).parent, DEFAULT_MAX_BYTES)
     if not result.papers and not result.skipped_total:
         raise ParseError("no items in this Zotero database (notes, attachments and the trash are not read)")
     if conflict := find_conflict(result.papers):

@@ -11,6 +11,10 @@ text is kept for display.
 
 pdfium is not thread-safe: every call into it holds `_PDFIUM` (the app renders while an ingest may run).
 Measured on the shared papers (benchmarks/pdf_ingest.py): ~40-60 pages/s on one core.
+
+What was read is kept twice, both keyed by the PDF's SHA-256: in memory (the last 256 PDFs: parsing, chunking and
+the app reuse it within a process) and on disk (`pdf_cache_folder()`: a re-import of a Zotero library or an export
+whose PDFs did not change reads ~2.5 KB of gzipped JSON a page: ~40x faster than extracting the page again).
 """
 
 from __future__ import annotations
@@ -18,18 +22,26 @@ from __future__ import annotations
 import bisect
 import ctypes
 import functools
+import gzip
 import hashlib
 import io
+import json
+import logging
+import os
 import re
 import threading
 import unicodedata
+import zlib
 from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
-from .records import ParseError, ParseResult, PdfSource, SourceRef, find_arxiv_id, find_doi, make_paper
+from .records import Paper, ParseError, ParseResult, PdfSource, SourceRef, find_arxiv_id, find_doi, make_paper
+
+log = logging.getLogger("litassist.corpus")
 
 PDF_MAGIC = b"%PDF-"
 FORMAT = "pdf"
@@ -500,6 +512,7 @@ def _metadata(pdf: PdfText, info: dict[str, str], first_page: list[_Line]) -> No
 
 _CACHE: OrderedDict[str, PdfText] = OrderedDict()
 _CACHE_SIZE = 256  # ~0.3 MB each (text and character map): an ingest re-reads a PDF only past this many
+CACHE_ENV = "LITASSIST_PDF_CACHE"  # the environment variable of `Settings.pdf_cache` (tests point it elsewhere)
 
 
 def _remember(pdf: PdfText) -> PdfText:
@@ -511,9 +524,97 @@ def _remember(pdf: PdfText) -> PdfText:
     return pdf
 
 
+def pdf_cache_folder() -> Path:
+    """Where the text of every PDF read is kept: `LITASSIST_PDF_CACHE` (the environment or .env), by default the
+    user's cache folder. Not the library's home: parsing knows no home (one PDF in two libraries is read once),
+    and the entries are derived data that may be deleted at any time."""
+    return _cache_folder(os.environ.get(CACHE_ENV), os.getcwd())
+
+
+@functools.lru_cache(maxsize=8)
+def _cache_folder(variable: str | None, working_folder: str) -> Path:
+    """Settings take ~5 ms to read (.env included): read once per value of the variable and working folder (where
+    .env is found), not once per PDF."""
+    from ..config import Settings
+
+    return Settings().pdf_cache / "pdf-text"
+
+
+@functools.cache
+def _extractor_version() -> str:
+    """This reader's source and pdfium's version: a cache entry written by another version of either is read
+    again (and overwritten), so a fix to the extraction reaches every cached PDF."""
+    from importlib.metadata import version
+
+    return hashlib.sha256(Path(__file__).read_bytes() + version("pypdfium2").encode()).hexdigest()[:16]
+
+
+def _deltas(values: array) -> list[int]:
+    """A character map as differences (mostly 1s: gzip makes ~7x less of them than of the indices)."""
+    return [value - previous for previous, value in zip([0, *values], values)]
+
+
+def _cache_entry(pdf: PdfText) -> dict:
+    pages = [{"number": p.number, "text": p.text, "body": p.body, "headings": p.headings, "chars": _deltas(p.chars),
+              "width": p.width, "height": p.height} for p in pdf.pages]
+    return {"version": _extractor_version(), "sha256": pdf.sha256, "title": pdf.title, "authors": pdf.authors,
+            "year": pdf.year, "doi": pdf.doi, "arxiv_id": pdf.arxiv_id, "abstract": pdf.abstract,
+            "empty_pages": pdf.empty_pages, "pages": pages}
+
+
+def _from_entry(entry: dict, path: str) -> PdfText:
+    pages = []
+    for page in entry["pages"]:
+        pages.append(PageText(page["number"], page["text"], [tuple(r) for r in page["body"]],
+                              [tuple(h) for h in page["headings"]], array("i", accumulate(page["chars"])),
+                              page["width"], page["height"]))
+    fields = {name: entry[name] for name in ("sha256", "title", "authors", "year", "doi", "arxiv_id", "abstract",
+                                             "empty_pages")}
+    return PdfText(path=path, pages=pages, **fields)
+
+
+def _cached_on_disk(sha256: str, path: str) -> PdfText | None:
+    """The text read earlier from a PDF with these bytes; None when there is none, it is from another version of
+    the reader, or it cannot be read (a damaged entry is read again from the PDF and replaced)."""
+    entry_path = pdf_cache_folder() / f"{sha256}.json.gz"
+    try:
+        entry = json.loads(gzip.decompress(entry_path.read_bytes()))
+        if entry.get("version") == _extractor_version() and entry.get("sha256") == sha256:
+            return _from_entry(entry, path)
+    except FileNotFoundError:
+        return None
+    except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError) as error:
+        log.warning("%s: cached PDF text unreadable (%s); reading the PDF again", entry_path, error)
+    return None
+
+
+def _keep_on_disk(pdf: PdfText) -> None:
+    """Written to a temporary name and renamed: a reader never sees half an entry. A cache that cannot be written
+    costs the next import its speed, not its result."""
+    folder = pdf_cache_folder()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{pdf.sha256}.{os.getpid()}.{threading.get_ident()}.tmp"
+        partial.write_bytes(gzip.compress(json.dumps(_cache_entry(pdf)).encode(), 6))
+        os.replace(partial, folder / f"{pdf.sha256}.json.gz")
+    except OSError as error:
+        log.warning("%s: PDF text not cached (%s)", folder, error)
+
+
+def _text_of(data: bytes, path: str) -> PdfText:
+    """The text of these PDF bytes: from memory, from the disk cache, or read (and then kept in both)."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    with _PDFIUM:
+        cached = _CACHE.get(sha256)
+    if cached is None and (cached := _cached_on_disk(sha256, path)) is None:
+        cached = read_pdf(data, path)
+        _keep_on_disk(cached)
+    return _remember(cached)
+
+
 def pdf_text(source: PdfSource) -> PdfText:
-    """The text of a stored paper's PDF (read again when not in the cache); a ParseError when the file is gone
-    or its bytes are not the ones ingested."""
+    """The text of a stored paper's PDF (from a cache when its bytes are unchanged); a ParseError when the file is
+    gone or its bytes are not the ones ingested."""
     with _PDFIUM:
         if (cached := _CACHE.get(source.sha256)) is not None:
             return cached
@@ -524,11 +625,11 @@ def pdf_text(source: PdfSource) -> PdfText:
                          "from where it is now") from None
     if hashlib.sha256(data).hexdigest() != source.sha256:
         raise ParseError(f"{source.path}: the PDF changed since it was ingested; ingest it again")
-    return _remember(read_pdf(data, source.path))
+    return _text_of(data, source.path)
 
 
 def read_source(data: bytes, path: str) -> tuple[PdfText, PdfSource]:
-    pdf = _remember(read_pdf(data, path))
+    pdf = _text_of(data, path)
     return pdf, PdfSource(path=str(Path(path).resolve()), sha256=pdf.sha256, pages=len(pdf.pages))
 
 
@@ -545,25 +646,39 @@ def parse_pdf(data: bytes, path: str) -> ParseResult:
     return result
 
 
-def attach_pdfs(result: ParseResult, export_path: str, max_bytes: int) -> None:
-    """Give each paper of an export the full text of the first PDF among its attachments (paths relative to the
-    export's folder, as Zotero and Better BibTeX write them); a PDF that cannot be read is a warning naming the
-    entry, and the paper keeps its abstract."""
-    folder = Path(export_path).parent
+def attach_pdfs(result: ParseResult, base: Path, max_bytes: int) -> None:
+    """`attach_pdf` for every paper of a parsed file; each paper whose PDFs cannot be read is one warning."""
     for position, paper in enumerate(result.papers):
-        for attached in paper.attachments:
-            path = (folder / Path(attached).expanduser()) if not Path(attached).is_absolute() else Path(attached)
-            if path.suffix.lower() != ".pdf" or not path.is_file():
-                continue
-            try:
-                if path.stat().st_size > max_bytes:
-                    raise ParseError("over the size limit (LITASSIST_MAX_FILE_MB)")
-                _, source = read_source(path.read_bytes(), str(path))
-            except (ParseError, OSError) as error:
-                result.warn(f"{paper.paper_id}: attached PDF {path}: {error}; only its abstract is read")
-                break
-            result.papers[position] = paper.model_copy(update={"pdf": source})
-            break
+        result.papers[position], failure = attach_pdf(paper, base, max_bytes)
+        if failure:
+            result.warn(failure)
+
+
+def attach_pdf(paper: Paper, base: Path, max_bytes: int) -> tuple[Paper, str | None]:
+    """The paper with the full text of the first readable PDF among its attachments (relative paths are relative
+    to `base`: the export's or Zotero data folder), and None; or the paper as it was and, when it has PDFs and none
+    can be read (missing, encrypted, damaged), one line naming the entry and the first file: the paper keeps its
+    metadata and abstract."""
+    failure = None
+    for attached in paper.attachments:
+        path = base / os.path.expanduser(attached)  # "~nobody/x.pdf" stays as written (Path.expanduser raises)
+        if path.suffix.lower() != ".pdf":
+            continue
+        try:
+            return paper.model_copy(update={"pdf": _attached(path, max_bytes)}), None
+        except (ParseError, OSError) as error:
+            failure = failure or f"{path}: {(error.strerror if isinstance(error, OSError) else None) or error}"
+    if failure is None:
+        return paper, None
+    return paper, f'{paper.paper_id} "{paper.title[:60]}": attached PDF {failure}; only its metadata and abstract are read'
+
+
+def _attached(path: Path, max_bytes: int) -> PdfSource:
+    if not path.is_file():
+        raise ParseError("no such file (not downloaded to this computer, or moved since it was attached)")
+    if path.stat().st_size > max_bytes:
+        raise ParseError("over the size limit (LITASSIST_MAX_FILE_MB)")
+    return read_source(path.read_bytes(), str(path))[1]
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ Zotero keeps its database open and locked while it runs, so the file is opened w
 lock and never writes (not even a journal). A database in WAL mode whose log still holds changes is copied, with
 its log, to a temporary folder and read there, so edits Zotero has not yet checkpointed are seen and the original
 is still never touched. Items are read with their fields, creators in order, tags, collections (as paths) and the
-paths of their attached files (recorded, not read); notes, attachments, annotations, feed items and anything in
-the trash are not papers.
+paths of their attached files (the PDFs among them are read by `corpus.parse_zotero_file`, through the PDF text
+cache); notes, attachments, annotations, feed items and anything in the trash are not papers.
 """
 
 from __future__ import annotations
