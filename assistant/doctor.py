@@ -23,18 +23,18 @@ def doctor(settings: Settings) -> list[Check]:
     except Exception as error:  # noqa: BLE001 - doctor reports every failure as a line
         return [Check("provider", False, describe_error(error, settings))]
     checks = [Check("provider", True, f"{provider} (setting: {settings.llm_provider})")]
-    if provider == "offline":
-        checks.append(Check("model", True, "none: answers are extractive (set OPENAI_API_KEY or OPENAI_BASE_URL)"))
-    else:
-        try:
-            model = chat_model(settings)
+    try:
+        model = chat_model(settings)
+        if model is None:
+            checks.append(Check("model", True, "none: answers are extractive (set OPENAI_API_KEY or OPENAI_BASE_URL)"))
+        else:
             started = time.perf_counter()
             model.invoke("Reply with the single word: ok")
             checks.append(
                 Check("model", True, f"{model_name(settings, provider)} answered in {time.perf_counter() - started:.1f} s")
             )
-        except Exception as error:  # noqa: BLE001 - doctor reports every failure as a line
-            checks.append(Check("model", False, describe_error(error, settings)))
+    except Exception as error:  # noqa: BLE001 - doctor reports every failure as a line
+        checks.append(Check("model", False, describe_error(error, settings)))
     if settings.rerank == "llm":
         usable = provider != "offline"
         checks.append(Check("re-ranking", usable, f"the chat model orders the top {settings.rerank_candidates} results"

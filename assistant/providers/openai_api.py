@@ -65,10 +65,11 @@ class OpenAIClientProvider(Provider):
 
     def chat_model(self, settings: Settings) -> BaseChatModel:
         from langchain_openai import ChatOpenAI
+        from pydantic import SecretStr
 
         return ChatOpenAI(
-            model=self.model_name(settings),
-            api_key=self.api_key(settings),
+            model=self.model_name(settings) or "default",
+            api_key=SecretStr(self.api_key(settings)),
             base_url=self.base_url(settings),
             timeout=attempt_timeout(settings),
             max_retries=settings.llm_max_retries,  # the client backs off on rate limits, timeouts and 5xx

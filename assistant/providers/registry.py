@@ -63,5 +63,5 @@ def resolve_provider(settings: Settings) -> str:
     URL, else an OpenAI key, else a local GGUF, else offline."""
     if settings.llm_provider != AUTO:
         return get_provider(settings.llm_provider).name
-    ranked = sorted((p for p in providers().values() if p.auto_order is not None), key=lambda p: p.auto_order)
+    ranked = sorted((p for p in providers().values() if p.auto_order is not None), key=lambda p: p.auto_order or 0)
     return next(p.name for p in ranked if p.configured(settings))

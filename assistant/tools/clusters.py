@@ -20,7 +20,7 @@ THEMES = "for questions about the themes or landscape of the library"
 @agent_tool(hint=f"the topic clusters of the whole library ({THEMES})", order=40, needs_topics=True)
 def list_clusters(ctx: ToolContext) -> str:
     """The topic clusters of the whole library: id, label, size, keywords and representative papers to cite."""
-    text, clusters = cluster_overview(ctx.topics, ctx.store, ctx.ledger)
+    text, clusters = cluster_overview(ctx.library_topics, ctx.store, ctx.ledger)
     ctx.record("list_clusters", {}, f"{clusters} clusters")
     return ctx.turn.scope_note() + text
 
@@ -29,7 +29,7 @@ def list_clusters(ctx: ToolContext) -> str:
 def cluster_summary(ctx: ToolContext, cluster_id: str) -> str:
     """A cited summary of one topic cluster (ids from list_clusters, like "c3"), with its papers as evidence."""
     try:
-        summary = ctx.topics.cluster_summary(cluster_id)
+        summary = ctx.library_topics.cluster_summary(cluster_id)
     except KeyError as error:
         ctx.record("cluster_summary", {"cluster_id": cluster_id}, "not found")
         return quote_data(str(error.args[0]))

@@ -82,6 +82,13 @@ class ToolContext:
     def scope(self) -> Filters:
         return self.turn.filters
 
+    @property
+    def library_topics(self) -> Topics:
+        """The library's topics, for the tools registered with needs_topics (offered only when there are some)."""
+        if self.topics is None:
+            raise LookupError("this library has no topic clusters")
+        return self.topics
+
     def record(self, tool: str, args: dict[str, Any], summary: str) -> None:
         self.steps.append(Step(tool=tool, args=args, summary=summary))
 
