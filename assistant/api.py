@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
     from .clusters import ClusterCache, ClusterMap, ClusterSummarizer, ClusterSummary
     from .conversations import Conversation, ConversationInfo, ConversationStore, SavedTurn
+    from .doctor import Check
     from .enrich import EnrichReport
     from .evaluate import AnswerReport, RetrievalReport
-    from .llm import Check
     from .report import ReportRun
 
 History = Sequence[dict[str, Any]]  # {"role", "content"} (+ "citations" on assistant turns: see Answer.history_entries)
@@ -112,7 +112,7 @@ class Assistant:
         """The chat model as re-ranker when LITASSIST_RERANK=llm and a model is configured."""
         if self.settings.rerank != "llm":
             return None
-        from .llm import rerank
+        from .rerank import rerank
 
         model = self.chat[0]
         if model is None:
@@ -231,7 +231,7 @@ class Assistant:
 
     def doctor(self) -> list[Check]:
         """What is configured and whether it works: model provider, embeddings, store."""
-        from .llm import Check, doctor
+        from .doctor import Check, doctor
 
         checks = doctor(self.settings)
         try:

@@ -19,7 +19,7 @@ from .corpus import NO_ABSTRACT, Paper
 from .corpus.display import display_title
 from .corpus.pdf import place
 from .index import count_tokens, paragraph_sentence_spans, sentence_spans
-from .llm import quote_attribute, quote_data
+from .prompting import quote_attribute, quote_data
 from .retrieve import term_coverage
 
 if TYPE_CHECKING:

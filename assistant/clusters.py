@@ -65,7 +65,8 @@ from .citations import WEAK_SUPPORT_BELOW, CitedText, Ledger, Usage, cite, refer
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
 from .index.store import write_atomic
-from .llm import message_usage, prompt
+from .llm import message_usage
+from .prompting import prompt
 
 log = logging.getLogger("litassist.clusters")
 

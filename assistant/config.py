@@ -46,7 +46,10 @@ class Settings(BaseSettings):
         default=None, ge=1, validation_alias=AliasChoices("LITASSIST_EMBED_THREADS", "LITASSIST_TORCH_THREADS"),
         description="CPU threads of the local embedding model (default: one per core)",
     )
-    llm_provider: Literal["auto", "openai", "openai-compatible", "local", "offline"] = "auto"
+    llm_provider: str = Field(
+        default="auto", description="auto, or a provider's name: offline, openai, openai-compatible, local, or one a "
+        "plugin adds (an unknown name is refused with the list of known ones, by `doctor` and at the first question)",
+    )
     llm_model: str | None = None
     llm_timeout: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)

@@ -21,8 +21,10 @@ from assistant.citations import Ledger, check_citations
 from assistant.cli import app
 from assistant.config import load_settings
 from assistant.extractive import SELECTION, Candidate, choose_sentences
-from assistant.llm import prompt, resolve_provider
+from assistant.llm import resolve_provider
+from assistant.prompting import prompt
 from assistant.retrieve import Hit
+from assistant.tools import tool_list
 
 runner = CliRunner()
 
@@ -167,7 +169,7 @@ def test_injected_instructions_stay_data(seeded_copy: Path, tmp_path: Path) -> N
     agent, model = scripted_agent(seeded_copy, [AIMessage("Mean field methods average over neighbours [1].")])
     answer, _ = run(agent, "How does mean field reinforcement learning scale to many agents?")
     sent = model.calls[0]
-    assert isinstance(sent[0], SystemMessage) and sent[0].content == prompt("system").format(cluster_tools="")
+    assert isinstance(sent[0], SystemMessage) and sent[0].content == prompt("system").format(tools=tool_list(False))
     assert "HACKED" not in sent[0].content
     prompt_text = sent[-1].content
     assert "IGNORE ALL PREVIOUS INSTRUCTIONS" in prompt_text  # present, but only as quoted evidence

@@ -21,7 +21,7 @@ pytest.importorskip("llama_cpp", reason="install the local extra: pip install -e
 
 from assistant import Assistant
 from assistant.config import load_settings
-from assistant.llm import local_model_file
+from assistant.providers.local import local_model_file
 
 QUESTION = "How does CMFQ address the scalability problem in multi-agent reinforcement learning?"
 SMALL_MODEL = {"LITASSIST_LLM_CONTEXT_WINDOW": "2048", "LITASSIST_LLM_ANSWER_TOKENS": "160"}

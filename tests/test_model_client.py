@@ -15,7 +15,7 @@ from model_server import scripted_server
 from assistant import Assistant
 from assistant.config import load_settings
 from assistant.index import count_tokens
-from assistant.llm import ContextLengthError, context_window, describe_error
+from assistant.llm import ContextLengthError, ProviderError, context_window, describe_error
 
 QUESTION = "How does CMFQ make multi-agent RL scale?"
 TOO_LONG = {"status": 400, "error": {
@@ -71,10 +71,11 @@ def test_a_hung_model_fails_within_the_stated_timeout(seeded_home: Path) -> None
     with scripted_server([{"hang": True}] * 5) as server:
         settings = client_settings(seeded_home, server.base_url, llm_timeout=3, llm_max_retries=2,
                                    llm_tool_calling=False)
-        with pytest.raises(openai.APITimeoutError) as caught:
+        with pytest.raises(ProviderError) as caught:  # litassist's own error, not the OpenAI client's
             Assistant(settings=settings).ask(QUESTION)
         elapsed = time.monotonic() - server.arrivals[0]  # from the first try reaching the server to the error
         tries = len(server.requests)
+    assert isinstance(caught.value.__cause__, openai.APITimeoutError)
     message = describe_error(caught.value, settings)
     assert message.startswith(f"the model at {server.base_url} did not answer within 3 s (3 tries of 1 s")
     assert tries == 3 and 2.9 <= elapsed <= 3 + 2.5  # the total the message states, plus the client's backoff

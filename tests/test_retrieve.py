@@ -232,7 +232,7 @@ def test_llm_reranker_orders_the_top_candidates_and_keeps_fused_order_on_bad_rep
     from test_agent import ScriptedChatModel
 
     from assistant.config import load_settings
-    from assistant.llm import rerank
+    from assistant.rerank import rerank
 
     lib = Assistant(home=seeded_home)
     fused = [h.paper_id for h in lib.search(RERANK_QUERY, k=4)]

@@ -13,9 +13,9 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from test_agent import run, scripted_agent, tool_call
 
 from assistant import Assistant
-from assistant.agent import fit_messages
+from assistant.fitting import fit_messages
 from assistant.index import count_tokens
-from assistant.llm import prompt
+from assistant.prompting import prompt
 from assistant.retrieve import Filters
 
 CMFQ = "t:d98253977a772ee3"  # Causal Mean Field Multi-Agent Reinforcement Learning (no year)

@@ -13,16 +13,8 @@ def shorten(text: str, limit: int) -> str:
 
 
 def step_line(step: Step) -> str:
-    """A tool step as the user reads it: what was searched or read, and what came back."""
-    args = step.args
-    if step.tool == "search_papers":
-        bounds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in args.items() if k != "query")
-        return f"Searched for “{args.get('query', '')}”" + (f" ({bounds})" if bounds else "") + f": {step.summary}"
-    if step.tool == "read_paper":
-        return f"Read paper {args.get('paper_id', '')}: {step.summary}"
-    if step.tool == "similar_papers":
-        return f"Looked for papers similar to {args.get('paper_id', '')}: {step.summary}"
-    return f"{step.tool}({', '.join(f'{k}={v}' for k, v in args.items())}): {step.summary}"
+    """A tool step as the user reads it: what was searched or read, and what came back (each tool words its own)."""
+    return step.line()
 
 
 def steps_label(answer: Answer | None) -> str:

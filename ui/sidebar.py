@@ -16,18 +16,19 @@ from assistant.conversations import Conversation, ConversationInfo, conversation
 from assistant.corpus import Paper
 from assistant.exports_out import file_stem
 from assistant.llm import describe_error, model_name, resolve_provider
+from assistant.providers import provider_names, providers
 from assistant.retrieve import Filters
-
-PROVIDERS = ["auto", "offline", "openai", "openai-compatible", "local"]
 
 
 def model_sidebar(base: Settings) -> Settings:
     """Provider and model pickers; the settings the rest of the page uses."""
     st.subheader("Model")
-    default = PROVIDERS.index(base.llm_provider) if base.llm_provider in PROVIDERS else 0
-    provider = st.selectbox("Provider", PROVIDERS, index=default, key="provider",
-                            help="auto: OpenAI with OPENAI_API_KEY, a server with OPENAI_BASE_URL, a local GGUF "
-                                 "with LITASSIST_LOCAL_MODEL_PATH, else offline (extractive answers).")
+    names = provider_names()
+    default = names.index(base.llm_provider) if base.llm_provider in names else 0
+    provider = st.selectbox("Provider", names, index=default, key="provider",
+                            help="auto: a server with OPENAI_BASE_URL, OpenAI with OPENAI_API_KEY, a local GGUF "
+                                 "with LITASSIST_LOCAL_MODEL_PATH, else offline (extractive answers).  \n" +
+                                 "  \n".join(f"{p.name}: {p.description}" for p in providers().values()))
     model = st.text_input("Model", value=base.llm_model or "", key="model", placeholder="provider default",
                           help="e.g. gpt-4o-mini, or the model name your OpenAI-compatible server serves")
     settings = load_settings(base.home, llm_provider=provider, llm_model=model.strip() or None)
