@@ -22,10 +22,10 @@ from pydantic import BaseModel, Field
 
 from .citations import CitedText, Evidence, Ledger, Usage, cite, reference_list, support_claims
 from .config import Settings
+from .errors import ContextLengthError
 from .extractive import SELECTION, Selection, candidate_sentences, choose_sentences, cut, quotes
 from .index import Store, count_tokens, sentence_spans
 from .llm import (
-    ContextLengthError,
     context_overflow,
     context_window,
     cost_usd,

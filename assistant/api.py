@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from .config import Settings, load_settings
 from .corpus import Paper
+from .errors import EmptyLibraryError
 from .index import (
     Embedder,
     IngestReport,
@@ -70,10 +71,6 @@ def shared(build: Callable[[Any], T]) -> T:
             return self.__dict__[name]
 
     return property(get)  # type: ignore[return-value]
-
-
-class EmptyLibraryError(RuntimeError):
-    """A question asked of a library with no papers (in a saved conversation: recorded as its failed turn)."""
 
 
 class Stats(BaseModel):

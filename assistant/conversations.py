@@ -29,7 +29,7 @@ from .agent import Answer
 from .citations import page_note
 from .claims import claim_text, claims
 from .corpus import NO_ABSTRACT, Paper
-from .index import StoreError
+from .errors import ConversationError, ConversationsDamaged
 from .retrieve import Filters
 
 FILE_NAME = "conversations.sqlite3"
@@ -60,17 +60,6 @@ INTERRUPTED = "Interrupted: the app or terminal answering it stopped before the 
 TurnState = Literal["answered", "failed", "pending", "interrupted"]
 
 
-class ConversationsDamaged(StoreError):
-    """HOME/conversations.sqlite3 cannot be read: one line naming the file and the remedy. A StoreError, so the
-    CLI prints it as its one line, but it says the library itself is fine (its papers are in another file)."""
-
-    @classmethod
-    def of(cls, path: Path, error: BaseException) -> ConversationsDamaged:
-        detail = " ".join(str(error).split())[:120]
-        return cls(f"{path} cannot be read ({detail}): move it aside to start a fresh conversation list; "
-                   "your library is not affected")
-
-
 def _alive(pid: int | None) -> bool:
     """Whether process `pid` still runs (this one always does)."""
     if pid is None:
@@ -84,13 +73,6 @@ def _alive(pid: int | None) -> bool:
     except OSError:  # exists, owned by someone else
         return True
     return True
-
-
-class ConversationError(KeyError):
-    """An unknown or ambiguous conversation id; str() is the one line to show."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class SavedTurn(BaseModel):

@@ -40,10 +40,11 @@ import httpx
 from pydantic import BaseModel, Field
 
 from .config import Settings
-from .corpus import Paper, ParsedFile, ParseError, SourceRef, merge_into
+from .corpus import Paper, ParsedFile, SourceRef, merge_into
 from .corpus.apis import openalex_paper
 from .corpus.exports import _csl_item, _load_json, parse_arxiv_atom
 from .corpus.records import normalize_title
+from .errors import EnrichError, ParseError
 from .index.embedders import Embedder
 from .index.ingest import ProgressCallback, update_papers
 from .index.store import Store
@@ -64,11 +65,6 @@ MAX_FAILURE_LINES = 20
 TITLE_CANDIDATES = 5
 USER_AGENT = "litassist/0.1"
 T = TypeVar("T")
-
-
-class EnrichError(RuntimeError):
-    """The run cannot go on (no network, a service gone); str() is the one line to show. What was fetched and
-    stored before it is kept."""
 
 
 class LookupFailed(Exception):

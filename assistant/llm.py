@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .config import Settings
+from .errors import ProviderError
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -58,14 +59,6 @@ def quote_data(text: str) -> str:
 def quote_attribute(text: str) -> str:
     """A value inside a tag's quoted attribute (`paper_id="…"`): no quote or line break can end it either."""
     return re.sub(r"[\r\n]+", " ", quote_data(text)).replace('"', "＂")
-
-
-class ProviderError(RuntimeError):
-    """A model problem said in one line with what to do; shown instead of a stack trace."""
-
-
-class ContextLengthError(ProviderError):
-    """The prompt did not fit the model's context window, even trimmed."""
 
 
 def resolve_provider(settings: Settings) -> Provider:

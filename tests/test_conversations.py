@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 from assistant import Assistant
 from assistant.agent import Answer
-from assistant.api import EmptyLibraryError
 from assistant.citations import Citation, Claim, ClaimSupport, Span, verbatim_spans
 from assistant.claims import citation_spans, claims, marker_claims
 from assistant.cli import app
@@ -32,6 +31,7 @@ from assistant.conversations import (
     title_from,
 )
 from assistant.corpus import Paper
+from assistant.errors import EmptyLibraryError
 
 QUESTION = "How can multi-agent reinforcement learning scale to many agents?"
 ABSTRACT = ("Scaling reinforcement learning to many agents is hard. We propose mean-field policies that treat the "

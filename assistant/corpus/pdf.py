@@ -29,7 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .records import ParseError, ParseResult, PdfSource, SourceRef, find_arxiv_id, find_doi, make_paper
+from ..errors import ParseError
+from .records import ParseResult, PdfSource, SourceRef, find_arxiv_id, find_doi, make_paper
 
 PDF_MAGIC = b"%PDF-"
 FORMAT = "pdf"
