@@ -36,7 +36,8 @@ from .llm import (
     resolve_provider,
 )
 from .questions import standalone_question, topic_terms, user_questions
-from .retrieve import Filters, Hit, Retriever, coverage
+from .retrieve import Filters, Hit, Retriever
+from .text import coverage
 
 if TYPE_CHECKING:
     from .clusters import ClusterMap, ClusterSummary
@@ -57,7 +58,7 @@ TOKENIZER_MARGIN = 0.9  # tokens are counted with cl100k; other models' tokenize
 class Topics(Protocol):
     """Where the cluster tools get clusters and summaries from (the Assistant)."""
 
-    def current_clusters(self) -> ClusterMap: ...
+    def clusters(self) -> ClusterMap: ...
 
     def cluster_summary(self, cluster_id: str) -> ClusterSummary: ...
 
@@ -222,7 +223,7 @@ def summary_in_ledger(summary: ClusterSummary, ledger: Ledger) -> tuple[str, lis
 def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: int = 2) -> tuple[str, int]:
     """One line per cluster (label, size, keywords) citing its representative papers, added to the ledger
     (those outside the ledger's scope are not cited)."""
-    cluster_map = topics.current_clusters()
+    cluster_map = topics.clusters()
     representatives = store.get_papers([p for c in cluster_map.topics for p in c.representative_ids[:per_cluster]])
     lines = []
     for cluster in cluster_map.topics:
@@ -484,7 +485,7 @@ class Agent:
         if self.topics is None or filters.paper_ids is None:
             return None
         wanted = set(filters.paper_ids)
-        cluster = next((c for c in self.topics.current_clusters().topics if set(c.paper_ids) == wanted), None)
+        cluster = next((c for c in self.topics.clusters().topics if set(c.paper_ids) == wanted), None)
         return self.topics.cluster_summary(cluster.cluster_id) if cluster else None
 
     def _extractive(self, question: str, hits: Sequence[Hit], ledger: Ledger,

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .config import Settings
 from .errors import ProviderError
@@ -34,6 +34,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("litassist.llm")
 
 Provider = Literal["openai", "openai-compatible", "local", "offline"]
+
+
+class ChatSetup(NamedTuple):
+    """The chat model (None: offline, extractive answers), its provider and model name: built once per library."""
+
+    model: Any
+    provider: str
+    model_name: str | None
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 # USD per million tokens (input, output); cost is reported only for models listed here.
 PRICES_PER_MILLION = {

@@ -300,8 +300,8 @@ def test_summaries_cite_only_members_of_their_cluster(seeded_home: Path) -> None
     from assistant.clusters import ClusterSummarizer
 
     lib = Assistant(home=seeded_home)
-    cluster = lib.current_clusters().topics[0]
-    outsider = next(p.paper_id for p in lib.current_clusters().points if p.paper_id not in cluster.paper_ids)
+    cluster = lib.clusters().topics[0]
+    outsider = next(p.paper_id for p in lib.clusters().points if p.paper_id not in cluster.paper_ids)
     reply = (f"Title: Deep reinforcement learning at scale\nThese papers train agents with value functions [1][2]. "
              f"Some study multi-agent settings [{outsider}][3]. Others do something else entirely [99].")
     model = GenericFakeChatModel(messages=iter([AIMessage(reply)]))
@@ -316,7 +316,7 @@ def test_summaries_cite_only_members_of_their_cluster(seeded_home: Path) -> None
 
 def test_offline_summaries_are_extractive_cited_and_cached(seeded_copy: Path, offline: None) -> None:
     lib = Assistant(home=seeded_copy)
-    cluster = lib.current_clusters().topics[1]
+    cluster = lib.clusters().topics[1]
     summary = lib.cluster_summary(cluster.cluster_id)
     assert summary.extractive and summary.text.startswith("**Extractive summary**")
     assert summary.citations and {c.paper_id for c in summary.citations} <= set(cluster.representative_ids)
@@ -385,7 +385,7 @@ def test_summarize_and_clusters_cli(seeded_copy: Path, tmp_path: Path, offline: 
 def test_offline_ask_about_themes_lists_clusters_with_citations(seeded_home: Path, offline: None) -> None:
     lib = Assistant(home=seeded_home)
     answer = lib.ask("What are the main themes in my library?")
-    cluster_map = lib.current_clusters()
+    cluster_map = lib.clusters()
     assert [s.tool for s in answer.steps] == ["search_papers", "list_clusters"]
     assert all(c.label in answer.text for c in cluster_map.topics)
     representatives = {p for c in cluster_map.topics for p in c.representative_ids[:2]}
@@ -402,7 +402,7 @@ def test_agent_cluster_tools_list_and_summarize_with_citations(seeded_home: Path
     from assistant.agent import Agent
 
     lib = Assistant(home=seeded_home)
-    c1 = lib.current_clusters().get("c1")
+    c1 = lib.clusters().get("c1")
     script = [
         tool_call("list_clusters"),
         tool_call("cluster_summary", cluster_id="c1"),

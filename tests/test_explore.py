@@ -38,7 +38,7 @@ def legend(at: AppTest) -> str:
 
 def test_zoom_into_a_topic_pick_a_subtopic_open_a_member_and_come_back(explore: AppTest) -> None:
     at = explore
-    cluster_map = Assistant(home=Path(os.environ["LITASSIST_HOME"])).current_clusters()
+    cluster_map = Assistant(home=Path(os.environ["LITASSIST_HOME"])).clusters()
     topic = next(t for t in cluster_map.topics if t.subtopics)
     at.button_group(key="topic").set_value(topic.cluster_id).run()
     at.button(key="zoom-in").click().run()
@@ -59,7 +59,7 @@ def test_zoom_into_a_topic_pick_a_subtopic_open_a_member_and_come_back(explore: 
 
 def test_member_lists_page(explore: AppTest) -> None:
     at = explore
-    cluster_map = Assistant(home=Path(os.environ["LITASSIST_HOME"])).current_clusters()
+    cluster_map = Assistant(home=Path(os.environ["LITASSIST_HOME"])).clusters()
     big = max(cluster_map.clusters, key=lambda c: len(c.paper_ids))
     if len(big.paper_ids) <= MEMBERS_PAGE:
         pytest.skip("no topic of the seeds is over a page")
