@@ -9,14 +9,20 @@ from assistant.ui.formatting import shorten
 from assistant.ui.rendering import md_escape
 from assistant.ui.state import CONVERSATION_PARAM, Confirm, notify, open_dialog, scroll_to_latest
 
-from assistant.api import Assistant
-from assistant.bibtex import bibtex
-from assistant.config import Settings, load_settings
-from assistant.conversations import Conversation, ConversationInfo, conversation_markdown
-from assistant.corpus import Paper
-from assistant.exports_out import file_stem
-from assistant.llm import describe_error, model_name, resolve_provider
-from assistant.retrieve import Filters
+from assistant import (
+    Assistant,
+    Conversation,
+    ConversationInfo,
+    Filters,
+    Paper,
+    Settings,
+    bibtex,
+    conversation_markdown,
+    error_text,
+    file_stem,
+    load_settings,
+    provider_info,
+)
 
 PROVIDERS = ["auto", "offline", "openai", "openai-compatible", "local"]
 
@@ -32,10 +38,9 @@ def model_sidebar(base: Settings) -> Settings:
                           help="e.g. gpt-4o-mini, or the model name your OpenAI-compatible server serves")
     settings = load_settings(base.home, llm_provider=provider, llm_model=model.strip() or None)
     try:
-        resolved = resolve_provider(settings)
-        name = model_name(settings, resolved)
+        resolved, name = provider_info(settings)
     except Exception as error:  # noqa: BLE001 - a misconfigured provider is shown, not raised
-        st.warning(describe_error(error, settings))
+        st.warning(error_text(error, settings))
         return settings
     if resolved == "offline":
         st.caption("In use: **offline** — answers quote the abstracts (extractive). Set OPENAI_API_KEY or "

@@ -15,11 +15,18 @@ from assistant.ui.pages import show_pages
 from assistant.ui.rendering import cited_html, md_escape, paper_html
 from assistant.ui.state import Confirm, SourceView, close_dialog, notify, open_dialog
 
-from assistant.citations import CitedText, Span, verbatim_spans
-from assistant.claims import citation_spans, claim_text, claims, marker_claims
-from assistant.conversations import author_names
-from assistant.corpus import Paper
-from assistant.corpus.display import display_title
+from assistant import (
+    CitedText,
+    Paper,
+    Span,
+    author_names,
+    citation_spans,
+    claim_text,
+    claims,
+    display_title,
+    marker_claims,
+    verbatim_spans,
+)
 
 
 def _passage_spans(paper: Paper, passage: str | None) -> list[Span]:
