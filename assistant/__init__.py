@@ -22,9 +22,10 @@ if TYPE_CHECKING:
         model_errors,
         provider_info,
     )
-    from .bibtex import bibtex
+    from .bibtex import bibtex as bibtex_text
     from .citations import CitedText, Evidence, Span, mark_spans, verbatim_spans
-    from .claims import citation_spans, claim_text, claims, marker_claims
+    from .claims import citation_spans, claim_text, marker_claims
+    from .claims import claims as answer_claims
     from .clusters import MAX_CLUSTERS, UNCLUSTERED, Cluster, ClusterMap, ClusterSummary, MapPoint, trends
     from .config import Settings, expand_path, load_settings
     from .conversations import (
@@ -75,7 +76,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     
     "agent": ("Answer", "Event", "Step", "collect"),
     "citations": ("CitedText", "Evidence", "Span", "mark_spans", "verbatim_spans"),
-    "claims": ("citation_spans", "claim_text", "claims", "marker_claims"),
+    "claims": ("citation_spans", "claim_text", "marker_claims"),
     "conversations": ("EXPORTS", "INTERRUPTED", "Conversation", "ConversationInfo", "SavedTurn", "author_names",
                       "conversation_markdown", "reference_line"),
     "clusters": ("MAX_CLUSTERS", "UNCLUSTERED", "Cluster", "ClusterMap", "ClusterSummary", "MapPoint", "trends"),
@@ -83,9 +84,11 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "enrich": ("EnrichReport",),
     "evaluate": ("AnswerReport", "RetrievalReport", "eval_home", "evaluate_answers", "evaluate_retrieval"),
     "exports_out": ("PAPER_EXPORTS", "file_stem"),
-    "bibtex": ("bibtex",),
 }
-_HOMES = {name: module for module, names in _PUBLIC.items() for name in names}
+# A name that is also a submodule's is public under another one: once `assistant.claims` is imported, the package
+# attribute `claims` is that module, whatever this file says.
+_RENAMED = {"answer_claims": ("claims", "claims"), "bibtex_text": ("bibtex", "bibtex")}
+_HOMES = {name: (module, name) for module, names in _PUBLIC.items() for name in names} | _RENAMED
 __all__ = [
     "DEMO_CORPUS",
     "EXPORTS",
@@ -134,11 +137,11 @@ __all__ = [
     "Stats",
     "Step",
     "StoreError",
+    "answer_claims",
     "author_names",
-    "bibtex",
+    "bibtex_text",
     "citation_spans",
     "claim_text",
-    "claims",
     "collect",
     "conversation_markdown",
     "display_abstract",
@@ -173,5 +176,6 @@ def __getattr__(name: str) -> Any:
     if name in _HOMES:
         import importlib
 
-        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+        module, attribute = _HOMES[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attribute)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,7 @@ function-level and `if TYPE_CHECKING:` imports count too: a lazy import is still
 from __future__ import annotations
 
 import ast
+import types
 from pathlib import Path
 
 import assistant
@@ -54,9 +55,13 @@ def test_the_surface_check_catches_a_submodule_import(tmp_path: Path) -> None:
 
 
 def test_every_public_name_resolves_and_is_listed() -> None:
+    """Each name of `assistant` is what its home module defines, never a submodule that took its place."""
     assert sorted(assistant.__all__) == sorted(assistant._HOMES)
-    missing = [name for name in assistant.__all__ if getattr(assistant, name, None) is None]
-    assert missing == []
+    submodules = {path.stem for path in PACKAGE.glob("*.py")} | {path.name for path in PACKAGE.iterdir() if path.is_dir()}
+    assert set(assistant.__all__) & submodules == set()
+    wrong = [name for name in assistant.__all__ if getattr(assistant, name, None) is None
+             or isinstance(getattr(assistant, name), types.ModuleType)]
+    assert wrong == []
 
 
 def import_graph(collapse: str = STORE_LAYER) -> dict[str, set[str]]:

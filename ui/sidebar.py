@@ -16,7 +16,7 @@ from assistant import (
     Filters,
     Paper,
     Settings,
-    bibtex,
+    bibtex_text,
     conversation_markdown,
     error_text,
     file_stem,
@@ -164,7 +164,7 @@ def conversation_sidebar(lib: Assistant, conversation: Conversation | None, save
                            on_click="ignore", icon=":material/download:", width="stretch",
                            disabled=not conversation.answers, key="export_conversation")
         st.download_button(f"Cited papers (BibTeX, {len({p.paper_id for p in cited})})",
-                           bibtex(cited, conversation.cited_pages()), f"{stem}.bib", "application/x-bibtex",
+                           bibtex_text(cited, conversation.cited_pages()), f"{stem}.bib", "application/x-bibtex",
                            key="export_cited",
                            disabled=not cited, on_click="ignore", icon=":material/menu_book:", width="stretch")
         st.button("Delete this conversation", on_click=confirm_delete_conversation,

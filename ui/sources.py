@@ -19,10 +19,10 @@ from assistant import (
     CitedText,
     Paper,
     Span,
+    answer_claims,
     author_names,
     citation_spans,
     claim_text,
-    claims,
     display_title,
     marker_claims,
     verbatim_spans,
@@ -46,7 +46,7 @@ def marker_source(cited: CitedText, index: int, origin: str, passages: dict[str,
     if marker.claim is None:  # a marker outside every claim: what the whole text's citations of it rest on
         claim, (spans, weak) = None, citation_spans(cited, number)
     else:
-        the_claim = claims(cited)[marker.claim]
+        the_claim = answer_claims(cited)[marker.claim]
         claim = claim_text(the_claim)
         support = next((s for s in the_claim.citations if s.number == number), None)
         spans, weak = (support.spans, support.weak) if support else ([], False)
