@@ -243,7 +243,7 @@ class Assistant:
         """HOME/conversations.sqlite3: the conversations of the app, `chat` and `ask(..., conversation=)`."""
         from .conversations import FILE_NAME, ConversationStore
 
-        return ConversationStore(self.settings.home / FILE_NAME)
+        return ConversationStore(self.settings.home / FILE_NAME, self.store.get_papers)
 
     def conversations(self, search: str = "") -> list[ConversationInfo]:
         """Saved conversations, most recently active first (id, title, created, updated, answers, failed, pending);
