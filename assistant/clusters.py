@@ -44,12 +44,10 @@ import hashlib
 import logging
 import math
 import re
-import shutil
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -64,7 +62,6 @@ from threadpoolctl import threadpool_limits
 from .citations import WEAK_SUPPORT_BELOW, CitedText, Ledger, Usage, cite, reference_list, support_claims
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
-from .index.store import write_atomic
 from .llm import message_usage, prompt
 
 log = logging.getLogger("litassist.clusters")
@@ -754,60 +751,6 @@ def _changed_share(previous: ClusterMap, paper_ids: list[str]) -> float:
 def _cluster_number(cluster_id: str) -> tuple[int, ...]:
     """"c3" -> (3,), "c3.12" -> (3, 12): ids in numeric order; "unclustered" -> ()."""
     return tuple(int(part) for part in cluster_id[1:].split(".") if part.isdigit())
-
-
-Cached = TypeVar("Cached", ClusterMap, ClusterSummary)
-
-
-class ClusterCache:
-    """HOME/clusters: the last map (reused while the library is unchanged) and one file per summary.
-
-    Plain JSON files, written whole under a unique name then renamed into place, so a killed run leaves the old
-    file or the new one. Chroma holds papers and vectors; these are derived views that can always be recomputed:
-    a damaged file (binary, truncated, another layout) is logged in one line and recomputed.
-    """
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def load_map(self) -> ClusterMap | None:
-        return _read(self.folder / "map.json", ClusterMap)
-
-    def save_map(self, cluster_map: ClusterMap) -> None:
-        self._write(self.folder / "map.json", cluster_map.model_dump_json())
-
-    def load_summary(self, key: str) -> ClusterSummary | None:
-        return _read(self.folder / "summaries" / f"{key}.json", ClusterSummary)
-
-    def save_summary(self, key: str, summary: ClusterSummary) -> None:
-        self._write(self.folder / "summaries" / f"{key}.json", summary.model_dump_json())
-
-    def _write(self, path: Path, text: str) -> None:
-        """Write one entry. Whatever is in the way (a file where a cache folder belongs, a folder where an entry
-        belongs) is derived data: it is removed with one warning line. A cache that cannot be written at all
-        costs a recomputation next time, not this run."""
-        try:
-            for folder in (self.folder, path.parent):
-                if folder.is_symlink() or folder.exists() and not folder.is_dir():
-                    log.warning("%s is not a folder; replacing it (the topic cache is rebuilt)", folder)
-                    folder.unlink()
-            if path.is_dir() and not path.is_symlink():
-                log.warning("%s is a folder; replacing it with the cache entry", path)
-                shutil.rmtree(path)
-            write_atomic(path, text)
-        except OSError as error:
-            log.warning("could not save %s (%s); it will be recomputed next time", path, error.strerror or error)
-
-
-def _read(path: Path, model: type[Cached]) -> Cached | None:
-    """A cached record, or None when there is none or it cannot be used (it is then recomputed)."""
-    try:
-        return model.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:  # ValidationError is a ValueError: garbage, truncation, old layouts
-        log.warning("%s cannot be used (%s); recomputing it", path, " ".join(str(error).split())[:120])
-        return None
 
 
 def summary_key(cluster: Cluster, provider: str, model: str | None) -> str:

@@ -5,20 +5,98 @@ report. The clustering and summarizing themselves are `clusters`; the files they
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from .clusters import UNCLUSTERED, ClusterCache, ClusterMap, ClusterSummarizer, ClusterSummary, build_map, summary_key
+from .clusters import UNCLUSTERED, ClusterMap, ClusterSummarizer, ClusterSummary, build_map, summary_key
 from .index import ProgressCallback, Store
+from .index.store import write_atomic
+from .migrations import JsonStep, NewerFile, migrate_json, versioned_json
 
 if TYPE_CHECKING:
     from .llm import ChatSetup
     from .report import ReportRun
 
-log = logging.getLogger("litassist.api")
+log = logging.getLogger("litassist.topics")
 TopicCount = int | Literal["auto"] | None  # None: the current map, whatever its k; "auto": k chosen; int: that k
+
+
+
+
+def m001_unversioned(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 0 (no schema_version key) has the layout of version 1."""
+    return data
+
+
+# HOME/clusters/map.json and HOME/clusters/summaries/*.json: steps from each schema version to the next
+MAP_MIGRATIONS: list[JsonStep] = [m001_unversioned]
+SUMMARY_MIGRATIONS: list[JsonStep] = [m001_unversioned]
+Cached = TypeVar("Cached", ClusterMap, ClusterSummary)
+
+
+class ClusterCache:
+    """HOME/clusters: the last map (reused while the library is unchanged) and one file per summary.
+
+    Plain JSON files, written whole under a unique name then renamed into place, so a killed run leaves the old
+    file or the new one. Chroma holds papers and vectors; these are derived views that can always be recomputed:
+    a damaged file (binary, truncated, another layout) is logged in one line and recomputed.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def load_map(self) -> ClusterMap | None:
+        return _read(self.folder / "map.json", ClusterMap, MAP_MIGRATIONS)
+
+    def save_map(self, cluster_map: ClusterMap) -> None:
+        self._write(self.folder / "map.json", _versioned(cluster_map, MAP_MIGRATIONS))
+
+    def load_summary(self, key: str) -> ClusterSummary | None:
+        return _read(self.folder / "summaries" / f"{key}.json", ClusterSummary, SUMMARY_MIGRATIONS)
+
+    def save_summary(self, key: str, summary: ClusterSummary) -> None:
+        self._write(self.folder / "summaries" / f"{key}.json", _versioned(summary, SUMMARY_MIGRATIONS))
+
+    def _write(self, path: Path, text: str) -> None:
+        """Write one entry. Whatever is in the way (a file where a cache folder belongs, a folder where an entry
+        belongs) is derived data: it is removed with one warning line. A cache that cannot be written at all
+        costs a recomputation next time, not this run."""
+        try:
+            for folder in (self.folder, path.parent):
+                if folder.is_symlink() or folder.exists() and not folder.is_dir():
+                    log.warning("%s is not a folder; replacing it (the topic cache is rebuilt)", folder)
+                    folder.unlink()
+            if path.is_dir() and not path.is_symlink():
+                log.warning("%s is a folder; replacing it with the cache entry", path)
+                shutil.rmtree(path)
+            write_atomic(path, text)
+        except OSError as error:
+            log.warning("could not save %s (%s); it will be recomputed next time", path, error.strerror or error)
+
+
+def _versioned(record: ClusterMap | ClusterSummary, steps: list[JsonStep]) -> str:
+    return json.dumps(versioned_json(record.model_dump(mode="json"), steps), ensure_ascii=False)
+
+
+def _read(path: Path, model: type[Cached], steps: list[JsonStep]) -> Cached | None:
+    """A cached record, or None when there is none or it cannot be used (it is then recomputed; so is a file of a
+    newer litassist: derived data)."""
+    try:
+        return model.model_validate(migrate_json(json.loads(path.read_bytes()), steps, path))
+    except FileNotFoundError:
+        return None
+    except NewerFile as error:
+        log.warning("%s; recomputing it", error)
+        return None
+    except (OSError, ValueError) as error:  # ValidationError is a ValueError: garbage, truncation, old layouts
+        log.warning("%s cannot be used (%s); recomputing it", path, " ".join(str(error).split())[:120])
+        return None
+
+
 
 
 class Topics:

@@ -17,7 +17,8 @@ from markdown_it import MarkdownIt
 from playwright.sync_api import sync_playwright
 from scripted_openai import pixel_server
 
-from assistant.clusters import ClusterCache, ClusterSummarizer, build_map, display_title, trends
+from assistant.clusters import ClusterSummarizer, build_map, display_title, trends
+from assistant.topics import ClusterCache
 from assistant.corpus import Paper
 from assistant.index import StoredPaper
 from assistant.report import markdown_report, write_report
