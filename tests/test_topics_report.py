@@ -18,10 +18,10 @@ from playwright.sync_api import sync_playwright
 from scripted_openai import pixel_server
 
 from assistant.clusters import ClusterSummarizer, build_map, display_title, trends
-from assistant.topics import ClusterCache
 from assistant.corpus import Paper
 from assistant.index import StoredPaper
 from assistant.report import markdown_report, write_report
+from assistant.topics import ClusterCache
 
 TOPICS = ("protein folding structure", "speech recognition noise", "graph coloring heuristics")
 
