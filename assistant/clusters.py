@@ -572,15 +572,21 @@ class MapPoint(BaseModel):
 
 
 class ClusterMap(BaseModel):
-    """The library's clusters (largest first, "unclustered" last), their subtopics, and a 2-D point per paper."""
+    """The library's topics (largest first) with their subtopics, the group of papers that fit no topic, and a 2-D
+    point per paper."""
 
     library_version: str
     requested_clusters: int | None = None
     auto_k: tuple[int, int] | None = None  # (k, library size when chosen) of an automatic choice, for K_HOLD
     method: str
     quality: dict[str, float]
-    clusters: list[Cluster]
+    topics: list[Cluster]
+    unclustered: Cluster | None = None  # cluster_id UNCLUSTERED
     points: list[MapPoint]
+
+    def groups(self) -> list[Cluster]:
+        """The topics, then the unclustered group: every paper of the map is in exactly one."""
+        return [*self.topics, *([self.unclustered] if self.unclustered else [])]
 
     def get(self, cluster_id: str) -> Cluster | None:
         """A topic or a subtopic by id."""
@@ -588,18 +594,13 @@ class ClusterMap(BaseModel):
 
     def every_cluster(self) -> list[Cluster]:
         """Topics, each followed by its subtopics, then the unclustered group."""
-        return [c for top in self.clusters for c in (top, *top.subtopics)]
+        return [c for top in self.groups() for c in (top, *top.subtopics)]
 
     def assignments(self) -> dict[str, str]:
-        return {paper_id: c.cluster_id for c in self.clusters for paper_id in c.paper_ids}
+        return {paper_id: c.cluster_id for c in self.groups() for paper_id in c.paper_ids}
 
     def subtopic_assignments(self) -> dict[str, str]:
-        return {paper_id: s.cluster_id for c in self.clusters for s in c.subtopics for paper_id in s.paper_ids}
-
-    @property
-    def topics(self) -> list[Cluster]:
-        """The clusters proper, without the unclustered group."""
-        return [c for c in self.clusters if c.cluster_id != UNCLUSTERED]
+        return {paper_id: s.cluster_id for c in self.topics for s in c.subtopics for paper_id in s.paper_ids}
 
 
 class ClusterSummary(CitedText):
@@ -728,7 +729,9 @@ def build_map(
         for p, (x, y) in sorted(zip(ids, coords.tolist()))
     ]
     return ClusterMap(library_version=version, requested_clusters=n_clusters, auto_k=auto_k, method=result.method,
-                      quality=result.quality, clusters=clusters, points=points)
+                      quality=result.quality, points=points,
+                      topics=[c for c in clusters if c.cluster_id != UNCLUSTERED],
+                      unclustered=next((c for c in clusters if c.cluster_id == UNCLUSTERED), None))
 
 
 def _members(assignments: dict[str, str]) -> dict[str, list[str]]:
@@ -852,8 +855,8 @@ def trends(cluster_map: ClusterMap) -> list[Trend]:
     """Per topic, growth over the last TREND_YEARS years with papers against the library's, rising first then by
     growth. Empty when the library has no dated papers."""
     library: Counter[str] = Counter()
-    for topic in cluster_map.clusters:
-        library.update(topic.years)
+    for group in cluster_map.groups():
+        library.update(group.years)
     dated = [int(y) for y in library if y != UNDATED]
     if not dated:
         return []

@@ -32,8 +32,16 @@ def m001_unversioned(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def m002_topics_and_unclustered(data: dict[str, Any]) -> dict[str, Any]:
+    """One list "clusters" (the unclustered group last) becomes "topics" and "unclustered"."""
+    groups = data.pop("clusters")
+    data["topics"] = [c for c in groups if c["cluster_id"] != UNCLUSTERED]
+    data["unclustered"] = next((c for c in groups if c["cluster_id"] == UNCLUSTERED), None)
+    return data
+
+
 # HOME/clusters/map.json and HOME/clusters/summaries/*.json: steps from each schema version to the next
-MAP_MIGRATIONS: list[JsonStep] = [m001_unversioned]
+MAP_MIGRATIONS: list[JsonStep] = [m001_unversioned, m002_topics_and_unclustered]
 SUMMARY_MIGRATIONS: list[JsonStep] = [m001_unversioned]
 Cached = TypeVar("Cached", ClusterMap, ClusterSummary)
 

@@ -278,7 +278,7 @@ def test_library_clusters_are_cached_deterministic_and_keep_ids_when_papers_are_
     assert Assistant(home=seeded_copy).clusters() == first  # and recomputed from scratch, identical
     unclustered = first.get(UNCLUSTERED)
     assert 4 <= len(first.topics) <= 14 and (unclustered is None or len(unclustered.paper_ids) <= 0.1 * 179)
-    assert sorted(p for c in first.clusters for p in c.paper_ids) == sorted(p.paper_id for p in first.points)
+    assert sorted(p for c in first.groups() for p in c.paper_ids) == sorted(p.paper_id for p in first.points)
 
     bib = tmp_path / "five.bib"
     bib.write_text(FIVE_NEW_PAPERS, encoding="utf-8")

@@ -138,7 +138,7 @@ def test_a_cache_folder_or_entry_in_the_wrong_shape_is_rebuilt_with_one_line(
     folder = tmp_path / "clusters"
     folder.write_text("not a folder")
     cache = ClusterCache(folder)
-    with caplog.at_level(logging.WARNING, logger="litassist.clusters"):
+    with caplog.at_level(logging.WARNING, logger="litassist.topics"):
         assert cache.load_map() is None
         cache.save_map(cluster_map)
     assert cache.load_map() == cluster_map
@@ -147,7 +147,7 @@ def test_a_cache_folder_or_entry_in_the_wrong_shape_is_rebuilt_with_one_line(
     (folder / "map.json").unlink()
     (folder / "map.json").mkdir()
     (folder / "map.json" / "inside").write_text("x")
-    with caplog.at_level(logging.WARNING, logger="litassist.clusters"):
+    with caplog.at_level(logging.WARNING, logger="litassist.topics"):
         assert cache.load_map() is None
         cache.save_map(cluster_map)
     assert cache.load_map() == cluster_map

@@ -420,7 +420,7 @@ def test_explore_shows_topics_and_asks_about_one(app, seeded_copy: Path) -> None
     cluster_map = Assistant(home=seeded_copy).clusters()
     first = cluster_map.topics[0]
     legend = next(h for h in html_texts(at) if 'class="la-legend"' in h)
-    assert legend.count("<span>") == len(cluster_map.clusters)
+    assert legend.count("<span>") == len(cluster_map.groups())
     summary = cited_text_data(at, f"topic-{first.cluster_id}")["html"]
     assert 'class="la-cite"' in summary
     at.button(key=f"topic-{first.cluster_id}-1").click().run()  # a summary's reference opens the paper
@@ -445,7 +445,7 @@ def test_map_hover_says_undated_never_null(seeded_home: Path) -> None:
     lib = Assistant(home=seeded_home)
     cluster_map = lib.clusters()
     papers = {p.paper_id: p for p in lib.papers()}
-    rows = map_rows(cluster_map, {c.cluster_id: c.label for c in cluster_map.clusters}, papers)
+    rows = map_rows(cluster_map, {c.cluster_id: c.label for c in cluster_map.groups()}, papers)
     assert {r["year"] for r in rows} >= {"undated", "2024"} and None not in {r["year"] for r in rows}
 
 

@@ -94,7 +94,7 @@ def topic_map(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str,
     zoomed into one topic, by its subtopics; clicking a point opens the paper. The legend is drawn as HTML
     beneath it (it wraps at any width; a chart legend is cut off on a phone) with each group's full count."""
     unplaced = len(topic.paper_ids) - sum(len(s.paper_ids) for s in topic.subtopics) if topic else 0
-    groups = ([*topic.subtopics] + ([topic] if unplaced else [])) if topic else cluster_map.clusters
+    groups = ([*topic.subtopics] + ([topic] if unplaced else [])) if topic else cluster_map.groups()
     colours = topic_colours(groups)
     rows = map_rows(cluster_map, labels, papers, topic.cluster_id if topic else None)
     pick = alt.selection_point(name=MAP_SELECTION, fields=["paper_id"], on="click")
@@ -220,7 +220,7 @@ def render_explore(lib: Assistant, papers: list[Paper]) -> None:
     note.caption(f"{len(cluster_map.topics)} topics{asked} over {len(cluster_map.points)} papers"
                  + (f" · {unclustered} fit no topic" if unclustered else "")
                  + " · hover a point for its title, click it to open the paper")
-    ids = [c.cluster_id for c in cluster_map.clusters]
+    ids = [c.cluster_id for c in cluster_map.groups()]
     chosen = st.pills("Topic", ids, default=ids[0], key="topic", selection_mode="single",
                       format_func=lambda c: f"{md_escape(labels[c])} · {len(cluster_map.get(c).paper_ids)}")
     cluster = cluster_map.get(chosen or ids[0])
