@@ -268,6 +268,18 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")
 
 
+def test_clusters_none_is_the_current_map_whatever_its_k(seeded_copy: Path, offline: None) -> None:
+    """One method: a number asks for that many topics, "auto" for k chosen, None for the map the library has now
+    (what the app's chat and the agent use after the Explore tab picked a k)."""
+    lib = Assistant(home=seeded_copy)
+    three = lib.clusters(3)
+    assert three.requested_clusters == 3 and len(three.topics) == 3
+    assert Assistant(home=seeded_copy).clusters() == three  # the current map: k=3 is kept
+    chosen = lib.clusters("auto")
+    assert chosen.requested_clusters is None and len(chosen.topics) != 3
+    assert Assistant(home=seeded_copy).clusters() == chosen
+
+
 def test_library_clusters_are_cached_deterministic_and_keep_ids_when_papers_are_added(
     seeded_copy: Path, tmp_path: Path, offline: None
 ) -> None:
@@ -377,7 +389,7 @@ def test_summarize_and_clusters_cli(seeded_copy: Path, tmp_path: Path, offline: 
     bad = runner.invoke(app, ["--home", str(seeded_copy), "summarize", "--out", str(out), "--format", "pdf"])
     assert bad.exit_code == 2 and "unknown format 'pdf'" in bad.output
     listing = runner.invoke(app, ["--home", str(seeded_copy), "clusters", "--json"])
-    assert listing.exit_code == 0 and json.loads(listing.stdout)["clusters"][0]["cluster_id"] == "c1"
+    assert listing.exit_code == 0 and json.loads(listing.stdout)["topics"][0]["cluster_id"] == "c1"
     empty = runner.invoke(app, ["--home", str(tmp_path / "empty"), "summarize", "--out", str(out)])
     assert empty.exit_code == 1 and "library is empty" in empty.output
 
