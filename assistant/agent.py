@@ -35,7 +35,8 @@ from .llm import (
 from .offline_answer import extractive_answer, is_overview_question, topic_summary
 from .prompting import prompt, quote_data
 from .questions import standalone_question, topic_terms, user_questions
-from .retrieve import Filters, Hit, Retriever, coverage
+from .retrieve import Filters, Hit, Retriever
+from .text import coverage
 from .tools import Step, ToolContext, Topics, Turn, make_tools, run_tool, tool_list
 from .tools.clusters import cluster_overview
 

@@ -7,12 +7,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
 from .config import Settings, load_settings
 from .corpus import Paper
+from .errors import EmptyLibraryError
 from .index import (
     Embedder,
     IngestReport,
@@ -32,12 +33,13 @@ from .retrieve import Filters, Hit, Mode, Reranker, Retriever
 
 if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
-    from .clusters import ClusterCache, ClusterMap, ClusterSummarizer, ClusterSummary
+    from .clusters import ClusterMap, ClusterSummarizer, ClusterSummary
     from .conversations import Conversation, ConversationInfo, ConversationStore, SavedTurn
     from .doctor import Check
     from .enrich import EnrichReport
-    from .evaluate import AnswerReport, RetrievalReport
+    from .llm import ChatSetup
     from .report import ReportRun
+    from .topics import TopicCount, Topics
 
 History = Sequence[dict[str, Any]]  # {"role", "content"} (+ "citations" on assistant turns: see Answer.history_entries)
 
@@ -72,8 +74,42 @@ def shared(build: Callable[[Any], T]) -> T:
     return property(get)  # type: ignore[return-value]
 
 
-class EmptyLibraryError(RuntimeError):
-    """A question asked of a library with no papers (in a saved conversation: recorded as its failed turn)."""
+class ProviderInfo(NamedTuple):
+    """The chat provider that settings select ("offline": extractive answers) and its model name."""
+
+    provider: str
+    model_name: str | None
+
+
+def provider_info(settings: Settings) -> ProviderInfo:
+    """Which provider and model `settings` select, without building the model (the app's sidebar shows it);
+    a misconfigured provider raises ProviderError."""
+    from .llm import model_name, resolve_provider
+
+    provider = resolve_provider(settings)
+    return ProviderInfo(provider, model_name(settings, provider))
+
+
+def error_text(error: BaseException, settings: Settings) -> str:
+    """The one line a user sees for a failed model call (provider, network, context window, ...)."""
+    from .llm import describe_error
+
+    return describe_error(error, settings)
+
+
+def model_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the model failed" (as opposed to a bug): for `except model_errors():`."""
+    from .llm import model_errors as errors
+
+    return errors()
+
+
+def failure_text(error: BaseException, settings: Settings) -> str | None:
+    """The one line for a store failure that is not a StoreError (a panic inside Chroma, a full disk), naming the
+    file and the remedy; None when the error is not the store's (a bug: let it raise)."""
+    from .index.store import describe_failure
+
+    return describe_failure(error, settings.home)
 
 
 class Stats(BaseModel):
@@ -114,31 +150,32 @@ class Assistant:
             return None
         from .rerank import rerank
 
-        model = self.chat[0]
+        model = self.chat.model
         if model is None:
             log.warning("LITASSIST_RERANK=llm needs a chat model, and the provider is offline: not re-ranking")
             return None
         return functools.partial(rerank, model)
 
     @shared
-    def chat(self) -> tuple[Any, str, str | None]:
-        """(chat model or None for offline, provider, model name), built once from the settings."""
-        from .llm import chat_model, model_name, resolve_provider
+    def chat(self) -> ChatSetup:
+        """The chat model (None: offline), its provider and model name, built once from the settings."""
+        from .llm import ChatSetup, chat_model, model_name, resolve_provider
 
         provider = resolve_provider(self.settings)
-        return chat_model(self.settings), provider, model_name(self.settings, provider)
+        return ChatSetup(chat_model(self.settings), provider, model_name(self.settings, provider))
 
     @shared
     def agent(self) -> Agent:
         from .agent import Agent
 
-        return Agent(self.retriever, self.store, self.settings, *self.chat, topics=self)
+        return Agent(self.retriever, self.store, self.settings, *self.chat, topics=self.topics)
 
     @shared
-    def cluster_cache(self) -> ClusterCache:
-        from .clusters import ClusterCache
+    def topics(self) -> Topics:
+        """The topic map and summaries, cached in HOME/clusters."""
+        from .topics import Topics
 
-        return ClusterCache(self.settings.home / "clusters")
+        return Topics(self.store, self.settings.home / "clusters", lambda: self.chat, lambda: self.summarizer)
 
     @shared
     def summarizer(self) -> ClusterSummarizer:
@@ -208,7 +245,7 @@ class Assistant:
         """HOME/conversations.sqlite3: the conversations of the app, `chat` and `ask(..., conversation=)`."""
         from .conversations import FILE_NAME, ConversationStore
 
-        return ConversationStore(self.settings.home / FILE_NAME)
+        return ConversationStore(self.settings.home / FILE_NAME, self.store.get_papers)
 
     def conversations(self, search: str = "") -> list[ConversationInfo]:
         """Saved conversations, most recently active first (id, title, created, updated, answers, failed, pending);
@@ -347,88 +384,27 @@ class Assistant:
         """Hits of each query in order, yielded batch by batch as the queries are read: for any number of them."""
         return self.retriever.search_stream(queries, k, filters, mode)
 
-    def evaluate_retrieval(self, folder: str | Path, split: str = "test") -> RetrievalReport:
-        """Score hybrid, dense and lexical search on a BEIR folder (its corpus is ingested into this home)."""
-        from .evaluate import evaluate_retrieval
-
-        return evaluate_retrieval(self, Path(folder), split)
-
-    def evaluate_answers(self, folder: str | Path, split: str = "dev", limit: int | None = None) -> AnswerReport:
-        """Citation recall/precision of `ask` on SciFact-style claims (claims_<split>.jsonl + corpus.jsonl)."""
-        from .evaluate import evaluate_answers
-
-        return evaluate_answers(self, Path(folder), split, limit)
-
-    def clusters(self, n_clusters: int | None = None) -> ClusterMap:
-        """The library's topic clusters (k chosen automatically unless given) with a 2-D map.
-
-        Reused while the library is unchanged; after a change, clusters that continue keep their ids."""
-        from .clusters import build_map
-
-        cached = self.cluster_cache.load_map()
-        with self.store.reading() as state:  # the committed library: an ingest under way is not half in it
-            version = state.version
-            if cached and cached.library_version == version and cached.requested_clusters == n_clusters:
-                return cached
-            stored, vectors = self.store.paper_vectors()
-        cluster_map = build_map(stored, vectors, version, n_clusters, previous=cached)
-        self.cluster_cache.save_map(cluster_map)
-        log.info("clustered %d papers: %s, %d clusters, %d unclustered", len(stored), cluster_map.method,
-                 len(cluster_map.topics), len(cluster_map.points) - sum(len(c.paper_ids) for c in cluster_map.topics))
-        return cluster_map
-
-    def current_clusters(self) -> ClusterMap:
-        """The last computed clusters if the library has not changed since (whatever k), else `clusters()`."""
-        cached = self.cluster_cache.load_map()
-        return cached if cached and cached.library_version == self.store.version() else self.clusters()
+    def clusters(self, n_clusters: TopicCount = None) -> ClusterMap:
+        """The library's topic clusters with a 2-D map. `n_clusters`: None for the current map (the last one
+        computed, whatever its k, while the library is unchanged), "auto" for k chosen automatically, a number for
+        that many topics. Reused while the library is unchanged; after a change, continuing clusters keep their ids."""
+        return self.topics.clusters(n_clusters)
 
     def cluster_summary(self, cluster_id: str, force: bool = False) -> ClusterSummary:
-        """A cited summary of one cluster of `current_clusters()`; cached until the cluster's papers change."""
-        return self._summary(self.current_clusters(), cluster_id, force)[0]
-
-    def _summary(self, cluster_map: ClusterMap, cluster_id: str, force: bool) -> tuple[ClusterSummary, bool]:
-        """(summary, whether it came from the cache)."""
-        from .clusters import UNCLUSTERED, summary_key
-
-        cluster = cluster_map.get(cluster_id)
-        if cluster is None or cluster_id == UNCLUSTERED:
-            known = ", ".join(c.cluster_id for c in cluster_map.topics)
-            raise KeyError(f"no cluster {cluster_id!r} to summarize; the clusters are {known}")
-        key = summary_key(cluster, self.chat[1], self.chat[2])
-        cached = None if force else self.cluster_cache.load_summary(key)
-        if cached:
-            return cached, True
-        summary = self.summarizer.summarize(cluster, self.store.get_papers(cluster.paper_ids))
-        self.cluster_cache.save_summary(key, summary)
-        return summary, False
+        """A cited summary of one cluster of the current map; cached until the cluster's papers change."""
+        return self.topics.cluster_summary(cluster_id, force)
 
     def summarize(
         self,
         out_dir: str | Path,
-        n_clusters: int | None = None,
+        n_clusters: TopicCount = "auto",
         formats: Sequence[str] = ("md", "json", "html"),
         force: bool = False,
         progress: ProgressCallback | None = None,
     ) -> ReportRun:
-        """Write a topic report to `out_dir`: overview, topic map, trends, cited summary per topic and subtopic,
-        BibTeX, clusters.json.
-
-        Each summary is cached as soon as it is written, so an interrupted run resumes where it stopped;
-        `force` writes every summary again."""
-        from .report import ReportRun, write_report
-
-        cluster_map = self.clusters(n_clusters)
-        summaries, fresh = {}, 0
-        every = [c for topic in cluster_map.topics for c in (topic, *topic.subtopics)]  # topics and subtopics
-        for done, cluster in enumerate(every, start=1):
-            summaries[cluster.cluster_id], cached = self._summary(cluster_map, cluster.cluster_id, force)
-            fresh += not cached
-            if progress:
-                progress("summarize", done, len(every))
-        papers = self.store.get_papers([p.paper_id for p in cluster_map.points])
-        files = write_report(Path(out_dir), cluster_map, summaries, papers, formats)
-        return ReportRun(out_dir=str(out_dir), files=files, clusters=len(cluster_map.topics), summarized=fresh,
-                         cached=len(summaries) - fresh)
+        """Write a topic report to `out_dir` (overview, topic map, trends, a cited summary per topic and subtopic,
+        BibTeX, clusters.json); cached summaries are reused unless `force`."""
+        return self.topics.summarize(out_dir, n_clusters, formats, force, progress)
 
     def paper_count(self) -> int:
         """How many papers the library holds (a damaged store is one StoreError line)."""

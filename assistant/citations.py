@@ -20,7 +20,7 @@ from .corpus.display import display_title
 from .corpus.pdf import place
 from .index import count_tokens, paragraph_sentence_spans, sentence_spans
 from .prompting import quote_attribute, quote_data
-from .retrieve import term_coverage
+from .text import term_coverage
 
 if TYPE_CHECKING:
     from .index import Embedder

@@ -19,11 +19,7 @@ from rich.markup import escape
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from . import EnrichReport
-    from .agent import Answer, Event
-    from .api import Assistant
-    from .index import IngestReport
-    from .retrieve import Filters
+    from . import Answer, Assistant, EnrichReport, Event, Filters, IngestReport
 
 app = typer.Typer(help="litassist: a literature assistant grounded in your papers.", no_args_is_help=True)
 out = Console()
@@ -62,7 +58,7 @@ def main(
     from rich.logging import RichHandler
 
     if home is not None:
-        from .config import expand_path
+        from . import expand_path
 
         home = Path(expand_path(home))
         require_usable_home(home, "--home")
@@ -76,8 +72,7 @@ def main(
 
 
 def assistant() -> Assistant:
-    from .api import Assistant
-    from .index import StoreError
+    from . import Assistant, StoreError
 
     try:
         instance = Assistant(home=CliState.home)
@@ -129,8 +124,7 @@ def ingest_command(
     ] = False,
 ) -> None:
     """Parse, chunk, embed and store papers. Exit status 2 if any file failed."""
-    from .api import DEMO_CORPUS
-    from .index import StoreError
+    from . import DEMO_CORPUS, StoreError
 
     targets = list(paths or []) + ([DEMO_CORPUS] if demo else [])
     if not targets:
@@ -180,8 +174,7 @@ def enrich_command(
 
 def _run_enrich(lib: Assistant, sources: list[Path] | None, as_json: bool) -> EnrichReport:
     """Run `enrich` with a progress bar; no network is one line and exit status 1."""
-    from . import EnrichError
-    from .index import StoreError
+    from . import EnrichError, StoreError
 
     try:
         with progress_bars(disable=as_json and not err.is_terminal) as on_progress:
@@ -292,8 +285,7 @@ def papers_command(
 ) -> None:
     """List every paper in the library (a title made from the abstract's first words is shown as "Untitled — …",
     a date without a year as "May 24, no year")."""
-    from .corpus.display import display_date, display_title
-    from .corpus.records import NO_ABSTRACT
+    from . import NO_ABSTRACT, display_date, display_title
 
     for paper in assistant().papers():
         if as_json:
@@ -347,9 +339,7 @@ def search_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output (JSON lines in batch mode).")] = False,
 ) -> None:
     """Find the papers that best match a query (hybrid dense + BM25 by default)."""
-    from .corpus.display import display_title, plain_text
-    from .corpus.records import NO_ABSTRACT
-    from .retrieve import Filters
+    from . import NO_ABSTRACT, Filters, display_title, plain_text
 
     if mode not in ("hybrid", "dense", "lexical"):
         fail(f"--mode must be hybrid, dense or lexical, not {mode!r}", EXIT_BAD_INPUT)
@@ -451,7 +441,7 @@ def remove_command(
     demo: Annotated[bool, typer.Option("--demo", help="Remove the demo corpus that `ingest --demo` added.")] = False,
 ) -> None:
     """Delete papers or sources from the library (dense and lexical indexes stay in step)."""
-    from .index import StoreError
+    from . import StoreError
 
     if not paper_ids and not source and not demo:
         fail("give paper ids, --source FILE or --demo", EXIT_BAD_INPUT)
@@ -512,10 +502,7 @@ def _run_turn(
     their numbers) and is saved to it."""
     from rich.live import Live
 
-    from .agent import collect
-    from .api import EmptyLibraryError
-    from .corpus.display import plain_text
-    from .llm import describe_error
+    from . import EmptyLibraryError, collect, error_text, plain_text
 
     tail = _StreamTail()
     # The live region belongs to the stderr console, which also prints the steps and log lines, so they land
@@ -539,7 +526,7 @@ def _run_turn(
     except EmptyLibraryError as error:
         fail(str(error))
     except Exception as error:  # noqa: BLE001 - a model failure is one line, never a traceback
-        fail(describe_error(error, lib.settings))
+        fail(error_text(error, lib.settings))
     if not as_json:  # quotes of abstracts are shown as typeset ("11\\%" -> "11%"); a model's text as written
         out.print(plain_text(answer.text) if answer.extractive else answer.text, highlight=False, markup=False)
         cost = f", ${answer.usage.cost_usd:.4f}" if answer.usage.cost_usd is not None else ""
@@ -557,7 +544,7 @@ def ask_command(
     collection: Annotated[Optional[list[str]], typer.Option("--collection", help=COLLECTION_HELP)] = None,
 ) -> None:
     """Answer a question from your library, citing the papers it comes from."""
-    from .retrieve import Filters
+    from . import Filters
 
     lib = assistant()
     answer = _run_turn(lib, question, as_json, filters=Filters(collections=collection) if collection else None)
@@ -577,7 +564,7 @@ def chat_command(
 ) -> None:
     """A conversation in the terminal, saved as you go (the app lists it too); follow-up questions use what was
     said. `chat --resume [ID]` continues a saved one. An empty line, exit, quit, /exit, /quit or Ctrl-D ends it."""
-    from .conversations import ConversationError
+    from . import ConversationError
 
     lib = assistant()
     conversation = None
@@ -636,7 +623,7 @@ def conversations_export_command(
     out_file: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """A conversation's answered turns with their references and the quoted sentences each claim rests on."""
-    from .conversations import EXPORTS, ConversationError
+    from . import EXPORTS, ConversationError
 
     if fmt not in EXPORTS:
         fail(f"--format must be {' or '.join(EXPORTS)}, not {fmt!r}", EXIT_BAD_INPUT)
@@ -657,7 +644,7 @@ def conversations_rename_command(
     title: Annotated[str, typer.Argument(help="The new title.")],
 ) -> None:
     """Give a saved conversation a new title."""
-    from .conversations import ConversationError
+    from . import ConversationError
 
     try:
         info = assistant().rename_conversation(conversation_id, title)
@@ -671,7 +658,7 @@ def conversations_delete_command(
     conversation_id: Annotated[str, typer.Argument(help="A conversation id (or a unique prefix).")],
 ) -> None:
     """Delete a saved conversation and all its turns."""
-    from .conversations import ConversationError
+    from . import ConversationError
 
     try:
         gone = assistant().delete_conversation(conversation_id)
@@ -707,12 +694,12 @@ def eval_retrieval_command(
     """nDCG@10, Recall@10/100 and MRR@10 of hybrid, dense and lexical search. Your library is not touched."""
     from rich.table import Table
 
-    from .api import Assistant
-    from .evaluate import eval_home as default_eval_home
+    from . import Assistant, evaluate_retrieval
+    from . import eval_home as default_eval_home
 
     if not (folder / "corpus.jsonl").exists():
         fail(f"{folder}: no corpus.jsonl (expected a BEIR-layout folder)", EXIT_BAD_INPUT)
-    report = Assistant(home=eval_home or default_eval_home(folder)).evaluate_retrieval(folder, split)
+    report = evaluate_retrieval(Assistant(home=eval_home or default_eval_home(folder)), folder, split)
     if as_json:
         print(report.model_dump_json(indent=2))
         return
@@ -741,8 +728,7 @@ def stats_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
 @app.command("sources")
 def sources_command(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False) -> None:
     """List the source files the library was built from, even when its store is damaged (from HOME/sources.json)."""
-    from .api import Assistant
-    from .index import StoreError
+    from . import Assistant, StoreError
 
     try:
         records, problem = Assistant(home=CliState.home).sources()
@@ -765,7 +751,7 @@ def backup_command(
     target: Annotated[Path, typer.Argument(help="A new (or empty) folder for the copy.")],
 ) -> None:
     """Copy the library to TARGET consistently (no ingest runs meanwhile). Restore: use TARGET as the home."""
-    from .index import StoreError
+    from . import StoreError
 
     lib = assistant()
     try:
@@ -782,7 +768,7 @@ def reindex_command(
 ) -> None:
     """Embed every stored paper again into the vector index (after HOME/chroma was lost or damaged: move it aside
     first). The papers and passages come from the catalog; no source file is read."""
-    from .index import StoreError
+    from . import StoreError
 
     lib = assistant()
     try:
@@ -805,13 +791,13 @@ def clusters_command(
 ) -> None:
     """The topic clusters of the library: id, size, keywords, representative papers."""
     lib = assistant()
-    cluster_map = lib.clusters(n_clusters)
+    cluster_map = lib.clusters(n_clusters or "auto")
     if as_json:
         print(cluster_map.model_dump_json(indent=2))
         return
     papers = {p.paper_id: p for p in lib.papers()}
     out.print(f"{len(cluster_map.points)} papers, {len(cluster_map.topics)} clusters ({cluster_map.method})", highlight=False)
-    for cluster in cluster_map.clusters:
+    for cluster in cluster_map.groups():
         out.print(f"\n[bold]{cluster.cluster_id}[/] {cluster.label} — {len(cluster.paper_ids)} papers", highlight=False)
         if cluster.keywords:
             out.print(f"  keywords: {', '.join(cluster.keywords)}", highlight=False)
@@ -827,8 +813,7 @@ def summarize_command(
     force: Annotated[bool, typer.Option("--force", help="Write every summary again, even if cached.")] = False,
 ) -> None:
     """Cluster the library and write a report: overview, topic map, cited summary per cluster, BibTeX."""
-    from .llm import describe_error, model_errors
-    from .report import FORMATS
+    from . import FORMATS, error_text, model_errors
 
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in FORMATS]
@@ -840,9 +825,9 @@ def summarize_command(
         fail("the library is empty: run `litassist ingest --demo` or ingest your own files first")
     try:
         with progress_bars() as on_progress:
-            run_report = lib.summarize(out_dir, n_clusters, chosen, force, on_progress)
+            run_report = lib.summarize(out_dir, n_clusters or "auto", chosen, force, on_progress)
     except model_errors() as error:  # one line; the summaries written so far are kept
-        fail(f"{describe_error(error, lib.settings)} (summaries written so far are cached; run again to resume)")
+        fail(f"{error_text(error, lib.settings)} (summaries written so far are cached; run again to resume)")
     out.print(f"{run_report.clusters} clusters: {run_report.summarized} summarized, {run_report.cached} from the cache",
               highlight=False)
     for file in run_report.files:
@@ -908,15 +893,14 @@ def run() -> None:
     except BaseException as error:  # a Rust panic inside Chroma is a BaseException
         if isinstance(error, (SystemExit, KeyboardInterrupt, GeneratorExit)):
             raise
-        from .index import StoreError  # imported on this path only: `--help` stays light
+        from . import StoreError  # imported on this path only: `--help` stays light
 
         if isinstance(error, StoreError):
             _error_line(error)
             sys.exit(1)
-        from .config import load_settings
-        from .index.store import describe_failure
+        from . import failure_text, load_settings
 
-        line = describe_failure(error, load_settings(CliState.home).home)
+        line = failure_text(error, load_settings(CliState.home))
         if line is None:
             raise
         _error_line(line)
@@ -936,17 +920,16 @@ def eval_answers_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Citation recall and precision of answers to SciFact claims, with the configured provider."""
-    from .api import Assistant
-    from .evaluate import eval_home as default_eval_home
-    from .llm import describe_error
+    from . import Assistant, error_text, evaluate_answers
+    from . import eval_home as default_eval_home
 
     lib = Assistant(home=eval_home or default_eval_home(folder))
     try:
-        report = lib.evaluate_answers(folder, split, limit)
+        report = evaluate_answers(lib, folder, split, limit)
     except FileNotFoundError as error:
         fail(str(error), EXIT_BAD_INPUT)
     except Exception as error:  # noqa: BLE001 - a model failure is one line
-        fail(describe_error(error, lib.settings))
+        fail(error_text(error, lib.settings))
     if as_json:
         print(report.model_dump_json(indent=2))
         return

@@ -44,12 +44,10 @@ import hashlib
 import logging
 import math
 import re
-import shutil
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -576,15 +574,21 @@ class MapPoint(BaseModel):
 
 
 class ClusterMap(BaseModel):
-    """The library's clusters (largest first, "unclustered" last), their subtopics, and a 2-D point per paper."""
+    """The library's topics (largest first) with their subtopics, the group of papers that fit no topic, and a 2-D
+    point per paper."""
 
     library_version: str
     requested_clusters: int | None = None
     auto_k: tuple[int, int] | None = None  # (k, library size when chosen) of an automatic choice, for K_HOLD
     method: str
     quality: dict[str, float]
-    clusters: list[Cluster]
+    topics: list[Cluster]
+    unclustered: Cluster | None = None  # cluster_id UNCLUSTERED
     points: list[MapPoint]
+
+    def groups(self) -> list[Cluster]:
+        """The topics, then the unclustered group: every paper of the map is in exactly one."""
+        return [*self.topics, *([self.unclustered] if self.unclustered else [])]
 
     def get(self, cluster_id: str) -> Cluster | None:
         """A topic or a subtopic by id."""
@@ -592,18 +596,13 @@ class ClusterMap(BaseModel):
 
     def every_cluster(self) -> list[Cluster]:
         """Topics, each followed by its subtopics, then the unclustered group."""
-        return [c for top in self.clusters for c in (top, *top.subtopics)]
+        return [c for top in self.groups() for c in (top, *top.subtopics)]
 
     def assignments(self) -> dict[str, str]:
-        return {paper_id: c.cluster_id for c in self.clusters for paper_id in c.paper_ids}
+        return {paper_id: c.cluster_id for c in self.groups() for paper_id in c.paper_ids}
 
     def subtopic_assignments(self) -> dict[str, str]:
-        return {paper_id: s.cluster_id for c in self.clusters for s in c.subtopics for paper_id in s.paper_ids}
-
-    @property
-    def topics(self) -> list[Cluster]:
-        """The clusters proper, without the unclustered group."""
-        return [c for c in self.clusters if c.cluster_id != UNCLUSTERED]
+        return {paper_id: s.cluster_id for c in self.topics for s in c.subtopics for paper_id in s.paper_ids}
 
 
 class ClusterSummary(CitedText):
@@ -732,7 +731,9 @@ def build_map(
         for p, (x, y) in sorted(zip(ids, coords.tolist()))
     ]
     return ClusterMap(library_version=version, requested_clusters=n_clusters, auto_k=auto_k, method=result.method,
-                      quality=result.quality, clusters=clusters, points=points)
+                      quality=result.quality, points=points,
+                      topics=[c for c in clusters if c.cluster_id != UNCLUSTERED],
+                      unclustered=next((c for c in clusters if c.cluster_id == UNCLUSTERED), None))
 
 
 def _members(assignments: dict[str, str]) -> dict[str, list[str]]:
@@ -755,60 +756,6 @@ def _changed_share(previous: ClusterMap, paper_ids: list[str]) -> float:
 def _cluster_number(cluster_id: str) -> tuple[int, ...]:
     """"c3" -> (3,), "c3.12" -> (3, 12): ids in numeric order; "unclustered" -> ()."""
     return tuple(int(part) for part in cluster_id[1:].split(".") if part.isdigit())
-
-
-Cached = TypeVar("Cached", ClusterMap, ClusterSummary)
-
-
-class ClusterCache:
-    """HOME/clusters: the last map (reused while the library is unchanged) and one file per summary.
-
-    Plain JSON files, written whole under a unique name then renamed into place, so a killed run leaves the old
-    file or the new one. Chroma holds papers and vectors; these are derived views that can always be recomputed:
-    a damaged file (binary, truncated, another layout) is logged in one line and recomputed.
-    """
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def load_map(self) -> ClusterMap | None:
-        return _read(self.folder / "map.json", ClusterMap)
-
-    def save_map(self, cluster_map: ClusterMap) -> None:
-        self._write(self.folder / "map.json", cluster_map.model_dump_json())
-
-    def load_summary(self, key: str) -> ClusterSummary | None:
-        return _read(self.folder / "summaries" / f"{key}.json", ClusterSummary)
-
-    def save_summary(self, key: str, summary: ClusterSummary) -> None:
-        self._write(self.folder / "summaries" / f"{key}.json", summary.model_dump_json())
-
-    def _write(self, path: Path, text: str) -> None:
-        """Write one entry. Whatever is in the way (a file where a cache folder belongs, a folder where an entry
-        belongs) is derived data: it is removed with one warning line. A cache that cannot be written at all
-        costs a recomputation next time, not this run."""
-        try:
-            for folder in (self.folder, path.parent):
-                if folder.is_symlink() or folder.exists() and not folder.is_dir():
-                    log.warning("%s is not a folder; replacing it (the topic cache is rebuilt)", folder)
-                    folder.unlink()
-            if path.is_dir() and not path.is_symlink():
-                log.warning("%s is a folder; replacing it with the cache entry", path)
-                shutil.rmtree(path)
-            write_atomic(path, text)
-        except OSError as error:
-            log.warning("could not save %s (%s); it will be recomputed next time", path, error.strerror or error)
-
-
-def _read(path: Path, model: type[Cached]) -> Cached | None:
-    """A cached record, or None when there is none or it cannot be used (it is then recomputed)."""
-    try:
-        return model.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:  # ValidationError is a ValueError: garbage, truncation, old layouts
-        log.warning("%s cannot be used (%s); recomputing it", path, " ".join(str(error).split())[:120])
-        return None
 
 
 def summary_key(cluster: Cluster, provider: str, model: str | None) -> str:
@@ -910,8 +857,8 @@ def trends(cluster_map: ClusterMap) -> list[Trend]:
     """Per topic, growth over the last TREND_YEARS years with papers against the library's, rising first then by
     growth. Empty when the library has no dated papers."""
     library: Counter[str] = Counter()
-    for topic in cluster_map.clusters:
-        library.update(topic.years)
+    for group in cluster_map.groups():
+        library.update(group.years)
     dated = [int(y) for y in library if y != UNDATED]
     if not dated:
         return []

@@ -2,12 +2,18 @@
 (`chat --resume`, `conversations`) and the Python API alike.
 
 A question is saved the moment it is asked, as a pending turn (neither answer nor error, with the id of the process
-that answers it), and completed in place: with the whole Answer (as JSON, so a reload shows it exactly, the numbers
-its papers were given included, and follow-ups get `Answer.history_entries()`), or the one-line reason it failed.
+that answers it), and completed in place: with the Answer (as JSON, so a reload shows it exactly, the numbers its papers
+were given included, and follow-ups get `Answer.history_entries()`), or the one-line reason it failed. The answer
+is stored by reference: each cited or retrieved paper as its id (and title), read back from the library when the
+conversation is loaded, so a saved turn is not a second copy of the papers (a paper removed from the library since
+is shown by its title; a changed abstract gets its quoted spans found again).
 A pending turn whose process is gone was interrupted (the app or terminal stopped mid-answer): it is shown as such,
 never lost. Failed, pending and interrupted turns stay visible but are not numbered, not exported and not part of
 the history a follow-up sees. Every write is one transaction on its own short-lived connection, so several app
 sessions and a terminal can share the file. A damaged file is one ConversationsDamaged line naming it.
+
+Schema: PRAGMA user_version counts the steps of MIGRATIONS the file has had (assistant/migrations.py); files from
+before versions are version 0 and are migrated when first opened (tests/fixtures/v0_home).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import os
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,46 +35,42 @@ from .agent import Answer
 from .citations import page_note
 from .claims import claim_text, claims
 from .corpus import NO_ABSTRACT, Paper
-from .index import StoreError
+from .errors import ConversationError, ConversationsDamaged, StoreError
+from .migrations import NewerFile, SqliteStep, migrate_sqlite
 from .retrieve import Filters
 
 FILE_NAME = "conversations.sqlite3"
 TITLE_LENGTH = 60
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    conversation_id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    created TEXT NOT NULL,
-    updated TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS turns (
-    turn_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    conversation_id TEXT NOT NULL REFERENCES conversations (conversation_id) ON DELETE CASCADE,
-    asked TEXT NOT NULL,
-    question TEXT NOT NULL,
-    scope TEXT,
-    filters TEXT,
-    answer TEXT,
-    error TEXT,
-    worker INTEGER
-);
-CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation_id, turn_id);
-"""
-_COLUMNS_ADDED = {"worker": "ALTER TABLE turns ADD COLUMN worker INTEGER"}  # files written before the column
+PaperLookup = Callable[[list[str]], Mapping[str, Paper]]  # the library's papers by id (Store.get_papers)
+
+
+def m001_tables(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS conversations (conversation_id TEXT PRIMARY KEY, title TEXT NOT NULL, "
+               "created TEXT NOT NULL, updated TEXT NOT NULL)")
+    db.execute("CREATE TABLE IF NOT EXISTS turns (turn_id INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT "
+               "NULL REFERENCES conversations (conversation_id) ON DELETE CASCADE, asked TEXT NOT NULL, question TEXT "
+               "NOT NULL, scope TEXT, filters TEXT, answer TEXT, error TEXT)")
+    db.execute("CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (conversation_id, turn_id)")
+
+
+def m002_turn_worker(db: sqlite3.Connection) -> None:
+    """The process answering a pending turn (files of version 0 may have it already)."""
+    if "worker" not in {row[1] for row in db.execute("PRAGMA table_info(turns)")}:
+        db.execute("ALTER TABLE turns ADD COLUMN worker INTEGER")
+
+
+def m003_answers_by_reference(db: sqlite3.Connection) -> None:
+    """Saved answers keep their papers by id, not as copies (a v0 answer held every cited and retrieved paper)."""
+    rows = db.execute("SELECT turn_id, answer FROM turns WHERE answer IS NOT NULL").fetchall()
+    db.executemany("UPDATE turns SET answer = ? WHERE turn_id = ?",
+                   [(json.dumps(_by_reference(json.loads(answer)), ensure_ascii=False), turn_id)
+                    for turn_id, answer in rows])
+
+
+MIGRATIONS: list[SqliteStep] = [m001_tables, m002_turn_worker, m003_answers_by_reference]
 EMPTY_KEPT_SECONDS = 3600  # a conversation never asked anything (a chat killed at once) is deleted after this
 INTERRUPTED = "Interrupted: the app or terminal answering it stopped before the answer was ready."
 TurnState = Literal["answered", "failed", "pending", "interrupted"]
-
-
-class ConversationsDamaged(StoreError):
-    """HOME/conversations.sqlite3 cannot be read: one line naming the file and the remedy. A StoreError, so the
-    CLI prints it as its one line, but it says the library itself is fine (its papers are in another file)."""
-
-    @classmethod
-    def of(cls, path: Path, error: BaseException) -> ConversationsDamaged:
-        detail = " ".join(str(error).split())[:120]
-        return cls(f"{path} cannot be read ({detail}): move it aside to start a fresh conversation list; "
-                   "your library is not affected")
 
 
 def _alive(pid: int | None) -> bool:
@@ -84,13 +86,6 @@ def _alive(pid: int | None) -> bool:
     except OSError:  # exists, owned by someone else
         return True
     return True
-
-
-class ConversationError(KeyError):
-    """An unknown or ambiguous conversation id; str() is the one line to show."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class SavedTurn(BaseModel):
@@ -171,10 +166,12 @@ def _now() -> str:
 
 
 class ConversationStore:
-    """HOME/conversations.sqlite3 (SQLite through the standard library)."""
+    """HOME/conversations.sqlite3 (SQLite through the standard library); `papers` reads the library's papers by id
+    for the answers it loads (without it, or while the library cannot be read, a paper is shown by its title)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, papers: PaperLookup | None = None):
         self.path = Path(path)
+        self.papers = papers
         self._schema_ready = False
 
     @contextmanager
@@ -193,16 +190,13 @@ class ConversationStore:
             if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
                 raise
             raise ConversationsDamaged.of(self.path, error) from None
+        except NewerFile as error:
+            raise ConversationsDamaged(str(error)) from None
         finally:
             connection.close()
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
-        connection.executescript(_SCHEMA)  # idempotent: IF NOT EXISTS
-        columns = {row[1] for row in connection.execute("PRAGMA table_info(turns)")}
-        for column, statement in _COLUMNS_ADDED.items():
-            if column not in columns:
-                connection.execute(statement)
-        connection.commit()
+        migrate_sqlite(connection, MIGRATIONS, self.path)
         self._schema_ready = True
 
     def create(self, title: str = "") -> ConversationInfo:
@@ -266,7 +260,19 @@ class ConversationStore:
                              (resolved,)).fetchone()
             turns = db.execute("SELECT turn_id, asked, question, scope, filters, answer, error, worker FROM turns "
                                "WHERE conversation_id = ? ORDER BY turn_id", (resolved,)).fetchall()
-        return Conversation(**_info(row).model_dump(), turns=[_turn(t) for t in turns])
+        answers = [json.loads(t[5]) if t[5] else None for t in turns]
+        papers = self._papers({ref["paper_id"] for a in answers if a for ref in (*a["citations"], *a["evidence"])})
+        return Conversation(**_info(row).model_dump(),
+                            turns=[_turn(t, _with_papers(a, papers)) for t, a in zip(turns, answers, strict=True)])
+
+    def _papers(self, paper_ids: set[str]) -> Mapping[str, Paper]:
+        """The library's papers of these ids; none when it cannot be read (the answers then show titles)."""
+        if not paper_ids or self.papers is None:
+            return {}
+        try:
+            return self.papers(sorted(paper_ids))
+        except StoreError:
+            return {}
 
     def add_turn(self, conversation_id: str, question: str, answer: Answer | None = None, error: str | None = None,
                  filters: Filters | None = None, scope: str | None = None) -> SavedTurn:
@@ -300,7 +306,7 @@ class ConversationStore:
             raise ValueError("a turn has an answer or an error, not both or neither")
         with self._transaction() as db:
             db.execute("UPDATE turns SET answer = ?, error = ? WHERE turn_id = ?",
-                       (answer.model_dump_json() if answer else None, error, turn.turn_id))
+                       (_stored(answer) if answer else None, error, turn.turn_id))
             db.execute("UPDATE conversations SET updated = ? WHERE conversation_id = (SELECT conversation_id FROM "
                        "turns WHERE turn_id = ?)", (_now(), turn.turn_id))
         return turn.model_copy(update={"answer": answer, "error": error})
@@ -337,11 +343,64 @@ def _info(row: tuple[Any, ...]) -> ConversationInfo:
                             created=created, updated=updated, answers=answers, failed=failed, pending=pending)
 
 
-def _turn(row: tuple[Any, ...]) -> SavedTurn:
-    turn_id, asked, question, scope, filters, answer, error, worker = row
+def _turn(row: tuple[Any, ...], answer: Answer | None) -> SavedTurn:
+    turn_id, asked, question, scope, filters, _, error, worker = row
     return SavedTurn(turn_id=turn_id, asked=asked, question=question, scope=scope,
                      filters=Filters.model_validate_json(filters) if filters else None,
-                     answer=Answer.model_validate_json(answer) if answer else None, error=error, worker=worker)
+                     answer=answer, error=error, worker=worker)
+
+
+def _stored(answer: Answer) -> str:
+    """An answer as it is saved: its papers by reference."""
+    return json.dumps(_by_reference(answer.model_dump(mode="json")), ensure_ascii=False)
+
+
+def _by_reference(answer: dict[str, Any]) -> dict[str, Any]:
+    """Answer JSON with each citation's and evidence's paper replaced by its id (citations keep their title;
+    evidence gets one), so a paper removed from the library since is still named."""
+    for citation in answer.get("citations", []):
+        citation.pop("paper", None)
+    for evidence in answer.get("evidence", []):
+        paper = evidence.pop("paper", None)
+        if paper is not None:
+            evidence["paper_id"], evidence["title"] = paper["paper_id"], paper["title"]
+    return answer
+
+
+def _with_papers(answer: dict[str, Any] | None, papers: Mapping[str, Paper]) -> Answer | None:
+    """A saved answer with its papers read from the library, the quoted abstract spans found again where the
+    abstract changed; a paper not in it (removed, or no library given) is a stub with its id and title."""
+    if answer is None:
+        return None
+
+    def paper(ref: dict[str, Any]) -> Paper:
+        return papers.get(ref["paper_id"]) or Paper(paper_id=ref["paper_id"], title=ref.get("title") or ref["paper_id"])
+
+    for citation in answer["citations"]:
+        citation["paper"] = paper(citation)
+        if citation["paper_id"] in papers:
+            citation["spans"] = _realigned(citation["spans"], papers[citation["paper_id"]].abstract)
+    for claim in answer.get("claims", []):
+        for support in claim["citations"]:
+            if support["paper_id"] in papers:
+                support["spans"] = _realigned(support["spans"], papers[support["paper_id"]].abstract)
+    for evidence in answer["evidence"]:
+        evidence["paper"] = paper(evidence)
+    return Answer.model_validate(answer)
+
+
+def _realigned(spans: list[dict[str, Any]], abstract: str) -> list[dict[str, Any]]:
+    """Abstract spans whose text is at their offsets, or found elsewhere in the abstract (re-ingested with other
+    text); spans whose text is gone are dropped. PDF page spans are kept as they are."""
+    kept = []
+    for span in spans:
+        if span.get("page") is None and abstract[span["start"]:span["end"]] != span["text"]:
+            start = abstract.find(span["text"]) if span["text"] else -1
+            if start < 0:
+                continue
+            span = {**span, "start": start, "end": start + len(span["text"])}
+        kept.append(span)
+    return kept
 
 
 # --- export ---------------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from typing import Any
 
 from .index import paragraph_sentence_spans, sentence_spans
 from .questions import question_terms
-from .retrieve import Hit, coverage
+from .retrieve import Hit
+from .text import coverage
 
 MIN_WORDS = 6
 MAX_QUOTE_CHARS = 480  # a quote, antecedent included; longer single sentences are cut at a word, with "…"

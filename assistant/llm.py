@@ -3,15 +3,17 @@ it accepts, what a call costs, and one clear line when it fails. Callers never s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import Settings
-from .providers import ContextLengthError, ProviderError, RequestRefusedError, get_provider, providers, resolve_provider
+from .errors import ContextLengthError, ProviderError, RequestRefusedError
+from .providers import get_provider, providers, resolve_provider
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
 __all__ = [
+    "ChatSetup",
     "ContextLengthError",
     "ProviderError",
     "RequestRefusedError",
@@ -26,6 +28,14 @@ __all__ = [
     "resolve_provider",
     "tokenizer_margin",
 ]
+
+
+class ChatSetup(NamedTuple):
+    """The chat model (None: offline, extractive answers), its provider and model name: built once per library."""
+
+    model: Any
+    provider: str
+    model_name: str | None
 
 
 def model_name(settings: Settings, provider: str) -> str | None:

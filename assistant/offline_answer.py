@@ -36,7 +36,7 @@ def topic_summary(topics: Topics | None, filters: Filters) -> ClusterSummary | N
     if topics is None or filters.paper_ids is None:
         return None
     wanted = set(filters.paper_ids)
-    cluster = next((c for c in topics.current_clusters().topics if set(c.paper_ids) == wanted), None)
+    cluster = next((c for c in topics.clusters().topics if set(c.paper_ids) == wanted), None)
     return topics.cluster_summary(cluster.cluster_id) if cluster else None
 
 

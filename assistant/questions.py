@@ -71,14 +71,14 @@ _CLAUSE_BREAK = re.compile(r"[,;:]|\b(?:and|or|but|that|which|who|where|while|wh
 def _stop_stems() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-    from .retrieve import stem
+    from .text import stem
 
     return (frozenset(STOPWORDS_EN_PLUS), frozenset(map(stem, FRAMING_WORDS)), frozenset(map(stem, ASPECT_WORDS)))
 
 
 def _kind(word: str) -> str:
     """"stop", "framing", "aspect" or "topic" for one word of a question."""
-    from .retrieve import stem
+    from .text import stem
 
     stop, framing, aspect = _stop_stems()
     lower = word.lower()
@@ -93,7 +93,7 @@ def _kind(word: str) -> str:
 def question_terms(question: str) -> set[str]:
     """The question's stemmed content words (as the lexical index sees them), less those that only frame it
     ("evidence", "papers", "claim")."""
-    from .retrieve import content_terms
+    from .text import content_terms
 
     _, framing, _ = _stop_stems()
     return content_terms(question) - framing

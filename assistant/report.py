@@ -131,7 +131,7 @@ def trend_lines(cluster_map: ClusterMap, titles: dict[str, str]) -> list[str]:
     found = trends(cluster_map)
     if not found:
         return ["No paper in the library has a year, so no trend can be read."]
-    undated = sum(c.years.get(UNDATED, 0) for c in cluster_map.clusters)
+    undated = sum(c.years.get(UNDATED, 0) for c in cluster_map.groups())
     a, b, c, d = found[0].window
     lines = [f"Growth {a}–{b} → {c}–{d}, against the library's ×{found[0].library_growth:.1f}"
              + (f" ({undated} undated papers are not counted)." if undated else ".")]
@@ -294,7 +294,7 @@ def topic_map_png(cluster_map: ClusterMap) -> bytes:
     by_cluster: dict[str, list] = {}
     for point in cluster_map.points:
         by_cluster.setdefault(point.cluster_id, []).append(point)
-    for index, cluster in enumerate(cluster_map.clusters):
+    for index, cluster in enumerate(cluster_map.groups()):
         points = by_cluster.get(cluster.cluster_id, [])
         if not points:
             continue

@@ -20,7 +20,7 @@ from collections import Counter
 import numpy as np
 
 from assistant import Assistant
-from assistant.clusters import UNCLUSTERED, build_map
+from assistant.clusters import build_map
 from assistant.index import StoredPaper
 
 WORD = re.compile(r"[\w-]+")
@@ -41,7 +41,7 @@ def subset(stored: list[StoredPaper], vectors: np.ndarray, rows: np.ndarray) -> 
 
 def label_measures(cluster_map, papers: dict) -> tuple[float, int, int]:  # either code's ClusterMap
     """(share of label phrases used by >= 3 topics, fragment words, label words)."""
-    topics = [c for c in cluster_map.clusters if c.cluster_id != UNCLUSTERED]
+    topics = cluster_map.topics
     phrases = [[p.strip().lower() for p in c.label.split(",")] for c in topics]
     used = Counter(p for label in phrases for p in set(label))
     shared = sum(used[p] >= 3 for label in phrases for p in label) / max(1, sum(map(len, phrases)))
@@ -61,7 +61,7 @@ def measure(spec: str, layout: bool) -> None:
     started = time.process_time()
     full = build_map(stored, vectors, "v1")
     seconds = time.process_time() - started
-    topics = [c for c in full.clusters if c.cluster_id != UNCLUSTERED]
+    topics = full.topics
     unclustered = n - sum(len(c.paper_ids) for c in topics)
     smaller = np.sort(np.random.default_rng(1).choice(n, round(n / 1.05), replace=False))
     before = build_map(*subset(stored, vectors, smaller), "v0")
@@ -74,8 +74,8 @@ def measure(spec: str, layout: bool) -> None:
                                                       replace=False))
     base = build_map(*subset(stored, vectors, base_rows), "b0")
     changed = build_map(*subset(stored, vectors, np.setdiff1d(np.arange(n), dropped)), "b1", previous=base)
-    old_labels = {c.cluster_id: c.label for c in base.clusters if c.cluster_id != UNCLUSTERED}
-    new_labels = {c.cluster_id: c.label for c in changed.clusters}
+    old_labels = {c.cluster_id: c.label for c in base.topics}
+    new_labels = {c.cluster_id: c.label for c in changed.groups()}
     stable = np.mean([new_labels.get(c) == label for c, label in old_labels.items()])
     shared, fragments, words = label_measures(full, papers)
     subtopics = sum(len(getattr(c, "subtopics", [])) for c in topics)

@@ -268,6 +268,18 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")
 
 
+def test_clusters_none_is_the_current_map_whatever_its_k(seeded_copy: Path, offline: None) -> None:
+    """One method: a number asks for that many topics, "auto" for k chosen, None for the map the library has now
+    (what the app's chat and the agent use after the Explore tab picked a k)."""
+    lib = Assistant(home=seeded_copy)
+    three = lib.clusters(3)
+    assert three.requested_clusters == 3 and len(three.topics) == 3
+    assert Assistant(home=seeded_copy).clusters() == three  # the current map: k=3 is kept
+    chosen = lib.clusters("auto")
+    assert chosen.requested_clusters is None and len(chosen.topics) != 3
+    assert Assistant(home=seeded_copy).clusters() == chosen
+
+
 def test_library_clusters_are_cached_deterministic_and_keep_ids_when_papers_are_added(
     seeded_copy: Path, tmp_path: Path, offline: None
 ) -> None:
@@ -278,7 +290,7 @@ def test_library_clusters_are_cached_deterministic_and_keep_ids_when_papers_are_
     assert Assistant(home=seeded_copy).clusters() == first  # and recomputed from scratch, identical
     unclustered = first.get(UNCLUSTERED)
     assert 4 <= len(first.topics) <= 14 and (unclustered is None or len(unclustered.paper_ids) <= 0.1 * 179)
-    assert sorted(p for c in first.clusters for p in c.paper_ids) == sorted(p.paper_id for p in first.points)
+    assert sorted(p for c in first.groups() for p in c.paper_ids) == sorted(p.paper_id for p in first.points)
 
     bib = tmp_path / "five.bib"
     bib.write_text(FIVE_NEW_PAPERS, encoding="utf-8")
@@ -300,8 +312,8 @@ def test_summaries_cite_only_members_of_their_cluster(seeded_home: Path) -> None
     from assistant.clusters import ClusterSummarizer
 
     lib = Assistant(home=seeded_home)
-    cluster = lib.current_clusters().topics[0]
-    outsider = next(p.paper_id for p in lib.current_clusters().points if p.paper_id not in cluster.paper_ids)
+    cluster = lib.clusters().topics[0]
+    outsider = next(p.paper_id for p in lib.clusters().points if p.paper_id not in cluster.paper_ids)
     reply = (f"Title: Deep reinforcement learning at scale\nThese papers train agents with value functions [1][2]. "
              f"Some study multi-agent settings [{outsider}][3]. Others do something else entirely [99].")
     model = GenericFakeChatModel(messages=iter([AIMessage(reply)]))
@@ -316,7 +328,7 @@ def test_summaries_cite_only_members_of_their_cluster(seeded_home: Path) -> None
 
 def test_offline_summaries_are_extractive_cited_and_cached(seeded_copy: Path, offline: None) -> None:
     lib = Assistant(home=seeded_copy)
-    cluster = lib.current_clusters().topics[1]
+    cluster = lib.clusters().topics[1]
     summary = lib.cluster_summary(cluster.cluster_id)
     assert summary.extractive and summary.text.startswith("**Extractive summary**")
     assert summary.citations and {c.paper_id for c in summary.citations} <= set(cluster.representative_ids)
@@ -377,7 +389,7 @@ def test_summarize_and_clusters_cli(seeded_copy: Path, tmp_path: Path, offline: 
     bad = runner.invoke(app, ["--home", str(seeded_copy), "summarize", "--out", str(out), "--format", "pdf"])
     assert bad.exit_code == 2 and "unknown format 'pdf'" in bad.output
     listing = runner.invoke(app, ["--home", str(seeded_copy), "clusters", "--json"])
-    assert listing.exit_code == 0 and json.loads(listing.stdout)["clusters"][0]["cluster_id"] == "c1"
+    assert listing.exit_code == 0 and json.loads(listing.stdout)["topics"][0]["cluster_id"] == "c1"
     empty = runner.invoke(app, ["--home", str(tmp_path / "empty"), "summarize", "--out", str(out)])
     assert empty.exit_code == 1 and "library is empty" in empty.output
 
@@ -385,7 +397,7 @@ def test_summarize_and_clusters_cli(seeded_copy: Path, tmp_path: Path, offline: 
 def test_offline_ask_about_themes_lists_clusters_with_citations(seeded_home: Path, offline: None) -> None:
     lib = Assistant(home=seeded_home)
     answer = lib.ask("What are the main themes in my library?")
-    cluster_map = lib.current_clusters()
+    cluster_map = lib.clusters()
     assert [s.tool for s in answer.steps] == ["search_papers", "list_clusters"]
     assert all(c.label in answer.text for c in cluster_map.topics)
     representatives = {p for c in cluster_map.topics for p in c.representative_ids[:2]}
@@ -402,7 +414,7 @@ def test_agent_cluster_tools_list_and_summarize_with_citations(seeded_home: Path
     from assistant.agent import Agent
 
     lib = Assistant(home=seeded_home)
-    c1 = lib.current_clusters().get("c1")
+    c1 = lib.clusters().get("c1")
     script = [
         tool_call("list_clusters"),
         tool_call("cluster_summary", cluster_id="c1"),

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 from assistant import Assistant
 from assistant.agent import Answer
-from assistant.api import EmptyLibraryError
 from assistant.citations import Citation, Claim, ClaimSupport, Span, verbatim_spans
 from assistant.claims import citation_spans, claims, marker_claims
 from assistant.cli import app
@@ -32,6 +31,7 @@ from assistant.conversations import (
     title_from,
 )
 from assistant.corpus import Paper
+from assistant.errors import EmptyLibraryError
 
 QUESTION = "How can multi-agent reinforcement learning scale to many agents?"
 ABSTRACT = ("Scaling reinforcement learning to many agents is hard. We propose mean-field policies that treat the "
@@ -63,7 +63,8 @@ def test_store_saves_turns_lists_newest_first_and_survives_a_new_process(tmp_pat
     store.add_turn(first.conversation_id, "  What is   CMFQ?  ", answer=answer("CMFQ is a method [1].", [paper()]))
     store.add_turn(first.conversation_id, "How is it evaluated?", error="cannot reach the model at http://x")
     store.add_turn(second.conversation_id, "Which papers merge models?", answer=answer("None.", []))
-    again = ConversationStore(tmp_path / FILE_NAME)  # what a reload or another process sees
+    library = {"t:mf": paper()}  # the papers a saved answer refers to are read from the library
+    again = ConversationStore(tmp_path / FILE_NAME, lambda ids: {i: library[i] for i in ids if i in library})
     listed = again.list()
     assert [c.conversation_id for c in listed] == [second.conversation_id, first.conversation_id]
     assert listed[0].title == "Merging" and listed[1].title == "What is CMFQ?"  # titled from the first question
@@ -72,7 +73,9 @@ def test_store_saves_turns_lists_newest_first_and_survives_a_new_process(tmp_pat
                       else first.conversation_id)
     assert [t.failed for t in saved.turns] == [False, True]
     assert [n for n, _ in saved.numbered()] == [1]  # a failed turn takes no number
-    assert saved.turns[0].answer.citations[0].paper.abstract == ABSTRACT  # the whole answer is kept
+    assert saved.turns[0].answer == store.get(first.conversation_id).turns[0].answer.model_copy(
+        update={"citations": [c.model_copy(update={"paper": paper()}) for c in saved.turns[0].answer.citations]})
+    assert saved.turns[0].answer.citations[0].paper.abstract == ABSTRACT  # the paper, read back from the library
     assert saved.history() == saved.turns[0].answer.history_entries()  # failed turns are not followed up on
     store.add_turn(first.conversation_id, "And then?", answer=answer("More [1].", [paper()]))
     assert store.list()[0].conversation_id == first.conversation_id  # most recently active first
@@ -262,12 +265,12 @@ def test_verbatim_spans_need_a_real_quote() -> None:
 
 
 def test_markdown_export_quotes_the_spans_and_leaves_out_failed_turns(tmp_path: Path) -> None:
-    store = ConversationStore(tmp_path / FILE_NAME)
+    cited = paper(authors=["Ada Lovelace"], year=2021)
+    store = ConversationStore(tmp_path / FILE_NAME, lambda ids: {cited.paper_id: cited})  # the library's paper
     info = store.create()
     store.add_turn(info.conversation_id, "Broken?", error="the model failed")
     store.add_turn(info.conversation_id, "How does it scale?", scope="the topic “RL” (34 papers)", answer=answer(
-        "- We propose mean-field policies that treat the other agents as one average agent. [1]",
-        [paper(authors=["Ada Lovelace"], year=2021)]))
+        "- We propose mean-field policies that treat the other agents as one average agent. [1]", [cited]))
     conversation = store.get(info.conversation_id)
     markdown = conversation_markdown(conversation)
     assert markdown.startswith("# Broken?\n")  # titled from the first question, even a failed one

@@ -27,7 +27,8 @@ from assistant import Assistant
 from assistant import enrich as enrich_module
 from assistant.cli import app
 from assistant.corpus.apis import abstract_from_inverted_index
-from assistant.enrich import CACHE_FILE, migrate, retry_after_seconds
+from assistant.enrich import retry_after_seconds
+from assistant.enrich_cache import CACHE_FILE, MIGRATIONS, migrate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "enrich"
 EMAIL = "librarian@example.org"
@@ -403,7 +404,7 @@ def test_the_cache_file_has_a_schema_version_and_migrates_once(tmp_path: Path) -
         migrate(db)
         names = [name for (name,) in db.execute("SELECT name FROM _migrations")]
         db.close()
-        assert names == [step.__name__ for step in enrich_module.MIGRATIONS] == ["m001_responses_and_filled"]
+        assert names == [step.__name__ for step in MIGRATIONS] == ["m001_responses_and_filled"]
 
 
 def test_a_damaged_cache_costs_its_fills_not_the_files(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def legend(at: AppTest) -> str:
 
 def test_zoom_into_a_topic_pick_a_subtopic_open_a_member_and_come_back(explore: AppTest) -> None:
     at = explore
-    cluster_map = Assistant(home=Path(os.environ["LITASSIST_HOME"])).current_clusters()
+    cluster_map = Assistant(home=Path(os.environ["LITASSIST_HOME"])).clusters()
     topic = next(t for t in cluster_map.topics if t.subtopics)
     at.button_group(key="topic").set_value(topic.cluster_id).run()
     at.button(key="zoom-in").click().run()
@@ -54,13 +54,13 @@ def test_zoom_into_a_topic_pick_a_subtopic_open_a_member_and_come_back(explore: 
     at.button(key=f"member-{sub.cluster_id}-{member}").click().run()
     assert at.session_state["dialog"].paper.paper_id == member
     at.button(key="zoom-out").click().run()
-    assert legend(at).count("<span>") == len(cluster_map.clusters)
+    assert legend(at).count("<span>") == len(cluster_map.groups())
 
 
 def test_member_lists_page(explore: AppTest) -> None:
     at = explore
-    cluster_map = Assistant(home=Path(os.environ["LITASSIST_HOME"])).current_clusters()
-    big = max(cluster_map.clusters, key=lambda c: len(c.paper_ids))
+    cluster_map = Assistant(home=Path(os.environ["LITASSIST_HOME"])).clusters()
+    big = max(cluster_map.groups(), key=lambda c: len(c.paper_ids))
     if len(big.paper_ids) <= MEMBERS_PAGE:
         pytest.skip("no topic of the seeds is over a page")
     at.button_group(key="topic").set_value(big.cluster_id).run()

@@ -113,7 +113,7 @@ def test_an_abstract_sentence_that_answers_the_aspect_is_preferred(seeded_home: 
 
 def test_ask_about_this_topic_builds_on_the_topic_summary(seeded_home: Path) -> None:
     lib = Assistant(home=seeded_home)
-    cluster = lib.current_clusters().topics[0]
+    cluster = lib.clusters().topics[0]
     summary = lib.cluster_summary(cluster.cluster_id)
     answer = lib.ask("What are the main findings and methods in these papers?",
                      filters=Filters(paper_ids=cluster.paper_ids))

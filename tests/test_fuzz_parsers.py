@@ -19,8 +19,9 @@ from test_parse_exports import ATOM, BIBTEX, CSL_JSON, CSV_SEMICOLON, JSON_PLAIN
 from assistant.api import DEMO_CORPUS
 from assistant.corpus import SNIFFERS, decode, detect_format, parse_text
 from assistant.corpus.exports import parse_csl_json
-from assistant.corpus.records import ParseError, clean_text, find_arxiv_id, find_doi
+from assistant.corpus.records import clean_text, find_arxiv_id, find_doi
 from assistant.corpus.scraped import SCRAPED_SNIFFERS
+from assistant.errors import ParseError
 from assistant.index.chunking import sentence_spans
 
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None,

@@ -15,7 +15,7 @@ from assistant.cli import app
 from assistant.config import load_settings
 from assistant.corpus import parse_text
 from assistant.corpus.exports import parse_csl_json, parse_json, parse_jsonl
-from assistant.corpus.records import ParseError
+from assistant.errors import ParseError
 from assistant.index import StoreError
 from assistant.retrieve import Filters
 

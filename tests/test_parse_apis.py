@@ -20,7 +20,8 @@ from assistant.corpus.apis import (
     parse_openalex,
     parse_semantic_scholar,
 )
-from assistant.corpus.records import Paper, ParseError, Skipped
+from assistant.corpus.records import Paper, Skipped
+from assistant.errors import ParseError
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 SNAPSHOT = (REAL / "arxiv-metadata-oai-snapshot.sample.json").read_text(encoding="utf-8")

@@ -14,7 +14,8 @@ from assistant.corpus.exports import (
     parse_jsonl,
     parse_ris,
 )
-from assistant.corpus.records import ParseError, Skipped, SourceRef
+from assistant.corpus.records import Skipped, SourceRef
+from assistant.errors import ParseError
 
 BIBTEX = r"""% Exported from JabRef 5.9
 @string{neurips = "Advances in Neural Information Processing Systems"}

@@ -8,7 +8,7 @@ import pytest
 
 from assistant.api import DEMO_CORPUS as SEEDS
 from assistant.corpus import detect_format, merge_duplicates, parse_file, parse_text
-from assistant.corpus.records import ParseError
+from assistant.errors import ParseError
 
 EXPECTED = {
     "guo-zhenyu-author-page.txt": ("author-page", 10),

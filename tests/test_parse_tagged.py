@@ -10,8 +10,9 @@ import pytest
 from linear import assert_linear
 
 from assistant.corpus import parse_file, parse_text, tagged
-from assistant.corpus.records import Paper, ParseError, Skipped
+from assistant.corpus.records import Paper, Skipped
 from assistant.corpus.tagged import STREAMS, parse_medline, parse_wos, pub_date
+from assistant.errors import ParseError
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 

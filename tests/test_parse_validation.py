@@ -18,7 +18,7 @@ from assistant.corpus.exports import (
     parse_jsonl,
     parse_ris,
 )
-from assistant.corpus.records import ParseError
+from assistant.errors import ParseError
 from assistant.index.ingest import IngestReport
 
 REAL = Path(__file__).parent / "fixtures" / "real"

@@ -12,8 +12,9 @@ from linear import assert_linear
 from test_fuzz_parsers import FUZZ, mutated, only_parse_errors
 
 from assistant.corpus import STREAMS, parse_text
-from assistant.corpus.records import Paper, ParseError, Skipped
+from assistant.corpus.records import Paper, Skipped
 from assistant.corpus.xml_feeds import parse_oai_pmh, parse_zotero_rdf
+from assistant.errors import ParseError
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 OAI_ARXIV = (REAL / "oai_pmh_arxiv_listrecords.xml").read_text(encoding="utf-8")

@@ -13,9 +13,9 @@ from test_fuzz_parsers import FUZZ, mutated, only_parse_errors
 from test_parse_tagged import real
 
 from assistant.corpus import parse_file, parse_text, tagged, xmlpull
-from assistant.corpus.records import ParseError
 from assistant.corpus.tagged import parse_medline
 from assistant.corpus.xml_records import STREAMS, parse_endnote_xml, parse_pubmed_xml
+from assistant.errors import ParseError
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 

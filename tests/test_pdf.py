@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 
 from assistant import Assistant
 from assistant.cli import app
-from assistant.corpus import ParseError, parse_file
+from assistant.corpus import parse_file
 from assistant.corpus.exports import attached_files
 from assistant.corpus.pdf import BodyText, PageText, PdfText, _drop_references, _Line, _page_text, read_pdf
+from assistant.errors import ParseError
 from assistant.index import chunk_paper, sentence_spans
 from tests.linear import assert_linear
 

@@ -110,7 +110,7 @@ def test_similar_papers_stays_inside_the_scope(seeded_home: Path) -> None:
 
 def test_cluster_tools_only_add_papers_inside_the_scope(seeded_home: Path) -> None:
     lib = Assistant(home=seeded_home)
-    cluster = lib.current_clusters().topics[0]
+    cluster = lib.clusters().topics[0]
     members = cluster.paper_ids[:3]
     agent, _model = scripted_agent(seeded_home, [
         tool_call("list_clusters"),

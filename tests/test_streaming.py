@@ -17,8 +17,9 @@ import pytest
 
 from assistant import Assistant
 from assistant.config import Settings, load_settings
-from assistant.corpus import ParseError, parse_file
+from assistant.corpus import parse_file
 from assistant.corpus.exports import stream_jsonl
+from assistant.errors import ParseError
 from assistant.index.ingest import _merged_papers, _scan
 
 MB = 2**20

@@ -72,7 +72,7 @@ def test_similar_papers_gives_at_most_evidence_k_inside_the_scope(seeded_home: P
 def test_cluster_tools_cite_representatives_and_report_unknown_ids(seeded_copy: Path, offline: None) -> None:
     ctx = context(seeded_copy, topics=True)
     overview = list_clusters(ctx)
-    clusters = ctx.topics.current_clusters().topics
+    clusters = ctx.topics.clusters().topics
     assert all(c.label in overview for c in clusters) and ctx.ledger.items
     assert ctx.steps[-1].line() == f"list_clusters(): {len(clusters)} clusters"  # the generic step line
     first = clusters[0]

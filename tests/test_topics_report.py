@@ -17,10 +17,11 @@ from markdown_it import MarkdownIt
 from playwright.sync_api import sync_playwright
 from scripted_openai import pixel_server
 
-from assistant.clusters import ClusterCache, ClusterSummarizer, build_map, display_title, trends
+from assistant.clusters import ClusterSummarizer, build_map, display_title, trends
 from assistant.corpus import Paper
 from assistant.index import StoredPaper
 from assistant.report import markdown_report, write_report
+from assistant.topics import ClusterCache
 
 TOPICS = ("protein folding structure", "speech recognition noise", "graph coloring heuristics")
 
@@ -137,7 +138,7 @@ def test_a_cache_folder_or_entry_in_the_wrong_shape_is_rebuilt_with_one_line(
     folder = tmp_path / "clusters"
     folder.write_text("not a folder")
     cache = ClusterCache(folder)
-    with caplog.at_level(logging.WARNING, logger="litassist.clusters"):
+    with caplog.at_level(logging.WARNING, logger="litassist.topics"):
         assert cache.load_map() is None
         cache.save_map(cluster_map)
     assert cache.load_map() == cluster_map
@@ -146,7 +147,7 @@ def test_a_cache_folder_or_entry_in_the_wrong_shape_is_rebuilt_with_one_line(
     (folder / "map.json").unlink()
     (folder / "map.json").mkdir()
     (folder / "map.json" / "inside").write_text("x")
-    with caplog.at_level(logging.WARNING, logger="litassist.clusters"):
+    with caplog.at_level(logging.WARNING, logger="litassist.topics"):
         assert cache.load_map() is None
         cache.save_map(cluster_map)
     assert cache.load_map() == cluster_map

@@ -417,10 +417,10 @@ def test_search_shows_rank_and_relative_relevance_not_raw_scores(app, seeded_cop
 def test_explore_shows_topics_and_asks_about_one(app, seeded_copy: Path) -> None:
     at = app(seeded_copy, tab=EXPLORE)
     assert not at.exception
-    cluster_map = Assistant(home=seeded_copy).current_clusters()
+    cluster_map = Assistant(home=seeded_copy).clusters()
     first = cluster_map.topics[0]
     legend = next(h for h in html_texts(at) if 'class="la-legend"' in h)
-    assert legend.count("<span>") == len(cluster_map.clusters)
+    assert legend.count("<span>") == len(cluster_map.groups())
     summary = cited_text_data(at, f"topic-{first.cluster_id}")["html"]
     assert 'class="la-cite"' in summary
     at.button(key=f"topic-{first.cluster_id}-1").click().run()  # a summary's reference opens the paper
@@ -443,9 +443,9 @@ def test_explore_shows_topics_and_asks_about_one(app, seeded_copy: Path) -> None
 
 def test_map_hover_says_undated_never_null(seeded_home: Path) -> None:
     lib = Assistant(home=seeded_home)
-    cluster_map = lib.current_clusters()
+    cluster_map = lib.clusters()
     papers = {p.paper_id: p for p in lib.papers()}
-    rows = map_rows(cluster_map, {c.cluster_id: c.label for c in cluster_map.clusters}, papers)
+    rows = map_rows(cluster_map, {c.cluster_id: c.label for c in cluster_map.groups()}, papers)
     assert {r["year"] for r in rows} >= {"undated", "2024"} and None not in {r["year"] for r in rows}
 
 
@@ -710,7 +710,7 @@ def test_empty_chat_offers_example_questions_and_an_answer_follow_ups(app, seede
     at = app(seeded_copy)
     examples = [b for b in at.button if (b.key or "").startswith("example-")]
     assert len(examples) == 3 and len({b.label for b in examples}) == 3
-    largest = Assistant(home=seeded_copy).current_clusters().topics[0]
+    largest = Assistant(home=seeded_copy).clusters().topics[0]
     phrases = topic_phrases(largest.label, largest.keywords)
     assert examples[0].label == f"What are the main findings on {' and '.join(phrases[:2])}?"
     assert all(phrase.lower() in largest.keywords for phrase in phrases)

@@ -18,8 +18,9 @@ from streamlit.testing.v1 import AppTest
 from zotero_library import LINKED_FILE, LINKED_URL, ZoteroLibrary
 
 from assistant import Assistant
-from assistant.corpus import ParseError, discover_files, parse_file, zotero_db
+from assistant.corpus import discover_files, parse_file, zotero_db
 from assistant.corpus.zotero_db import is_zotero_database, parse_zotero, read_zotero, zotero_digest
+from assistant.errors import ParseError
 from assistant.retrieve import Filters
 
 APP = str(resources.files("assistant.ui").joinpath("app.py"))

@@ -14,9 +14,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from assistant.agent import Step
-from assistant.api import Assistant
-from assistant.conversations import SavedTurn
+from assistant import Assistant, SavedTurn, Step
 
 log = logging.getLogger("litassist.ui")
 

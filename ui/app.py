@@ -31,9 +31,7 @@ from assistant.ui.state import (
 )
 from assistant.ui.uploads import UploadResult
 
-from assistant.api import DEMO_CORPUS, Assistant
-from assistant.config import load_settings
-from assistant.conversations import Conversation, ConversationError, ConversationsDamaged
+from assistant import DEMO_CORPUS, Assistant, Conversation, ConversationError, ConversationsDamaged, load_settings
 
 
 def render_first_run(lib: Assistant) -> None:

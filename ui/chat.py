@@ -25,11 +25,7 @@ from assistant.ui.sidebar import remember_conversation
 from assistant.ui.sources import cited_text
 from assistant.ui.state import CHAT, Scope, scroll_to_latest
 
-from assistant.agent import Answer
-from assistant.api import Assistant
-from assistant.conversations import INTERRUPTED, Conversation, SavedTurn, reference_line
-from assistant.corpus import Paper
-from assistant.retrieve import Filters
+from assistant import INTERRUPTED, Answer, Assistant, Conversation, Filters, Paper, SavedTurn, reference_line
 
 CLUSTER_QUESTION = "What are the main findings and methods in these papers?"
 POLL_SECONDS = 0.25  # how often the page redraws an answer in progress (each redraw lets a click interrupt the run)
@@ -110,7 +106,7 @@ def library_topics(lib: Assistant, size: int) -> Topics:
     cached = st.session_state.get("library_topics")
     if cached is None or cached[0] != size:
         try:
-            clusters = lib.current_clusters().topics
+            clusters = lib.clusters().topics
         except Exception:  # noqa: BLE001 - suggestions are a convenience: none rather than an error
             clusters = []
         phrases = [topic_phrases(c.label, c.keywords) for c in clusters]

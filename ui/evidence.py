@@ -9,15 +9,19 @@ from assistant.ui.formatting import shorten
 from assistant.ui.rendering import md_escape
 from assistant.ui.state import Scope, SourceView, open_dialog
 
-from assistant.agent import Answer
-from assistant.api import Assistant
-from assistant.citations import Evidence
-from assistant.claims import citation_spans
-from assistant.conversations import SavedTurn, author_names
-from assistant.corpus import Paper
-from assistant.corpus.display import display_title
-from assistant.exports_out import PAPER_EXPORTS, file_stem
-from assistant.index import split_sentences
+from assistant import (
+    PAPER_EXPORTS,
+    Answer,
+    Assistant,
+    Evidence,
+    Paper,
+    SavedTurn,
+    author_names,
+    citation_spans,
+    display_title,
+    file_stem,
+    split_sentences,
+)
 
 SENTENCE_CHARS = 240  # the table shows one sentence; the drawer has the whole abstract
 

@@ -17,19 +17,20 @@ from assistant.ui.rendering import md_escape, text_html
 from assistant.ui.sources import cited_text
 from assistant.ui.state import SourceView, open_dialog
 
-from assistant.api import Assistant
-from assistant.clusters import (
+from assistant import (
     MAX_CLUSTERS,
     UNCLUSTERED,
+    Assistant,
     Cluster,
     ClusterMap,
     ClusterSummary,
     MapPoint,
+    Paper,
     display_title,
+    error_text,
+    provider_info,
     trends,
 )
-from assistant.corpus import Paper
-from assistant.llm import describe_error, resolve_provider
 
 MAP_SELECTION = "pick"
 MAP_POINTS = 4000  # points sent to the browser at most: above this each topic is sampled, its count in the legend
@@ -93,7 +94,7 @@ def topic_map(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str,
     zoomed into one topic, by its subtopics; clicking a point opens the paper. The legend is drawn as HTML
     beneath it (it wraps at any width; a chart legend is cut off on a phone) with each group's full count."""
     unplaced = len(topic.paper_ids) - sum(len(s.paper_ids) for s in topic.subtopics) if topic else 0
-    groups = ([*topic.subtopics] + ([topic] if unplaced else [])) if topic else cluster_map.clusters
+    groups = ([*topic.subtopics] + ([topic] if unplaced else [])) if topic else cluster_map.groups()
     colours = topic_colours(groups)
     rows = map_rows(cluster_map, labels, papers, topic.cluster_id if topic else None)
     pick = alt.selection_point(name=MAP_SELECTION, fields=["paper_id"], on="click")
@@ -134,7 +135,7 @@ def cluster_summary(lib: Assistant, cluster: Cluster, offline: bool) -> ClusterS
             with st.spinner("Summarizing…"):
                 summaries[key] = lib.cluster_summary(cluster.cluster_id)
         except Exception as error:  # noqa: BLE001 - one line, never a traceback
-            st.error(describe_error(error, lib.settings))
+            st.error(error_text(error, lib.settings))
     return summaries.get(key)
 
 
@@ -208,7 +209,7 @@ def render_explore(lib: Assistant, papers: list[Paper]) -> None:
         choice = topics_control(len(papers))
     try:
         with st.spinner("Grouping the papers into topics…"):
-            cluster_map = lib.clusters(None if choice == "auto" else int(choice))
+            cluster_map = lib.clusters("auto" if choice == "auto" else int(choice))
     except Exception as error:  # noqa: BLE001 - one line, never a traceback
         st.error(f"Could not compute the topics: {error}")
         return
@@ -219,7 +220,7 @@ def render_explore(lib: Assistant, papers: list[Paper]) -> None:
     note.caption(f"{len(cluster_map.topics)} topics{asked} over {len(cluster_map.points)} papers"
                  + (f" · {unclustered} fit no topic" if unclustered else "")
                  + " · hover a point for its title, click it to open the paper")
-    ids = [c.cluster_id for c in cluster_map.clusters]
+    ids = [c.cluster_id for c in cluster_map.groups()]
     chosen = st.pills("Topic", ids, default=ids[0], key="topic", selection_mode="single",
                       format_func=lambda c: f"{md_escape(labels[c])} · {len(cluster_map.get(c).paper_ids)}")
     cluster = cluster_map.get(chosen or ids[0])
@@ -233,7 +234,7 @@ def render_explore(lib: Assistant, papers: list[Paper]) -> None:
     rising = {t.cluster_id: t for t in trends(cluster_map)}
     trend = rising.get(cluster.cluster_id)
     note_text = (("Rising: " if trend.rising else "") + trend.describe()) if trend else ""
-    offline = resolve_provider(lib.settings) == "offline"
+    offline = provider_info(lib.settings).provider == "offline"
     if cluster.subtopics:
         sub_ids = [ALL_TOPICS, *(s.cluster_id for s in cluster.subtopics)]
         picked = st.pills("Subtopic", sub_ids, default=ALL_TOPICS, key=f"subtopic-{cluster.cluster_id}",

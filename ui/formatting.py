@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from assistant.agent import Answer, Step
+from assistant import Answer, Step
 
 
 def shorten(text: str, limit: int) -> str:

@@ -15,13 +15,18 @@ from assistant.ui.rendering import md_escape, paper_html
 from assistant.ui.state import Confirm, SourceView, notify, open_dialog
 from assistant.ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, UploadResult, ingest_uploads
 
-from assistant.api import Assistant, is_demo_file
-from assistant.citations import verbatim_spans
-from assistant.conversations import author_names
-from assistant.corpus import NO_ABSTRACT, Paper
-from assistant.corpus.display import display_title
-from assistant.index import IngestReport, ProgressCallback
-from assistant.retrieve import Filters
+from assistant import (
+    NO_ABSTRACT,
+    Assistant,
+    Filters,
+    IngestReport,
+    Paper,
+    ProgressCallback,
+    author_names,
+    display_title,
+    is_demo_file,
+    verbatim_spans,
+)
 
 STAGES = {"parse": "Reading files", "embed": "Embedding passages"}  # ingest embeds passages (chunks), not papers
 

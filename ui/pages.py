@@ -15,9 +15,7 @@ from assistant.ui.components import asset
 from assistant.ui.rendering import md_escape
 from assistant.ui.state import SourceView
 
-from assistant.citations import Span
-from assistant.corpus import ParseError, PdfSource
-from assistant.corpus.pdf import pdf_text, render_page, span_boxes
+from assistant import ParseError, PdfSource, Span, pdf_text, render_page, span_boxes
 
 PAGE_WIDTH_PX = 900  # sharp on a 640 px drawer at 1.4x, ~150-300 KB a page as PNG
 _pdf_page = st.components.v2.component("litassist.pdf_page", js=asset("pdf_page.js"), css=asset("pdf_page.css"))

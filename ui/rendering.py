@@ -16,10 +16,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
-from assistant.citations import CitedText, Span, mark_spans
-from assistant.claims import marker_claims
-from assistant.corpus import NO_ABSTRACT, Paper
-from assistant.corpus.display import display_title
+from assistant import NO_ABSTRACT, CitedText, Paper, Span, display_title, mark_spans, marker_claims
 
 _LABEL_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~$:@!()])")
 _WWW = re.compile(r"(?i)\b(www)\.")

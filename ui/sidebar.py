@@ -9,15 +9,22 @@ from assistant.ui.formatting import shorten
 from assistant.ui.rendering import md_escape
 from assistant.ui.state import CONVERSATION_PARAM, Confirm, notify, open_dialog, scroll_to_latest
 
-from assistant.api import Assistant
-from assistant.bibtex import bibtex
-from assistant.config import Settings, load_settings
-from assistant.conversations import Conversation, ConversationInfo, conversation_markdown
-from assistant.corpus import Paper
-from assistant.exports_out import file_stem
-from assistant.llm import describe_error, model_name, resolve_provider
-from assistant.providers import provider_names, providers
-from assistant.retrieve import Filters
+from assistant import (
+    Assistant,
+    Conversation,
+    ConversationInfo,
+    Filters,
+    Paper,
+    Settings,
+    bibtex_text,
+    conversation_markdown,
+    error_text,
+    file_stem,
+    load_settings,
+    provider_info,
+    provider_names,
+    providers,
+)
 
 
 def model_sidebar(base: Settings) -> Settings:
@@ -33,10 +40,9 @@ def model_sidebar(base: Settings) -> Settings:
                           help="e.g. gpt-4o-mini, or the model name your OpenAI-compatible server serves")
     settings = load_settings(base.home, llm_provider=provider, llm_model=model.strip() or None)
     try:
-        resolved = resolve_provider(settings)
-        name = model_name(settings, resolved)
+        resolved, name = provider_info(settings)
     except Exception as error:  # noqa: BLE001 - a misconfigured provider is shown, not raised
-        st.warning(describe_error(error, settings))
+        st.warning(error_text(error, settings))
         return settings
     if resolved == "offline":
         st.caption("In use: **offline** — answers quote the abstracts (extractive). Set OPENAI_API_KEY or "
@@ -160,7 +166,7 @@ def conversation_sidebar(lib: Assistant, conversation: Conversation | None, save
                            on_click="ignore", icon=":material/download:", width="stretch",
                            disabled=not conversation.answers, key="export_conversation")
         st.download_button(f"Cited papers (BibTeX, {len({p.paper_id for p in cited})})",
-                           bibtex(cited, conversation.cited_pages()), f"{stem}.bib", "application/x-bibtex",
+                           bibtex_text(cited, conversation.cited_pages()), f"{stem}.bib", "application/x-bibtex",
                            key="export_cited",
                            disabled=not cited, on_click="ignore", icon=":material/menu_book:", width="stretch")
         st.button("Delete this conversation", on_click=confirm_delete_conversation,

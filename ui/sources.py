@@ -15,11 +15,18 @@ from assistant.ui.pages import show_pages
 from assistant.ui.rendering import cited_html, md_escape, paper_html
 from assistant.ui.state import Confirm, SourceView, close_dialog, notify, open_dialog
 
-from assistant.citations import CitedText, Span, verbatim_spans
-from assistant.claims import citation_spans, claim_text, claims, marker_claims
-from assistant.conversations import author_names
-from assistant.corpus import Paper
-from assistant.corpus.display import display_title
+from assistant import (
+    CitedText,
+    Paper,
+    Span,
+    answer_claims,
+    author_names,
+    citation_spans,
+    claim_text,
+    display_title,
+    marker_claims,
+    verbatim_spans,
+)
 
 
 def _passage_spans(paper: Paper, passage: str | None) -> list[Span]:
@@ -39,7 +46,7 @@ def marker_source(cited: CitedText, index: int, origin: str, passages: dict[str,
     if marker.claim is None:  # a marker outside every claim: what the whole text's citations of it rest on
         claim, (spans, weak) = None, citation_spans(cited, number)
     else:
-        the_claim = claims(cited)[marker.claim]
+        the_claim = answer_claims(cited)[marker.claim]
         claim = claim_text(the_claim)
         support = next((s for s in the_claim.citations if s.number == number), None)
         spans, weak = (support.spans, support.weak) if support else ([], False)

@@ -14,10 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from assistant.api import Assistant
-from assistant.citations import Span
-from assistant.config import Settings
-from assistant.corpus import Paper
+from assistant import Assistant, Paper, Settings, Span
 
 CHAT, EXPLORE, LIBRARY = "Chat", "Explore", "Library"  # no icons: a screen reader would read "forum Chat"
 CONVERSATION_PARAM = "c"  # ?c=<conversation id>: the open conversation survives a reload

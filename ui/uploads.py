@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from assistant.api import Assistant
-from assistant.corpus import Paper
-from assistant.index import IngestReport, ProgressCallback
+from assistant import Assistant, IngestReport, Paper, ProgressCallback
 
 # Every extension ingest has a parser hint for, plus .txt (scraped pages, bare abstracts, Web of Science's
 # savedrecs.txt: sniffed by content), .gz (any of them compressed) and .pdf (a paper's full text: the upload is

@@ -8,6 +8,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ParseError
 from .apis import API_SNIFFERS
 from .apis import STREAMS as API_STREAMS
 from .exports import EXPORT_SNIFFERS, parse_csv
@@ -17,7 +18,6 @@ from .reading import check_binary, describe_text, read_file, unpack
 from .records import (
     NO_ABSTRACT,
     Paper,
-    ParseError,
     ParseResult,
     PdfSource,
     Skipped,

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from ..errors import ParseError
 from .exports import _BOM, _SNIFF_CHARS, _latex, _load_json, _paper, _plain, _result, _scalar, _year_and_date
-from .records import Paper, ParseError, ParseResult, Skipped, SourceRef
+from .records import Paper, ParseResult, Skipped, SourceRef
 
 Record = Paper | Skipped
 Expand = Callable[[Any], Iterable[Any]]

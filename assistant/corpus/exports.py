@@ -27,7 +27,8 @@ from bibtexparser.middlewares.middleware import LibraryMiddleware
 from bibtexparser.model import DuplicateBlockKeyBlock, DuplicateFieldKeyBlock, Entry, Field, ParsingFailedBlock
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
-from .records import Paper, ParseError, ParseResult, Skipped, SourceRef, clean_text, make_paper, month_day
+from ..errors import ParseError
+from .records import Paper, ParseResult, Skipped, SourceRef, clean_text, make_paper, month_day
 
 try:  # defusedxml guards against entity-expansion tricks; the stdlib parser is the fallback
     from defusedxml.ElementTree import fromstring as _xml_fromstring

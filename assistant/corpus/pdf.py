@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
 
-from .records import Paper, ParseError, ParseResult, PdfSource, SourceRef, find_arxiv_id, find_doi, make_paper
+from ..errors import ParseError
+from .records import Paper, ParseResult, PdfSource, SourceRef, find_arxiv_id, find_doi, make_paper
 
 log = logging.getLogger("litassist.corpus")
 

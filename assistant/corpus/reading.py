@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .records import ParseError
+from ..errors import ParseError
 
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 1 << 20  # what sniffers see of a streamed file: whole lines of its first MB

@@ -46,18 +46,8 @@ def sanitize(text: str, one_line: bool = False) -> str:
     return _LINE_BREAK.sub(" ", text) if one_line else text
 
 
-MAX_REASON_CHARS = 400
 MAX_RECORD_CHARS = 16 * 2**20  # one record of a streamed export (a PubMed article with its references is ~100 KB):
 # a bigger "record" is a damaged or hostile file, not a paper, and the limit bounds a stream's memory
-
-
-class ParseError(ValueError):
-    """A file that cannot be ingested; the message is one line naming what is wrong (made so here: quoted
-    file content can hold line breaks, and a reason is printed, logged and shown in the app as one line)."""
-
-    def __init__(self, message: str):
-        line = " ".join(str(message).split())
-        super().__init__(line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…")
 
 
 class SourceRef(BaseModel):

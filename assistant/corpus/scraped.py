@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .records import ParseError, ParseResult, SourceRef, make_paper, split_name
+from ..errors import ParseError
+from .records import ParseResult, SourceRef, make_paper, split_name
 
 PROSE_MIN_WORDS = 30
 SNIFF_CHARS = 2**20  # a scraped page is a few hundred KB at most; sniffing a 500 MB export reads only this much

@@ -13,8 +13,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from ..errors import ParseError
 from .exports import _BOM, _SNIFF_CHARS, _paper, _result
-from .records import MAX_RECORD_CHARS, Paper, ParseError, ParseResult, Skipped, SourceRef, month_day
+from .records import MAX_RECORD_CHARS, Paper, ParseResult, Skipped, SourceRef, month_day
 
 _MONTHS = {name: number for number, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}

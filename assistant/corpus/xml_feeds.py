@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from ..errors import ParseError
 from .apis import Stream, arxiv_version_date, split_author_line, text_parser
 from .exports import _BOM, _SNIFF_CHARS, _latex, _paper, _year_and_date
-from .records import Paper, ParseError, ParseResult, Skipped, SourceRef
+from .records import Paper, ParseResult, Skipped, SourceRef
 from .xmlpull import pull_elements, text_of
 
 Record = Paper | Skipped

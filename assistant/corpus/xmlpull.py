@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from xml.etree.ElementTree import Element, XMLPullParser
 from xml.etree.ElementTree import ParseError as XMLParseError
 
-from .records import MAX_RECORD_CHARS, ParseError
+from ..errors import ParseError
+from .records import MAX_RECORD_CHARS
 
 _BOM = "\ufeff"
 

@@ -21,9 +21,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ..errors import ParseError
 from .exports import _paper, _result, _year_and_date
 from .reading import hash_file
-from .records import Paper, ParseError, ParseResult, Skipped, SourceRef
+from .records import Paper, ParseResult, Skipped, SourceRef
 
 FORMAT = "zotero"
 DATABASE_NAME = "zotero.sqlite"

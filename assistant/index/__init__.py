@@ -6,6 +6,7 @@ OpenAI), `catalog` (the SQLite source of truth, with the FTS5 lexical index), `v
 (a library shared through a Chroma server).
 """
 
+from ..errors import LibraryBusy, StoreError
 from .chunking import (
     SENTENCE_BREAK,
     Chunk,
@@ -15,7 +16,7 @@ from .chunking import (
     sentence_spans,
     split_sentences,
 )
-from .embedders import Embedder, OnnxEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder, StoreError, make_embedder
+from .embedders import Embedder, OnnxEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder, make_embedder
 from .ingest import (
     FileFailure,
     IngestReport,
@@ -27,7 +28,6 @@ from .ingest import (
     reindex,
     remove,
 )
-from .locks import LibraryBusy
 from .store import ChunkHit, LibraryState, SourceRecord, Store, StoredPaper, read_manifest
 
 __all__ = [

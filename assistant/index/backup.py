@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .embedders import StoreError
+from ..errors import StoreError
 from .vectors import SQLITE_FILE
 
 if TYPE_CHECKING:

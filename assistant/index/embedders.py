@@ -16,12 +16,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..config import LOCAL_EMBEDDING_MODEL, Settings
+from ..errors import StoreError
 
 MAX_WORD_PIECES = 256  # all-MiniLM-L6-v2's max_seq_length in sentence-transformers (the BERT config says 512)
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used as asked (e.g. it was built with another embedding model)."""
 
 
 class Embedder(Protocol):

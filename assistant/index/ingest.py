@@ -200,7 +200,7 @@ def _parse_files(
 def _enrich_refiller(store: Store, report: IngestReport) -> Callable[[Paper], Paper] | None:
     """What `enrich` fetched before, read once per ingest (not once per file); a cache that cannot be read costs
     those fills this time, with a warning, not the files."""
-    from ..enrich import CACHE_FILE, refiller  # enrich builds on this module: imported here, not at the top
+    from ..enrich_cache import CACHE_FILE, refiller
 
     try:
         return refiller(store.home)
@@ -231,7 +231,7 @@ def _parse_one(
     parsed = parse_file(path, csv_mapping, data=data, max_bytes=settings.max_file_mb * 2**20)
     if fill is None:
         return parsed
-    from ..enrich import refilled  # enrich builds on this module, so it is imported here, not at the top
+    from ..enrich_cache import refilled
 
     return refilled(parsed, fill)
 

@@ -20,14 +20,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .embedders import StoreError
+from ..errors import LibraryBusy, StoreError
 
 log = logging.getLogger("litassist.index")
-
-
-
-class LibraryBusy(StoreError):
-    """Another writer held the library for longer than the lock timeout."""
 
 
 class _Holder:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..corpus import Paper, duplicate_keys
+from ..errors import StoreError
 from .catalog import SourceRecord, StagedChunk, StagedPaper
-from .embedders import StoreError
 from .lexical import lexical_tokens
 
 if TYPE_CHECKING:

@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from ..corpus import Paper, duplicate_keys
+from ..errors import StoreError
 from . import bm25
 from .catalog import FILE_NAME, Catalog, SourceRecord, StagedChunk, StagedPaper, StoredPaper
 from .chunking import Chunk
-from .embedders import StoreError
 from .lexical import lexical_tokens
 from .locks import LibraryLocks
 from .vectors import CHUNKS, PAPERS, SQLITE_FILE, VectorIndex, check_sqlite_file

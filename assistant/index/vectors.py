@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .embedders import StoreError
+from ..errors import StoreError
 
 log = logging.getLogger("litassist.index")
 

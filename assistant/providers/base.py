@@ -14,26 +14,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from langchain_core import exceptions as lc
 
+from ..errors import ContextLengthError, ProviderError, RequestRefusedError
+
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from ..config import Settings
-
-
-class ProviderError(RuntimeError):
-    """A model problem said in one line with what to do; shown instead of a stack trace."""
-
-
-class ContextLengthError(ProviderError):
-    """The prompt did not fit the model's context window; `window` is the window the server named, if any."""
-
-    def __init__(self, message: str, window: int | None = None):
-        super().__init__(message)
-        self.window = window
-
-
-class RequestRefusedError(ProviderError):
-    """The server refused the request as malformed (HTTP 400), e.g. because it cannot take tool definitions."""
 
 
 _CONTEXT_ERROR = re.compile(

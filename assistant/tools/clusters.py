@@ -51,7 +51,7 @@ def summary_in_ledger(summary: ClusterSummary, ledger: Ledger) -> tuple[str, lis
 def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: int = 2) -> tuple[str, int]:
     """One line per cluster (label, size, keywords) citing its representative papers, added to the ledger
     (those outside the ledger's scope are not cited)."""
-    cluster_map = topics.current_clusters()
+    cluster_map = topics.clusters()
     representatives = store.get_papers([p for c in cluster_map.topics for p in c.representative_ids[:per_cluster]])
     lines = []
     for cluster in cluster_map.topics:
