@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     )
     from .evaluate import AnswerReport, RetrievalReport, eval_home, evaluate_answers, evaluate_retrieval
     from .exports_out import PAPER_EXPORTS, file_stem
-    from .providers import provider_names, providers
+    from .providers import provider_names
+    from .providers import providers as model_providers
     from .index import IngestReport, ProgressCallback, ReindexReport, RemovalReport, SourceRecord, split_sentences
     from .report import FORMATS, ReportRun
     from .retrieve import Filters, Hit
@@ -86,11 +87,12 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "enrich": ("EnrichReport",),
     "evaluate": ("AnswerReport", "RetrievalReport", "eval_home", "evaluate_answers", "evaluate_retrieval"),
     "exports_out": ("PAPER_EXPORTS", "file_stem"),
-    "providers": ("provider_names", "providers"),
+    "providers": ("provider_names",),
 }
 # A name that is also a submodule's is public under another one: once `assistant.claims` is imported, the package
 # attribute `claims` is that module, whatever this file says.
-_RENAMED = {"answer_claims": ("claims", "claims"), "bibtex_text": ("bibtex", "bibtex")}
+_RENAMED = {"answer_claims": ("claims", "claims"), "bibtex_text": ("bibtex", "bibtex"),
+            "model_providers": ("providers", "providers")}
 _HOMES = {name: (module, name) for module, names in _PUBLIC.items() for name in names} | _RENAMED
 __all__ = [
     "DEMO_CORPUS",
@@ -162,12 +164,12 @@ __all__ = [
     "load_settings",
     "mark_spans",
     "marker_claims",
+    "model_providers",
     "model_errors",
     "pdf_text",
     "plain_text",
     "provider_info",
     "provider_names",
-    "providers",
     "reference_line",
     "render_page",
     "span_boxes",

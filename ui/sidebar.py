@@ -22,8 +22,8 @@ from assistant import (
     file_stem,
     load_settings,
     provider_info,
+    model_providers,
     provider_names,
-    providers,
 )
 
 
@@ -35,7 +35,7 @@ def model_sidebar(base: Settings) -> Settings:
     provider = st.selectbox("Provider", names, index=default, key="provider",
                             help="auto: a server with OPENAI_BASE_URL, OpenAI with OPENAI_API_KEY, a local GGUF "
                                  "with LITASSIST_LOCAL_MODEL_PATH, else offline (extractive answers).  \n" +
-                                 "  \n".join(f"{p.name}: {p.description}" for p in providers().values()))
+                                 "  \n".join(f"{p.name}: {p.description}" for p in model_providers().values()))
     model = st.text_input("Model", value=base.llm_model or "", key="model", placeholder="provider default",
                           help="e.g. gpt-4o-mini, or the model name your OpenAI-compatible server serves")
     settings = load_settings(base.home, llm_provider=provider, llm_model=model.strip() or None)
