@@ -49,13 +49,18 @@ def open_first_citation(page: Page, answer) -> None:
     page.wait_for_timeout(800)  # the drawer slides in
 
 
+def top(element) -> None:
+    """Scroll `element` to the top of the window, below the app's header."""
+    element.evaluate("e => { e.style.scrollMarginTop = '4.5rem'; e.scrollIntoView({block: 'start', behavior: 'instant'}); }")
+
+
 def evidence_table(page: Page, answer, name: str) -> None:
     """The newest answer's evidence table (drawn open) at the top of the window."""
     page.mouse.wheel(0, 50)  # a reader's scroll: the page stops holding the question in view (scroll_anchor.js)
     box = answer.locator("[data-testid='stExpander']").filter(has_text="Evidence:").first
     box.locator("[data-testid='stDataFrame']").wait_for(timeout=30_000)
     wait_until_idle(page)
-    box.evaluate("e => e.scrollIntoView({block: 'start', behavior: 'instant'})")
+    top(box)
     page.wait_for_timeout(800)  # the grid draws its canvas
     page.screenshot(path=str(DOCS / name))
 
@@ -65,7 +70,7 @@ def follow_up(page: Page) -> None:
     ask(page, FOLLOW_UP, 2).get_by_text("Read as").wait_for(timeout=30_000)
     page.mouse.wheel(0, 50)
     question = page.locator("[data-testid='stChatMessage']").filter(has_text=FOLLOW_UP).first
-    question.evaluate("e => e.scrollIntoView({block: 'start', behavior: 'instant'})")
+    top(question)
     page.wait_for_timeout(800)
     page.screenshot(path=str(DOCS / "follow-up.png"))
 
