@@ -4,8 +4,10 @@
 
 Without --home, the seed corpus is ingested into a temporary home first. Uses Debian's chromium through
 Playwright (ui/browser.py), the same way the browser test does. Writes, at 1440x900: chat.png (an answer with
-a cited paper open and the quoted sentence highlighted), explore.png, library.png; at 390x844: phone-chat.png
-(the newest answer), phone-source.png (the source drawer), phone-explore.png.
+a cited paper open and the quoted sentence highlighted), evidence-table.png (the papers the answer looked at),
+follow-up.png ("How is it evaluated?" asked next, read as a standalone question), explore.png, library.png; at
+390x844: phone-chat.png (the newest answer), phone-evidence-table.png, phone-source.png (the source drawer),
+phone-explore.png.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from assistant.api import DEMO_CORPUS
 
 DOCS = ROOT / "docs"
 QUESTION = "How do these papers make multi-agent reinforcement learning scale?"
+FOLLOW_UP = "How is it evaluated?"
 SAMPLE_BIB = """@article{doe2022routing, title={Cooperative Routing of Reviewer Experts}, author={Doe, Jane and Roe, Rick},
 year={2022}, journal={Journal of Peer Review Systems}, abstract={We route each submitted paper to a few expert
 reviewer models and show that sparse cooperative routing improves assignment accuracy while reducing the number of
@@ -46,6 +49,32 @@ def open_first_citation(page: Page, answer) -> None:
     page.wait_for_timeout(800)  # the drawer slides in
 
 
+def top(element) -> None:
+    """Scroll `element` to the top of the window, below the app's header."""
+    element.evaluate("e => { e.style.scrollMarginTop = '4.5rem'; e.scrollIntoView({block: 'start', behavior: 'instant'}); }")
+
+
+def evidence_table(page: Page, answer, name: str) -> None:
+    """The newest answer's evidence table (drawn open) at the top of the window."""
+    page.mouse.wheel(0, 50)  # a reader's scroll: the page stops holding the question in view (scroll_anchor.js)
+    box = answer.locator("[data-testid='stExpander']").filter(has_text="Evidence:").first
+    box.locator("[data-testid='stDataFrame']").wait_for(timeout=30_000)
+    wait_until_idle(page)
+    top(box)
+    page.wait_for_timeout(800)  # the grid draws its canvas
+    page.screenshot(path=str(DOCS / name))
+
+
+def follow_up(page: Page) -> None:
+    """A follow-up that leans on the answer before it, shown from its question down."""
+    ask(page, FOLLOW_UP, 2).get_by_text("Read as").wait_for(timeout=30_000)
+    page.mouse.wheel(0, 50)
+    question = page.locator("[data-testid='stChatMessage']").filter(has_text=FOLLOW_UP).first
+    top(question)
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(DOCS / "follow-up.png"))
+
+
 def explore(page: Page, name: str) -> None:
     page.get_by_role("tab", name=re.compile("Explore")).click()
     page.locator(".la-legend").wait_for(timeout=180_000)
@@ -61,7 +90,7 @@ def library(page: Page, workdir: Path) -> None:
     page.locator("input[type='file']").set_input_files(str(sample))
     page.get_by_role("button", name=re.compile("Add to library")).click()
     wait_until_idle(page)
-    expect(page.locator("[data-testid='stMetric']").filter(has_text="New")).to_contain_text("1", timeout=120_000)
+    expect(page.locator("[data-testid='stMetric']").filter(has_text="New")).to_contain_text("2", timeout=120_000)
     page.screenshot(path=str(DOCS / "library.png"))
 
 
@@ -78,22 +107,27 @@ def main() -> None:
             browser = launch(playwright)
             try:
                 page = open_page(browser, url, DESKTOP)
-                open_first_citation(page, ask(page, QUESTION, 1))
+                answer = ask(page, QUESTION, 1)
+                open_first_citation(page, answer)
                 page.screenshot(path=str(DOCS / "chat.png"))
                 close_drawer(page)
+                evidence_table(page, answer, "evidence-table.png")
+                follow_up(page)
                 explore(page, "explore.png")
                 library(page, workdir)
 
                 phone = open_page(browser, url, PHONE)
                 answer = ask(phone, QUESTION, 1)
                 phone.screenshot(path=str(DOCS / "phone-chat.png"))
+                evidence_table(phone, answer, "phone-evidence-table.png")
                 open_first_citation(phone, answer)
                 phone.screenshot(path=str(DOCS / "phone-source.png"))
                 close_drawer(phone)
                 explore(phone, "phone-explore.png")
             finally:
                 browser.close()
-    names = ("chat.png", "explore.png", "library.png", "phone-chat.png", "phone-source.png", "phone-explore.png")
+    names = ("chat.png", "evidence-table.png", "follow-up.png", "explore.png", "library.png", "phone-chat.png",
+             "phone-evidence-table.png", "phone-source.png", "phone-explore.png")
     print("wrote", ", ".join(str(DOCS / name) for name in names))
 
 

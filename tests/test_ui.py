@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ import pytest
 pytest.importorskip("streamlit")
 import streamlit as st
 from assistant.ui.browser import serve
-from assistant.ui.chat import topic_phrases
+from assistant.ui.chat import answering, topic_phrases
 from assistant.ui.explore import map_rows
 from assistant.ui.formatting import selected_paper
 from assistant.ui.library import relevance_bar, table_key
@@ -64,9 +65,21 @@ def app(monkeypatch: pytest.MonkeyPatch):
     return make
 
 
+def answered(at: AppTest) -> AppTest:
+    """Run the page again once this process has answered every question of the open conversation: in a browser,
+    the fragment watching a turn in progress starts that run itself when the turn is saved."""
+    conversation_id = at.session_state["conversation_id"]
+    lib = Assistant(home=Path(os.environ["LITASSIST_HOME"]))
+    deadline = time.monotonic() + 180
+    while conversation_id and answering().queued(lib, conversation_id):
+        assert time.monotonic() < deadline, "no answer within 180 s"
+        time.sleep(0.05)
+    return at.run()
+
+
 def ask(at: AppTest, question: str) -> SavedTurn:
     """Ask in the app; returns the turn as saved in the library's conversation store."""
-    at.chat_input[0].set_value(question).run()
+    answered(at.chat_input[0].set_value(question).run())
     assert not at.exception, at.exception
     home = Path(os.environ["LITASSIST_HOME"])
     return Assistant(home=home).conversation(at.session_state["conversation_id"]).turns[-1]
@@ -165,6 +178,8 @@ def test_conversation_survives_a_reload_and_switching_between_saved_ones(app, se
     second = ask(at, "How is it evaluated?")
     # offline, a follow-up is made standalone by the rule in assistant.questions: "it" -> the earlier topic
     assert second.answer.standalone_question == "How is multi-agent reinforcement learning evaluated?"  # grammatical
+    assert [c.value for c in at.caption if c.value.startswith("Read as")] == [  # shown under the follow-up only
+        "Read as “How is multi-agent reinforcement learning evaluated?” (a follow-up, completed from the conversation)"]
     conversation_id = at.session_state["conversation_id"]
     assert at.query_params["c"] == conversation_id  # the URL names the open conversation
 
@@ -429,7 +444,7 @@ def test_explore_shows_topics_and_asks_about_one(app, seeded_copy: Path) -> None
     at.button_group(key="topic").set_value(second.cluster_id).run()
     assert any(f"{len(second.paper_ids)} papers" in text for text in markdown_texts(at))
 
-    at.button(key=f"ask-{second.cluster_id}").click().run()
+    answered(at.button(key=f"ask-{second.cluster_id}").click().run())
     assert not at.exception
     assert at.session_state["tab"] == CHAT
     turn = Assistant(home=seeded_copy).conversation(at.session_state["conversation_id"]).turns[-1]
@@ -638,7 +653,7 @@ def test_interrupted_turn_is_kept_and_retried(app, seeded_copy: Path) -> None:
     lib.conversation_store.add_pending(info.conversation_id, QUESTION, worker=child.pid)
     at = app(seeded_copy, conversation=info.conversation_id)
     assert [e.value for e in at.error] == [INTERRUPTED] and QUESTION in markdown_texts(at)
-    at.button(key=f"retry-{lib.conversation(info.conversation_id).turns[0].turn_id}").click().run()
+    answered(at.button(key=f"retry-{lib.conversation(info.conversation_id).turns[0].turn_id}").click().run())
     assert not at.exception
     turns = Assistant(home=seeded_copy).conversation(info.conversation_id).turns
     assert [(t.question, t.state) for t in turns] == [(QUESTION, "interrupted"), (QUESTION, "answered")]
@@ -714,11 +729,11 @@ def test_empty_chat_offers_example_questions_and_an_answer_follow_ups(app, seede
     phrases = topic_phrases(largest.label, largest.keywords)
     assert examples[0].label == f"What are the main findings on {' and '.join(phrases[:2])}?"
     assert all(phrase.lower() in largest.keywords for phrase in phrases)
-    examples[0].click().run()
+    answered(examples[0].click().run())
     turn = Assistant(home=seeded_copy).conversation(at.session_state["conversation_id"]).turns[-1]
     assert turn.question == examples[0].label and turn.answer is not None
     suggested = [b for b in at.button if (b.key or "").startswith(f"follow-{turn.turn_id}-")]
     assert suggested and all(b.label.endswith("?") for b in suggested)
-    suggested[0].click().run()
+    answered(suggested[0].click().run())
     assert Assistant(home=seeded_copy).conversation(at.session_state["conversation_id"]).turns[-1].question == \
         suggested[0].label

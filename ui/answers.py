@@ -3,8 +3,11 @@
 Streamlit stops a script run whenever the user touches a widget; an answer streamed inside the run died with it
 (and with it the question, saved only at the end). Here a question is saved at once as a pending turn
 (`Assistant.queue_question`) and answered by one thread per conversation, in the order asked, independent of
-script runs: the page only watches (`progress`) and redraws from the store when the turn is complete. A second
-question asked meanwhile waits its turn in the same queue.
+script runs: the page only watches (`progress`, in a fragment around the turn: ui/chat.py) and redraws from the
+store when the turn is complete. A second question asked meanwhile waits its turn in the same queue.
+
+A turn leaves its queue only after `answer_turn` has saved it, so a turn missing from `queued` is complete in the
+store (or orphaned: its answering process died).
 """
 
 from __future__ import annotations
@@ -62,9 +65,13 @@ class Answering:
             current = queue.current if queue else None
             return Progress(current.turn_id, current.text, list(current.steps)) if current else None
 
-    def busy(self, lib: Assistant, conversation_id: str) -> bool:
+    def queued(self, lib: Assistant, conversation_id: str) -> set[int]:
+        """The ids of the conversation's turns this process is answering or will answer (one snapshot)."""
         with self._lock:
-            return (str(lib.settings.home), conversation_id) in self._queues
+            queue = self._queues.get((str(lib.settings.home), conversation_id))
+            if queue is None:
+                return set()
+            return {turn.turn_id for _, turn, _ in queue.waiting} | ({queue.current.turn_id} if queue.current else set())
 
     def _work(self, key: tuple[str, str]) -> None:
         while True:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 import streamlit as st
-from assistant.ui.chat import answering, follow_answers, render_chat, send
+from assistant.ui.chat import answering, render_chat, send
 from assistant.ui.components import ASSETS, asset, skip_link
 from assistant.ui.explore import render_explore
 from assistant.ui.library import progress_bar, render_library
@@ -115,7 +115,6 @@ def main() -> None:
         st.toast(st.session_state.notice, icon=":material/check_circle:")
         st.session_state.notice = None
     chat, explore, library = st.tabs([CHAT, EXPLORE, LIBRARY], key="tab", on_change="rerun")
-    live = None
     if chat.open:
         # At the top level, the input is pinned to the bottom of the window; new turns appear above it. While an
         # answer is worked out, a question sent is saved and waits its turn.
@@ -129,7 +128,7 @@ def main() -> None:
             if st.session_state.get("missing_conversation"):
                 render_missing(st.session_state.missing_conversation)
             else:
-                live = render_chat(lib, work, conversation, papers)
+                render_chat(lib, work, conversation, papers)
     if explore.open:
         with explore:
             render_explore(lib, papers)
@@ -137,8 +136,6 @@ def main() -> None:
         with library:
             render_library(lib, papers, filters)
     show_dialog()
-    if live:
-        follow_answers(lib, work, live)  # last: watching an answer must not hold up the rest of the page
 
 
 main()

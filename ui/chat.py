@@ -1,19 +1,19 @@
 """The Chat tab: the open conversation's turns, every citation clickable, and the questions still being answered.
 
 A question is saved the moment it is sent (a pending turn) and answered in the background (ui/answers.py), so
-opening a source, switching tabs or sending a second question never loses it: the page redraws from the store,
-watches the answer in progress (`follow_answers`, the last thing a run does) and shows queued questions as
-waiting. Failed and interrupted turns stay, each with a retry. Under every answer: the evidence table (ui/evidence.py),
-"copy answer with references" and follow-up questions drawn from the library's topics.
+opening a source, switching tabs or sending a second question never loses it. A turn in progress is drawn by a
+fragment (`watch_answer`) that alone redraws, on a timer, until the turn is saved; only then does the whole page
+run again, once, to draw the answer from the store. So nothing else on the page (an earlier answer's evidence
+table with a list open, the question being typed) is redrawn or interrupted while an answer is worked out. Queued
+questions show as waiting; failed and interrupted turns stay, each with a retry. Under every answer: the evidence
+table (ui/evidence.py), "copy answer with references" and follow-up questions drawn from the library's topics.
 """
 
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import streamlit as st
 from assistant.ui.answers import Answering
@@ -28,7 +28,7 @@ from assistant.ui.state import CHAT, Scope, scroll_to_latest
 from assistant import INTERRUPTED, Answer, Assistant, Conversation, Filters, Paper, SavedTurn, reference_line
 
 CLUSTER_QUESTION = "What are the main findings and methods in these papers?"
-POLL_SECONDS = 0.25  # how often the page redraws an answer in progress (each redraw lets a click interrupt the run)
+POLL_SECONDS = 0.25  # how often the fragment of an answer in progress redraws it (the rest of the page is not run)
 FOLLOW_UPS = ("How is {} evaluated?", "What are the limitations of {}?", "Which methods for {} compare best?")
 
 
@@ -132,11 +132,20 @@ def example_questions(topics: Topics) -> list[str]:
     return [f"What are the main findings on {' and '.join(words[:2])}?" for words in topics.largest[:3] if words]
 
 
+def rewritten(question: str, answer: Answer) -> str | None:
+    """The standalone question a follow-up was searched as, when it differs from what was typed."""
+    standalone = (answer.standalone_question or "").strip()
+    return standalone if standalone and standalone.lower() != question.strip().lower() else None
+
+
 def render_answer(lib: Assistant, topics: Topics, turn: SavedTurn, number: int, newest: bool) -> None:
     answer = turn.answer
     with st.status(f"Answer {number} · {steps_label(answer)}", state="complete", expanded=False):
         for step in answer.steps:
             st.markdown(f"- {md_escape(step_line(step))}")
+    if understood := rewritten(turn.question, answer):
+        st.caption(f"Read as “{md_escape(understood)}” (a follow-up, completed from the conversation)",
+                   help="The question as searched: its pronouns replaced by what they refer to earlier on.")
     passages = {e.paper.paper_id: e.passage for e in answer.evidence}
     cited_text(answer, f"answer-{turn.turn_id}", f"answer {number}", passages)
     st.caption(usage_caption(answer))
@@ -152,9 +161,9 @@ def render_answer(lib: Assistant, topics: Topics, turn: SavedTurn, number: int, 
 
 
 def render_turn(lib: Assistant, work: Answering, topics: Topics, conversation_id: str, turn: SavedTurn,
-                number: int | None, newest: bool) -> Any:
-    """A saved turn: the question, then its answer, why it has none (with a retry), or, while this process
-    answers it, an empty slot that `follow_answers` fills (returned)."""
+                number: int | None, newest: bool, queued: set[int]) -> None:
+    """A saved turn: the question, then its answer, its progress while this process answers it (`queued`: the
+    turn ids in this process's queue, read before the conversation was), or why it has none, with a retry."""
     with st.chat_message("user"):
         st.markdown(md_escape(turn.question))
         if turn.scope:
@@ -162,32 +171,24 @@ def render_turn(lib: Assistant, work: Answering, topics: Topics, conversation_id
     with st.chat_message("assistant"):
         if turn.answer is not None:
             render_answer(lib, topics, turn, number, newest)
-            return None
-        if turn.state == "pending" and turn.worker == os.getpid() and work.busy(lib, conversation_id):
-            return st.empty()
+            return
+        if turn.state == "pending" and turn.turn_id in queued:
+            watch_answer(lib, work, conversation_id, turn.turn_id)
+            return
         if turn.state == "pending" and turn.worker != os.getpid():
             st.caption("Being answered by another litassist process (a terminal): reload to see the answer.")
-            return None
-        orphaned = turn.state == "pending"  # this process's, yet no longer in its queue
+            return
+        orphaned = turn.state == "pending"  # this process's, yet out of its queue before the store was read
         st.error(INTERRUPTED if orphaned else turn.reason or "No answer.", icon=":material/error:")
         with st.container(horizontal=True, vertical_alignment="center"):
             st.button("Retry", key=f"retry-{turn.turn_id}", icon=":material/refresh:",
                       on_click=retry, args=(lib, work, conversation_id, turn))
             st.caption(f"This turn {'failed' if turn.error else 'was interrupted'}: it is kept, but has no number "
                        "and is left out of follow-ups and exports.")
-    return None
 
 
-@dataclass
-class Live:
-    """The turns of the open conversation still being answered, and the slot each is drawn into."""
-
-    conversation_id: str
-    slots: dict[int, Any]
-
-
-def render_chat(lib: Assistant, work: Answering, conversation: Conversation | None, papers: list[Paper]) -> Live | None:
-    """The conversation so far; returns what is still being answered (for `follow_answers`)."""
+def render_chat(lib: Assistant, work: Answering, conversation: Conversation | None, papers: list[Paper]) -> None:
+    """The conversation so far, its turns in progress each in a `watch_answer` fragment."""
     scope: Scope | None = st.session_state.scope
     if scope:
         with st.container(horizontal=True, vertical_alignment="center", key="scope-banner"):
@@ -204,51 +205,35 @@ def render_chat(lib: Assistant, work: Answering, conversation: Conversation | No
                     for position, question in enumerate(examples):
                         st.button(question, key=f"example-{position}", icon=":material/lightbulb:",
                                   on_click=ask_next, args=(question,))
-        return None
-    if not work.busy(lib, conversation.conversation_id) and any(
-            t.state == "pending" and t.worker == os.getpid() for t in conversation.turns):
-        conversation = lib.conversation(conversation.conversation_id)  # answered since it was read: the store has it
+        return
+    # One snapshot of the queue, then the store: a turn of this process missing from the snapshot was saved before
+    # it (answered, or failed), so reading the store again after it shows the turn as it ended, never as interrupted.
+    queued = work.queued(lib, conversation.conversation_id)
+    if any(t.state == "pending" and t.worker == os.getpid() and t.turn_id not in queued for t in conversation.turns):
+        conversation = lib.conversation(conversation.conversation_id)
     numbers = {turn.turn_id: number for number, turn in conversation.numbered()}
     topics = library_topics(lib, len(papers))
     answered = [t for t in conversation.turns if t.answer is not None]
-    slots = {}
     for turn in conversation.turns:
         if turn is conversation.turns[-1]:
             scroll_anchor(st.session_state.scroll_to, "scroll-latest")  # the newest question, once per token
-        slot = render_turn(lib, work, topics, conversation.conversation_id, turn, numbers.get(turn.turn_id),
-                           newest=bool(answered) and turn is answered[-1])
-        if slot is not None:
-            slots[turn.turn_id] = slot
-    return Live(conversation.conversation_id, slots) if slots else None
+        render_turn(lib, work, topics, conversation.conversation_id, turn, numbers.get(turn.turn_id),
+                    newest=bool(answered) and turn is answered[-1], queued=queued)
 
 
-def draw_progress(slot: Any, progress_text: str, steps: list[str], waiting: bool) -> None:
-    with slot.container():
-        if waiting:
-            st.caption("Waiting: answered after the question before it.")
-            return
-        label = f"Working out the answer… {steps[-1]}" if steps else "Searching your library…"
-        st.caption(md_escape(shorten(label, 160)))
-        if progress_text:
-            st.html(markdown_html(progress_text + " ▌"))  # model output: text only, never images or links
-
-
-def follow_answers(lib: Assistant, work: Answering, live_turns: Live) -> None:
-    """Redraw the answers in progress until they are all saved, then redraw the page from the store. A click
-    meanwhile stops only this watching (the next run watches again); the answers go on in the background."""
-    shown: dict[int, tuple[str, int, bool]] = {}
-    tick = st.empty()
-    while work.busy(lib, live_turns.conversation_id):
-        progress = work.progress(lib, live_turns.conversation_id)
-        for turn_id, slot in live_turns.slots.items():
-            current = progress is not None and progress.turn_id == turn_id
-            text = progress.text if current else ""
-            steps = [step_line(s) for s in progress.steps] if current else []
-            state = (text, len(steps), not current)
-            if shown.get(turn_id) != state:
-                draw_progress(slot, text, steps, waiting=not current)
-                shown[turn_id] = state
-        time.sleep(POLL_SECONDS)
-        tick.empty()  # a message to the browser: where Streamlit stops this run when the user clicks something
-    st.session_state.scroll_to = uuid.uuid4().hex  # the answer lands with its question in view
-    st.rerun()
+@st.fragment(run_every=POLL_SECONDS)
+def watch_answer(lib: Assistant, work: Answering, conversation_id: str, turn_id: int) -> None:
+    """A turn in progress: what it has produced so far, or that it waits for the one before it. Only this fragment
+    reruns on its timer; once the turn has left the queue (saved), the whole page runs once to draw it."""
+    if turn_id not in work.queued(lib, conversation_id):
+        st.session_state.scroll_to = uuid.uuid4().hex  # the answer lands with its question in view
+        st.rerun()
+    progress = work.progress(lib, conversation_id)
+    if progress is None or progress.turn_id != turn_id:
+        st.caption("Waiting: answered after the question before it.")
+        return
+    steps = [step_line(s) for s in progress.steps]
+    label = f"Working out the answer… {steps[-1]}" if steps else "Searching your library…"
+    st.caption(md_escape(shorten(label, 160)))
+    if progress.text:
+        st.html(markdown_html(progress.text + " ▌"))  # model output: text only, never images or links
