@@ -361,19 +361,14 @@ class Assistant:
     def clusters(self, n_clusters: int | None = None) -> ClusterMap:
         """The library's topic clusters (k chosen automatically unless given) with a 2-D map.
 
-        Reused while the library is unchanged; after a change, clusters that continue keep their ids."""
-        from .clusters import build_map
+        Reused while the library is unchanged; after a small change new papers join their nearest topics, after a
+        larger one the map is recomputed and clusters that continue keep their ids (clusters.library_map)."""
+        from .clusters import library_map
 
-        cached = self.cluster_cache.load_map()
-        with self.store.reading() as state:  # the committed library: an ingest under way is not half in it
-            version = state.version
-            if cached and cached.library_version == version and cached.requested_clusters == n_clusters:
-                return cached
-            stored, vectors = self.store.paper_vectors()
-        cluster_map = build_map(stored, vectors, version, n_clusters, previous=cached)
+        cluster_map = library_map(self.store, self.cluster_cache.load_map(), n_clusters)
         self.cluster_cache.save_map(cluster_map)
-        log.info("clustered %d papers: %s, %d clusters, %d unclustered", len(stored), cluster_map.method,
-                 len(cluster_map.topics), len(cluster_map.points) - sum(len(c.paper_ids) for c in cluster_map.topics))
+        log.info("topic map of %d papers: %s, %d clusters, %d unclustered", cluster_map.paper_count, cluster_map.method,
+                 len(cluster_map.topics), cluster_map.paper_count - sum(len(c.paper_ids) for c in cluster_map.topics))
         return cluster_map
 
     def current_clusters(self) -> ClusterMap:
@@ -387,7 +382,7 @@ class Assistant:
 
     def _summary(self, cluster_map: ClusterMap, cluster_id: str, force: bool) -> tuple[ClusterSummary, bool]:
         """(summary, whether it came from the cache)."""
-        from .clusters import UNCLUSTERED, summary_key
+        from .clusters import SUMMARY_PAPERS, UNCLUSTERED, summary_key
 
         cluster = cluster_map.get(cluster_id)
         if cluster is None or cluster_id == UNCLUSTERED:
@@ -397,7 +392,7 @@ class Assistant:
         cached = None if force else self.cluster_cache.load_summary(key)
         if cached:
             return cached, True
-        summary = self.summarizer.summarize(cluster, self.store.get_papers(cluster.paper_ids))
+        summary = self.summarizer.summarize(cluster, self.store.get_papers(cluster.paper_ids[:SUMMARY_PAPERS]))
         self.cluster_cache.save_summary(key, summary)
         return summary, False
 
@@ -414,7 +409,7 @@ class Assistant:
 
         Each summary is cached as soon as it is written, so an interrupted run resumes where it stopped;
         `force` writes every summary again."""
-        from .report import ReportRun, write_report
+        from .report import ReportRun, shown_papers, write_report
 
         cluster_map = self.clusters(n_clusters)
         summaries, fresh = {}, 0
@@ -424,7 +419,7 @@ class Assistant:
             fresh += not cached
             if progress:
                 progress("summarize", done, len(every))
-        papers = self.store.get_papers([p.paper_id for p in cluster_map.points])
+        papers = self.store.get_papers(shown_papers(cluster_map, summaries))
         files = write_report(Path(out_dir), cluster_map, summaries, papers, formats)
         return ReportRun(out_dir=str(out_dir), files=files, clusters=len(cluster_map.topics), summarized=fresh,
                          cached=len(summaries) - fresh)
