@@ -365,10 +365,12 @@ class Assistant:
         larger one the map is recomputed and clusters that continue keep their ids (clusters.library_map)."""
         from .clusters import library_map
 
-        cluster_map = library_map(self.store, self.cluster_cache.load_map(), n_clusters)
-        self.cluster_cache.save_map(cluster_map)
-        log.info("topic map of %d papers: %s, %d clusters, %d unclustered", cluster_map.paper_count, cluster_map.method,
-                 len(cluster_map.topics), cluster_map.paper_count - sum(len(c.paper_ids) for c in cluster_map.topics))
+        cached = self.cluster_cache.load_map()
+        cluster_map = library_map(self.store, cached, n_clusters)
+        if cluster_map is not cached:
+            self.cluster_cache.save_map(cluster_map)
+            log.info("topic map of %d papers: %s, %d clusters, %d assigned since", cluster_map.paper_count,
+                     cluster_map.method, len(cluster_map.topics), cluster_map.changed_since)
         return cluster_map
 
     def current_clusters(self) -> ClusterMap:

@@ -31,7 +31,9 @@ at 50k: MemoryError). It now grows over a fixed 4,000-paper sample (by id hash) 
 carries its centroids to every paper, so memory is O(n) and time O(n k) per pass; up to 4,000 papers nothing
 changed (seeds through build_map: k=9, silhouette .083, 1.7% unclustered, 100% kept after +5%, before and after).
 Each topic is split again into subtopics the same way (subtopic_k), and above TSNE_MAX papers the map is
-topic_layout (seeds: trustworthiness@10 .878 against t-SNE's .885).
+topic_layout (seeds: trustworthiness@10 .878 against t-SNE's .885). A change of at most INCREMENTAL_SHARE of the
+library is not clustered again: new papers join the nearest saved topic and subtopic centroids (library_map,
+assign_new_papers; docs/topics.md says what triggers a recompute).
 
 Keywords: plain c-TF-IDF puts "model", "training", "value", "networks" (seeds) or "cells", "patients" (SciFact)
 in the top 8 of 3-8 clusters (21% / 18% of top terms shared by >= 3 clusters; 6 "paper words" on the seeds).
