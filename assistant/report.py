@@ -140,10 +140,10 @@ def overview_lines(cluster_map: ClusterMap) -> list[str]:
         f"{len(_unclustered(cluster_map))} papers fit none of the topics and are listed as unclustered."),
         (f"Method: {cluster_map.method} over the paper embeddings{silhouette}; subtopics cluster each topic's papers "
         "the same way. Keywords are class-based TF-IDF."),
-        *([(f"{cluster_map.changed_since} papers were added or removed since the topics were computed over "
-           f"{cluster_map.clustered_papers} papers: new papers joined their nearest topic and subtopic (ids and labels "
-           f"unchanged); the map is recomputed once more than {INCREMENTAL_SHARE:.0%} of it has changed or new papers "
-           "stop fitting its topics.")]
+        *([(f"The topics were computed over {cluster_map.clustered_papers} papers; {cluster_map.changed_since} added "
+           "or removed since then joined their nearest topic and subtopic or left them (ids and labels unchanged). "
+           f"The map is recomputed once more than {INCREMENTAL_SHARE:.0%} of it has changed or new papers stop fitting "
+           "its topics.")]
           if cluster_map.changed_since else []),
     ]
 

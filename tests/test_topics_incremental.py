@@ -20,6 +20,7 @@ from assistant.clusters import (
 )
 from assistant.corpus import Paper
 from assistant.index.catalog import PaperColumns
+from assistant.report import overview_lines
 
 ONE_PAPER = """
 @article{meanfield, title={Mean Field Games for Large Populations of Learning Agents}, year={2024},
@@ -97,6 +98,7 @@ def test_a_new_paper_joins_its_nearest_topic_in_place_and_past_one_percent_the_m
     assert new_id in {p.paper_id for p in after.points}
     assert after.get(new[new_id]).years.get("2024", 0) == first.get(new[new_id]).years.get("2024", 0) + 1
     assert Assistant(home=seeded_copy).current_clusters() == after  # saved
+    assert any("computed over 179 papers; 1 added or removed since then" in line for line in overview_lines(after))
 
     ingest(lib, tmp_path, "two.bib", TWO_PAPERS)  # 3 papers since the clustering: 1.7% > 1%
     recomputed = Assistant(home=seeded_copy).clusters()
