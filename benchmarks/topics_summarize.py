@@ -56,8 +56,11 @@ def saved_map(home: Path) -> str:
 def measure(n: int, work: Path, titles: list[str], sentences: list[str], env: dict[str, str]) -> None:
     home, data = work / f"home-{n}", work / f"papers-{n}.jsonl"
     print(f"N={n:,}", flush=True)
-    scale.write_papers(data, scale.papers(titles, sentences, 0, n))
-    report("ingest", scale.measured(scale.cli(home, "ingest", str(data)), env))
+    if (home / "library.sqlite3").exists():  # a --work folder from an earlier run: its home is reused
+        print(f"  {home} exists: not ingested again", flush=True)
+    else:
+        scale.write_papers(data, scale.papers(titles, sentences, 0, n))
+        report("ingest", scale.measured(scale.cli(home, "ingest", str(data)), env))
     out = work / f"report-{n}"
     report("summarize", scale.measured(scale.cli(home, "summarize", "--out", str(out)), env))
     print(f"  {saved_map(home)}; report.md {(out / 'report.md').stat().st_size / 2**20:.1f} MB", flush=True)
@@ -142,7 +145,7 @@ def main() -> None:
         work = args.work or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITASSIST_"))}
-        env |= {"PYTHONPATH": str(scale.CHECKOUT), "LITASSIST_EMBEDDING_PROVIDER": "openai",
+        env |= {"PYTHONPATH": os.environ.get("PYTHONPATH", str(scale.CHECKOUT)), "LITASSIST_EMBEDDING_PROVIDER": "openai",
                 "LITASSIST_EMBEDDING_MODEL": scale.EMBEDDING_MODEL, "OPENAI_BASE_URL": server.base_url,
                 "LITASSIST_LLM_PROVIDER": "offline"}
         for n in args.sizes:
