@@ -796,7 +796,7 @@ def clusters_command(
         print(cluster_map.model_dump_json(indent=2))
         return
     papers = {p.paper_id: p for p in lib.papers()}
-    out.print(f"{len(cluster_map.points)} papers, {len(cluster_map.topics)} clusters ({cluster_map.method})", highlight=False)
+    out.print(f"{cluster_map.paper_count} papers, {len(cluster_map.topics)} clusters ({cluster_map.method})", highlight=False)
     for cluster in cluster_map.groups():
         out.print(f"\n[bold]{cluster.cluster_id}[/] {cluster.label} — {len(cluster.paper_ids)} papers", highlight=False)
         if cluster.keywords:

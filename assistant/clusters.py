@@ -31,7 +31,9 @@ at 50k: MemoryError). It now grows over a fixed 4,000-paper sample (by id hash) 
 carries its centroids to every paper, so memory is O(n) and time O(n k) per pass; up to 4,000 papers nothing
 changed (seeds through build_map: k=9, silhouette .083, 1.7% unclustered, 100% kept after +5%, before and after).
 Each topic is split again into subtopics the same way (subtopic_k), and above TSNE_MAX papers the map is
-topic_layout (seeds: trustworthiness@10 .878 against t-SNE's .885).
+topic_layout (seeds: trustworthiness@10 .878 against t-SNE's .885). A change of at most INCREMENTAL_SHARE of the
+library is not clustered again: new papers join the nearest saved topic and subtopic centroids (library_map,
+assign_new_papers; docs/topics.md says what triggers a recompute).
 
 Keywords: plain c-TF-IDF puts "model", "training", "value", "networks" (seeds) or "cells", "patients" (SciFact)
 in the top 8 of 3-8 clusters (21% / 18% of top terms shared by >= 3 clusters; 6 "paper words" on the seeds).
@@ -40,12 +42,13 @@ Dropping terms present in more than half of the clusters takes that to 0% / 2% w
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +65,7 @@ from threadpoolctl import threadpool_limits
 from .citations import WEAK_SUPPORT_BELOW, CitedText, Ledger, Usage, cite, reference_list, support_claims
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
+from .index.catalog import PaperColumns
 from .index.store import write_atomic
 from .llm import message_usage
 from .prompting import prompt
@@ -86,6 +90,10 @@ TSNE_MAX = 10_000  # t-SNE up to here (12 s at 5,183 papers); the linear topic_l
 KMEANS_ITERATIONS = 50  # Lloyd passes at most (SciFact and the seeds settle in 8-20)
 KMEANS_TOLERANCE = 1e-4  # share of papers changing cluster under which k-means has settled
 MATCH_JACCARD = 0.3  # member overlap needed for a new cluster to inherit an old id
+POINTS_PER_TOPIC = 1000  # map points saved per topic at most (the app draws 4,000 in all): a 1M map stays small
+INCREMENTAL_SHARE = 0.01  # papers added or removed since the last clustering, as a share of it, assigned in place
+SUMMARY_PAPERS = 400  # members offered to a summary at most (400 abstracts fill a 128k-token window)
+DRIFT_MISFIT_SHARE = 0.2  # new papers fitting no topic above this share (and twice the map's): the field moved
 _PHRASE_BREAK = re.compile(r"[.!?;:]+(?:\s+|$)")
 
 
@@ -562,6 +570,7 @@ class Cluster(BaseModel):
     content_key: str
     years: dict[str, int] = Field(default_factory=dict)
     subtopics: list[Cluster] = Field(default_factory=list)
+    centroid: str = ""  # the members' mean unit vector, base64 float32: papers added later join the nearest
 
 
 class MapPoint(BaseModel):
@@ -574,8 +583,8 @@ class MapPoint(BaseModel):
 
 
 class ClusterMap(BaseModel):
-    """The library's topics (largest first) with their subtopics, the group of papers that fit no topic, and a 2-D
-    point per paper."""
+    """The library's topics (largest first) with their subtopics, the group of papers that fit no topic, and 2-D
+    points: every paper's up to POINTS_PER_TOPIC per topic, a sample above (map_sample)."""
 
     library_version: str
     requested_clusters: int | None = None
@@ -585,6 +594,13 @@ class ClusterMap(BaseModel):
     topics: list[Cluster]
     unclustered: Cluster | None = None  # cluster_id UNCLUSTERED
     points: list[MapPoint]
+    clustered_papers: int = 0  # library size at the last full clustering (0: a map from an older version)
+    changed_since: int = 0  # papers added or removed since then, assigned without clustering again
+
+    @property
+    def paper_count(self) -> int:
+        """Papers in the map (every paper is in one group, the unclustered included)."""
+        return sum(len(c.paper_ids) for c in self.groups())
 
     def groups(self) -> list[Cluster]:
         """The topics, then the unclustered group: every paper of the map is in exactly one."""
@@ -665,18 +681,34 @@ def display_title(paper: Paper) -> str:
     return f"untitled ({' '.join(words[:8])}{'…' if len(words) > 8 else ''})"
 
 
-def year_counts(papers: Iterable[Paper]) -> dict[str, int]:
+def year_counts(years: Iterable[int | None]) -> dict[str, int]:
     """Papers per year, oldest first, with the undated counted as "undated" (never guessed)."""
-    counts = Counter(str(p.year) if p.year else UNDATED for p in papers)
+    counts = Counter(str(year) if year else UNDATED for year in years)
     return {year: counts[year] for year in sorted(counts, key=lambda y: (y == UNDATED, y))}
+
+
+PaperReader = Callable[[Sequence[str]], dict[str, Paper]]  # paper id -> record, for the ids asked (store.get_papers)
+VectorReader = Callable[[Sequence[str]], PaperColumns]  # the columns and vectors of the ids asked (store.paper_columns)
 
 
 def build_map(
     stored: list[StoredPaper], vectors: np.ndarray, version: str, n_clusters: int | None = None,
     previous: ClusterMap | None = None,
 ) -> ClusterMap:
+    """map_library over papers held in memory (tests, benchmarks): rows of `stored` and `vectors` aligned."""
+    papers = {sp.paper.paper_id: sp.paper for sp in stored}
+    columns = PaperColumns(list(papers), [sp.content_key for sp in stored], [sp.paper.year for sp in stored],
+                           np.asarray(vectors))
+    return map_library(columns, lambda ids: {p: papers[p] for p in ids}, version, n_clusters, previous)
+
+
+def map_library(
+    columns: PaperColumns, read_papers: PaperReader, version: str, n_clusters: int | None = None,
+    previous: ClusterMap | None = None,
+) -> ClusterMap:
     """Cluster a library into topics and subtopics, keep the ids of `previous` where clusters continue, label
-    them, and lay the papers out in 2-D.
+    them, and lay the papers out in 2-D. Records are read (`read_papers`) only for the keyword samples and the
+    saved map points: at a million papers that is tens of thousands, not a million 3-4 KB records.
 
     An automatic k is held while the library size stays within K_HOLD of the size it was chosen at: the
     sqrt(n/2) rule would otherwise step from 9 to 10 clusters when 5 papers join 179, reshuffling 16% of them.
@@ -684,8 +716,7 @@ def build_map(
     its clusters are continued rather than recomputed (cluster_papers' `start`): papers added or removed move
     few others, whichever way the library changed.
     """
-    ids = [sp.paper.paper_id for sp in stored]
-    papers = {sp.paper.paper_id: sp.paper for sp in stored}
+    ids, vectors = columns.ids, columns.vectors
     held = previous.auto_k if previous and n_clusters is None and previous.requested_clusters is None else None
     if held and abs(len(ids) - held[1]) > K_HOLD * held[1]:
         held = None
@@ -696,27 +727,33 @@ def build_map(
     auto_k = None if n_clusters else held or (int(result.quality.get("k", 1)), len(ids))
     assignments = match_clusters(previous.assignments(), result.assignments) if previous else result.assignments
     subtopics = cluster_subtopics(ids, vectors, assignments, previous.subtopic_assignments() if previous else None)
-    members = _members(assignments)
+    members, sub_members = _members(assignments), _members(subtopics)
+    topic_members = {c: m for c, m in members.items() if c != UNCLUSTERED}
+    row_of = {p: i for i, p in enumerate(ids)}
+    centroids = _centroids(vectors, row_of, topic_members | sub_members)
+    representatives = {c: representative_papers(m, {p: vectors[row_of[p]] for p in m}, REPRESENTATIVES)
+                       for c, m in (topic_members | sub_members).items()}
+    drawn = map_sample(assignments, representatives)
+    samples = {c: keyword_sample(m) for c, m in (topic_members | sub_members).items()}
+    papers = read_papers(sorted({p for m in samples.values() for p in m} | set(drawn)))
     old_labels = {c.cluster_id: c.label for c in previous.every_cluster()} if previous else {}
-    keywords = _keywords({c: m for c, m in members.items() if c != UNCLUSTERED}, papers)
+    keywords = cluster_keywords({c: [paper_text(papers[p]) for p in samples[c]] for c in topic_members})
     labels = distinct_labels(keywords, old_labels)
-    by_id = dict(zip(ids, vectors))
-    content_keys = {sp.paper.paper_id: sp.content_key for sp in stored}
+    content_keys, years = dict(zip(ids, columns.content_keys)), dict(zip(ids, columns.years))
 
     def cluster(cluster_id: str, paper_ids: list[str], words: list[str], label: str, subs: list[Cluster]) -> Cluster:
-        representative = representative_papers(paper_ids, by_id, REPRESENTATIVES) if cluster_id != UNCLUSTERED else []
+        representative = representatives.get(cluster_id, [])
         return Cluster(
             cluster_id=cluster_id, label=label, keywords=words, paper_ids=representative + sorted(
                 set(paper_ids) - set(representative)), representative_ids=representative,
-            content_key=content_key(paper_ids, content_keys), years=year_counts(papers[p] for p in paper_ids),
-            subtopics=subs,
+            content_key=content_key(paper_ids, content_keys), years=year_counts(years[p] for p in paper_ids),
+            subtopics=subs, centroid=centroids.get(cluster_id, ""),
         )
 
-    sub_members = _members(subtopics)
     clusters = []
     for cluster_id, paper_ids in members.items():
         siblings = {s: m for s, m in sub_members.items() if s.split(".")[0] == cluster_id}
-        sub_words = _keywords(siblings, papers) if siblings else {}
+        sub_words = cluster_keywords({s: [paper_text(papers[p]) for p in samples[s]] for s in siblings})
         sub_labels = distinct_labels(sub_words, old_labels, exclude=labels.get(cluster_id, ""))
         subs = sorted((cluster(s, m, sub_words[s], sub_labels[s], []) for s, m in siblings.items()),
                       key=lambda c: (-len(c.paper_ids), _cluster_number(c.cluster_id)))
@@ -727,13 +764,173 @@ def build_map(
     coords = project_2d(vectors, np.array([topic_rows.get(assignments[p], -1) for p in ids])) if ids else np.zeros((0, 2))
     points = [
         MapPoint(paper_id=p, title=papers[p].title, cluster_id=assignments[p], subtopic_id=subtopics.get(p),
-                 x=round(float(x), 4), y=round(float(y), 4))
-        for p, (x, y) in sorted(zip(ids, coords.tolist()))
+                 x=round(float(coords[row_of[p], 0]), 4), y=round(float(coords[row_of[p], 1]), 4))
+        for p in sorted(drawn)
     ]
     return ClusterMap(library_version=version, requested_clusters=n_clusters, auto_k=auto_k, method=result.method,
-                      quality=result.quality, points=points,
+                      quality=result.quality, points=points, clustered_papers=len(ids),
                       topics=[c for c in clusters if c.cluster_id != UNCLUSTERED],
                       unclustered=next((c for c in clusters if c.cluster_id == UNCLUSTERED), None))
+
+
+def _centroids(vectors: np.ndarray, row_of: dict[str, int], members: dict[str, list[str]]) -> dict[str, str]:
+    """Each cluster's mean unit vector, as base64 float32 (1.5 KB at 384-d), for assigning papers added later."""
+    out = {}
+    for cluster_id, paper_ids in members.items():
+        mean = _unit(np.asarray(vectors[sorted(row_of[p] for p in paper_ids)], dtype=np.float32)).mean(axis=0)
+        out[cluster_id] = base64.b64encode(mean.astype(np.float32).tobytes()).decode("ascii")
+    return out
+
+
+def _decode(centroid: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(centroid), dtype=np.float32)
+
+
+def map_sample(assignments: dict[str, str], always: dict[str, list[str]], per_topic: int = POINTS_PER_TOPIC) -> set[str]:
+    """The papers whose points the saved map keeps: every paper of a topic (and of the unclustered group) up to
+    `per_topic`, else that many evenly spaced in id order, plus every cluster's `always` (its representatives).
+    40 topics keep at most ~41,000 points whatever the library's size; the app draws a share of them."""
+    drawn = {p for paper_ids in always.values() for p in paper_ids}
+    for paper_ids in _members(assignments).values():
+        picks = np.linspace(0, len(paper_ids) - 1, min(per_topic, len(paper_ids))).round().astype(int)
+        drawn.update(paper_ids[i] for i in picks)
+    return drawn
+
+
+def assign_new_papers(
+    previous: ClusterMap, listing: PaperColumns, added: PaperColumns, version: str, read_papers: PaperReader,
+    read_vectors: VectorReader,
+) -> ClusterMap | None:
+    """`previous` brought up to date without clustering again, or None when the map must be recomputed.
+
+    Each added paper goes to the nearest topic centroid, then to the nearest subtopic centroid of that topic,
+    with the rule that makes papers unclustered in a full run: below FIT_COSINE to the (rest of the) group, it is
+    in none. Removed papers leave their groups. Ids, labels and keywords stay as they are; member counts, years,
+    content keys (so summaries of changed groups are rewritten) and the map follow. New points are drawn beside
+    the representative of their topic nearest to them. Cost: reading the ids, keys and years of the library
+    (no vectors, no records) and the vectors of the added papers: O(change x k) arithmetic.
+
+    None (recompute) when, since the last full clustering, more than INCREMENTAL_SHARE of its papers were added
+    or removed; when more than DRIFT_MISFIT_SHARE (and more than twice the map's share) of 3 or more new papers
+    fit no topic (a new field is arriving); when removals leave a topic or subtopic under MIN_CLUSTER_SIZE; or when
+    the map has no centroids (written by an older version).
+    """
+    before = previous.assignments()
+    present = set(listing.ids)
+    removed = before.keys() - present
+    changed = previous.changed_since + len(removed) + len(added.ids)
+    groups = previous.every_cluster()
+    if (not previous.clustered_papers or changed > INCREMENTAL_SHARE * previous.clustered_papers
+            or any(not c.centroid for c in groups if c.cluster_id != UNCLUSTERED) or not previous.topics):
+        return None
+    row_of = {p: i for i, p in enumerate(added.ids)}
+    topic_of, subtopic_of = _nearest(previous.topics, added.ids, added.vectors), {}
+    misfits = sum(topic == UNCLUSTERED for topic in topic_of.values())
+    unclustered_share = 1 - sum(len(c.paper_ids) for c in previous.topics) / max(1, len(before))
+    if misfits >= 3 and misfits / len(added.ids) > max(DRIFT_MISFIT_SHARE, 2 * unclustered_share):
+        return None
+    for topic in previous.topics:
+        if topic.subtopics:
+            inside = [p for p in added.ids if topic_of[p] == topic.cluster_id]
+            found = _nearest(topic.subtopics, inside, added.vectors[[row_of[p] for p in inside]])
+            subtopic_of |= {p: s for p, s in found.items() if s != UNCLUSTERED}
+    joining: dict[str, list[str]] = {}
+    for paper_id in added.ids:
+        for group in (topic_of[paper_id], subtopic_of.get(paper_id)):
+            if group:
+                joining.setdefault(group, []).append(paper_id)
+    content_keys, years = dict(zip(listing.ids, listing.content_keys)), dict(zip(listing.ids, listing.years))
+
+    def updated(group: Cluster) -> Cluster | None:
+        gone, new = set(group.paper_ids) & removed, joining.get(group.cluster_id, [])
+        subtopics = [updated(s) for s in group.subtopics]
+        if not gone and not new and all(a is b for a, b in zip(subtopics, group.subtopics)):
+            return group
+        kept = [p for p in group.paper_ids if p not in gone]
+        if group.cluster_id != UNCLUSTERED and len(kept) + len(new) < MIN_CLUSTER_SIZE or None in subtopics:
+            return None
+        representative = [p for p in group.representative_ids if p not in gone]
+        paper_ids = representative + sorted((set(kept) - set(representative)) | set(new))
+        return group.model_copy(update={
+            "paper_ids": paper_ids, "representative_ids": representative, "subtopics": subtopics,
+            "content_key": content_key(paper_ids, content_keys), "years": year_counts(years[p] for p in paper_ids)})
+
+    topics = [updated(c) for c in previous.topics]
+    if None in topics:
+        return None
+    unclustered = previous.unclustered
+    if joining.get(UNCLUSTERED) and unclustered is None:
+        unclustered = Cluster(cluster_id=UNCLUSTERED, label="Unclustered", keywords=[], paper_ids=[],
+                              representative_ids=[], content_key="")
+    if unclustered is not None:
+        unclustered = updated(unclustered)
+    points = [p for p in previous.points if p.paper_id not in removed]
+    points += _new_points(previous, points, topic_of, subtopic_of, added, read_papers, read_vectors)
+    return ClusterMap.model_validate(previous.model_dump() | {
+        "library_version": version, "topics": topics, "unclustered": unclustered,
+        "points": sorted(points, key=lambda p: p.paper_id), "changed_since": changed})
+
+
+def _nearest(groups: list[Cluster], paper_ids: list[str], vectors: np.ndarray) -> dict[str, str]:
+    """Paper id -> the nearest group's id, or UNCLUSTERED under FIT_COSINE: k-means' rule (nearest mean), then
+    the misfit rule of _drop_misfits (for a paper outside the group, "the rest" is the whole group)."""
+    if not paper_ids:
+        return {}
+    means = np.stack([_decode(g.centroid) for g in groups])
+    x = _unit(np.asarray(vectors, dtype=np.float32))
+    nearest = np.argmax(x @ means.T - 0.5 * np.einsum("ij,ij->i", means, means), axis=1)
+    fit = np.einsum("ij,ij->i", x, means[nearest]) / np.maximum(np.linalg.norm(means[nearest], axis=1), 1e-12)
+    return {p: groups[g].cluster_id if f >= FIT_COSINE else UNCLUSTERED
+            for p, g, f in zip(paper_ids, nearest.tolist(), fit.tolist())}
+
+
+def _new_points(previous: ClusterMap, points: list[MapPoint], topic_of: dict[str, str], subtopic_of: dict[str, str],
+                added: PaperColumns, read_papers: PaperReader, read_vectors: VectorReader) -> list[MapPoint]:
+    """Points for added papers whose group still has room (POINTS_PER_TOPIC): each at the place of the most
+    similar representative of its topic (any drawn point for the unclustered), nudged by a hash of its id."""
+    drawn = Counter(p.cluster_id for p in points)
+    at = {p.paper_id: p for p in points}
+    anchors = {c.cluster_id: [p for p in c.representative_ids if p in at] or [p.paper_id for p in points
+                                                                          if p.cluster_id == c.cluster_id][:1]
+               for c in previous.groups()}
+    wanted = [p for p in added.ids if drawn[topic_of[p]] < POINTS_PER_TOPIC and anchors.get(topic_of[p])]
+    if not wanted:
+        return []
+    anchor_vectors = read_vectors(sorted({a for p in wanted for a in anchors[topic_of[p]]}))
+    anchor_rows = {p: _unit(v[None].astype(np.float32))[0] for p, v in zip(anchor_vectors.ids, anchor_vectors.vectors)}
+    titles = read_papers(wanted)
+    row_of = {p: i for i, p in enumerate(added.ids)}
+    out = []
+    for paper_id in wanted:
+        x = _unit(added.vectors[row_of[paper_id]][None].astype(np.float32))[0]
+        options = [a for a in anchors[topic_of[paper_id]] if a in anchor_rows]
+        anchor = at[max(options, key=lambda a: float(anchor_rows[a] @ x))] if options else None
+        if anchor is None:
+            continue
+        nudge = hashlib.blake2b(paper_id.encode(), digest_size=2).digest()
+        out.append(MapPoint(paper_id=paper_id, title=titles[paper_id].title, cluster_id=topic_of[paper_id],
+                            subtopic_id=subtopic_of.get(paper_id), x=round(anchor.x + (nudge[0] - 127.5) / 2550, 4),
+                            y=round(anchor.y + (nudge[1] - 127.5) / 2550, 4)))
+    return out
+
+
+def library_map(store: Any, previous: ClusterMap | None, n_clusters: int | None = None) -> ClusterMap:
+    """The topic map of the store's committed library: `previous` if nothing changed, updated in place after a
+    small change (assign_new_papers), else clustered again (map_library, keeping previous ids). One read
+    transaction throughout, so an ingest under way is not half in it."""
+    with store.reading() as state:
+        if previous and previous.library_version == state.version and previous.requested_clusters == n_clusters:
+            return previous
+        if previous and previous.requested_clusters == n_clusters and previous.clustered_papers:
+            listing = store.paper_columns(vectors=False)
+            before = previous.assignments()
+            added = [p for p in listing.ids if p not in before]
+            if len(added) <= INCREMENTAL_SHARE * previous.clustered_papers:
+                updated = assign_new_papers(previous, listing, store.paper_columns(added), state.version,
+                                            store.get_papers, store.paper_columns)
+                if updated is not None:
+                    return updated
+        return map_library(store.paper_columns(), store.get_papers, state.version, n_clusters, previous)
 
 
 def _members(assignments: dict[str, str]) -> dict[str, list[str]]:
@@ -743,14 +940,10 @@ def _members(assignments: dict[str, str]) -> dict[str, list[str]]:
     return members
 
 
-def _keywords(members: dict[str, list[str]], papers: dict[str, Paper]) -> dict[str, list[str]]:
-    return cluster_keywords({c: [paper_text(papers[p]) for p in keyword_sample(m)] for c, m in members.items()})
-
-
 def _changed_share(previous: ClusterMap, paper_ids: list[str]) -> float:
     """Papers added or removed since `previous`, as a share of its size."""
-    before = {p.paper_id for p in previous.points}
-    return len(before.symmetric_difference(paper_ids)) / max(1, len(before))
+    before = previous.assignments().keys()
+    return len(before ^ set(paper_ids)) / max(1, len(before))
 
 
 def _cluster_number(cluster_id: str) -> tuple[int, ...]:
@@ -774,7 +967,7 @@ class ClusterSummarizer:
 
     def summarize(self, cluster: Cluster, papers: dict[str, Paper]) -> ClusterSummary:
         ledger = Ledger()
-        for paper_id in cluster.paper_ids:  # representatives first, so they get the low numbers
+        for paper_id in cluster.paper_ids[:SUMMARY_PAPERS]:  # representatives first, so they get the low numbers
             ledger.add(papers[paper_id], papers[paper_id].abstract)
         usage = (0, 0)
         if self.model is None:

@@ -17,7 +17,16 @@ from pydantic import BaseModel
 
 from .bibtex import bibtex
 from .citations import Citation, mark_spans
-from .clusters import UNCLUSTERED, UNDATED, Cluster, ClusterMap, ClusterSummary, display_title, trends
+from .clusters import (
+    INCREMENTAL_SHARE,
+    UNCLUSTERED,
+    UNDATED,
+    Cluster,
+    ClusterMap,
+    ClusterSummary,
+    display_title,
+    trends,
+)
 from .corpus import NO_ABSTRACT, Paper
 
 FORMATS = ("md", "json", "html")
@@ -38,6 +47,14 @@ class ReportRun(BaseModel):
     clusters: int
     summarized: int
     cached: int
+
+
+def shown_papers(cluster_map: ClusterMap, summaries: dict[str, ClusterSummary]) -> list[str]:
+    """The papers the report names: the first MEMBERS_LISTED members of every group and every cited paper. At a
+    million papers these are ~40,000 records to read, not a million."""
+    groups = [*cluster_map.every_cluster()]
+    return sorted({p for g in groups for p in g.paper_ids[:MEMBERS_LISTED]}
+                  | {c.paper_id for s in summaries.values() for c in s.citations})
 
 
 def write_report(
@@ -95,9 +112,9 @@ def _code(paper_id: str) -> str:
 
 
 def _member_lines(cluster: Cluster, papers: dict[str, Paper]) -> list[str]:
-    listed = [p for p in cluster.paper_ids if p in papers]
+    listed = cluster.paper_ids
     lines = [f"- {md_text(display_title(papers[p]))} ({md_text(_year(papers[p]))}) — {_code(p)}"
-             for p in listed[:MEMBERS_LISTED]]
+             for p in listed[:MEMBERS_LISTED] if p in papers]
     if len(listed) > MEMBERS_LISTED:
         lines.append(f"- … and {len(listed) - MEMBERS_LISTED} more (clusters.json lists every member)")
     return lines
@@ -119,10 +136,15 @@ def overview_lines(cluster_map: ClusterMap) -> list[str]:
     silhouette = f", silhouette {quality['silhouette']:.3f}" if "silhouette" in quality else ""
     subtopics = sum(len(c.subtopics) for c in cluster_map.topics)
     return [
-        (f"{len(cluster_map.points)} papers in {len(cluster_map.topics)} topics and {subtopics} subtopics; "
+        (f"{cluster_map.paper_count} papers in {len(cluster_map.topics)} topics and {subtopics} subtopics; "
         f"{len(_unclustered(cluster_map))} papers fit none of the topics and are listed as unclustered."),
         (f"Method: {cluster_map.method} over the paper embeddings{silhouette}; subtopics cluster each topic's papers "
         "the same way. Keywords are class-based TF-IDF."),
+        *([(f"The topics were computed over {cluster_map.clustered_papers} papers; {cluster_map.changed_since} added "
+           "or removed since then joined their nearest topic and subtopic or left them (ids and labels unchanged). "
+           f"The map is recomputed once more than {INCREMENTAL_SHARE:.0%} of it has changed or new papers stop fitting "
+           "its topics.")]
+          if cluster_map.changed_since else []),
     ]
 
 
@@ -197,9 +219,9 @@ def _inline(text: str) -> str:
 
 
 def _html_members(cluster: Cluster, papers: dict[str, Paper]) -> str:
-    listed = [p for p in cluster.paper_ids if p in papers]
+    listed = cluster.paper_ids
     items = "".join(f"<li>{html.escape(display_title(papers[p]))} ({html.escape(_year(papers[p]))})</li>"
-                    for p in listed[:MEMBERS_LISTED])
+                    for p in listed[:MEMBERS_LISTED] if p in papers)
     more = f"<li>… and {len(listed) - MEMBERS_LISTED} more (clusters.json lists every member)</li>" if len(
         listed) > MEMBERS_LISTED else ""
     return f"<details><summary>Members ({len(cluster.paper_ids)})</summary><ul>{items}{more}</ul></details>"
@@ -307,7 +329,7 @@ def topic_map_png(cluster_map: ClusterMap) -> bytes:
                           ha="center", bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.7, "lw": 0})
     axes.set_xticks([])
     axes.set_yticks([])
-    axes.set_title(f"Topic map: {len(cluster_map.points)} papers, {len(cluster_map.topics)} topics")
+    axes.set_title(f"Topic map: {cluster_map.paper_count} papers, {len(cluster_map.topics)} topics")
     axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     figure.tight_layout()
     buffer = io.BytesIO()

@@ -12,7 +12,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from .clusters import UNCLUSTERED, ClusterMap, ClusterSummarizer, ClusterSummary, build_map, summary_key
+from .clusters import (
+    SUMMARY_PAPERS,
+    UNCLUSTERED,
+    ClusterMap,
+    ClusterSummarizer,
+    ClusterSummary,
+    library_map,
+    summary_key,
+)
 from .index import ProgressCallback, Store
 from .index.store import write_atomic
 from .migrations import JsonStep, NewerFile, migrate_json, versioned_json
@@ -120,22 +128,21 @@ class Topics:
 
     def clusters(self, n_clusters: TopicCount = None) -> ClusterMap:
         """The library's topic clusters with a 2-D map. `n_clusters`: None for the current map (the last one
-        computed, whatever its k, while the library is unchanged; else one with k chosen automatically), "auto"
-        for k chosen automatically, a number for that many topics.
+        computed, with its k: brought up to date if the library changed; k chosen automatically if there is none),
+        "auto" for k chosen automatically, a number for that many topics.
 
-        Reused while the library is unchanged; after a change, clusters that continue keep their ids."""
+        Reused while the library is unchanged; after a small change new papers join their nearest topics, after a
+        larger one the map is recomputed and clusters that continue keep their ids (clusters.library_map)."""
         cached = self.cache.load_map()
-        requested = None if n_clusters in (None, "auto") else n_clusters
-        with self.store.reading() as state:  # the committed library: an ingest under way is not half in it
-            version = state.version
-            if cached and cached.library_version == version and (n_clusters is None
-                                                                  or cached.requested_clusters == requested):
-                return cached
-            stored, vectors = self.store.paper_vectors()
-        cluster_map = build_map(stored, vectors, version, requested, previous=cached)
-        self.cache.save_map(cluster_map)
-        log.info("clustered %d papers: %s, %d clusters, %d unclustered", len(stored), cluster_map.method,
-                 len(cluster_map.topics), len(cluster_map.points) - sum(len(c.paper_ids) for c in cluster_map.topics))
+        if n_clusters is None:
+            requested = cached.requested_clusters if cached else None
+        else:
+            requested = None if n_clusters == "auto" else n_clusters
+        cluster_map = library_map(self.store, cached, requested)
+        if cluster_map is not cached:
+            self.cache.save_map(cluster_map)
+            log.info("topic map of %d papers: %s, %d clusters, %d assigned since", cluster_map.paper_count,
+                     cluster_map.method, len(cluster_map.topics), cluster_map.changed_since)
         return cluster_map
 
     def cluster_summary(self, cluster_id: str, force: bool = False) -> ClusterSummary:
@@ -153,7 +160,7 @@ class Topics:
         cached = None if force else self.cache.load_summary(key)
         if cached:
             return cached, True
-        summary = self._summarizer().summarize(cluster, self.store.get_papers(cluster.paper_ids))
+        summary = self._summarizer().summarize(cluster, self.store.get_papers(cluster.paper_ids[:SUMMARY_PAPERS]))
         self.cache.save_summary(key, summary)
         return summary, False
 
@@ -170,7 +177,7 @@ class Topics:
 
         Each summary is cached as soon as it is written, so an interrupted run resumes where it stopped;
         `force` writes every summary again."""
-        from .report import ReportRun, write_report
+        from .report import ReportRun, shown_papers, write_report
 
         cluster_map = self.clusters(n_clusters)
         summaries, fresh = {}, 0
@@ -180,7 +187,7 @@ class Topics:
             fresh += not cached
             if progress:
                 progress("summarize", done, len(every))
-        papers = self.store.get_papers([p.paper_id for p in cluster_map.points])
+        papers = self.store.get_papers(shown_papers(cluster_map, summaries))
         files = write_report(Path(out_dir), cluster_map, summaries, papers, formats)
         return ReportRun(out_dir=str(out_dir), files=files, clusters=len(cluster_map.topics), summarized=fresh,
                          cached=len(summaries) - fresh)

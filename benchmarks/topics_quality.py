@@ -8,6 +8,9 @@ when the library grows by 5% (the smaller library's map is the `previous` one), 
 shared = share of label phrases used by >= 3 topics, fragments = label words (as shown) that are not words of
 the topic's own members' titles and abstracts (as written, a capital first letter allowed), stable = labels unchanged (same id) after a 2% change (1% of
 papers removed, 1% added). With --layout also trustworthiness@10 of the 2-D map: t-SNE against topic_layout.
+Where the code has incremental assignment (assign_new_papers): 1% of the papers (at least one) are added to the
+map of the rest and assigned in place; "assigned as a recompute would" = share of them whose topic id equals the
+one a full re-clustering (continued from that map) gives them.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from collections import Counter
 
 import numpy as np
 
-from assistant import Assistant
-from assistant.clusters import build_map
+from assistant import Assistant, clusters
+from assistant.clusters import UNCLUSTERED, build_map
 from assistant.index import StoredPaper
 
 WORD = re.compile(r"[\w-]+")
@@ -54,6 +57,30 @@ def label_measures(cluster_map, papers: dict) -> tuple[float, int, int]:  # eith
     return shared, fragments, words
 
 
+def incremental_agreement(stored: list[StoredPaper], vectors: np.ndarray) -> str:
+    """", 1% added: assigned as a recompute would X%" (or why they were not assigned in place)."""
+    from assistant.index.catalog import PaperColumns
+
+    n = len(stored)
+    new = np.sort(np.random.default_rng(3).choice(n, max(1, n // 100), replace=False))
+    base = build_map(*subset(stored, vectors, np.setdiff1d(np.arange(n), new)), "i0")
+    papers = {sp.paper.paper_id: sp.paper for sp in stored}
+    row = {sp.paper.paper_id: i for i, sp in enumerate(stored)}
+
+    def columns(ids: list[str]) -> PaperColumns:
+        return PaperColumns(list(ids), [stored[row[p]].content_key for p in ids], [papers[p].year for p in ids],
+                            vectors[[row[p] for p in ids]])
+
+    added = columns([stored[i].paper.paper_id for i in new])
+    updated = clusters.assign_new_papers(base, columns(list(papers)), added, "i1",
+                                         lambda ids: {p: papers[p] for p in ids}, columns)
+    if updated is None:
+        return f", 1% added: recomputed (drift rule), {len(added.ids)} papers"
+    full = build_map(stored, vectors, "i1", previous=base).assignments()
+    agree = np.mean([updated.assignments()[p] == full[p] for p in added.ids])
+    return f", 1% added ({len(added.ids)}): assigned as a recompute would {agree:.0%}"
+
+
 def measure(spec: str, layout: bool) -> None:
     stored, vectors = library(spec)
     n = len(stored)
@@ -79,9 +106,10 @@ def measure(spec: str, layout: bool) -> None:
     stable = np.mean([new_labels.get(c) == label for c, label in old_labels.items()])
     shared, fragments, words = label_measures(full, papers)
     subtopics = sum(len(getattr(c, "subtopics", [])) for c in topics)
+    agreement = incremental_agreement(stored, vectors) if hasattr(clusters, "assign_new_papers") else ""
     print(f"{spec}: {n} papers, k={len(topics)} (+{subtopics} subtopics), silhouette {full.quality['silhouette']:.3f}, "
           f"unclustered {unclustered / n:.1%}, kept after +5% {kept:.0%}, labels shared by >=3 {shared:.0%}, "
-          f"fragments {fragments}/{words} words, labels unchanged after 2% {stable:.0%}, build_map cpu {seconds:.1f}s")
+          f"fragments {fragments}/{words} words, labels unchanged after 2% {stable:.0%}, build_map cpu {seconds:.1f}s{agreement}")
     print("   labels:", " | ".join(c.label for c in topics[:12]))
     if layout:
         from sklearn.manifold import trustworthiness

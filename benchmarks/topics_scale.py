@@ -9,6 +9,8 @@ Stage times are wall-clock; total_cpu_s is the process's CPU time, the figure to
 (one BLAS/OpenMP thread throughout, so CPU time is what an idle core would take). Each size runs in a fresh process (peak RSS = that process's ru_maxrss, the vectors included), optionally under
 an address-space cap (`--limit-gb`), and with `--code DIR` on another checkout's code (the "before" run:
 the old cluster_papers / project_2d / keywords over all texts; a failure is reported as its exception line).
+`--whole` times map_library in one piece instead (records built only for the papers it asks for) and prints the
+size of the map the app would save.
 """
 
 from __future__ import annotations
@@ -72,7 +74,28 @@ def generate(n: int) -> Path:
     return out
 
 
-def run(n: int, new_code: bool) -> dict[str, object]:
+def run_whole(n: int, ids: list[str], vectors: np.ndarray, text: object) -> dict[str, object]:
+    """map_library as the app runs it (records read only for keyword samples and saved points), and the size of
+    the map it saves."""
+    from assistant import clusters
+    from assistant.corpus import Paper
+    from assistant.index.catalog import PaperColumns
+
+    years = [2000 + i % 25 for i in range(n)]
+
+    def read_papers(wanted: list[str]) -> dict[str, Paper]:
+        return {p: Paper(paper_id=p, title=f"Paper {p}", abstract=text(p), year=years[int(p[1:])]) for p in wanted}
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    cluster_map = clusters.map_library(PaperColumns(ids, ids, years, vectors), read_papers, "v1")
+    seconds = time.perf_counter() - wall
+    return {"n": n, "topics": len(cluster_map.topics), "subtopics": sum(len(c.subtopics) for c in cluster_map.topics),
+            "map_json_mb": round(len(cluster_map.model_dump_json()) / 2**20, 1), "points": len(cluster_map.points),
+            "total_wall_s": round(seconds, 1), "total_cpu_s": round(time.process_time() - cpu, 1),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+
+
+def run(n: int, new_code: bool, whole: bool = False) -> dict[str, object]:
     """The pipeline in this process; stage seconds and peak RSS (GB)."""
     from assistant import clusters
 
@@ -85,6 +108,8 @@ def run(n: int, new_code: bool) -> dict[str, object]:
     def text(paper_id: str) -> str:
         return " ".join(texts[j] for j in picks[row[paper_id]] if j >= 0)
 
+    if whole:
+        return run_whole(n, ids, vectors, text)
     stages: dict[str, float] = {}
     wall, cpu = time.perf_counter(), time.process_time()
     started = time.perf_counter()
@@ -120,13 +145,13 @@ def run(n: int, new_code: bool) -> dict[str, object]:
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
 
 
-def child(n: int, new_code: bool, limit_gb: float | None) -> None:
+def child(n: int, new_code: bool, limit_gb: float | None, whole: bool) -> None:
     if limit_gb:
         cap = int(limit_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     started = time.perf_counter()
     try:
-        print(json.dumps(run(n, new_code)))
+        print(json.dumps(run(n, new_code, whole)))
     except Exception as error:  # noqa: BLE001 - the "before" code's failure is a result to report
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(json.dumps({"n": n, "failed": f"{type(error).__name__}: {str(error)[:120]}",
@@ -138,11 +163,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--code", help="run another checkout's assistant package (e.g. /work/main: before)")
     parser.add_argument("--limit-gb", type=float, help="address-space cap for each run")
+    parser.add_argument("--whole", action="store_true",
+                        help="time map_library as a whole (as the app runs it) and the size of the map it saves")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--old", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, not args.old, args.limit_gb)
+        child(args.child, not args.old, args.limit_gb, args.whole)
         return
     flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
     print(f"cpu flags: {' '.join(f for f in flags.split() if f.startswith(('avx', 'sse4', 'fma')))}")
@@ -152,6 +179,7 @@ def main() -> None:
         generate(n)
         command = [sys.executable, __file__, "--child", str(n)] + (["--old"] if args.code else [])
         command += ["--limit-gb", str(args.limit_gb)] if args.limit_gb else []
+        command += ["--whole"] if args.whole else []
         done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
         print(done.stdout.strip() or f"n={n}: exited {done.returncode}: {done.stderr.strip()[-300:]}", flush=True)
 

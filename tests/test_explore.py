@@ -80,3 +80,11 @@ def test_a_large_map_is_sampled_per_topic() -> None:
     assert abs(share - 1 / 7) < 0.01
     assert sample_points(points, 4000) == drawn  # the same points every run
     assert len(map_rows.__defaults__) == 2  # topic and limit are optional: the map of all topics by default
+
+
+def test_a_sampled_map_is_drawn_by_the_topics_full_counts() -> None:
+    """The saved map holds at most POINTS_PER_TOPIC points a topic, so shares come from the topics' real sizes."""
+    points = [MapPoint(paper_id=f"p{i:05d}", title="t", cluster_id="c1" if i < 1000 else "c2", x=0.0, y=0.0)
+              for i in range(2000)]  # saved: 1,000 points each, of topics of 90,000 and 10,000 papers
+    drawn = sample_points(points, 500, {"c1": 90_000, "c2": 10_000})
+    assert sum(p.cluster_id == "c1" for p in drawn) == 450 and sum(p.cluster_id == "c2" for p in drawn) == 50

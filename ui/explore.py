@@ -53,18 +53,20 @@ def topic_colours(clusters: list[Cluster]) -> dict[str, str]:
             for i, c in enumerate(clusters)}
 
 
-def sample_points(points: list[MapPoint], limit: int = MAP_POINTS) -> list[MapPoint]:
-    """At most `limit` points, each topic keeping its share (at least one point); the same points on every run
-    (evenly spaced through the topic's points, which are in paper-id order). A million points would not reach
-    the browser, and a chart of them would not draw."""
+def sample_points(points: list[MapPoint], limit: int = MAP_POINTS, sizes: dict[str, int] | None = None) -> list[MapPoint]:
+    """At most `limit` points, each topic keeping its share (at least one point) of the library by `sizes` (its
+    full count; the saved map holds at most POINTS_PER_TOPIC points a topic) or else of `points`; the same points
+    on every run (evenly spaced through the topic's points, which are in paper-id order). A million points would
+    not reach the browser, and a chart of them would not draw."""
     if len(points) <= limit:
         return points
     by_topic: dict[str, list[MapPoint]] = {}
     for point in points:
         by_topic.setdefault(point.cluster_id, []).append(point)
+    counts = {topic: (sizes or {}).get(topic, len(members)) for topic, members in by_topic.items()}
     out = []
-    for members in by_topic.values():
-        keep = max(1, round(limit * len(members) / len(points)))
+    for topic, members in by_topic.items():
+        keep = min(len(members), max(1, round(limit * counts[topic] / sum(counts.values()))))
         out += [members[i] for i in np.linspace(0, len(members) - 1, keep).round().astype(int)]
     return out
 
@@ -75,7 +77,8 @@ def map_rows(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str, 
     year is text ("undated" rather than a blank "null")."""
     points = [p for p in cluster_map.points if topic is None or p.cluster_id == topic]
     rows = []
-    for point in sample_points(points, limit):
+    sizes = {c.cluster_id: len(c.paper_ids) for c in cluster_map.groups()}
+    for point in sample_points(points, limit, sizes):
         paper = papers.get(point.paper_id)
         group = point.cluster_id if topic is None else point.subtopic_id or topic
         rows.append({"paper_id": point.paper_id, "title": point.title, "topic": labels[group],
@@ -115,7 +118,7 @@ def topic_map(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str,
     st.altair_chart(chart, key="topic_map", on_select=lambda: open_map_point(papers), selection_mode=MAP_SELECTION,
                     width="stretch")
     shown = len(rows)
-    total = len(topic.paper_ids) if topic else len(cluster_map.points)
+    total = len(topic.paper_ids) if topic else cluster_map.paper_count
     if shown < total:
         st.caption(f"Showing {shown:,} of {total:,} papers, sampled evenly within each topic; counts are complete.")
     st.html('<div class="la-legend">' + "".join(
@@ -215,9 +218,9 @@ def render_explore(lib: Assistant, papers: list[Paper]) -> None:
         return
     labels = topic_labels(cluster_map)
     by_id = {p.paper_id: p for p in papers}
-    unclustered = len(cluster_map.points) - sum(len(c.paper_ids) for c in cluster_map.topics)
+    unclustered = cluster_map.paper_count - sum(len(c.paper_ids) for c in cluster_map.topics)
     asked = "" if choice == "auto" or int(choice) == len(cluster_map.topics) else f" (asked for {choice})"
-    note.caption(f"{len(cluster_map.topics)} topics{asked} over {len(cluster_map.points)} papers"
+    note.caption(f"{len(cluster_map.topics)} topics{asked} over {cluster_map.paper_count} papers"
                  + (f" · {unclustered} fit no topic" if unclustered else "")
                  + " · hover a point for its title, click it to open the paper")
     ids = [c.cluster_id for c in cluster_map.groups()]

@@ -45,7 +45,7 @@ import numpy as np
 from ..corpus import Paper, duplicate_keys
 from ..errors import StoreError
 from . import bm25
-from .catalog import FILE_NAME, Catalog, SourceRecord, StagedChunk, StagedPaper, StoredPaper
+from .catalog import FILE_NAME, Catalog, PaperColumns, SourceRecord, StagedChunk, StagedPaper, StoredPaper
 from .chunking import Chunk
 from .lexical import lexical_tokens
 from .locks import LibraryLocks
@@ -412,6 +412,12 @@ class Store:
     def paper_vectors(self) -> tuple[list[StoredPaper], np.ndarray]:
         """Every paper with its paper-level vector (rows aligned), for clustering and the topic map."""
         return self.catalog.paper_vectors()
+
+    @_catalog_errors
+    def paper_columns(self, paper_ids: Sequence[str] | None = None, vectors: bool = True) -> PaperColumns:
+        """Ids, content keys, years and paper-level vectors of every paper (or of `paper_ids`), no records: the
+        topic map at a million papers reads 1.5 GB of vectors, not 4 GB of JSON records."""
+        return self.catalog.paper_columns(paper_ids, vectors)
 
     def get_papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
         return {pid: stored.paper for pid, stored in self.stored_papers(paper_ids).items()}
