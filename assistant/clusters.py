@@ -66,7 +66,6 @@ from .citations import WEAK_SUPPORT_BELOW, CitedText, Ledger, Usage, cite, refer
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
 from .index.catalog import PaperColumns
-from .index.store import write_atomic
 from .llm import message_usage
 from .prompting import prompt
 

@@ -23,7 +23,7 @@ from collections import Counter
 import numpy as np
 
 from assistant import Assistant, clusters
-from assistant.clusters import UNCLUSTERED, build_map
+from assistant.clusters import build_map
 from assistant.index import StoredPaper
 
 WORD = re.compile(r"[\w-]+")

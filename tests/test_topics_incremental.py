@@ -97,7 +97,7 @@ def test_a_new_paper_joins_its_nearest_topic_in_place_and_past_one_percent_the_m
         assert (after_groups[cluster_id][2] != key) == joined  # only the groups it joined are summarized again
     assert new_id in {p.paper_id for p in after.points}
     assert after.get(new[new_id]).years.get("2024", 0) == first.get(new[new_id]).years.get("2024", 0) + 1
-    assert Assistant(home=seeded_copy).current_clusters() == after  # saved
+    assert Assistant(home=seeded_copy).clusters() == after  # saved
     assert any("computed over 179 papers; 1 added or removed since then" in line for line in overview_lines(after))
 
     ingest(lib, tmp_path, "two.bib", TWO_PAPERS)  # 3 papers since the clustering: 1.7% > 1%
