@@ -345,17 +345,6 @@ def _render(text: str, markers: Sequence[Marker], final: Mapping[int, int]) -> t
     return out + text[position:], placed
 
 
-def check_citations(text: str, ledger: Ledger) -> tuple[str, list[int], int]:
-    """Keep markers that name this turn's evidence (by number or paper id); drop and count the rest.
-
-    Returns the text with every citation written `[n]` in the ledger's numbers, the numbers cited (in order of
-    first appearance) and how many markers were removed. See `find_markers` for the grammar."""
-    markers = find_markers(text, ledger)
-    cited = list(dict.fromkeys(n for m in markers for n in m.numbers))
-    rendered, _ = _render(text, markers, {n: n for n in cited})
-    return rendered.strip(), cited, sum(m.invalid for m in markers)
-
-
 @dataclass
 class Cited:
     """A checked, numbered text: the citations in order of first appearance and where each marker sits."""

@@ -1,4 +1,6 @@
-"""Retrieval evaluation on any BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).
+"""Evaluation: retrieval on any BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), cited
+answers to SciFact claims (citation recall and precision against the gold papers), and the follow-up and
+aspect fixtures of tests/fixtures (conversations.json, aspect_questions.json) answered offline.
 
 The corpus goes through the real ingest path (same parser, chunking and embeddings) into a home of its own,
 so the user's library is untouched and a second run reuses the index.

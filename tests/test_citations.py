@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from citation_check import check_citations
 
-from assistant.citations import Ledger, check_citations, cite, find_markers, support_claims
+from assistant.citations import Ledger, cite, find_markers, support_claims
 from assistant.corpus.records import SourceRef, make_paper
 
 SOURCE = SourceRef(file="f", format="jsonl", position=1)
@@ -108,6 +109,7 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> object:
     return make_embedder(load_settings(tmp_path_factory.mktemp("home")))  # the real local MiniLM
 
 
+@pytest.mark.integration
 def test_spans_of_quoted_and_paraphrased_claims(embedder: object) -> None:
     book = ledger()
     quoted = "- CMFQ scales to hundreds of agents in battle games. [1]"

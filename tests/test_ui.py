@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("streamlit")
 import streamlit as st
-from assistant.ui.browser import serve
+from browser import serve
 from assistant.ui.chat import topic_phrases
 from assistant.ui.explore import map_rows
 from assistant.ui.formatting import selected_paper

@@ -1,5 +1,5 @@
-"""Serve the app on a free local port and drive it with Debian's chromium: shared by the browser test and
-docs/screenshots.py, so both exercise the app exactly as `litassist ui` serves it. Never downloads a browser."""
+"""Serve the app on a free local port and drive it with Debian's chromium: shared by the browser tests and
+docs/screenshots.py (test-only code, so it lives here and not in the wheel), so both exercise the app exactly as `litassist ui` serves it. Never downloads a browser."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-APP = Path(__file__).resolve().with_name("app.py")
+APP = Path(str(resources.files("assistant.ui").joinpath("app.py")))  # the file `litassist ui` serves
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
                "--no-first-run"]
