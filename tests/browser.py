@@ -1,5 +1,6 @@
 """Serve the app on a free local port and drive it with Debian's chromium: shared by the browser tests and
-docs/screenshots.py (test-only code, so it lives here and not in the wheel), so both exercise the app exactly as `litassist ui` serves it. Never downloads a browser."""
+docs/screenshots.py, so both exercise the app exactly as `litassist ui` serves it. Never downloads a browser.
+Test-only code: it lives in tests/, not in the wheel."""
 
 from __future__ import annotations
 
@@ -130,7 +131,8 @@ def overflowing(page: Any) -> list[str]:
             let scroller = el.parentElement, clipped = false;
             while (scroller && scroller !== main) {
                 const style = getComputedStyle(scroller);
-                if (/(auto|scroll|hidden)/.test(style.overflowX) && scroller.getBoundingClientRect().right <= width + 1) {
+                const clips = /(auto|scroll|hidden)/.test(style.overflowX);
+                if (clips && scroller.getBoundingClientRect().right <= width + 1) {
                     clipped = true; break;
                 }
                 scroller = scroller.parentElement;
