@@ -537,8 +537,9 @@ def _score(
     for index, citation in pending:
         core, texts = found[index][3], sources[citation.number]
         scored = sorted(
-            ((dense_weight * max(0.0, cosine(core, texts[i][a:b])) + (1 - dense_weight) * term_coverage(core, texts[i][a:b]),
-              i, a, b) for i, a, b in sentences[citation.number]),
+            ((dense_weight * max(0.0, cosine(core, texts[i][a:b]))
+              + (1 - dense_weight) * term_coverage(core, texts[i][a:b]), i, a, b)
+             for i, a, b in sentences[citation.number]),
             reverse=True,
         )
         if not scored:

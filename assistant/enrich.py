@@ -160,7 +160,8 @@ class Cache:
         self.db.executemany("INSERT OR REPLACE INTO filled VALUES (?, ?, ?, ?)", rows)
 
     def filled_records(self) -> dict[str, Paper]:
-        return {key: Paper.model_validate_json(record) for key, record in self.db.execute("SELECT key, record FROM filled")}
+        rows = self.db.execute("SELECT key, record FROM filled")
+        return {key: Paper.model_validate_json(record) for key, record in rows}
 
 
 # ---------------------------------------------------------------- filling papers, and re-applying on ingest
@@ -367,7 +368,9 @@ class Lookups:
     def crossref(self, doi: str) -> Paper | None:
         def read(status: int, body: str) -> Paper | None:
             answer = _json_body("crossref", status, body)
-            return None if answer is None else crossref_work(answer.get("message") if isinstance(answer, dict) else None)
+            if answer is None:
+                return None
+            return crossref_work(answer.get("message") if isinstance(answer, dict) else None)
 
         return self.client.get("crossref", f"/works/{quote(doi, safe='/')}", {}, read)
 
@@ -417,7 +420,8 @@ class Lookups:
 
 def _held_by(paper: Paper, roots: Sequence[str]) -> bool:
     """Whether one of the paper's source files is one of `roots` or lies in a folder among them."""
-    return any(s.file == root or s.file.startswith(root.rstrip(os.sep) + os.sep) for s in paper.sources for root in roots)
+    return any(s.file == root or s.file.startswith(root.rstrip(os.sep) + os.sep)
+               for s in paper.sources for root in roots)
 
 
 def enrich(

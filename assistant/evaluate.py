@@ -50,7 +50,8 @@ def load_queries(folder: Path, split: str) -> tuple[dict[str, str], dict[str, di
     """Queries that have judgements in the split, and the judgements (query -> doc -> relevance)."""
     qrels_file = folder / "qrels" / f"{split}.tsv"
     if not qrels_file.exists():
-        raise FileNotFoundError(f"{qrels_file}: no such file (splits: {', '.join(sorted(p.stem for p in (folder / 'qrels').glob('*.tsv')))})")
+        splits = ", ".join(sorted(p.stem for p in (folder / "qrels").glob("*.tsv")))
+        raise FileNotFoundError(f"{qrels_file}: no such file (splits: {splits})")
     qrels: dict[str, dict[str, int]] = {}
     with qrels_file.open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +26,7 @@ SEEDS = DEMO_CORPUS
 UNIT_MODULES = {
     "test_citations", "test_exports_out", "test_fuzz_parsers", "test_parse_apis", "test_parse_exports",
     "test_parse_seeds", "test_parse_tagged", "test_parse_xml_feeds", "test_parse_xml_records",
-    "test_parse_zotero_api", "test_docs",
+    "test_parse_zotero_api", "test_docs", "test_tiers",
 }
 
 
@@ -43,6 +45,13 @@ def _refuse(what: str):  # noqa: ANN202 - a stand-in for any signature
     return refused
 
 
+class _RefusedModule(types.ModuleType):
+    """Put in sys.modules for the length of a unit test: `import chromadb` then gives this, and any use fails."""
+
+    def __getattr__(self, name: str) -> object:
+        return _refuse(f"{self.__name__}.{name}")()
+
+
 @pytest.fixture(autouse=True)
 def unit_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Keep the unit tier honest: no model, no Chroma, no network."""
@@ -50,16 +59,10 @@ def unit_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         from assistant.index import embedders
 
         monkeypatch.setattr(socket.socket, "connect", _refuse("the network (socket.connect)"))
-        monkeypatch.setattr(embedders.OnnxMiniLM, "__init__", _refuse("the MiniLM model"))
+        monkeypatch.setattr(embedders, "load_onnx_minilm", _refuse("the MiniLM model"))  # cached once loaded
         monkeypatch.setattr(embedders, "load_sentence_transformer", _refuse("sentence-transformers"))
         monkeypatch.setattr(embedders.OpenAIEmbedder, "__init__", _refuse("the OpenAI embeddings"))
-        try:
-            import chromadb
-        except ImportError:  # pragma: no cover - chromadb is a dependency
-            pass
-        else:
-            monkeypatch.setattr(chromadb, "PersistentClient", _refuse("Chroma"))
-            monkeypatch.setattr(chromadb, "HttpClient", _refuse("a Chroma server"))
+        monkeypatch.setitem(sys.modules, "chromadb", _RefusedModule("chromadb"))
     yield
 
 

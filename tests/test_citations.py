@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from citation_check import check_citations
+from fakes import HashEmbedder
 
 from assistant.citations import Ledger, cite, find_markers, support_claims
 from assistant.corpus.records import SourceRef, make_paper
@@ -133,6 +134,18 @@ def test_spans_of_quoted_and_paraphrased_claims(embedder: object) -> None:
     by_number = {c.number: c for c in result.citations}
     assert by_number[1].weak and by_number[1].support == min(s.support for s in (first.citations[0], third.citations[0]))
     assert {s.text for s in by_number[1].spans} >= {"CMFQ scales to hundreds of agents in battle games."}
+
+
+def test_support_and_the_weak_flag_follow_the_embedder() -> None:
+    """Control flow with a deterministic embedder: a quoted sentence is support 1.0, a claim sharing no words with
+    any cited sentence is weak, and each citation takes its claims' weakest support."""
+    result = cite("CMFQ scales to hundreds of agents in battle games. [1] It is fast. [1]", ledger())
+    quoted, unsupported = support_claims(result, HashEmbedder(), 0.5)
+    assert quoted.citations[0].support == 1.0 and not quoted.citations[0].weak
+    assert quoted.citations[0].spans[0].text == "CMFQ scales to hundreds of agents in battle games."
+    assert unsupported.citations[0].support < 0.5 and unsupported.citations[0].weak
+    (citation,) = result.citations
+    assert citation.weak and citation.support == unsupported.citations[0].support
 
 
 def test_markers_after_the_full_stop_belong_to_the_sentence_before() -> None:
