@@ -132,7 +132,8 @@ def test_spans_of_quoted_and_paraphrased_claims(embedder: object) -> None:
     assert plain[0].citations[0].spans[0].text.startswith("AdaMerging learns merging coefficients")
     assert not any(s.weak for claim in plain for s in claim.citations)
     by_number = {c.number: c for c in result.citations}
-    assert by_number[1].weak and by_number[1].support == min(s.support for s in (first.citations[0], third.citations[0]))
+    assert by_number[1].weak
+    assert by_number[1].support == min(s.support for s in (first.citations[0], third.citations[0]))
     assert {s.text for s in by_number[1].spans} >= {"CMFQ scales to hundreds of agents in battle games."}
 
 
@@ -151,7 +152,8 @@ def test_support_and_the_weak_flag_follow_the_embedder() -> None:
 def test_markers_after_the_full_stop_belong_to_the_sentence_before() -> None:
     result = cite("Spiking models save energy. [4] Graph partitions improve with local search. [5]", ledger())
     claims = support_claims(result, None, 0.4)
-    assert [c.text for c in claims] == ["Spiking models save energy. [1]", "Graph partitions improve with local search. [2]"]
+    assert [c.text for c in claims] == ["Spiking models save energy. [1]",
+                                        "Graph partitions improve with local search. [2]"]
     assert claims[1].citations[0].spans[0].text.startswith("Local search improves balanced edge partitions")
 
 
@@ -165,7 +167,8 @@ def test_evidence_fields_cannot_open_or_close_tags() -> None:
     assert rendered.count("<evidence ") == 1 and rendered.count("</evidence>") == 1 and rendered.endswith("</evidence>")
     assert "<system>" not in rendered and 'n="99' not in rendered
     opening = rendered.split("\n", 1)[0]
-    assert opening.startswith('<evidence n="1" paper_id="') and opening.count('"') == 4  # the id cannot end the attribute
+    assert opening.startswith('<evidence n="1" paper_id="')
+    assert opening.count('"') == 4  # the id cannot end the attribute
     assert book.resolve(opening.split('paper_id="')[1].rstrip('">')) is evidence  # the quoted id still finds it
     assert book.resolve("1") is evidence and book.resolve(hostile) is evidence
 

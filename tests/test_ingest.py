@@ -167,7 +167,8 @@ def test_killed_ingest_leaves_store_consistent_and_next_run_completes(tmp_path: 
     assert (partial.papers, partial.sources) == (0, 0)  # nothing half-published: the ingest never committed
     assert lib.search("reinforcement learning", k=5) == []  # a usable (empty) library, no error
     report = lib.ingest([SEEDS])
-    assert report.new == seed_paper_count() and report.chunks_embedded < sum(len(chunk_paper(p, 200)) for p in lib.papers())
+    assert report.new == seed_paper_count()
+    assert report.chunks_embedded < sum(len(chunk_paper(p, 200)) for p in lib.papers())
     final = lib.stats()  # the killed run's stored vectors were taken over, not embedded again
     assert (final.papers, final.sources) == (seed_paper_count(), len(list(SEEDS.glob("*.txt"))))
     assert final.chunks == sum(len(chunk_paper(p, 200)) for p in lib.papers()) == lib.store.vectors.count("chunks")
@@ -235,7 +236,8 @@ def test_cli_contracts_papers_search_stats(seeded_home: Path) -> None:
     assert len(records) == seed_paper_count()
     assert {"paper_id", "title", "authors", "year", "source", "abstract"} <= set(records[0])
 
-    result = runner.invoke(app, [*base, "search", "prompt token tuning for time series forecasting", "-k", "5", "--json"])
+    query = "prompt token tuning for time series forecasting"
+    result = runner.invoke(app, [*base, "search", query, "-k", "5", "--json"])
     hits = json.loads(result.stdout)
     assert len(hits) == 5 and set(hits[0]) == {"paper_id", "title", "score", "text", "has_abstract"}
     assert hits[0]["title"].startswith("PT-Tuning")

@@ -89,7 +89,8 @@ def test_bare_abstracts_get_derived_titles() -> None:
 def test_paper_page_main_and_related_entries() -> None:
     papers = parsed("paper-page-sparse-training-theory.txt").papers
     main = papers[0]
-    assert (main.title, main.year, main.title_derived) == ("Sparse Training Theory for Scalable and Efficient Agents", 2021, False)
+    expected = ("Sparse Training Theory for Scalable and Efficient Agents", 2021, False)
+    assert (main.title, main.year, main.title_derived) == expected
     assert main.abstract.startswith("A fundamental task for artificial intelligence is learning.")
     with_header = papers[1]
     assert with_header.authors == ["Zijian Gao", "Kele Xu", "Bo Ding"] and with_header.year == 2021

@@ -160,7 +160,7 @@ def test_a_killed_ingest_publishes_nothing_and_the_next_one_resumes(tmp_path: Pa
 @pytest.mark.slow
 def test_a_killed_remove_is_all_or_nothing(seeded_copy: Path) -> None:
     """A SIGKILL during `remove` published half a removal (620 of 889 papers left without chunks) in 2 of 9 tries."""
-    page = SEEDS / "daily-papers-oct-28.txt"  # a seed page that exists (the name before named none: nothing was removed)
+    page = SEEDS / "daily-papers-oct-28.txt"  # a seed page that exists (the name before named none: none was removed)
     whole, without_page = seed_paper_count(), seed_paper_count() - len(parse_file(page).result.papers)
     outcomes = set()
     for delay in (0.3, 0.8, 1.5, 2.5, 4.0):
