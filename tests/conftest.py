@@ -31,11 +31,13 @@ UNIT_MODULES = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test of a unit module is unit unless marked integration or slow (timing growing inputs is quick nowhere)."""
     for item in items:
         in_unit_module = item.module is not None and item.module.__name__ in UNIT_MODULES
-        if in_unit_module and not item.get_closest_marker("unit") and not item.get_closest_marker("integration"):
+        marked = {name: item.get_closest_marker(name) is not None for name in ("unit", "integration", "slow")}
+        if in_unit_module and not (marked["unit"] or marked["integration"] or marked["slow"]):
             item.add_marker(pytest.mark.unit)
-        if item.get_closest_marker("unit") is None:
+        elif not marked["unit"]:
             item.add_marker(pytest.mark.integration)
 
 

@@ -86,7 +86,7 @@ def test_offline_rewrite(history: list[str], question: str, standalone: str) -> 
 
 def test_conversation_fixture_offline(seeded_home: Path) -> None:
     """Every topic switch is answered from the new topic with nothing of the old one cited; every follow-up
-    stays on the earlier paper (the numbers before and after this rule are in the README)."""
+    stays on the earlier paper (the rule and this fixture: docs/citations.md, "Follow-ups")."""
     report = evaluate_conversations(Assistant(home=seeded_home), FIXTURE)
     assert report.switches >= 20 and report.follow_ups >= 20
     failures = [f"{c.kind}: {c.first!r} -> {c.second!r} searched as {c.standalone!r}, cited {c.cited}"
