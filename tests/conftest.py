@@ -51,6 +51,8 @@ class _RefusedModule(types.ModuleType):
     """Put in sys.modules for the length of a unit test: `import chromadb` then gives this, and any use fails."""
 
     def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):  # introspection (hypothesis, warnings, inspect) looks for __file__ and the like
+            raise AttributeError(name)
         return _refuse(f"{self.__name__}.{name}")()
 
 
