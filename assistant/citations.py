@@ -196,7 +196,8 @@ class Ledger:
 
         Every field is quoted as data: nothing in an id, title, author list, venue or abstract can close the
         block or open a tag."""
-        blocks, used = [], 0
+        blocks: list[str] = []
+        used = 0
         for e in evidence:
             body = (e.paper.abstract if full and not e.location else e.passage) if e.paper.has_abstract or e.location \
                 else f"({NO_ABSTRACT}: only the title and details above are known of this paper)"
@@ -465,8 +466,8 @@ def support_claims(cited: Cited, embedder: Embedder | None, weak_below: float) -
     ]
     for citation in cited.citations:
         mine = [s for claim in claims for s in claim.citations if s.number == citation.number]
-        spans = {(s.page or 0, s.start, s.end): s for support in mine for s in support.spans}
-        citation.spans = [spans[key] for key in sorted(spans)]
+        by_place = {(s.page or 0, s.start, s.end): s for support in mine for s in support.spans}
+        citation.spans = [by_place[key] for key in sorted(by_place)]
         scores = [s.support for s in mine if s.support is not None]
         citation.support = min(scores) if scores else None
         citation.weak = any(s.weak for s in mine)

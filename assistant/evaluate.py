@@ -105,7 +105,8 @@ def evaluate_retrieval(
     queries, qrels = load_queries(folder, split)
     assistant.ingest([folder / "corpus.jsonl"])
     ids, texts = list(queries), list(queries.values())
-    results, timings = {}, {}
+    results: dict[str, Metrics] = {}
+    timings: dict[str, float] = {}
     for mode in modes:
         started = time.perf_counter()
         hits = assistant.search_many(texts, k=100, mode=mode)
