@@ -76,7 +76,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "corpus.pdf": ("pdf_text", "render_page", "span_boxes"),
     "retrieve": ("Filters", "Hit"),
     "index": ("IngestReport", "ProgressCallback", "ReindexReport", "RemovalReport", "SourceRecord", "split_sentences"),
-    
+
     "agent": ("Answer", "Event", "Step", "collect"),
     "citations": ("CitedText", "Evidence", "Span", "mark_spans", "verbatim_spans"),
     "claims": ("citation_spans", "claim_text", "marker_claims"),

@@ -196,7 +196,8 @@ class Ledger:
 
         Every field is quoted as data: nothing in an id, title, author list, venue or abstract can close the
         block or open a tag."""
-        blocks, used = [], 0
+        blocks: list[str] = []
+        used = 0
         for e in evidence:
             body = (e.paper.abstract if full and not e.location else e.passage) if e.paper.has_abstract or e.location \
                 else f"({NO_ABSTRACT}: only the title and details above are known of this paper)"
@@ -345,17 +346,6 @@ def _render(text: str, markers: Sequence[Marker], final: Mapping[int, int]) -> t
     return out + text[position:], placed
 
 
-def check_citations(text: str, ledger: Ledger) -> tuple[str, list[int], int]:
-    """Keep markers that name this turn's evidence (by number or paper id); drop and count the rest.
-
-    Returns the text with every citation written `[n]` in the ledger's numbers, the numbers cited (in order of
-    first appearance) and how many markers were removed. See `find_markers` for the grammar."""
-    markers = find_markers(text, ledger)
-    cited = list(dict.fromkeys(n for m in markers for n in m.numbers))
-    rendered, _ = _render(text, markers, {n: n for n in cited})
-    return rendered.strip(), cited, sum(m.invalid for m in markers)
-
-
 @dataclass
 class Cited:
     """A checked, numbered text: the citations in order of first appearance and where each marker sits."""
@@ -476,8 +466,8 @@ def support_claims(cited: Cited, embedder: Embedder | None, weak_below: float) -
     ]
     for citation in cited.citations:
         mine = [s for claim in claims for s in claim.citations if s.number == citation.number]
-        spans = {(s.page or 0, s.start, s.end): s for support in mine for s in support.spans}
-        citation.spans = [spans[key] for key in sorted(spans)]
+        by_place = {(s.page or 0, s.start, s.end): s for support in mine for s in support.spans}
+        citation.spans = [by_place[key] for key in sorted(by_place)]
         scores = [s.support for s in mine if s.support is not None]
         citation.support = min(scores) if scores else None
         citation.weak = any(s.weak for s in mine)
@@ -548,8 +538,9 @@ def _score(
     for index, citation in pending:
         core, texts = found[index][3], sources[citation.number]
         scored = sorted(
-            ((dense_weight * max(0.0, cosine(core, texts[i][a:b])) + (1 - dense_weight) * term_coverage(core, texts[i][a:b]),
-              i, a, b) for i, a, b in sentences[citation.number]),
+            ((dense_weight * max(0.0, cosine(core, texts[i][a:b]))
+              + (1 - dense_weight) * term_coverage(core, texts[i][a:b]), i, a, b)
+             for i, a, b in sentences[citation.number]),
             reverse=True,
         )
         if not scored:

@@ -678,7 +678,7 @@ def doctor_command() -> None:
         raise typer.Exit(1)
 
 
-eval_app = typer.Typer(help="Measure retrieval (and later answer) quality.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure retrieval and answer quality on a BEIR-layout dataset.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
 

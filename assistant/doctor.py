@@ -31,7 +31,8 @@ def doctor(settings: Settings) -> list[Check]:
             started = time.perf_counter()
             model.invoke("Reply with the single word: ok")
             checks.append(
-                Check("model", True, f"{model_name(settings, provider)} answered in {time.perf_counter() - started:.1f} s")
+                Check("model", True,
+                      f"{model_name(settings, provider)} answered in {time.perf_counter() - started:.1f} s")
             )
     except Exception as error:  # noqa: BLE001 - doctor reports every failure as a line
         checks.append(Check("model", False, describe_error(error, settings)))

@@ -243,7 +243,9 @@ class Lookups:
     def crossref(self, doi: str) -> Paper | None:
         def read(status: int, body: str) -> Paper | None:
             answer = _json_body("crossref", status, body)
-            return None if answer is None else crossref_work(answer.get("message") if isinstance(answer, dict) else None)
+            if answer is None:
+                return None
+            return crossref_work(answer.get("message") if isinstance(answer, dict) else None)
 
         return self.client.get("crossref", f"/works/{quote(doi, safe='/')}", {}, read)
 
@@ -293,7 +295,8 @@ class Lookups:
 
 def _held_by(paper: Paper, roots: Sequence[str]) -> bool:
     """Whether one of the paper's source files is one of `roots` or lies in a folder among them."""
-    return any(s.file == root or s.file.startswith(root.rstrip(os.sep) + os.sep) for s in paper.sources for root in roots)
+    return any(s.file == root or s.file.startswith(root.rstrip(os.sep) + os.sep)
+               for s in paper.sources for root in roots)
 
 
 def enrich(

@@ -83,7 +83,8 @@ class Cache:
         self.db.executemany("INSERT OR REPLACE INTO filled VALUES (?, ?, ?, ?)", rows)
 
     def filled_records(self) -> dict[str, Paper]:
-        return {key: Paper.model_validate_json(record) for key, record in self.db.execute("SELECT key, record FROM filled")}
+        rows = self.db.execute("SELECT key, record FROM filled")
+        return {key: Paper.model_validate_json(record) for key, record in rows}
 
 
 # ---------------------------------------------------------------- filling papers, and re-applying on ingest

@@ -1,4 +1,6 @@
-"""Retrieval evaluation on any BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).
+"""Evaluation: retrieval on any BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), cited
+answers to SciFact claims (citation recall and precision against the gold papers), and the follow-up and
+aspect fixtures of tests/fixtures (conversations.json, aspect_questions.json) answered offline.
 
 The corpus goes through the real ingest path (same parser, chunking and embeddings) into a home of its own,
 so the user's library is untouched and a second run reuses the index.
@@ -48,7 +50,8 @@ def load_queries(folder: Path, split: str) -> tuple[dict[str, str], dict[str, di
     """Queries that have judgements in the split, and the judgements (query -> doc -> relevance)."""
     qrels_file = folder / "qrels" / f"{split}.tsv"
     if not qrels_file.exists():
-        raise FileNotFoundError(f"{qrels_file}: no such file (splits: {', '.join(sorted(p.stem for p in (folder / 'qrels').glob('*.tsv')))})")
+        splits = ", ".join(sorted(p.stem for p in (folder / "qrels").glob("*.tsv")))
+        raise FileNotFoundError(f"{qrels_file}: no such file (splits: {splits})")
     qrels: dict[str, dict[str, int]] = {}
     with qrels_file.open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
@@ -102,7 +105,8 @@ def evaluate_retrieval(
     queries, qrels = load_queries(folder, split)
     assistant.ingest([folder / "corpus.jsonl"])
     ids, texts = list(queries), list(queries.values())
-    results, timings = {}, {}
+    results: dict[str, Metrics] = {}
+    timings: dict[str, float] = {}
     for mode in modes:
         started = time.perf_counter()
         hits = assistant.search_many(texts, k=100, mode=mode)

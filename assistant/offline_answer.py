@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from .tools import Topics
 
 # "What are the main themes in my library?": offline, such a question is answered from the clusters.
-_THEME_WORDS = re.compile(r"\b(themes?|topics?|clusters?|research areas?|landscape|groups? of (?:papers|work))\b", re.IGNORECASE)
-_LIBRARY_WORDS = re.compile(r"\b(library|collection|corpus|my papers|these papers|all papers|main|major|overall)\b", re.IGNORECASE)
+_THEME_WORDS = re.compile(r"\b(themes?|topics?|clusters?|research areas?|landscape|groups? of (?:papers|work))\b",
+                          re.IGNORECASE)
+_LIBRARY_WORDS = re.compile(r"\b(library|collection|corpus|my papers|these papers|all papers|main|major|overall)\b",
+                            re.IGNORECASE)
 # "Ask about this topic" offline: after the topic's summary, one sentence from each of up to six papers, each
 # within a wide margin of the best (a topic question asks for breadth; the summary quotes only the central papers).
 TOPIC_RULE = Selection(max_sentences=6, max_per_paper=1, margin=0.8, papers=10)

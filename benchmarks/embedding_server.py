@@ -11,6 +11,7 @@ similar vectors, so dense search still finds related papers; about 8,000 abstrac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import threading
@@ -107,10 +108,8 @@ def main() -> None:
     args = parser.parse_args()
     server = EmbeddingServer(args.port, args.dimension)
     print(f"OPENAI_BASE_URL={server.base_url}  (Ctrl-C stops it)", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

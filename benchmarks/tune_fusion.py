@@ -48,11 +48,11 @@ def main() -> None:
     print(f"SciFact train: {len(queries)} queries")
     print(f"dense only     nDCG@10 {mean_ndcg(dense, judgements):.4f}")
     print(f"lexical only   nDCG@10 {mean_ndcg(lexical, judgements):.4f}")
-    print(f"RRF (k={RRF_K})    nDCG@10 {mean_ndcg([rrf(d, l) for d, l in zip(dense, lexical)], judgements):.4f}")
+    print(f"RRF (k={RRF_K})    nDCG@10 {mean_ndcg([rrf(d, lex) for d, lex in zip(dense, lexical)], judgements):.4f}")
     best = (0.0, 0.0)
     for step in range(21):
         weight = step / 20
-        score = mean_ndcg([fuse(d, l, weight) for d, l in zip(dense, lexical)], judgements)
+        score = mean_ndcg([fuse(d, lex, weight) for d, lex in zip(dense, lexical)], judgements)
         best = max(best, (score, weight))
         print(f"min-max linear, dense weight {weight:.2f}: nDCG@10 {score:.4f}")
     print(f"best dense weight on train: {best[1]:.2f} (nDCG@10 {best[0]:.4f})")

@@ -3,7 +3,7 @@
     python docs/screenshots.py [--home DIR]
 
 Without --home, the seed corpus is ingested into a temporary home first. Uses Debian's chromium through
-Playwright (ui/browser.py), the same way the browser test does. Writes, at 1440x900: chat.png (an answer with
+Playwright (tests/browser.py), the same way the browser test does. Writes, at 1440x900: chat.png (an answer with
 a cited paper open and the quoted sentence highlighted), evidence-table.png (the papers the answer looked at),
 follow-up.png ("How is it evaluated?" asked next, read as a standalone question), explore.png, library.png; at
 390x844: phone-chat.png (the newest answer), phone-evidence-table.png, phone-source.png (the source drawer),
@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # tests/browser.py: the browser driver the tests use
 
-from assistant.ui.browser import DESKTOP, PHONE, ask, close_drawer, launch, open_app, serve, wait_until_idle
-from playwright.sync_api import Page, expect, sync_playwright
+from browser import DESKTOP, PHONE, ask, close_drawer, launch, open_app, serve, wait_until_idle  # noqa: E402
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from assistant import Assistant
 from assistant.api import DEMO_CORPUS

@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from citation_check import check_citations
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, SystemMessage
 from langchain_core.outputs import ChatGenerationChunk
+from seeds import seed_paper_count
 from typer.testing import CliRunner
 
 from assistant import Assistant
 from assistant.agent import Agent
-from assistant.citations import Ledger, check_citations
+from assistant.citations import Ledger
 from assistant.cli import app
 from assistant.config import load_settings
 from assistant.extractive import SELECTION, Candidate, choose_sentences
@@ -268,11 +270,13 @@ def _candidate(paper: str, rank: int, cosine: float, terms: float = 0.5, generic
     ([("a", 0, 0.7), ("a", 0, 0.6), ("a", 0, 0.5), ("b", 1, 0.6, 0.5, False, 0.9), ("c", 2, 0.6, 0.5, False, 0.9),
       ("d", 3, 0.6, 0.5, False, 0.9)], ["a", "a", "b"]),
 ])
+@pytest.mark.unit
 def test_extractive_selection_rule(candidates: list[tuple[Any, ...]], chosen: list[str]) -> None:
     picked = choose_sentences([_candidate(*c) for c in candidates], SELECTION)
     assert [c.hit.paper_id for c in picked] == chosen
 
 
+@pytest.mark.unit
 def test_citation_check_accepts_numbers_and_ids_only() -> None:
     from assistant.corpus.records import SourceRef, make_paper
 
@@ -302,6 +306,7 @@ def test_evidence_is_packed_into_the_budget(seeded_home: Path) -> None:
     assert ledger.render(evidence, 400).count("<evidence ") < ledger.render(evidence, 1200).count("<evidence ")
 
 
+@pytest.mark.unit
 def test_provider_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LITASSIST_LLM_PROVIDER", "LITASSIST_LOCAL_MODEL_PATH"):
         monkeypatch.delenv(name, raising=False)
@@ -370,7 +375,7 @@ def test_doctor_reports_provider_model_embeddings_library_and_reranking(
     lines = result.output.splitlines()
     assert any("provider" in line and "offline" in line for line in lines)
     assert any("embeddings" in line and "all-MiniLM-L6-v2" in line for line in lines)
-    assert any("library" in line and "179 papers" in line for line in lines)
+    assert any("library" in line and f"{seed_paper_count()} papers" in line for line in lines)
 
     monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "openai-compatible")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")

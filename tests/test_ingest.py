@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from seeds import seed_paper_count
 from typer.testing import CliRunner
 
 from assistant import Assistant
@@ -39,11 +40,13 @@ def chunk_ids(lib: Assistant) -> set[str]:
 def test_seed_corpus_fully_indexed(seeded_home: Path) -> None:
     lib = Assistant(home=seeded_home)
     stats = lib.stats()
-    assert (stats.papers, stats.sources) == (179, 5)
-    assert stats.papers_by_format == {"author-page": 10, "daily-papers": 153, "abstract-lines": 10, "paper-page": 6}
-    assert lib.store.vectors.count("papers") == 179  # one paper-level vector per paper
+    seeds = seed_paper_count()
+    assert (stats.papers, stats.sources) == (seeds, len(list(SEEDS.glob("*.txt"))))
+    assert sum(stats.papers_by_format.values()) == seeds
+    assert set(stats.papers_by_format) == {"author-page", "daily-papers", "abstract-lines", "paper-page"}
+    assert lib.store.vectors.count("papers") == seeds  # one paper-level vector per paper
     ids = chunk_ids(lib)
-    assert stats.chunks == len(ids) > 179
+    assert stats.chunks == len(ids) > seeds
     assert {i.split("::")[0] for i in ids} == {p.paper_id for p in lib.papers()}
 
 
@@ -62,7 +65,7 @@ def test_reingest_unchanged_files_embeds_nothing(seeded_copy: Path) -> None:
     before = chunk_ids(lib)
     report = lib.ingest([SEEDS])
     assert (report.files_unchanged, report.chunks_embedded, report.new) == (5, 0, 0)
-    assert chunk_ids(lib) == before and lib.stats().papers == 179
+    assert chunk_ids(lib) == before and lib.stats().papers == seed_paper_count()
 
 
 def test_a_folder_holding_the_home_is_ingested_without_the_homes_own_files(tmp_path: Path) -> None:
@@ -164,9 +167,10 @@ def test_killed_ingest_leaves_store_consistent_and_next_run_completes(tmp_path: 
     assert (partial.papers, partial.sources) == (0, 0)  # nothing half-published: the ingest never committed
     assert lib.search("reinforcement learning", k=5) == []  # a usable (empty) library, no error
     report = lib.ingest([SEEDS])
-    assert report.new == 179 and report.chunks_embedded < sum(len(chunk_paper(p, 200)) for p in lib.papers())
+    assert report.new == seed_paper_count()
+    assert report.chunks_embedded < sum(len(chunk_paper(p, 200)) for p in lib.papers())
     final = lib.stats()  # the killed run's stored vectors were taken over, not embedded again
-    assert (final.papers, final.sources) == (179, 5)
+    assert (final.papers, final.sources) == (seed_paper_count(), len(list(SEEDS.glob("*.txt"))))
     assert final.chunks == sum(len(chunk_paper(p, 200)) for p in lib.papers()) == lib.store.vectors.count("chunks")
 
 
@@ -229,10 +233,11 @@ def test_cli_contracts_papers_search_stats(seeded_home: Path) -> None:
     base = ["--home", str(seeded_home)]
     lines = runner.invoke(app, [*base, "papers", "--json"]).stdout.splitlines()
     records = [json.loads(line) for line in lines]
-    assert len(records) == 179
+    assert len(records) == seed_paper_count()
     assert {"paper_id", "title", "authors", "year", "source", "abstract"} <= set(records[0])
 
-    result = runner.invoke(app, [*base, "search", "prompt token tuning for time series forecasting", "-k", "5", "--json"])
+    query = "prompt token tuning for time series forecasting"
+    result = runner.invoke(app, [*base, "search", query, "-k", "5", "--json"])
     hits = json.loads(result.stdout)
     assert len(hits) == 5 and set(hits[0]) == {"paper_id", "title", "score", "text", "has_abstract"}
     assert hits[0]["title"].startswith("PT-Tuning")
@@ -240,7 +245,7 @@ def test_cli_contracts_papers_search_stats(seeded_home: Path) -> None:
     assert len({h["paper_id"] for h in hits}) == 5
 
     stats = json.loads(runner.invoke(app, [*base, "stats", "--json"]).stdout)
-    assert (stats["papers"], stats["sources"]) == (179, 5) and stats["chunks"] > 179
+    assert (stats["papers"], stats["sources"]) == (seed_paper_count(), 5) and stats["chunks"] > stats["papers"]
 
 
 def test_home_resolution_flag_then_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

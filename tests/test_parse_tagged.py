@@ -152,6 +152,7 @@ WOS_RECORD = "PT J\nAU Doe, J\n   Roe, R\nTI Title {i}\nAB Words.\nPY 2020\nUT W
     (lambda n: "FN x\nVR 1.0\n" + "".join(WOS_RECORD.format(i=i) for i in range(n)) + "EF\n", parse_wos),
     (lambda n: "PT J\nAU Doe, J\n" + "   Roe, R\n" * (10 * n) + "TI T\nER\n", parse_wos),  # many authors
 ])
+@pytest.mark.slow
 def test_parsing_time_grows_linearly(make: Callable[[int], str], parse: Callable[[str, str], object]) -> None:
     assert_linear(make, lambda text: parse(text, "doubling.txt"))
 

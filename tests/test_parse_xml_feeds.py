@@ -260,6 +260,7 @@ def zotero_items(count: int) -> str:
     lambda n: oai_records(1, abstract_words=n).replace("\n", " "),
     zotero_items,
 ], ids=["oai records", "oai one long line", "zotero items"])
+@pytest.mark.slow
 def test_parsing_time_grows_linearly(make: Callable[[int], str]) -> None:
     assert_linear(make, lambda text: parse_text(text, "timed.xml"))
 

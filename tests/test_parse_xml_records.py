@@ -177,10 +177,12 @@ ENDNOTE_RECORD = "<record><titles><title><style face=\"normal\">Title {i}</style
     (lambda n: "<xml><records><record><abstract>" + "word " * (50 * n) + "</abstract></record></records></xml>",
      parse_endnote_xml),  # one long text
 ])
+@pytest.mark.slow
 def test_parsing_time_grows_linearly(make: Callable[[int], str], parse: Callable[[str, str], object]) -> None:
     assert_linear(make, lambda text: parse(text, "doubling.txt"))
 
 
+@pytest.mark.slow
 def test_finished_records_are_dropped_while_streaming() -> None:
     """Peak memory while streaming 4,000 records is about that of 1,000: the tree never holds them all."""
     def lines(n: int) -> Iterator[str]:

@@ -93,7 +93,8 @@ def test_a_failing_plugin_model_is_one_line_not_a_traceback(plugin_site: Path, s
     done = run_cli(seeded_copy, plugin_site, f"please fail: {QUESTION}")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "EchoUnavailable" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1] == "error: the echo model failed: the echo server is down; try again later"
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: the echo model failed: the echo server is down; try again later")
 
 
 def test_a_broken_plugin_is_skipped_with_a_warning(on_path: object, tmp_path: Path,

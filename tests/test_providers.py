@@ -27,7 +27,8 @@ URL = "http://127.0.0.1:9/v1"
 REQUEST = httpx.Request("POST", f"{URL}/chat/completions")
 
 
-def status_error(kind: type[openai.APIStatusError], status: int, message: str, code: str | None = None) -> openai.APIStatusError:
+def status_error(kind: type[openai.APIStatusError], status: int, message: str,
+                 code: str | None = None) -> openai.APIStatusError:
     """The exception the OpenAI client raises for an HTTP error answer."""
     body = {"message": message, "type": "invalid_request_error", "code": code}
     return kind(message, response=httpx.Response(status, request=REQUEST), body=body)
@@ -114,7 +115,8 @@ def test_a_bug_is_not_taken_for_a_model_failure(settings: object) -> None:
 def test_prices_and_windows_belong_to_the_provider(tmp_path: Path) -> None:
     assert cost_usd("openai", "gpt-4o-mini", 1_000_000, 1_000_000) == 0.75
     assert cost_usd("openai", "my-finetune", 1000, 1000) is None
-    assert cost_usd("openai-compatible", "gpt-4o-mini", 1000, 1000) is None  # a local server's tokens cost nothing known
+    # a local server's tokens cost nothing known
+    assert cost_usd("openai-compatible", "gpt-4o-mini", 1000, 1000) is None
     assert get_provider("offline").chat_model(load_settings(tmp_path)) is None
 
 

@@ -40,7 +40,8 @@ def test_a_run_at_200_papers_prints_numbers_in_every_cell_and_a_kept_home_is_mea
         assert re.search(r"^Flags: .*\bsse2\b", result.stdout, re.MULTILINE)  # the CPU flags beside the numbers
         rows = [line for line in result.stdout.splitlines() if line.startswith("| 200 papers |")]
         assert len(rows) == 1
-        return [cell.strip() for cell in rows[0].strip("|").split("|")[1:]], json.loads(result.stdout.splitlines()[-1])[0]
+        cells = [cell.strip() for cell in rows[0].strip("|").split("|")[1:]]
+        return cells, json.loads(result.stdout.splitlines()[-1])[0]
 
     timed = r"[\d.]+ s \(cpu [\d.]+ s\), [\d,]+ MB"
     patterns = [timed, timed, r"[\d.]+ s", timed, r"p50 \d+ ms, p95 \d+ ms",

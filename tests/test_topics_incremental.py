@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from seeds import seed_paper_count
 
 from assistant import Assistant
 from assistant.clusters import (
@@ -67,8 +68,9 @@ def test_a_new_paper_joins_its_nearest_topic_in_place_and_past_one_percent_the_m
 ) -> None:
     lib = Assistant(home=seeded_copy)
     first = lib.clusters()
-    assert first.clustered_papers == 179 and first.changed_since == 0
-    ingest(lib, tmp_path, "one.bib", ONE_PAPER)  # 1 of 179 papers: 0.6%
+    seeds = seed_paper_count()
+    assert first.clustered_papers == seeds and first.changed_since == 0
+    ingest(lib, tmp_path, "one.bib", ONE_PAPER)  # 1 of the seed papers' count: under 1%
     columns = lib.store.paper_columns()
     new_id = next(p for p in columns.ids if p not in first.assignments())
     vectors = dict(zip(columns.ids, columns.vectors))
@@ -80,7 +82,7 @@ def test_a_new_paper_joins_its_nearest_topic_in_place_and_past_one_percent_the_m
     monkeypatch.setattr("assistant.clusters.map_library", recompute)
     after = Assistant(home=seeded_copy).clusters()
     monkeypatch.undo()
-    assert (after.paper_count, after.clustered_papers, after.changed_since) == (180, 179, 1)
+    assert (after.paper_count, after.clustered_papers, after.changed_since) == (seeds + 1, seeds, 1)
     old, new = first.assignments(), after.assignments()
     assert all(new[p] == c for p, c in old.items())  # nobody moved
     old_subs, new_subs = first.subtopic_assignments(), after.subtopic_assignments()
@@ -98,11 +100,12 @@ def test_a_new_paper_joins_its_nearest_topic_in_place_and_past_one_percent_the_m
     assert new_id in {p.paper_id for p in after.points}
     assert after.get(new[new_id]).years.get("2024", 0) == first.get(new[new_id]).years.get("2024", 0) + 1
     assert Assistant(home=seeded_copy).clusters() == after  # saved
-    assert any("computed over 179 papers; 1 added or removed since then" in line for line in overview_lines(after))
+    assert any(f"computed over {seeds} papers; 1 added or removed since then" in line
+               for line in overview_lines(after))
 
-    ingest(lib, tmp_path, "two.bib", TWO_PAPERS)  # 3 papers since the clustering: 1.7% > 1%
+    ingest(lib, tmp_path, "two.bib", TWO_PAPERS)  # 3 papers since the clustering: over 1% of the seeds
     recomputed = Assistant(home=seeded_copy).clusters()
-    assert (recomputed.paper_count, recomputed.clustered_papers, recomputed.changed_since) == (182, 182, 0)
+    assert (recomputed.paper_count, recomputed.clustered_papers, recomputed.changed_since) == (seeds + 3,) * 2 + (0,)
     assert {c.cluster_id for c in first.topics} <= {c.cluster_id for c in recomputed.topics}
     kept = np.mean([recomputed.assignments()[p] == c for p, c in old.items()])
     assert kept >= 0.85

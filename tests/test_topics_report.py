@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from assistant.ui.browser import launch, record_requests
+from browser import launch, record_requests
 from markdown_it import MarkdownIt
 from playwright.sync_api import sync_playwright
 from scripted_openai import pixel_server

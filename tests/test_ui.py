@@ -20,7 +20,6 @@ import pytest
 
 pytest.importorskip("streamlit")
 import streamlit as st
-from assistant.ui.browser import serve
 from assistant.ui.chat import answering, topic_phrases
 from assistant.ui.explore import map_rows
 from assistant.ui.formatting import selected_paper
@@ -28,6 +27,7 @@ from assistant.ui.library import relevance_bar, table_key
 from assistant.ui.rendering import cited_html, highlight_html, markdown_html, md_escape, paper_html
 from assistant.ui.sources import marker_source
 from assistant.ui.uploads import MAX_NAME_BYTES, safe_name, save_uploads
+from browser import serve
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 

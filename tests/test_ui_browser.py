@@ -17,7 +17,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from assistant.ui.browser import (
+from assistant.ui.evidence import evidence_rows
+from browser import (
     CHROMIUM,
     DESKTOP,
     PHONE,
@@ -32,7 +33,6 @@ from assistant.ui.browser import (
     serve,
     wait_until_idle,
 )
-from assistant.ui.evidence import evidence_rows
 from scripted_openai import pixel_server, scripted_openai
 
 from assistant import Assistant

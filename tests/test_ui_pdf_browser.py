@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from assistant.ui.browser import (
+from browser import (
     CHROMIUM,
     DESKTOP,
     PHONE,

@@ -21,8 +21,8 @@ from assistant import (
     error_text,
     file_stem,
     load_settings,
-    provider_info,
     model_providers,
+    provider_info,
     provider_names,
 )
 

@@ -131,7 +131,8 @@ class OpenAIProvider(OpenAIClientProvider):
 
     def api_key(self, settings: Settings) -> str:
         if not settings.openai_api_key:
-            raise ProviderError("llm_provider=openai needs OPENAI_API_KEY; set it, or use LITASSIST_LLM_PROVIDER=offline")
+            raise ProviderError("llm_provider=openai needs OPENAI_API_KEY; set it, or use "
+                                "LITASSIST_LLM_PROVIDER=offline")
         return super().api_key(settings)
 
     def context_window(self, settings: Settings) -> int | None:

@@ -36,7 +36,8 @@ def providers() -> dict[str, Provider]:
                         type(error).__name__, error)
             continue
         if not (isinstance(cls, type) and issubclass(cls, Provider)):
-            log.warning("provider plugin %s (%s) is not a litassist Provider subclass; skipped", entry.name, entry.value)
+            log.warning("provider plugin %s (%s) is not a litassist Provider subclass; skipped", entry.name,
+                        entry.value)
         elif cls.name in found:
             log.warning("provider plugin %s (%s) takes the name %r, already used; skipped", entry.name, entry.value,
                         cls.name)

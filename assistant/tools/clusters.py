@@ -60,7 +60,8 @@ def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: 
         cites = "".join(f"[{e.number}]" for _, e in cited if e is not None)
         examples = "; ".join(paper.title for paper, e in cited if e is not None)
         lines.append(f"- **{cluster.label}** ({cluster.cluster_id}, {len(cluster.paper_ids)} papers; keywords: "
-                     f"{', '.join(cluster.keywords[:5])})" + (f" — e.g. {quote_data(examples)} {cites}" if cites else ""))
+                     f"{', '.join(cluster.keywords[:5])})"
+                     + (f" — e.g. {quote_data(examples)} {cites}" if cites else ""))
     unclustered = cluster_map.paper_count - sum(len(c.paper_ids) for c in cluster_map.topics)
     text = prompt("library_overview").format(
         papers=cluster_map.paper_count, clusters=len(cluster_map.topics), unclustered=unclustered,

@@ -180,4 +180,5 @@ def run_tool(tools: dict[str, Any], call: dict[str, Any]) -> str:
     except Exception as error:  # noqa: BLE001 - every tool failure goes back to the model
         log.info("tool %s failed: %s: %s", call["name"], type(error).__name__, error)
         detail = quote_data(" ".join(str(error).split())[:300])
-        return f"The tool {call['name']} failed: {type(error).__name__}: {detail}. Fix the arguments, or answer from the evidence you have."
+        return (f"The tool {call['name']} failed: {type(error).__name__}: {detail}. Fix the arguments, or answer "
+                "from the evidence you have.")

@@ -1,5 +1,6 @@
-"""Serve the app on a free local port and drive it with Debian's chromium: shared by the browser test and
-docs/screenshots.py, so both exercise the app exactly as `litassist ui` serves it. Never downloads a browser."""
+"""Serve the app on a free local port and drive it with Debian's chromium: shared by the browser tests and
+docs/screenshots.py, so both exercise the app exactly as `litassist ui` serves it. Never downloads a browser.
+Test-only code: it lives in tests/, not in the wheel."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-APP = Path(__file__).resolve().with_name("app.py")
+APP = Path(str(resources.files("assistant.ui").joinpath("app.py")))  # the file `litassist ui` serves
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
                "--no-first-run"]
@@ -129,7 +131,8 @@ def overflowing(page: Any) -> list[str]:
             let scroller = el.parentElement, clipped = false;
             while (scroller && scroller !== main) {
                 const style = getComputedStyle(scroller);
-                if (/(auto|scroll|hidden)/.test(style.overflowX) && scroller.getBoundingClientRect().right <= width + 1) {
+                const clips = /(auto|scroll|hidden)/.test(style.overflowX);
+                if (clips && scroller.getBoundingClientRect().right <= width + 1) {
                     clipped = true; break;
                 }
                 scroller = scroller.parentElement;
