@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import Answer, ConversationsDamaged, Paper
+from assistant import Answer, ConversationsDamaged, Paper, StoreError
 from assistant.conversations import FILE_NAME, MIGRATIONS, ConversationStore
 from assistant.migrations import NewerFile, migrate_json
 from assistant.topics import MAP_MIGRATIONS, SUMMARY_MIGRATIONS, ClusterCache
@@ -161,3 +161,24 @@ def test_json_migrations_run_in_order_from_the_file_version() -> None:
         migrate_json({"schema_version": 3}, steps, "f")
     with pytest.raises(ValueError, match="f: expected a JSON object"):
         migrate_json([1], steps, "f")
+
+
+def test_sources_json_carries_its_version_and_an_old_one_still_reads(tmp_path: Path) -> None:
+    from test_storage import synthetic_rows
+
+    from assistant.index import SourceRecord, Store, read_manifest
+    from assistant.index.store import MANIFEST_VERSION
+
+    home = tmp_path / "home"
+    store = Store(home / "chroma", "synthetic")
+    record = SourceRecord("a.jsonl", "0" * 64, "jsonl", 2)
+    with store.writing(), store.committing():
+        store.write_papers(synthetic_rows("s", 2))
+        store.set_sources([record])
+    written = json.loads((home / "sources.json").read_text())
+    assert written["schema_version"] == MANIFEST_VERSION and read_manifest(home) == [record]
+    (home / "sources.json").write_text(json.dumps({"sources": written["sources"]}))  # before versions: v0
+    assert read_manifest(home) == [record]
+    (home / "sources.json").write_text(json.dumps({"schema_version": MANIFEST_VERSION + 1, "sources": []}))
+    with pytest.raises(StoreError, match="newer litassist"):
+        read_manifest(home)

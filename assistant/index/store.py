@@ -94,9 +94,15 @@ class _Change:
     forgotten: list[str] = field(default_factory=list)
 
 
+MANIFEST_VERSION = 1  # sources.json: {"schema_version": 1, "sources": [...]}; a file without it (version 0) is alike
+
+
 def read_manifest(home: Path) -> list[SourceRecord]:
     """The source files as of the last commit, from HOME/sources.json (readable when the catalog is not)."""
     data = json.loads((home / MANIFEST).read_text(encoding="utf-8"))
+    if int(data.get("schema_version", 0)) > MANIFEST_VERSION:
+        raise StoreError(f"{home / MANIFEST} was written by a newer litassist (schema {data['schema_version']}); "
+                         "upgrade litassist to read it")
     return [SourceRecord(**row) for row in data["sources"]]
 
 
@@ -564,7 +570,8 @@ class Store:
             return
         rows = [record.__dict__ for record in self.source_records()]
         with contextlib.suppress(OSError):  # a copy for emergencies: never a reason to fail a commit
-            write_atomic(self.home / MANIFEST, json.dumps({"sources": rows}, ensure_ascii=False, indent=1))
+            write_atomic(self.home / MANIFEST, json.dumps({"schema_version": MANIFEST_VERSION, "sources": rows},
+                                                            ensure_ascii=False, indent=1))
 
     # --- search --------------------------------------------------------------------------------------------
     @_catalog_errors
