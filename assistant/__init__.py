@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     )
     from .evaluate import AnswerReport, RetrievalReport, eval_home, evaluate_answers, evaluate_retrieval
     from .exports_out import PAPER_EXPORTS, file_stem
+    from .markdown import markdown_html
     from .providers import provider_names
     from .providers import providers as model_providers
     from .index import IngestReport, ProgressCallback, ReindexReport, RemovalReport, SourceRecord, split_sentences
@@ -87,6 +88,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "enrich": ("EnrichReport",),
     "evaluate": ("AnswerReport", "RetrievalReport", "eval_home", "evaluate_answers", "evaluate_retrieval"),
     "exports_out": ("PAPER_EXPORTS", "file_stem"),
+    "markdown": ("markdown_html",),
     "providers": ("provider_names",),
 }
 # A name that is also a submodule's is public under another one: once `assistant.claims` is imported, the package
@@ -163,6 +165,7 @@ __all__ = [
     "is_demo_file",
     "load_settings",
     "mark_spans",
+    "markdown_html",
     "marker_claims",
     "model_providers",
     "model_errors",

@@ -28,6 +28,7 @@ from .clusters import (
     trends,
 )
 from .corpus import NO_ABSTRACT, Paper
+from .markdown import markdown_html
 
 FORMATS = ("md", "json", "html")
 MAP_IMAGE = "topic_map.png"
@@ -200,24 +201,6 @@ def markdown_report(cluster_map: ClusterMap, summaries: dict[str, ClusterSummary
     return "\n".join(lines) + "\n"
 
 
-def _inline(text: str) -> str:
-    """Markdown-ish summary text to HTML: escaped, **bold**, list items, paragraphs."""
-    out, items = [], []
-    for line in html.escape(text).splitlines():
-        line = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", line.strip())
-        if line.startswith("- "):
-            items.append(f"<li>{line[2:]}</li>")
-            continue
-        if items:
-            out.append("<ul>" + "".join(items) + "</ul>")
-            items = []
-        if line:
-            out.append(f"<p>{line}</p>")
-    if items:
-        out.append("<ul>" + "".join(items) + "</ul>")
-    return "\n".join(out)
-
-
 def _html_members(cluster: Cluster, papers: dict[str, Paper]) -> str:
     listed = cluster.paper_ids
     items = "".join(f"<li>{html.escape(display_title(papers[p]))} ({html.escape(_year(papers[p]))})</li>"
@@ -233,7 +216,7 @@ def _html_section(cluster: Cluster, title: str, summary: ClusterSummary | None, 
     body = [f'<section id="{esc(cluster.cluster_id)}"><{heading}>{esc(cluster.cluster_id)}: {esc(title)}</{heading}>',
             f"<p><strong>Keywords:</strong> {esc(', '.join(cluster.keywords))}</p>", f"<p>{esc(year_line(cluster))}</p>"]
     if summary:
-        body.append(_inline(summary.text))
+        body.append(markdown_html(summary.text))
         body.append("<h4>References</h4><ol>" + "".join(
             f'<li value="{c.number}">{esc(display_title(c.paper))} ({esc(_year(c.paper))}) — <code>{esc(c.paper_id)}'
             f"</code>{highlighted_abstract(c)}</li>" for c in summary.citations) + "</ol>")

@@ -10,13 +10,12 @@ built here from a paper's DOI, arXiv id or URL field, and only with an http(s) s
 
 from __future__ import annotations
 
-import functools
 import html
 import re
 from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
-from assistant import NO_ABSTRACT, CitedText, Paper, Span, display_title, mark_spans, marker_claims
+from assistant import NO_ABSTRACT, CitedText, Paper, Span, display_title, mark_spans, markdown_html, marker_claims
 
 _LABEL_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~$:@!()])")
 _WWW = re.compile(r"(?i)\b(www)\.")
@@ -32,20 +31,6 @@ def md_escape(text: str) -> str:
 def text_html(text: str) -> str:
     """HTML-escaped text (with `$` as an entity, in case it passes through Markdown)."""
     return html.escape(text).replace("$", "&#36;")
-
-
-@functools.cache
-def _markdown():
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt("commonmark", {"html": False}).disable(
-        ["image", "link", "autolink", "reference", "html_inline", "html_block"])
-
-
-def markdown_html(text: str) -> str:
-    """Model-written Markdown as HTML with only text structure (paragraphs, lists, emphasis, code, quotes):
-    images, links and raw HTML stay visible as the literal text they are."""
-    return _markdown().render(text)
 
 
 def cited_html(cited: CitedText) -> str:
