@@ -8,6 +8,7 @@ from linear import assert_linear
 
 from assistant import markdown_html
 
+
 @pytest.mark.unit
 def test_text_structure_is_rendered_and_nothing_that_fetches_survives() -> None:
     rendered = markdown_html("**Keywords:** graphs [1]\n\n- one [2]\n- two ![t](http://h.example/x.png) "
