@@ -163,3 +163,12 @@ def test_the_cli_adds_and_removes_papers_of_a_large_library_without_chroma_and_o
     assert found[0]["paper_id"] == "quokka-1"
     assert victim not in {hit["paper_id"] for hit in json.loads(
         run_cli(seeded_copy, "search", "federated learning clients", "--json").stdout)}
+
+
+def test_a_writer_of_a_library_under_the_threshold_takes_the_fresh_vectors_into_chroma(tmp_path: Path) -> None:
+    ingest(large(tmp_path / "home"), synthetic_rows("u", 3))  # written while the library counted as large
+    small = Store(tmp_path / "home" / "chroma", "synthetic", buffer_from_papers=10**9)
+    ingest(small, synthetic_rows("t", 2, seed=4))  # writes to Chroma, and nothing stays fresh for good
+    assert small.catalog.fresh_count() == 0 and chroma_count(small) == 10
+    with small.reading():
+        assert len(small.dense(np.ones(8, np.float32), 10)) == 5

@@ -328,10 +328,10 @@ class Store:
     def _empty_trash(self) -> None:
         """Delete trashed vectors from Chroma: always in a small library; in a large one only once the trash is
         large or this writer has loaded Chroma's index anyway (it then takes the fresh vectors too)."""
-        if self._session.lazy and not self._session.loaded and self.catalog.trash_count(limit=TRASH_DEFER) < TRASH_DEFER:
+        if (self._session.lazy and not self._session.loaded
+                and self.catalog.trash_count(limit=TRASH_DEFER) < TRASH_DEFER):
             return
-        if self._session.lazy:
-            self._flush_fresh()
+        self._flush_fresh()  # also after the library shrank below the threshold: nothing stays fresh for good
         while batch := self.catalog.trashed(TRASH_BATCH):
             for collection in (CHUNKS, PAPERS):
                 self.vectors.delete(collection, [vid for _, vid, where in batch if where == collection])
@@ -500,8 +500,7 @@ class Store:
             return
         with self.catalog.transaction() as db:
             self.catalog.stage(db, txn, staged)
-        if self._session.lazy:
-            self._flush_fresh()
+        self._flush_fresh()
         self.vectors.upsert(CHUNKS, chunk_ids, chunk_vectors, owners)
         self.vectors.upsert(PAPERS, [s.vector_id for s in staged], [s.vector for s in staged], ready)
         with self.catalog.transaction() as db:
