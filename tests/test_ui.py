@@ -11,7 +11,6 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +19,8 @@ import pytest
 
 pytest.importorskip("streamlit")
 import streamlit as st
-from assistant.ui.chat import answering, topic_phrases
+from apptest import wait_answered
+from assistant.ui.chat import topic_phrases
 from assistant.ui.explore import map_rows
 from assistant.ui.formatting import selected_paper
 from assistant.ui.library import relevance_bar, table_key
@@ -68,12 +68,7 @@ def app(monkeypatch: pytest.MonkeyPatch):
 def answered(at: AppTest) -> AppTest:
     """Run the page again once this process has answered every question of the open conversation: in a browser,
     the fragment watching a turn in progress starts that run itself when the turn is saved."""
-    conversation_id = at.session_state["conversation_id"]
-    lib = Assistant(home=Path(os.environ["LITASSIST_HOME"]))
-    deadline = time.monotonic() + 180
-    while conversation_id and answering().queued(lib, conversation_id):
-        assert time.monotonic() < deadline, "no answer within 180 s"
-        time.sleep(0.05)
+    wait_answered(Assistant(home=Path(os.environ["LITASSIST_HOME"])), at.session_state["conversation_id"])
     return at.run()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from apptest import wait_answered
 from hostile import run_cli
 from streamlit.testing.v1 import AppTest
 from zotero_library import LINKED_FILE, LINKED_URL, ZoteroLibrary
@@ -346,6 +347,7 @@ def test_app_offers_the_librarys_collections_and_they_bound_the_chat(
     picker.set_value(["Thesis"]).run()
     at.chat_input[0].set_value("How are graphs partitioned?").run()
     assert not at.exception, at.exception
+    wait_answered(Assistant(home=home), at.session_state["conversation_id"])  # answered in the background
     turn = Assistant(home=home).conversation(at.session_state["conversation_id"]).turns[-1]
     assert turn.answer.steps[0].args["collections"] == ["Thesis"]
     assert {e.paper.paper_id for e in turn.answer.evidence} == {"zotero:1/ABCD2345", "zotero:1/BOOK0003"}
