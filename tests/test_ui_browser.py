@@ -361,10 +361,13 @@ def test_evidence_table_lists_every_paper_cited_first_and_exports_them(page, sit
     page.screenshot(path=str(SHOTS / f"evidence-table-{size}.png"))
 
     fmt = "CSL-JSON" if size == "desktop" else "RIS"
-    # the list's own "Open" button: a click on the text field of Streamlit's combobox sometimes only focuses it
-    # (seen on the phone with no script run at all, so not a rerun closing the list)
-    box.locator("[data-testid='stSelectbox']").filter(has_text="Export format").get_by_role("button", name="Open").click()
-    page.get_by_role("option", name=fmt).click(timeout=10_000)
+    # chosen with the keyboard, as a screen-reader user does: a click on Streamlit's combobox sometimes only focuses
+    # it (seen on the phone with no script run at all), and its popover may take seconds to open on a loaded machine
+    combo = box.locator("[data-testid='stSelectbox']").filter(has_text="Export format").get_by_role("combobox")
+    combo.click()
+    combo.press_sequentially(fmt)
+    page.get_by_role("option", name=fmt).wait_for(timeout=30_000)
+    combo.press("Enter")
     wait_until_idle(page)
     with page.expect_download(timeout=60_000) as download:
         box.get_by_role("button", name=re.compile(rf"Export all {len(rows)} \({fmt}\)")).click()
