@@ -277,7 +277,9 @@ class Assistant:
         except Exception as error:  # noqa: BLE001 - every failure becomes a line of the report
             checks.append(Check("embeddings", False, f"{type(error).__name__}: {error}"))
         stats = self.stats()
-        checks.append(Check("library", stats.papers > 0, f"{stats.papers} papers, {stats.chunks} chunks at {stats.home}"))
+        checks.append(
+            Check("library", stats.papers > 0, f"{stats.papers} papers, {stats.chunks} chunks at {stats.home}")
+        )
         return checks
 
     def ingest(
@@ -297,7 +299,9 @@ class Assistant:
         return ingest(paths, self.store, self.embedder, self.settings, csv_mapping, force,
                       allow_removals=allow_removals, **kwargs)
 
-    def enrich(self, sources: Iterable[str | Path] | None = None, progress: ProgressCallback | None = None) -> EnrichReport:
+    def enrich(
+        self, sources: Iterable[str | Path] | None = None, progress: ProgressCallback | None = None
+    ) -> EnrichReport:
         """Fill in the abstracts (and year, venue, DOI, arXiv id, authors) that stored papers lack, from OpenAlex,
         Crossref and the arXiv API: the only method that uses the network, and only when called. `sources`: only
         the papers of these files or folders. Answers are cached in the home, so a second call sends no request

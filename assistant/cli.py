@@ -32,7 +32,9 @@ _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u
 def printable(value: object) -> str:
     """Text that prints as one plain line: control characters, escape sequences, line breaks and bidi overrides
     from file names or file contents are shown escaped (\\n, \\x1b), never sent to the terminal."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), str(value))
+    return _UNPRINTABLE.sub(
+        lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), str(value)
+    )
 
 
 class _PrintableRecords(logging.Filter):
@@ -331,11 +333,19 @@ def search_command(
     year_max: Annotated[int | None, typer.Option("--year-max", help="Only papers up to this year.")] = None,
     author: Annotated[str | None, typer.Option("--author", help="Author name contains this.")] = None,
     venue: Annotated[str | None, typer.Option("--venue", help="Venue/category contains this.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="A format (bibtex, jsonl, ...) or a source file's path or name, exactly.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="A format (bibtex, jsonl, ...) or a source file's path or name, exactly."),
+    ] = None,
     collection: Annotated[list[str] | None, typer.Option("--collection", help=COLLECTION_HELP)] = None,
-    include_undated: Annotated[bool, typer.Option(
-        "--include-undated", help="With --year-min/--year-max: papers without a year pass too (by default they are "
-                                  "left out, and the count left out is said).")] = False,
+    include_undated: Annotated[
+        bool,
+        typer.Option(
+            "--include-undated",
+            help="With --year-min/--year-max: papers without a year pass too (by default they are "
+            "left out, and the count left out is said).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output (JSON lines in batch mode).")] = False,
 ) -> None:
     """Find the papers that best match a query (hybrid dense + BM25 by default)."""
@@ -436,7 +446,8 @@ def _read_queries(path: Path) -> Iterator[tuple[object, str]]:
 def remove_command(
     paper_ids: Annotated[list[str] | None, typer.Argument(help="Paper ids to delete.")] = None,
     source: Annotated[
-        list[Path] | None, typer.Option("--source", help="Forget a source file (its papers go unless another source has them).")
+        list[Path] | None,
+        typer.Option("--source", help="Forget a source file (its papers go unless another source has them)."),
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Remove the demo corpus that `ingest --demo` added.")] = False,
 ) -> None:
@@ -786,7 +797,9 @@ def reindex_command(
 
 @app.command("clusters")
 def clusters_command(
-    n_clusters: Annotated[int | None, typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")] = None,
+    n_clusters: Annotated[
+        int | None, typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The whole cluster map as JSON.")] = False,
 ) -> None:
     """The topic clusters of the library: id, size, keywords, representative papers."""
@@ -796,7 +809,9 @@ def clusters_command(
         print(cluster_map.model_dump_json(indent=2))
         return
     papers = {p.paper_id: p for p in lib.papers()}
-    out.print(f"{cluster_map.paper_count} papers, {len(cluster_map.topics)} clusters ({cluster_map.method})", highlight=False)
+    out.print(
+        f"{cluster_map.paper_count} papers, {len(cluster_map.topics)} clusters ({cluster_map.method})", highlight=False
+    )
     for cluster in cluster_map.groups():
         out.print(f"\n[bold]{cluster.cluster_id}[/] {cluster.label} — {len(cluster.paper_ids)} papers", highlight=False)
         if cluster.keywords:
@@ -808,7 +823,9 @@ def clusters_command(
 @app.command("summarize")
 def summarize_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report.")] = Path("litassist-report"),
-    n_clusters: Annotated[int | None, typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")] = None,
+    n_clusters: Annotated[
+        int | None, typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")
+    ] = None,
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: md, json, html.")] = "md,json,html",
     force: Annotated[bool, typer.Option("--force", help="Write every summary again, even if cached.")] = False,
 ) -> None:
@@ -837,10 +854,17 @@ def summarize_command(
 @app.command("ui")
 def ui_command(
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
-    host: Annotated[str, typer.Option("--host", help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
-    allow_host: Annotated[list[str] | None, typer.Option(
-        "--allow-host", help="Another name the app may be reached by (its Host header), e.g. this machine's name "
-                             "on your network; localhost, 127.0.0.1, ::1 and --host are always allowed.")] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; 127.0.0.1 keeps it on this machine.")
+    ] = "127.0.0.1",
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="Another name the app may be reached by (its Host header), e.g. this machine's name "
+            "on your network; localhost, 127.0.0.1, ::1 and --host are always allowed.",
+        ),
+    ] = None,
 ) -> None:
     """Open the browser app (Streamlit): chat with sources, the topic map, and the library."""
     from importlib import resources
@@ -934,7 +958,9 @@ def eval_answers_command(
         print(report.model_dump_json(indent=2))
         return
     model = f" ({report.model})" if report.model else ""
-    out.print(f"{report.dataset} claims_{split}: {report.claims} claims, {report.claims_with_evidence} with gold evidence")
+    out.print(
+        f"{report.dataset} claims_{split}: {report.claims} claims, {report.claims_with_evidence} with gold evidence"
+    )
     out.print(f"provider {report.provider}{model}: citation recall {report.citation_recall:.3f}, "
               f"citation precision {report.citation_precision:.3f}, {report.mean_citations:.2f} citations/answer, "
               f"{report.abstained} abstained, {report.seconds_per_answer:.2f} s/answer", highlight=False)

@@ -247,7 +247,9 @@ class Retriever:
         vectors = self._vectors(queries, mode)
         ranked_hits = []
         with self.store.reading() as state:
-            for query, candidates in zip(queries, self._candidates(state, queries, vectors, max(k, 100), filters, mode)):
+            for query, candidates in zip(
+                queries, self._candidates(state, queries, vectors, max(k, 100), filters, mode)
+            ):
                 dense_scores = {pid: score for pid, (score, _) in candidates.dense.items()}
                 if mode == "hybrid":
                     scores = fuse(dense_scores, candidates.lexical, self.dense_weight)
@@ -323,7 +325,11 @@ class Retriever:
         for pid in ranked:
             if pid not in papers:
                 continue
-            text = chunks.get(dense[pid][1], papers[pid].abstract) if pid in dense else passages.get(pid, papers[pid].abstract)
+            text = (
+                chunks.get(dense[pid][1], papers[pid].abstract)
+                if pid in dense
+                else passages.get(pid, papers[pid].abstract)
+            )
             similarity = dense[pid][0] if pid in dense else None
             location = locations.get(dense[pid][1], {}) if pid in dense else {}
             hits.append(

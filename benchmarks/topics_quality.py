@@ -107,9 +107,11 @@ def measure(spec: str, layout: bool) -> None:
     shared, fragments, words = label_measures(full, papers)
     subtopics = sum(len(getattr(c, "subtopics", [])) for c in topics)
     agreement = incremental_agreement(stored, vectors) if hasattr(clusters, "assign_new_papers") else ""
-    print(f"{spec}: {n} papers, k={len(topics)} (+{subtopics} subtopics), silhouette {full.quality['silhouette']:.3f}, "
-          f"unclustered {unclustered / n:.1%}, kept after +5% {kept:.0%}, labels shared by >=3 {shared:.0%}, "
-          f"fragments {fragments}/{words} words, labels unchanged after 2% {stable:.0%}, build_map cpu {seconds:.1f}s{agreement}")
+    print(
+        f"{spec}: {n} papers, k={len(topics)} (+{subtopics} subtopics), silhouette {full.quality['silhouette']:.3f}, "
+        f"unclustered {unclustered / n:.1%}, kept after +5% {kept:.0%}, labels shared by >=3 {shared:.0%}, "
+        f"fragments {fragments}/{words} words, labels unchanged after 2% {stable:.0%}, build_map cpu {seconds:.1f}s{agreement}"
+    )
     print("   labels:", " | ".join(c.label for c in topics[:12]))
     if layout:
         from sklearn.manifold import trustworthiness
@@ -119,7 +121,9 @@ def measure(spec: str, layout: bool) -> None:
         rows = {c.cluster_id: i for i, c in enumerate(topics)}
         labels = np.array([rows.get(full.assignments()[sp.paper.paper_id], -1) for sp in stored])
         for name, coords in [("t-SNE", tsne_2d(vectors)), ("topic_layout", topic_layout(vectors, labels))]:
-            print(f"   map {name}: trustworthiness@10 {trustworthiness(vectors, coords, n_neighbors=10, metric='cosine'):.3f}")
+            print(
+                f"   map {name}: trustworthiness@10 {trustworthiness(vectors, coords, n_neighbors=10, metric='cosine'):.3f}"
+            )
 
 
 def main() -> None:

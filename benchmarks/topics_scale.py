@@ -139,10 +139,17 @@ def run(n: int, new_code: bool, whole: bool = False) -> dict[str, object]:
         clusters.cluster_keywords({c: [text(p) for p in m] for c, m in members.items()})
         stages["keywords"] = time.perf_counter() - started
         extra = {}
-    return {"n": n, "topics": len(members), **extra, "unclustered": round(result.quality["unclustered_share"], 4),
-            "silhouette": round(result.quality["silhouette"], 3), "seconds": {k: round(v, 1) for k, v in stages.items()},
-            "total_wall_s": round(time.perf_counter() - wall, 1), "total_cpu_s": round(time.process_time() - cpu, 1),
-            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+    return {
+        "n": n,
+        "topics": len(members),
+        **extra,
+        "unclustered": round(result.quality["unclustered_share"], 4),
+        "silhouette": round(result.quality["silhouette"], 3),
+        "seconds": {k: round(v, 1) for k, v in stages.items()},
+        "total_wall_s": round(time.perf_counter() - wall, 1),
+        "total_cpu_s": round(time.process_time() - cpu, 1),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
 
 
 def child(n: int, new_code: bool, limit_gb: float | None, whole: bool) -> None:

@@ -53,7 +53,9 @@ def open_first_citation(page: Page, answer) -> None:
 
 def top(element) -> None:
     """Scroll `element` to the top of the window, below the app's header."""
-    element.evaluate("e => { e.style.scrollMarginTop = '4.5rem'; e.scrollIntoView({block: 'start', behavior: 'instant'}); }")
+    element.evaluate(
+        "e => { e.style.scrollMarginTop = '4.5rem'; e.scrollIntoView({block: 'start', behavior: 'instant'}); }"
+    )
 
 
 def evidence_table(page: Page, answer, name: str) -> None:

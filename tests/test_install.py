@@ -147,8 +147,15 @@ def test_path_settings_expand_home_and_variables(tmp_path: Path, monkeypatch: py
 
 
 def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True, cwd=cwd, check=False,
-                          env={**clean_env(**env), "PYTHONPATH": str(ROOT)}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        env={**clean_env(**env), "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
 
 
 def test_tilde_home_from_the_environment_is_not_a_literal_folder(tmp_path: Path) -> None:

@@ -71,7 +71,9 @@ class Answering:
             queue = self._queues.get((str(lib.settings.home), conversation_id))
             if queue is None:
                 return set()
-            return {turn.turn_id for _, turn, _ in queue.waiting} | ({queue.current.turn_id} if queue.current else set())
+            return {turn.turn_id for _, turn, _ in queue.waiting} | (
+                {queue.current.turn_id} if queue.current else set()
+            )
 
     def _work(self, key: tuple[str, str]) -> None:
         while True:

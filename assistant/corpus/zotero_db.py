@@ -182,7 +182,9 @@ def _items(db: sqlite3.Connection, path: Path) -> Iterator[Paper | Skipped]:
     fields = "fieldsCombined" if "fieldsCombined" in tables else "fields"
     item_types = "itemTypesCombined" if "itemTypesCombined" in tables else "itemTypes"
     trashed = "SELECT itemID FROM deletedItems"
-    feeds = "SELECT libraryID FROM libraries WHERE type = 'feed'" if "type" in _columns(db, "libraries") else "SELECT NULL"
+    feeds = (
+        "SELECT libraryID FROM libraries WHERE type = 'feed'" if "type" in _columns(db, "libraries") else "SELECT NULL"
+    )
     items = db.execute(
         f"SELECT i.itemID, i.libraryID, i.key FROM items i JOIN {item_types} t ON t.itemTypeID = i.itemTypeID "
         f"WHERE t.typeName NOT IN ({', '.join('?' * len(_NOT_PAPERS))}) AND i.itemID NOT IN ({trashed}) "
@@ -316,7 +318,9 @@ def parse_zotero_api(text: str, path: str) -> ParseResult:
     for item in items:
         data = item["data"]
         if data.get("itemType") == "attachment" and data.get("parentItem"):
-            stored = f"storage/{data.get('key') or item.get('key')}/{data['filename']}" if data.get("filename") else None
+            stored = (
+                f"storage/{data.get('key') or item.get('key')}/{data['filename']}" if data.get("filename") else None
+            )
             if where := data.get("path") or stored:
                 files.setdefault(str(data["parentItem"]), []).append(str(where))
     papers = [item for item in items if item["data"].get("itemType") not in _NOT_PAPERS]

@@ -328,7 +328,11 @@ class Store:
     def _empty_trash(self) -> None:
         """Delete trashed vectors from Chroma: always in a small library; in a large one only once the trash is
         large or this writer has loaded Chroma's index anyway (it then takes the fresh vectors too)."""
-        if self._session.lazy and not self._session.loaded and self.catalog.trash_count(limit=TRASH_DEFER) < TRASH_DEFER:
+        if (
+            self._session.lazy
+            and not self._session.loaded
+            and self.catalog.trash_count(limit=TRASH_DEFER) < TRASH_DEFER
+        ):
             return
         if self._session.lazy:
             self._flush_fresh()
@@ -668,7 +672,9 @@ class Store:
             return []
         hits, _ = self._nearest(PAPERS, row[1], k + 8 + self._trashed(PAPERS))
         listed = self.catalog.papers_by_vector_ids([h for h, _ in hits])
-        return [(listed[h].paper, score) for h, score in hits if h in listed and listed[h].paper.paper_id != paper_id][:k]
+        return [(listed[h].paper, score) for h, score in hits if h in listed and listed[h].paper.paper_id != paper_id][
+            :k
+        ]
 
     # --- maintenance ---------------------------------------------------------------------------------------
     def backup(self, target: Path, databases: Sequence[str] = ()) -> list[str]:
