@@ -293,7 +293,8 @@ class ConversationStore:
         now, worker = _now(), worker or os.getpid()
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT INTO turns (conversation_id, asked, question, scope, filters, worker) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO turns (conversation_id, asked, question, scope, filters, worker) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     resolved,
                     now,

@@ -30,8 +30,10 @@ MAX_ANTECEDENTS = 2  # a leaning sentence may pull in this many sentences before
 # Openers that set the scene rather than answer anything ("Recently, deep RL has made great progress…").
 GENERIC_OPENER = re.compile(
     r"^(?:recently|in recent years|over the (?:past|last)|nowadays|with the (?:rapid|recent|growing)|"
-    r"(?:deep|machine) learning has|[\w\s-]{0,60}\b(?:has|have) (?:attracted|gained|received|made (?:great|huge|significant|remarkable))|"
-    r"[\w\s-]{0,60}\bplays? an? (?:important|crucial|key|vital) role|[\w\s-]{0,60}\bis (?:a|an) (?:fundamental|important|challenging|"
+    r"(?:deep|machine) learning has|"
+    r"[\w\s-]{0,60}\b(?:has|have) (?:attracted|gained|received|made (?:great|huge|significant|remarkable))|"
+    r"[\w\s-]{0,60}\bplays? an? (?:important|crucial|key|vital) role|"
+    r"[\w\s-]{0,60}\bis (?:a|an) (?:fundamental|important|challenging|"
     r"crucial|key|long-standing) (?:problem|task|challenge))",
     re.IGNORECASE,
 )
@@ -40,10 +42,12 @@ GENERIC_OPENER = re.compile(
 _SELF = r"paper|work|study|article|survey|letter|thesis|report|chapter|review|manuscript|research|project"
 LEANING_OPENER = re.compile(
     rf"(?:(?:this|these|those|such|that)\b(?! (?:{_SELF})\b)|(?:it|its|they|their|them|he|she|his|her)\b|"
-    rf"(?:for|to|in|because of|based on|as a result of|despite|given|with|by|on|from|under) (?:this|these|that|those|such)\b"
+    rf"(?:for|to|in|because of|based on|as a result of|despite|given|with|by|on|from|under) "
+    rf"(?:this|these|that|those|such)\b"
     rf"(?! (?:{_SELF})\b)|"
     r"to (?:this|that) end\b|to (?:address|tackle|solve|overcome|mitigate|handle|bridge|close|fill|remedy|fix) "
-    r"(?:this|these|that|those|such|both|the (?:above|aforementioned|former|latter))\b|(?:therefore|thus|hence|consequently|accordingly|as a result|in this way|in doing so|to do so|"
+    r"(?:this|these|that|those|such|both|the (?:above|aforementioned|former|latter))\b|"
+    r"(?:therefore|thus|hence|consequently|accordingly|as a result|in this way|in doing so|to do so|"
     r"in addition|additionally|moreover|furthermore|further|however|nevertheless|nonetheless|instead|then|also|"
     r"besides|meanwhile|likewise|similarly|in contrast|by contrast|on the other hand|specifically|more specifically|"
     r"for example|for instance|e\.g\.|i\.e\.|"

@@ -115,9 +115,9 @@ class Filters(BaseModel):
         """These filters narrowed by `other`, never widened: the later year_min, the earlier year_max, the
         common paper ids, and for a text condition the longer of two nested substrings ("guo" and "yanan guo":
         "yanan guo"). Two text conditions that do not nest cannot be one substring, and two sources (exact names)
-        that differ cannot both hold: these filters' is kept (so are their collections, when both name some), so the result still bounds the search, and a caller
-        that must honour both also checks `other.admits`. Undated papers pass a year bound only when neither side
-        shuts them out (`include_undated` False)."""
+        that differ cannot both hold: these filters' is kept (so are their collections, when both name some), so the
+        result still bounds the search, and a caller that must honour both also checks `other.admits`. Undated
+        papers pass a year bound only when neither side shuts them out (`include_undated` False)."""
         def later(a: int | None, b: int | None, pick: Any) -> int | None:
             return b if a is None else a if b is None else pick(a, b)
 

@@ -58,7 +58,8 @@ def main() -> None:
         scale.write_papers(work / "papers.jsonl", scale.papers(titles, sentences, 0, args.papers))
         scale.measured(scale.cli(home, "ingest", str(work / "papers.jsonl")), env)
         print(
-            f"a library of {args.papers:,} papers\n\n| queries | first result | queries/s | peak RSS |\n| --- | --- | --- | --- |"
+            f"a library of {args.papers:,} papers\n\n"
+            "| queries | first result | queries/s | peak RSS |\n| --- | --- | --- | --- |"
         )
         for count in counts:
             queries = work / f"queries-{count}.jsonl"

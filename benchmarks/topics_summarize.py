@@ -130,7 +130,8 @@ def read_only(home: Path) -> None:
             f"{len(every) - len(cluster_map.topics)} subtopics; read {read_s:.0f} s, map {map_s:.0f} s, "
             f"total {time.perf_counter() - wall:.0f} s wall, {time.process_time() - cpu:.0f} s CPU, peak RSS "
             f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB; map.json would be {size:.1f} MB "
-            f"with {len(cluster_map.points):,} points; report.md {(Path(out) / 'report.md').stat().st_size / 2**20:.1f} MB"
+            f"with {len(cluster_map.points):,} points; "
+            f"report.md {(Path(out) / 'report.md').stat().st_size / 2**20:.1f} MB"
         )
 
 

@@ -86,9 +86,8 @@ class _Handler(BaseHTTPRequestHandler):
                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         usage = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
-        self.wfile.write(
-            f"data: {json.dumps({'id': 'x', 'object': 'chat.completion.chunk', 'created': 0, 'model': 'm', 'choices': [], 'usage': usage})}\n\n".encode()
-        )
+        last = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [], "usage": usage}
+        self.wfile.write(f"data: {json.dumps(last)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
 

@@ -70,7 +70,8 @@ def stop_and_check(process: subprocess.Popen, port: int, signum: int) -> None:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """(the venv's bin folder, the wheel): `pip wheel` of this checkout installed into a venv without system packages."""
+    """(the venv's bin folder, the wheel): `pip wheel` of this checkout installed into a venv without system
+    packages."""
     base = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(base / "dist"), str(ROOT)],
                    check=True, env=clean_env(), timeout=900)

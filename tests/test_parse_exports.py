@@ -550,7 +550,8 @@ def test_generic_titles_with_different_abstracts_stay_apart() -> None:
     assert merged == 1  # the last record is the first one again, with one more sentence
     assert len(papers) == 3 and len({p.paper_id for p in papers}) == 3
     sourced = parse_text(
-        '{"_id": "1", "title": "Summary", "text": "same words here"}\n{"_id": "2", "title": "Summary", "text": "same words here"}',
+        '{"_id": "1", "title": "Summary", "text": "same words here"}\n'
+        '{"_id": "2", "title": "Summary", "text": "same words here"}',
         "beir.jsonl",
     )
     assert merge_duplicates(sourced.papers)[1] == 0  # ids the source gave differ: never merged

@@ -60,7 +60,8 @@ def planted(pixel: int) -> str:
             {
                 "id": "planted-1",
                 "title": f"Octopus swarm robots {image} http://127.0.0.1:{pixel}/title-link",
-                "abstract": f"Octopus swarm robots share their sensor maps through a gossip protocol over acoustic links. "
+                "abstract": f"Octopus swarm robots share their sensor maps through a gossip protocol "
+                f"over acoustic links. "
                 f"{image} <img src=http://127.0.0.1:{pixel}/raw.png> Each robot merges the maps of its "
                 f"neighbours and the swarm converges on one shared map of the reef. "
                 f"[more](http://127.0.0.1:{pixel}/link) <http://127.0.0.1:{pixel}/auto>",
@@ -70,7 +71,8 @@ def planted(pixel: int) -> str:
             {
                 "id": "planted-2",
                 "title": "Sensor map sharing in octopus-inspired robot swarms",
-                "abstract": f"We study how octopus-inspired robot swarms share sensor maps. ![x](http://127.0.0.1:{pixel}/two.png) "
+                "abstract": f"We study how octopus-inspired robot swarms share sensor maps. "
+                f"![x](http://127.0.0.1:{pixel}/two.png) "
                 "Swarm robots that gossip their sensor maps reach consensus faster than robots that broadcast.",
                 "doi": "10.1000/octo.2",
                 "year": 2022,

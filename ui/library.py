@@ -156,7 +156,8 @@ def render_overview(lib: Assistant, papers: list[Paper]) -> None:
         with st.container(horizontal=True, vertical_alignment="center", key="demo-row"):
             st.caption(
                 f"The demo corpus is in this library ({sum(held[f] for f in demo)} paper records from "
-                f"{len(demo)} seed pages), mixed with {'your papers' if len(demo) < len(files) else 'nothing else yet'}."
+                f"{len(demo)} seed pages), mixed with "
+                f"{'your papers' if len(demo) < len(files) else 'nothing else yet'}."
             )
             st.button("Remove the demo papers", key="remove_demo", icon=":material/delete_sweep:",
                       on_click=lambda: notify(f"Removed {len(lib.remove_demo().removed)} demo papers."))

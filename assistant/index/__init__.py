@@ -1,9 +1,9 @@
 """Chunk, embed and store: Paper records -> token-bounded chunks -> vectors -> an on-disk Chroma store.
 
 One module a job: `chunking` (passages and sentences), `embedders` (MiniLM on ONNX Runtime, sentence-transformers,
-OpenAI), `catalog` (the SQLite source of truth, with the FTS5 lexical index), `vectors` (Chroma), `store` (the two in step),
-`locks` (one writer at a time), `ingest` (files -> papers -> the store, and removal), `migrate`, `backup`, `serverlog`
-(a library shared through a Chroma server).
+OpenAI), `catalog` (the SQLite source of truth, with the FTS5 lexical index), `vectors` (Chroma), `store` (the two in
+step), `locks` (one writer at a time), `ingest` (files -> papers -> the store, and removal), `migrate`, `backup`,
+`serverlog` (a library shared through a Chroma server).
 """
 
 from ..errors import LibraryBusy, StoreError

@@ -10,8 +10,8 @@ Writers stage new papers as rows marked with their transaction token (`txn`); a 
 the token, in the same transaction as removals, record updates, source changes and the lexical rows. Vectors a
 change made obsolete go to `trash` in that transaction and leave Chroma after it (the next writer finishes a
 killed one's trash). Small writes to a large library keep their vectors in `fresh` instead, until Chroma takes
-them in bulk (store.py says when). Rows staged by a writer that died are that writer's garbage: the next writer reuses the ones
-whose vectors were written (`ready`), so a killed ingest resumes without embedding again, and deletes the rest.
+them in bulk (store.py says when). Rows staged by a writer that died are that writer's garbage: the next writer reuses
+the ones whose vectors were written (`ready`), so a killed ingest resumes without embedding again, and deletes the rest.
 
 """
 
