@@ -104,7 +104,7 @@ def model_errors() -> tuple[type[BaseException], ...]:
     return errors()
 
 
-def failure_text(error: BaseException, settings: Settings) -> str | None:
+def failure_text(error: BaseException, settings: Settings) -> StoreError | None:
     """The one line for a store failure that is not a StoreError (a panic inside Chroma, a full disk), naming the
     file and the remedy; None when the error is not the store's (a bug: let it raise)."""
     from .index.store import describe_failure
@@ -358,7 +358,7 @@ class Assistant:
 
     def similar_papers(self, paper_ids: Sequence[str], k: int = 5) -> list[tuple[Paper, float]]:
         """The k papers nearest to any of `paper_ids` (by paper vector, cosine), best first, those given left out."""
-        given, best = set(paper_ids), {}
+        given, best = set(paper_ids), dict[str, tuple[Paper, float]]()
         for paper_id in given:
             for paper, score in self.store.similar_papers(paper_id, k + len(given)):
                 if paper.paper_id not in given and score > best.get(paper.paper_id, (None, -2.0))[1]:

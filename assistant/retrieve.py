@@ -40,7 +40,7 @@ class Hit(BaseModel):
     location: dict[str, Any] = {}  # where the passage is in the paper's PDF (Chunk.location()); {} for abstract text
 
     def as_json(self) -> dict[str, Any]:
-        where = {key: self.location[key] for key in ("page", "section") if key in self.location}
+        where: dict[str, Any] = {key: self.location[key] for key in ("page", "section") if key in self.location}
         return {"paper_id": self.paper_id, "title": self.title, "score": round(self.score, 4), "text": self.text,
                 "has_abstract": self.paper.has_abstract, **where}
 
@@ -280,11 +280,11 @@ class Retriever:
         with self.store.reading() as state:
             return self._candidates(state, queries, vectors, pool, filters, mode)
 
-    def _vectors(self, queries: Sequence[str], mode: Mode) -> Sequence[np.ndarray | None]:
+    def _vectors(self, queries: Sequence[str], mode: Mode) -> np.ndarray | Sequence[np.ndarray | None]:
         return self.embedder.embed_documents(list(queries)) if mode != "lexical" else [None] * len(queries)
 
     def _candidates(
-        self, state: LibraryState, queries: Sequence[str], vectors: Sequence[np.ndarray | None], pool: int,
+        self, state: LibraryState, queries: Sequence[str], vectors: np.ndarray | Sequence[np.ndarray | None], pool: int,
         filters: Filters | None, mode: Mode,
     ) -> list[Candidates]:
         allowed = allowed_ids(self.store, filters)

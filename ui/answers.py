@@ -52,7 +52,7 @@ class Answering:
         with self._lock:
             queue = self._queues.get(key)
             start = queue is None
-            if start:
+            if queue is None:
                 queue = self._queues[key] = _Queue()
             queue.waiting.append((lib, turn, k))
         if start:
