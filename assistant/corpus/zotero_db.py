@@ -330,7 +330,9 @@ def parse_zotero_api(text: str, path: str) -> ParseResult:
 
 def _api_item(item: dict, files: dict[str, list[str]], source: SourceRef) -> Paper | Skipped:
     data = item["data"]
-    library = item.get("library") if isinstance(item.get("library"), dict) else {}
+    library = item.get("library")
+    if not isinstance(library, dict):
+        library = {}
     library_id = _PERSONAL_LIBRARY if library.get("type", "user") == "user" else f"group-{library.get('id')}"
     creators = [(c.get("firstName"), c.get("lastName") or c.get("name"), _SINGLE_FIELD_NAME if "name" in c else 0,
                  c.get("creatorType")) for c in data.get("creators") or [] if isinstance(c, dict)]
