@@ -56,10 +56,10 @@ if TYPE_CHECKING:
     )
     from .evaluate import AnswerReport, RetrievalReport, eval_home, evaluate_answers, evaluate_retrieval
     from .exports_out import PAPER_EXPORTS, file_stem
+    from .index import IngestReport, ProgressCallback, ReindexReport, RemovalReport, SourceRecord, split_sentences
     from .markdown import markdown_html
     from .providers import provider_names
     from .providers import providers as model_providers
-    from .index import IngestReport, ProgressCallback, ReindexReport, RemovalReport, SourceRecord, split_sentences
     from .report import FORMATS, ReportRun
     from .retrieve import Filters, Hit
 

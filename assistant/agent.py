@@ -180,7 +180,9 @@ class Agent:
             answer.extractive = True
             summary = topic_summary(self.topics, turn.filters)
             if summary is not None:
-                steps.append(Step(tool="cluster_summary", args={"cluster_id": summary.cluster_id}, summary=summary.title))
+                steps.append(
+                    Step(tool="cluster_summary", args={"cluster_id": summary.cluster_id}, summary=summary.title)
+                )
                 yield Event(kind="step", step=steps[-1])
             answer.text, protected = extractive_answer(standalone, hits, ledger, self.retriever.embedder, summary)
             answer.abstained = not protected and summary is None
@@ -191,8 +193,12 @@ class Agent:
             self._check(answer, ledger, protected)
         answer.evidence = sorted(ledger.items.values(), key=lambda e: e.number)
         answer.steps = steps  # tools append to this list during the loop
-        answer.usage = Usage(prompt_tokens=usage[0], completion_tokens=usage[1],
-                             cost_usd=cost_usd(self.provider, self.model_name, *usage), seconds=round(time.perf_counter() - started, 2))
+        answer.usage = Usage(
+            prompt_tokens=usage[0],
+            completion_tokens=usage[1],
+            cost_usd=cost_usd(self.provider, self.model_name, *usage),
+            seconds=round(time.perf_counter() - started, 2),
+        )
         if answer.removed_citations:
             log.info("removed %d citation markers that did not match this turn's evidence", answer.removed_citations)
         if self.model is None or answer.abstained:
@@ -233,8 +239,12 @@ class Agent:
         from langchain_core.utils.function_calling import convert_to_openai_tool
 
         system = prompt("system").format(tools=tool_list(self.topics is not None))
-        past = [HumanMessage(quote_data(str(t["content"]))) if t["role"] == "user" else AIMessage(quote_data(str(t["content"])))
-                for t in history[-HISTORY_TURNS:]]
+        past = [
+            HumanMessage(quote_data(str(t["content"])))
+            if t["role"] == "user"
+            else AIMessage(quote_data(str(t["content"])))
+            for t in history[-HISTORY_TURNS:]
+        ]
         tools = make_tools(ToolContext(ledger, turn, self.store, self.retriever, self.settings, self.topics,
                                        budget=max(300, self.prompt_budget() // 4), steps=steps))
         by_name = {t.name: t for t in tools}
@@ -244,7 +254,9 @@ class Agent:
         def evidence_message() -> Any:
             fixed = count_tokens(system) + sum(count_tokens(str(m.content)) for m in past) + count_tokens(question)
             room = max(200, self.prompt_budget() - schema_tokens - fixed - 64)
-            return HumanMessage(prompt("answer").format(question=quote_data(question), evidence=ledger.render(first, room)))
+            return HumanMessage(
+                prompt("answer").format(question=quote_data(question), evidence=ledger.render(first, room))
+            )
 
         messages = [SystemMessage(system), *past, evidence_message()]
         usage = [0, 0]

@@ -104,7 +104,7 @@ def model_errors() -> tuple[type[BaseException], ...]:
     return errors()
 
 
-def failure_text(error: BaseException, settings: Settings) -> str | None:
+def failure_text(error: BaseException, settings: Settings) -> StoreError | None:
     """The one line for a store failure that is not a StoreError (a panic inside Chroma, a full disk), naming the
     file and the remedy; None when the error is not the store's (a bug: let it raise)."""
     from .index.store import describe_failure
@@ -277,7 +277,9 @@ class Assistant:
         except Exception as error:  # noqa: BLE001 - every failure becomes a line of the report
             checks.append(Check("embeddings", False, f"{type(error).__name__}: {error}"))
         stats = self.stats()
-        checks.append(Check("library", stats.papers > 0, f"{stats.papers} papers, {stats.chunks} chunks at {stats.home}"))
+        checks.append(
+            Check("library", stats.papers > 0, f"{stats.papers} papers, {stats.chunks} chunks at {stats.home}")
+        )
         return checks
 
     def ingest(
@@ -297,7 +299,9 @@ class Assistant:
         return ingest(paths, self.store, self.embedder, self.settings, csv_mapping, force,
                       allow_removals=allow_removals, **kwargs)
 
-    def enrich(self, sources: Iterable[str | Path] | None = None, progress: ProgressCallback | None = None) -> EnrichReport:
+    def enrich(
+        self, sources: Iterable[str | Path] | None = None, progress: ProgressCallback | None = None
+    ) -> EnrichReport:
         """Fill in the abstracts (and year, venue, DOI, arXiv id, authors) that stored papers lack, from OpenAlex,
         Crossref and the arXiv API: the only method that uses the network, and only when called. `sources`: only
         the papers of these files or folders. Answers are cached in the home, so a second call sends no request
@@ -354,7 +358,7 @@ class Assistant:
 
     def similar_papers(self, paper_ids: Sequence[str], k: int = 5) -> list[tuple[Paper, float]]:
         """The k papers nearest to any of `paper_ids` (by paper vector, cosine), best first, those given left out."""
-        given, best = set(paper_ids), {}
+        given, best = set(paper_ids), dict[str, tuple[Paper, float]]()
         for paper_id in given:
             for paper, score in self.store.similar_papers(paper_id, k + len(given)):
                 if paper.paper_id not in given and score > best.get(paper.paper_id, (None, -2.0))[1]:

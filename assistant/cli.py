@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -32,7 +32,9 @@ _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u
 def printable(value: object) -> str:
     """Text that prints as one plain line: control characters, escape sequences, line breaks and bidi overrides
     from file names or file contents are shown escaped (\\n, \\x1b), never sent to the terminal."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), str(value))
+    return _UNPRINTABLE.sub(
+        lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), str(value)
+    )
 
 
 class _PrintableRecords(logging.Filter):
@@ -50,7 +52,7 @@ class CliState:
 @app.callback()
 def main(
     home: Annotated[
-        Optional[Path], typer.Option("--home", help="Library directory (else LITASSIST_HOME, else a per-user default).")
+        Path | None, typer.Option("--home", help="Library directory (else LITASSIST_HOME, else a per-user default).")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
@@ -77,7 +79,7 @@ def assistant() -> Assistant:
     try:
         instance = Assistant(home=CliState.home)
         require_usable_home(instance.settings.home, "LITASSIST_HOME")
-        instance.store  # open now, so a store error is reported before any work
+        _ = instance.store  # open now, so a store error is reported before any work
         return instance
     except StoreError as error:
         fail(str(error))
@@ -109,10 +111,10 @@ def _parse_mapping(pairs: list[str]) -> dict[str, str]:
 
 @app.command("ingest")
 def ingest_command(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or directories (searched recursively).")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories (searched recursively).")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Ingest the bundled seed corpus.")] = False,
     csv_map: Annotated[
-        Optional[list[str]], typer.Option("--csv-map", help="CSV column mapping, e.g. abstract='Summary Text'.")
+        list[str] | None, typer.Option("--csv-map", help="CSV column mapping, e.g. abstract='Summary Text'.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-parse files even if unchanged.")] = False,
     allow_removals: Annotated[
@@ -321,21 +323,29 @@ COLLECTION_HELP = ("Only papers in this Zotero collection: its name or path (Par
 
 @app.command("search")
 def search_command(
-    query: Annotated[Optional[str], typer.Argument(help="What to look for.")] = None,
+    query: Annotated[str | None, typer.Argument(help="What to look for.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Number of papers to return.")] = 10,
     queries: Annotated[
-        Optional[Path], typer.Option("--queries", help='Batch mode: JSONL of {"id": ..., "text": ...} per line.')
+        Path | None, typer.Option("--queries", help='Batch mode: JSONL of {"id": ..., "text": ...} per line.')
     ] = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or lexical.")] = "hybrid",
-    year_min: Annotated[Optional[int], typer.Option("--year-min", help="Only papers from this year on.")] = None,
-    year_max: Annotated[Optional[int], typer.Option("--year-max", help="Only papers up to this year.")] = None,
-    author: Annotated[Optional[str], typer.Option("--author", help="Author name contains this.")] = None,
-    venue: Annotated[Optional[str], typer.Option("--venue", help="Venue/category contains this.")] = None,
-    source: Annotated[Optional[str], typer.Option("--source", help="A format (bibtex, jsonl, ...) or a source file's path or name, exactly.")] = None,
-    collection: Annotated[Optional[list[str]], typer.Option("--collection", help=COLLECTION_HELP)] = None,
-    include_undated: Annotated[bool, typer.Option(
-        "--include-undated", help="With --year-min/--year-max: papers without a year pass too (by default they are "
-                                  "left out, and the count left out is said).")] = False,
+    year_min: Annotated[int | None, typer.Option("--year-min", help="Only papers from this year on.")] = None,
+    year_max: Annotated[int | None, typer.Option("--year-max", help="Only papers up to this year.")] = None,
+    author: Annotated[str | None, typer.Option("--author", help="Author name contains this.")] = None,
+    venue: Annotated[str | None, typer.Option("--venue", help="Venue/category contains this.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="A format (bibtex, jsonl, ...) or a source file's path or name, exactly."),
+    ] = None,
+    collection: Annotated[list[str] | None, typer.Option("--collection", help=COLLECTION_HELP)] = None,
+    include_undated: Annotated[
+        bool,
+        typer.Option(
+            "--include-undated",
+            help="With --year-min/--year-max: papers without a year pass too (by default they are "
+            "left out, and the count left out is said).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output (JSON lines in batch mode).")] = False,
 ) -> None:
     """Find the papers that best match a query (hybrid dense + BM25 by default)."""
@@ -382,10 +392,10 @@ def filter_notes(lib: Assistant, filters: Filters, found: bool) -> list[str]:
         notes.append(f"no papers match the filters: {filters.describe()} ({lib.paper_count()} papers in the library)")
     elif not found:
         notes.append("no results")
-    if filters.bounds_years() and not filters.include_undated:
-        if left_out := lib.count_matching(filters.model_copy(update={"include_undated": True})) - admitted:
-            notes.append(f"{left_out} undated papers were left out by the year filter (--include-undated includes "
-                         "them)")
+    if (filters.bounds_years() and not filters.include_undated
+            and (left_out := lib.count_matching(filters.model_copy(update={"include_undated": True})) - admitted)):
+        notes.append(f"{left_out} undated papers were left out by the year filter (--include-undated includes "
+                     "them)")
     return notes
 
 
@@ -434,9 +444,10 @@ def _read_queries(path: Path) -> Iterator[tuple[object, str]]:
 
 @app.command("remove")
 def remove_command(
-    paper_ids: Annotated[Optional[list[str]], typer.Argument(help="Paper ids to delete.")] = None,
+    paper_ids: Annotated[list[str] | None, typer.Argument(help="Paper ids to delete.")] = None,
     source: Annotated[
-        Optional[list[Path]], typer.Option("--source", help="Forget a source file (its papers go unless another source has them).")
+        list[Path] | None,
+        typer.Option("--source", help="Forget a source file (its papers go unless another source has them)."),
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Remove the demo corpus that `ingest --demo` added.")] = False,
 ) -> None:
@@ -541,7 +552,7 @@ def _run_turn(
 def ask_command(
     question: Annotated[str, typer.Argument(help="Your question.")],
     as_json: Annotated[bool, typer.Option("--json", help='{"answer", "citations", "provider", "usage", ...}')] = False,
-    collection: Annotated[Optional[list[str]], typer.Option("--collection", help=COLLECTION_HELP)] = None,
+    collection: Annotated[list[str] | None, typer.Option("--collection", help=COLLECTION_HELP)] = None,
 ) -> None:
     """Answer a question from your library, citing the papers it comes from."""
     from . import Filters
@@ -687,7 +698,7 @@ def eval_retrieval_command(
     folder: Annotated[Path, typer.Argument(help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/.")],
     split: Annotated[str, typer.Option("--split", help="qrels/<split>.tsv to score.")] = "test",
     eval_home: Annotated[
-        Optional[Path], typer.Option("--eval-home", help="Where to index the corpus (default: a cache dir per dataset).")
+        Path | None, typer.Option("--eval-home", help="Where to index the corpus (default: a cache dir per dataset).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -786,7 +797,9 @@ def reindex_command(
 
 @app.command("clusters")
 def clusters_command(
-    n_clusters: Annotated[Optional[int], typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")] = None,
+    n_clusters: Annotated[
+        int | None, typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The whole cluster map as JSON.")] = False,
 ) -> None:
     """The topic clusters of the library: id, size, keywords, representative papers."""
@@ -796,7 +809,9 @@ def clusters_command(
         print(cluster_map.model_dump_json(indent=2))
         return
     papers = {p.paper_id: p for p in lib.papers()}
-    out.print(f"{cluster_map.paper_count} papers, {len(cluster_map.topics)} clusters ({cluster_map.method})", highlight=False)
+    out.print(
+        f"{cluster_map.paper_count} papers, {len(cluster_map.topics)} clusters ({cluster_map.method})", highlight=False
+    )
     for cluster in cluster_map.groups():
         out.print(f"\n[bold]{cluster.cluster_id}[/] {cluster.label} — {len(cluster.paper_ids)} papers", highlight=False)
         if cluster.keywords:
@@ -808,7 +823,9 @@ def clusters_command(
 @app.command("summarize")
 def summarize_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report.")] = Path("litassist-report"),
-    n_clusters: Annotated[Optional[int], typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")] = None,
+    n_clusters: Annotated[
+        int | None, typer.Option("--clusters", "-n", min=1, help="Number of clusters (default: automatic).")
+    ] = None,
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: md, json, html.")] = "md,json,html",
     force: Annotated[bool, typer.Option("--force", help="Write every summary again, even if cached.")] = False,
 ) -> None:
@@ -837,10 +854,17 @@ def summarize_command(
 @app.command("ui")
 def ui_command(
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
-    host: Annotated[str, typer.Option("--host", help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
-    allow_host: Annotated[list[str] | None, typer.Option(
-        "--allow-host", help="Another name the app may be reached by (its Host header), e.g. this machine's name "
-                             "on your network; localhost, 127.0.0.1, ::1 and --host are always allowed.")] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; 127.0.0.1 keeps it on this machine.")
+    ] = "127.0.0.1",
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="Another name the app may be reached by (its Host header), e.g. this machine's name "
+            "on your network; localhost, 127.0.0.1, ::1 and --host are always allowed.",
+        ),
+    ] = None,
 ) -> None:
     """Open the browser app (Streamlit): chat with sources, the topic map, and the library."""
     from importlib import resources
@@ -915,8 +939,8 @@ def _error_line(error: object) -> None:
 def eval_answers_command(
     folder: Annotated[Path, typer.Argument(help="SciFact folder: corpus.jsonl and claims_<split>.jsonl.")],
     split: Annotated[str, typer.Option("--split", help="claims_<split>.jsonl to use.")] = "dev",
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N claims.")] = None,
-    eval_home: Annotated[Optional[Path], typer.Option("--eval-home", help="Where the corpus is indexed.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N claims.")] = None,
+    eval_home: Annotated[Path | None, typer.Option("--eval-home", help="Where the corpus is indexed.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Citation recall and precision of answers to SciFact claims, with the configured provider."""
@@ -934,7 +958,9 @@ def eval_answers_command(
         print(report.model_dump_json(indent=2))
         return
     model = f" ({report.model})" if report.model else ""
-    out.print(f"{report.dataset} claims_{split}: {report.claims} claims, {report.claims_with_evidence} with gold evidence")
+    out.print(
+        f"{report.dataset} claims_{split}: {report.claims} claims, {report.claims_with_evidence} with gold evidence"
+    )
     out.print(f"provider {report.provider}{model}: citation recall {report.citation_recall:.3f}, "
               f"citation precision {report.citation_precision:.3f}, {report.mean_citations:.2f} citations/answer, "
               f"{report.abstained} abstained, {report.seconds_per_answer:.2f} s/answer", highlight=False)

@@ -146,7 +146,9 @@ def cluster_papers(
     else:
         sample = _id_sample(ids, ward_sample or WARD_SAMPLE)
         k, centroids = _fresh_centroids(rows.take(sample), n_clusters, seed)
-        method = f"ward+kmeans k={k}" + (f" (tree over {len(sample):,} sampled papers)" if len(sample) < len(ids) else "")
+        method = f"ward+kmeans k={k}" + (
+            f" (tree over {len(sample):,} sampled papers)" if len(sample) < len(ids) else ""
+        )
     labels, centroids = kmeans(rows, centroids)
     kept = _drop_misfits(rows, labels)
     assignments = _name_clusters(ids, kept)
@@ -248,7 +250,9 @@ def kmeans(rows: Rows, centroids: np.ndarray, max_iter: int = KMEANS_ITERATIONS)
                 labels[part] = np.argmax(chunk @ centroids.T - half_norms, axis=1)
             sums, counts = _cluster_sums(rows, labels, len(centroids))
             moved = np.mean(labels != previous)
-            centroids = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids).astype(np.float32)
+            centroids = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids).astype(
+                np.float32
+            )
             if moved <= KMEANS_TOLERANCE:
                 break
     return labels, centroids
@@ -443,7 +447,9 @@ def cluster_keywords(texts_by_cluster: dict[str, list[str]], top_n: int = 8) -> 
         columns = counts.indices[span]
         spread = np.asarray(documents[row, columns].todense()).ravel()
         scores = np.where(spread >= min(2, sizes[row]), counts.data[span] / class_words[row] * idf[columns], 0)
-        ranked = sorted((i for i in range(len(columns)) if scores[i] > 0), key=lambda i: (-scores[i], terms[columns[i]]))
+        ranked = sorted(
+            (i for i in range(len(columns)) if scores[i] > 0), key=lambda i: (-scores[i], terms[columns[i]])
+        )
         keywords[key] = surface_forms([str(terms[columns[i]]) for i in ranked[:top_n]], texts_by_cluster[key])
     return keywords
 
@@ -527,8 +533,13 @@ def topic_layout(vectors: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.n
         lost = topics[part] < 0
         if lost.any():
             topics[part][lost] = np.argmax(chunk[lost] @ centroids.T, axis=1)
-    places = np.zeros((k, 2)) if k < 2 else MDS(2, dissimilarity="precomputed", random_state=seed, n_init=1).fit_transform(
-        np.clip(1 - centroids.astype(np.float64) @ centroids.T.astype(np.float64), 0, 2))
+    places = (
+        np.zeros((k, 2))
+        if k < 2
+        else MDS(2, dissimilarity="precomputed", random_state=seed, n_init=1).fit_transform(
+            np.clip(1 - centroids.astype(np.float64) @ centroids.T.astype(np.float64), 0, 2)
+        )
+    )
     scatter = np.zeros((k, vectors.shape[1], vectors.shape[1]))
     for part, chunk in rows.chunks():
         for topic in np.unique(topics[part]):
@@ -760,7 +771,9 @@ def map_library(
         clusters.append(cluster(cluster_id, paper_ids, keywords.get(cluster_id, []), label, subs))
     clusters.sort(key=lambda c: (c.cluster_id == UNCLUSTERED, -len(c.paper_ids), _cluster_number(c.cluster_id)))
     topic_rows = {c.cluster_id: i for i, c in enumerate(clusters) if c.cluster_id != UNCLUSTERED}
-    coords = project_2d(vectors, np.array([topic_rows.get(assignments[p], -1) for p in ids])) if ids else np.zeros((0, 2))
+    coords = (
+        project_2d(vectors, np.array([topic_rows.get(assignments[p], -1) for p in ids])) if ids else np.zeros((0, 2))
+    )
     points = [
         MapPoint(paper_id=p, title=papers[p].title, cluster_id=assignments[p], subtopic_id=subtopics.get(p),
                  x=round(float(coords[row_of[p], 0]), 4), y=round(float(coords[row_of[p], 1]), 4))
@@ -785,7 +798,9 @@ def _decode(centroid: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(centroid), dtype=np.float32)
 
 
-def map_sample(assignments: dict[str, str], always: dict[str, list[str]], per_topic: int = POINTS_PER_TOPIC) -> set[str]:
+def map_sample(
+    assignments: dict[str, str], always: dict[str, list[str]], per_topic: int = POINTS_PER_TOPIC
+) -> set[str]:
     """The papers whose points the saved map keeps: every paper of a topic (and of the unclustered group) up to
     `per_topic`, else that many evenly spaced in id order, plus every cluster's `always` (its representatives).
     40 topics keep at most ~41,000 points whatever the library's size; the app draws a share of them."""
@@ -976,7 +991,9 @@ class ClusterSummarizer:
         cited = cite(text.strip(), ledger)  # only members are in the ledger; numbered by first appearance
         claims = support_claims(cited, None, WEAK_SUPPORT_BELOW)  # the sentences each rests on
         if cited.removed:
-            log.info("cluster %s: removed %d citations to papers outside the cluster", cluster.cluster_id, cited.removed)
+            log.info(
+                "cluster %s: removed %d citations to papers outside the cluster", cluster.cluster_id, cited.removed
+            )
         return ClusterSummary(
             cluster_id=cluster.cluster_id, title=title, text=cited.text, references=reference_list(cited.citations),
             citations=cited.citations, claims=claims, provider=self.provider, model=self.model_name,
@@ -1008,7 +1025,9 @@ class ClusterSummarizer:
             sentences = [s for s in SENTENCE_BREAK.split(evidence.paper.abstract) if len(s.split()) >= 6]
             if not sentences:
                 continue
-            best = max(sentences, key=lambda s: (sum(k.lower() in s.lower() for k in cluster.keywords), -sentences.index(s)))
+            best = max(
+                sentences, key=lambda s: (sum(k.lower() in s.lower() for k in cluster.keywords), -sentences.index(s))
+            )
             named = "" if evidence.paper.title_derived else f"{evidence.paper.title}: "  # its title is this text
             lines.append(f"- {named}{best.strip().rstrip('.')}. [{evidence.number}]")
         return prompt("cluster_extractive").format(

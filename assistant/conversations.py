@@ -209,7 +209,9 @@ class ConversationStore:
                        "t.conversation_id = conversations.conversation_id)", (stale,))
             while True:
                 conversation_id = secrets.token_hex(4)
-                if not db.execute("SELECT 1 FROM conversations WHERE conversation_id = ?", (conversation_id,)).fetchone():
+                if not db.execute(
+                    "SELECT 1 FROM conversations WHERE conversation_id = ?", (conversation_id,)
+                ).fetchone():
                     break
             db.execute("INSERT INTO conversations VALUES (?, ?, ?, ?)", (conversation_id, title.strip(), now, now))
         return self.info(conversation_id)
@@ -291,9 +293,17 @@ class ConversationStore:
         now, worker = _now(), worker or os.getpid()
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT INTO turns (conversation_id, asked, question, scope, filters, worker) VALUES (?, ?, ?, ?, ?, ?)",
-                (resolved, now, question, scope, filters.model_dump_json(exclude_none=True) if filters else None,
-                 worker))
+                "INSERT INTO turns (conversation_id, asked, question, scope, filters, worker) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    resolved,
+                    now,
+                    question,
+                    scope,
+                    filters.model_dump_json(exclude_none=True) if filters else None,
+                    worker,
+                ),
+            )
             db.execute("UPDATE conversations SET updated = ?, title = CASE WHEN title = '' THEN ? ELSE title END "
                        "WHERE conversation_id = ?", (now, title_from(question, scope), resolved))
             turn_id = cursor.lastrowid
@@ -425,9 +435,11 @@ def _evidence_lines(answer: Answer) -> list[str]:
         lines.append(f"- {claim_text(claim)}")
         for support in claim.citations:
             weak = " (weak support)" if support.weak else ""
-            quotes = " … ".join(f"“{span.text.strip()}” "
-                                + (f"(p. {span.page})" if span.page else f"(abstract characters {span.start}–{span.end})")
-                                for span in support.spans)
+            quotes = " … ".join(
+                f"“{span.text.strip()}” "
+                + (f"(p. {span.page})" if span.page else f"(abstract characters {span.start}–{span.end})")
+                for span in support.spans
+            )
             lines.append(f"  - [{support.number}] {titles.get(support.number, support.paper_id)}{weak}: "
                          + (quotes or "no sentence of the abstract located for this claim"))
     return lines

@@ -30,8 +30,10 @@ MAX_ANTECEDENTS = 2  # a leaning sentence may pull in this many sentences before
 # Openers that set the scene rather than answer anything ("Recently, deep RL has made great progress…").
 GENERIC_OPENER = re.compile(
     r"^(?:recently|in recent years|over the (?:past|last)|nowadays|with the (?:rapid|recent|growing)|"
-    r"(?:deep|machine) learning has|[\w\s-]{0,60}\b(?:has|have) (?:attracted|gained|received|made (?:great|huge|significant|remarkable))|"
-    r"[\w\s-]{0,60}\bplays? an? (?:important|crucial|key|vital) role|[\w\s-]{0,60}\bis (?:a|an) (?:fundamental|important|challenging|"
+    r"(?:deep|machine) learning has|"
+    r"[\w\s-]{0,60}\b(?:has|have) (?:attracted|gained|received|made (?:great|huge|significant|remarkable))|"
+    r"[\w\s-]{0,60}\bplays? an? (?:important|crucial|key|vital) role|"
+    r"[\w\s-]{0,60}\bis (?:a|an) (?:fundamental|important|challenging|"
     r"crucial|key|long-standing) (?:problem|task|challenge))",
     re.IGNORECASE,
 )
@@ -40,10 +42,12 @@ GENERIC_OPENER = re.compile(
 _SELF = r"paper|work|study|article|survey|letter|thesis|report|chapter|review|manuscript|research|project"
 LEANING_OPENER = re.compile(
     rf"(?:(?:this|these|those|such|that)\b(?! (?:{_SELF})\b)|(?:it|its|they|their|them|he|she|his|her)\b|"
-    rf"(?:for|to|in|because of|based on|as a result of|despite|given|with|by|on|from|under) (?:this|these|that|those|such)\b"
+    rf"(?:for|to|in|because of|based on|as a result of|despite|given|with|by|on|from|under) "
+    rf"(?:this|these|that|those|such)\b"
     rf"(?! (?:{_SELF})\b)|"
     r"to (?:this|that) end\b|to (?:address|tackle|solve|overcome|mitigate|handle|bridge|close|fill|remedy|fix) "
-    r"(?:this|these|that|those|such|both|the (?:above|aforementioned|former|latter))\b|(?:therefore|thus|hence|consequently|accordingly|as a result|in this way|in doing so|to do so|"
+    r"(?:this|these|that|those|such|both|the (?:above|aforementioned|former|latter))\b|"
+    r"(?:therefore|thus|hence|consequently|accordingly|as a result|in this way|in doing so|to do so|"
     r"in addition|additionally|moreover|furthermore|further|however|nevertheless|nonetheless|instead|then|also|"
     r"besides|meanwhile|likewise|similarly|in contrast|by contrast|on the other hand|specifically|more specifically|"
     r"for example|for instance|e\.g\.|i\.e\.|"
@@ -74,45 +78,80 @@ _NUMBER = (r"\d+(?:\.\d+)?\s*(?:\\?%|%p|x\b|×|-?fold|times|fps|points?|mm|cm|°
            r"\d+\.\d+|\b\d{1,3}(?:,\d{3})+\b|(?:sample|total|set|group) of \d+|"
            r"(?:less|more|fewer|lower|higher) than \d|up to \d|within (?:roughly )?\d")
 ASPECTS: tuple[Aspect, ...] = (
-    Aspect("evaluation",
-           _words(r"\b(?:evaluat\w*|assess\w*|validat\w*|tested|tests?\b|benchmark\w*|experiment\w*|verif\w+)"),
-           _words(r"\b(?:evaluat\w*|experiment\w*|we (?:test|validate|assess|benchmark|verif\w+|conduct|trial|examine)|"
-                  r"test(?:ed|s)? (?:on|in)\b|benchmarks?\b|datasets?\b|demonstrated on|simulations?\b|case stud\w+|"
-                  r"backtest\w*|ablation|results? on|tasks?\b|[A-Z][\w-]*\d[\w-]*)")),
-    Aspect("result",
-           _words(r"\b(?:how (?:much|many|fast|accurate|well|large|big|long|close|precise|good|often)|accura\w+|findings?|"
-                  r"results?\b|performance|speed-?ups?|improve\w*|errors?\b|gains?\b|scores?\b|success rate)"),
-           _words(rf"{_NUMBER}|\b(?:outperform\w*|achiev\w*|improv\w*|surpass\w*|reduc\w*|speed-?ups?|faster|accura\w+)")),
-    Aspect("limitation",
-           _words(r"\b(?:limitations?|limits?\b|drawbacks?|weakness\w*|shortcomings?|downsides?|disadvantages?|fail\w*|"
-                  r"problems?|issues?|challenges?|caveats?|risks?)"),
-           _words(r"\b(?:however|but|limit\w*|lack\w*|fail\w*|cannot|can only|unable|suffer\w*|challeng\w*|drawbacks?|"
-                  r"difficult\w*|sensitive|expensive|costly|poor\w*|issues?|problems?|bottlenecks?|degrad\w*|slow\w*|"
-                  r"elusive|unfortunately|struggl\w*|insufficient|inefficient|rely|relies|reliance|only)\b")),
-    Aspect("dataset",
-           _words(r"\b(?:datasets?|data sets?|data\b|corpus|corpora|benchmarks?|samples?|instances?|how (?:large|big))"),
-           _words(r"\b(?:datasets?|data sets?|data\b|corpus|corpora|benchmarks?|collected|annotated|instances|samples|"
-                  r"images|records|[A-Z][\w-]*\d[\w-]*)")),
-    Aspect("comparison",
-           _words(r"\b(?:compar\w*|versus|vs\b|better than|worse than|differ\w*|relative to|against|outperform\w*)"),
-           _words(r"\b(?:outperform\w*|compar\w*|than\b|baselines?|state-of-the-art|surpass\w*|superior|versus|vs\b|"
-                  r"parity|favorabl\w*|over (?:the )?(?:baselines?|existing|previous|prior))")),
-    Aspect("method",
-           _words(r"\b(?:methods?|approach(?:es)?|techniques?|architectures?|mechanisms?|algorithms?|procedures?|"
-                  r"how (?:does|do|did|is|are|can)\b)"),
-           _words(r"\b(?:we (?:propose|introduce|present|develop|design|model|use|employ|leverage|adopt|construct|build|"
-                  r"formulate|derive|learn|train|combine|decompose|apply)|based on|built on|consists? of|combin\w+|via|"
-                  r"by (?:using|employing|leveraging|modell?ing|combining|introducing|intervening|learning)|through|"
-                  r"uses?|leverag\w+|employ\w*|adopt\w*|encoder|decoder|modules?|layers?|mechanism|quantif\w+)\b"),
-           fallback=True),
-    Aspect("definition",
-           _words(r"^\s*(?:what|who) (?:is|are)\b(?! (?:the|its|their|his|her)\b)|\bexplain\b|\bwhat does \S+ do\b"),
-           _words(r"\b(?:we (?:propose|introduce|present)|(?:paper|work|study) (?:presents|introduces|proposes)|"
-                  r"called|named|refers? to|(?:is|are) an?\b)")),
+    Aspect(
+        "evaluation",
+        _words(r"\b(?:evaluat\w*|assess\w*|validat\w*|tested|tests?\b|benchmark\w*|experiment\w*|verif\w+)"),
+        _words(
+            r"\b(?:evaluat\w*|experiment\w*|we (?:test|validate|assess|benchmark|verif\w+|conduct|trial|examine)|"
+            r"test(?:ed|s)? (?:on|in)\b|benchmarks?\b|datasets?\b|demonstrated on|simulations?\b|case stud\w+|"
+            r"backtest\w*|ablation|results? on|tasks?\b|[A-Z][\w-]*\d[\w-]*)"
+        ),
+    ),
+    Aspect(
+        "result",
+        _words(
+            r"\b(?:how (?:much|many|fast|accurate|well|large|big|long|close|precise|good|often)|accura\w+|findings?|"
+            r"results?\b|performance|speed-?ups?|improve\w*|errors?\b|gains?\b|scores?\b|success rate)"
+        ),
+        _words(rf"{_NUMBER}|\b(?:outperform\w*|achiev\w*|improv\w*|surpass\w*|reduc\w*|speed-?ups?|faster|accura\w+)"),
+    ),
+    Aspect(
+        "limitation",
+        _words(
+            r"\b(?:limitations?|limits?\b|drawbacks?|weakness\w*|shortcomings?|downsides?|disadvantages?|fail\w*|"
+            r"problems?|issues?|challenges?|caveats?|risks?)"
+        ),
+        _words(
+            r"\b(?:however|but|limit\w*|lack\w*|fail\w*|cannot|can only|unable|suffer\w*|challeng\w*|drawbacks?|"
+            r"difficult\w*|sensitive|expensive|costly|poor\w*|issues?|problems?|bottlenecks?|degrad\w*|slow\w*|"
+            r"elusive|unfortunately|struggl\w*|insufficient|inefficient|rely|relies|reliance|only)\b"
+        ),
+    ),
+    Aspect(
+        "dataset",
+        _words(r"\b(?:datasets?|data sets?|data\b|corpus|corpora|benchmarks?|samples?|instances?|how (?:large|big))"),
+        _words(
+            r"\b(?:datasets?|data sets?|data\b|corpus|corpora|benchmarks?|collected|annotated|instances|samples|"
+            r"images|records|[A-Z][\w-]*\d[\w-]*)"
+        ),
+    ),
+    Aspect(
+        "comparison",
+        _words(r"\b(?:compar\w*|versus|vs\b|better than|worse than|differ\w*|relative to|against|outperform\w*)"),
+        _words(
+            r"\b(?:outperform\w*|compar\w*|than\b|baselines?|state-of-the-art|surpass\w*|superior|versus|vs\b|"
+            r"parity|favorabl\w*|over (?:the )?(?:baselines?|existing|previous|prior))"
+        ),
+    ),
+    Aspect(
+        "method",
+        _words(
+            r"\b(?:methods?|approach(?:es)?|techniques?|architectures?|mechanisms?|algorithms?|procedures?|"
+            r"how (?:does|do|did|is|are|can)\b)"
+        ),
+        _words(
+            r"\b(?:we (?:propose|introduce|present|develop|design|model|use|employ|leverage|adopt|construct|build|"
+            r"formulate|derive|learn|train|combine|decompose|apply)|based on|built on|consists? of|combin\w+|via|"
+            r"by (?:using|employing|leveraging|modell?ing|combining|introducing|intervening|learning)|through|"
+            r"uses?|leverag\w+|employ\w*|adopt\w*|encoder|decoder|modules?|layers?|mechanism|quantif\w+)\b"
+        ),
+        fallback=True,
+    ),
+    Aspect(
+        "definition",
+        _words(r"^\s*(?:what|who) (?:is|are)\b(?! (?:the|its|their|his|her)\b)|\bexplain\b|\bwhat does \S+ do\b"),
+        _words(
+            r"\b(?:we (?:propose|introduce|present)|(?:paper|work|study) (?:presents|introduces|proposes)|"
+            r"called|named|refers? to|(?:is|are) an?\b)"
+        ),
+    ),
 )
 _FALLBACK = {a.name: a.fallback for a in ASPECTS}
-_PART_BREAK = re.compile(r"\s*(?:;|,?\s+\band\b\s+(?=(?:how|what|which|why|where|when|who|whom|whose|is|are|does|do|did|"
-                         r"can|could|will|would)\b))", re.IGNORECASE)
+_PART_BREAK = re.compile(
+    r"\s*(?:;|,?\s+\band\b\s+(?=(?:how|what|which|why|where|when|who|whom|whose|is|are|does|do|did|"
+    r"can|could|will|would)\b))",
+    re.IGNORECASE,
+)
 
 
 def asked_text(question: str) -> str:
@@ -295,7 +334,9 @@ def choose_sentences(candidates: Sequence[Candidate], rule: Selection = SELECTIO
     return chosen
 
 
-def _on_aspect(candidate: Candidate, pool: Sequence[Candidate], chosen: Sequence[Candidate], rule: Selection) -> Candidate:
+def _on_aspect(
+    candidate: Candidate, pool: Sequence[Candidate], chosen: Sequence[Candidate], rule: Selection
+) -> Candidate:
     """The sentence to quote for a chosen one's paper: itself when it speaks to an aspect asked, else the paper's
     best sentence that does (the paper was chosen for its topic; the quote is chosen for what was asked). Only an
     aspect the question names steers: a bare "how does X…?" (the method fallback) leaves the choice to the score,

@@ -72,7 +72,10 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     cited = sorted({c.paper_id for s in summaries.values() for c in s.citations})
     listed = sorted((linkable(papers[p]) for p in cited if p in papers), key=lambda p: p.paper_id)
-    written = [_write(out_dir / MAP_IMAGE, topic_map_png(cluster_map)), _write(out_dir / "references.bib", bibtex(listed))]
+    written = [
+        _write(out_dir / MAP_IMAGE, topic_map_png(cluster_map)),
+        _write(out_dir / "references.bib", bibtex(listed)),
+    ]
     if "md" in formats:
         written.append(_write(out_dir / "report.md", markdown_report(cluster_map, summaries, papers)))
     if "html" in formats:
@@ -175,7 +178,9 @@ def _markdown_section(cluster: Cluster, title: str, summary: ClusterSummary | No
     if summary:
         lines += [_CITATION_MARK.sub(r"[\1]", md_text(summary.text)), "", "**References**", ""]
         for c in summary.citations:
-            lines.append(f"{c.number}. {md_text(display_title(c.paper))} ({md_text(_year(c.paper))}) — {_code(c.paper_id)}")
+            lines.append(
+                f"{c.number}. {md_text(display_title(c.paper))} ({md_text(_year(c.paper))}) — {_code(c.paper_id)}"
+            )
             lines += [f"   > {md_text(span.text)}" for span in c.spans]  # the sentence the summary rests on
         lines.append("")
     return lines + [f"**Members ({len(cluster.paper_ids)})**", "", *_member_lines(cluster, papers)]
@@ -213,8 +218,11 @@ def _html_members(cluster: Cluster, papers: dict[str, Paper]) -> str:
 def _html_section(cluster: Cluster, title: str, summary: ClusterSummary | None, papers: dict[str, Paper],
                   heading: str) -> str:
     esc = html.escape
-    body = [f'<section id="{esc(cluster.cluster_id)}"><{heading}>{esc(cluster.cluster_id)}: {esc(title)}</{heading}>',
-            f"<p><strong>Keywords:</strong> {esc(', '.join(cluster.keywords))}</p>", f"<p>{esc(year_line(cluster))}</p>"]
+    body = [
+        f'<section id="{esc(cluster.cluster_id)}"><{heading}>{esc(cluster.cluster_id)}: {esc(title)}</{heading}>',
+        f"<p><strong>Keywords:</strong> {esc(', '.join(cluster.keywords))}</p>",
+        f"<p>{esc(year_line(cluster))}</p>",
+    ]
     if summary:
         body.append(markdown_html(summary.text))
         body.append("<h4>References</h4><ol>" + "".join(
@@ -305,8 +313,14 @@ def topic_map_png(cluster_map: ClusterMap) -> bytes:
             continue
         xs, ys = [p.x for p in points], [p.y for p in points]
         unclustered = cluster.cluster_id == UNCLUSTERED
-        axes.scatter(xs, ys, s=18 if unclustered else 28, alpha=0.5 if unclustered else 0.85,
-                     color="#9e9e9e" if unclustered else colours(index % 20), label=f"{cluster.cluster_id}: {cluster.label}")
+        axes.scatter(
+            xs,
+            ys,
+            s=18 if unclustered else 28,
+            alpha=0.5 if unclustered else 0.85,
+            color="#9e9e9e" if unclustered else colours(index % 20),
+            label=f"{cluster.cluster_id}: {cluster.label}",
+        )
         if not unclustered:
             axes.annotate(cluster.cluster_id, (sum(xs) / len(xs), sum(ys) / len(ys)), fontsize=10, weight="bold",
                           ha="center", bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.7, "lw": 0})

@@ -40,7 +40,7 @@ class Hit(BaseModel):
     location: dict[str, Any] = {}  # where the passage is in the paper's PDF (Chunk.location()); {} for abstract text
 
     def as_json(self) -> dict[str, Any]:
-        where = {key: self.location[key] for key in ("page", "section") if key in self.location}
+        where: dict[str, Any] = {key: self.location[key] for key in ("page", "section") if key in self.location}
         return {"paper_id": self.paper_id, "title": self.title, "score": round(self.score, 4), "text": self.text,
                 "has_abstract": self.paper.has_abstract, **where}
 
@@ -115,9 +115,9 @@ class Filters(BaseModel):
         """These filters narrowed by `other`, never widened: the later year_min, the earlier year_max, the
         common paper ids, and for a text condition the longer of two nested substrings ("guo" and "yanan guo":
         "yanan guo"). Two text conditions that do not nest cannot be one substring, and two sources (exact names)
-        that differ cannot both hold: these filters' is kept (so are their collections, when both name some), so the result still bounds the search, and a caller
-        that must honour both also checks `other.admits`. Undated papers pass a year bound only when neither side
-        shuts them out (`include_undated` False)."""
+        that differ cannot both hold: these filters' is kept (so are their collections, when both name some), so the
+        result still bounds the search, and a caller that must honour both also checks `other.admits`. Undated
+        papers pass a year bound only when neither side shuts them out (`include_undated` False)."""
         def later(a: int | None, b: int | None, pick: Any) -> int | None:
             return b if a is None else a if b is None else pick(a, b)
 
@@ -247,7 +247,9 @@ class Retriever:
         vectors = self._vectors(queries, mode)
         ranked_hits = []
         with self.store.reading() as state:
-            for query, candidates in zip(queries, self._candidates(state, queries, vectors, max(k, 100), filters, mode)):
+            for query, candidates in zip(
+                queries, self._candidates(state, queries, vectors, max(k, 100), filters, mode)
+            ):
                 dense_scores = {pid: score for pid, (score, _) in candidates.dense.items()}
                 if mode == "hybrid":
                     scores = fuse(dense_scores, candidates.lexical, self.dense_weight)
@@ -278,11 +280,11 @@ class Retriever:
         with self.store.reading() as state:
             return self._candidates(state, queries, vectors, pool, filters, mode)
 
-    def _vectors(self, queries: Sequence[str], mode: Mode) -> Sequence[np.ndarray | None]:
+    def _vectors(self, queries: Sequence[str], mode: Mode) -> np.ndarray | Sequence[np.ndarray | None]:
         return self.embedder.embed_documents(list(queries)) if mode != "lexical" else [None] * len(queries)
 
     def _candidates(
-        self, state: LibraryState, queries: Sequence[str], vectors: Sequence[np.ndarray | None], pool: int,
+        self, state: LibraryState, queries: Sequence[str], vectors: np.ndarray | Sequence[np.ndarray | None], pool: int,
         filters: Filters | None, mode: Mode,
     ) -> list[Candidates]:
         allowed = allowed_ids(self.store, filters)
@@ -323,7 +325,11 @@ class Retriever:
         for pid in ranked:
             if pid not in papers:
                 continue
-            text = chunks.get(dense[pid][1], papers[pid].abstract) if pid in dense else passages.get(pid, papers[pid].abstract)
+            text = (
+                chunks.get(dense[pid][1], papers[pid].abstract)
+                if pid in dense
+                else passages.get(pid, papers[pid].abstract)
+            )
             similarity = dense[pid][0] if pid in dense else None
             location = locations.get(dense[pid][1], {}) if pid in dense else {}
             hits.append(

@@ -266,7 +266,9 @@ def search_during_ingest(root: Path) -> Row:
     mixed = [v for v in views if v[0] != v[1] or v[0] not in (16, 86)]
     row.add(run.code == 0 and bool(views) and views[-1] == [86, 86], run.traceback or "Traceback" in err, run.hung,
             bool(mixed) or not consistent(home))
-    print(f"  search during ingest: {len(views)} searches, {len(mixed)} mixed views, last {views[-1] if views else None}")
+    print(
+        f"  search during ingest: {len(views)} searches, {len(mixed)} mixed views, last {views[-1] if views else None}"
+    )
     return row
 
 
@@ -412,8 +414,11 @@ def damaged_backup(root: Path) -> Row:
     DAMAGE["middle"](home / "library.sqlite3")
     run = cli(home, "backup", str(root / "the-backup"))
     errors = run.lines("error:")
-    row.add(run.code != 0 and len(errors) == 1 and "library.sqlite3" in errors[0] and not (root / "the-backup").exists(),
-            run.traceback, run.hung)
+    row.add(
+        run.code != 0 and len(errors) == 1 and "library.sqlite3" in errors[0] and not (root / "the-backup").exists(),
+        run.traceback,
+        run.hung,
+    )
     return row
 
 
@@ -457,7 +462,9 @@ def main() -> None:
     print(f"\n{'attack':<{width}}  tries  handled  tracebacks  hangs  data lost")
     for r in rows:
         print(f"{r.attack:<{width}}  {r.tries:>5}  {r.handled:>7}  {r.tracebacks:>10}  {r.hangs:>5}  {r.lost:>9}")
-    total = Row("total", *(sum(getattr(r, f) for r in rows) for f in ("tries", "handled", "tracebacks", "hangs", "lost")))
+    total = Row(
+        "total", *(sum(getattr(r, f) for r in rows) for f in ("tries", "handled", "tracebacks", "hangs", "lost"))
+    )
     print(f"{total.attack:<{width}}  {total.tries:>5}  {total.handled:>7}  {total.tracebacks:>10}  {total.hangs:>5}  "
           f"{total.lost:>9}")
     print(f"({time.perf_counter() - started:.0f} s)")

@@ -57,7 +57,10 @@ def main() -> None:
                 "LITASSIST_LLM_PROVIDER": "offline"}
         scale.write_papers(work / "papers.jsonl", scale.papers(titles, sentences, 0, args.papers))
         scale.measured(scale.cli(home, "ingest", str(work / "papers.jsonl")), env)
-        print(f"a library of {args.papers:,} papers\n\n| queries | first result | queries/s | peak RSS |\n| --- | --- | --- | --- |")
+        print(
+            f"a library of {args.papers:,} papers\n\n"
+            "| queries | first result | queries/s | peak RSS |\n| --- | --- | --- | --- |"
+        )
         for count in counts:
             queries = work / f"queries-{count}.jsonl"
             with queries.open("w", encoding="utf-8") as out:

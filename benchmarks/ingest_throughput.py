@@ -23,7 +23,9 @@ from assistant.index import chunk_paper
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("corpus", nargs="?", default=str(Path(__file__).parents[2] / "shared/eval/scifact/corpus.jsonl"))
+    parser.add_argument(
+        "corpus", nargs="?", default=str(Path(__file__).parents[2] / "shared/eval/scifact/corpus.jsonl")
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N papers (a quicker run)")
     parser.add_argument("--json", action="store_true", help="end with the numbers as one JSON line")
     args = parser.parse_args()
@@ -31,7 +33,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.limit:
             subset = Path(tmp) / "corpus.jsonl"
-            subset.write_text("".join(source.read_text(encoding="utf-8").splitlines(True)[: args.limit]), encoding="utf-8")
+            subset.write_text(
+                "".join(source.read_text(encoding="utf-8").splitlines(True)[: args.limit]), encoding="utf-8"
+            )
             source = subset
         lib = Assistant(home=Path(tmp) / "home")
         papers = parse_file(source).result.papers

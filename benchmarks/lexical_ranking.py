@@ -64,7 +64,10 @@ def segments_run(papers: list[Paper], queries: dict[str, str]) -> tuple[dict[str
     for statement in bm25.SCHEMA.split(";"):
         db.execute(statement)
     for start in range(0, len(papers), COMMIT):
-        bm25.add(db, [(i, " ".join(tokenize(lexical_text(papers[i])))) for i in range(start, min(start + COMMIT, len(papers)))])
+        bm25.add(
+            db,
+            [(i, " ".join(tokenize(lexical_text(papers[i])))) for i in range(start, min(start + COMMIT, len(papers)))],
+        )
     cache = bm25.PostingsCache()
     run, times = {}, []
     for qid, text in queries.items():

@@ -68,7 +68,9 @@ def build_candidates(into: Path) -> dict[str, Path]:
     return export.build_formats(export.default_source(), into)
 
 
-def encoders(candidates: dict[str, Path], reference: Path, threads: int) -> dict[str, Callable[[list[str]], np.ndarray]]:
+def encoders(
+    candidates: dict[str, Path], reference: Path, threads: int
+) -> dict[str, Callable[[list[str]], np.ndarray]]:
     torch_model = SentenceTransformerEmbedder(str(reference), threads=threads)
     found = {"torch fp32": lambda texts: torch_model.embed_documents(texts)}
     for name, folder in candidates.items():

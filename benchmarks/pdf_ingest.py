@@ -72,8 +72,16 @@ def main() -> None:
           f"chunks/s  ({ingest_seconds:.1f} s: parse, chunk, embed, store)")
     print(cpu_flags())
     if args.json:
-        print(json.dumps({"pages_per_s": pages / best, "cached_pages_per_s": pages / cached, "papers_per_s": len(files) / ingest_seconds,
-                          "chunks_per_s": report.chunks_embedded / ingest_seconds}))
+        print(
+            json.dumps(
+                {
+                    "pages_per_s": pages / best,
+                    "cached_pages_per_s": pages / cached,
+                    "papers_per_s": len(files) / ingest_seconds,
+                    "chunks_per_s": report.chunks_embedded / ingest_seconds,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

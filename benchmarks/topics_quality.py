@@ -6,11 +6,11 @@ Per library (HOME or HOME:SAMPLE, a fixed random sample of its papers as in clus
 build_map as the app calls it: k, cosine silhouette, unclustered share, kept = papers keeping their topic id
 when the library grows by 5% (the smaller library's map is the `previous` one), and the labels:
 shared = share of label phrases used by >= 3 topics, fragments = label words (as shown) that are not words of
-the topic's own members' titles and abstracts (as written, a capital first letter allowed), stable = labels unchanged (same id) after a 2% change (1% of
-papers removed, 1% added). With --layout also trustworthiness@10 of the 2-D map: t-SNE against topic_layout.
-Where the code has incremental assignment (assign_new_papers): 1% of the papers (at least one) are added to the
-map of the rest and assigned in place; "assigned as a recompute would" = share of them whose topic id equals the
-one a full re-clustering (continued from that map) gives them.
+the topic's own members' titles and abstracts (as written, a capital first letter allowed), stable = labels unchanged
+(same id) after a 2% change (1% of papers removed, 1% added). With --layout also trustworthiness@10 of the 2-D map:
+t-SNE against topic_layout. Where the code has incremental assignment (assign_new_papers): 1% of the papers (at least
+one) are added to the map of the rest and assigned in place; "assigned as a recompute would" = share of them whose topic
+id equals the one a full re-clustering (continued from that map) gives them.
 """
 
 from __future__ import annotations
@@ -107,9 +107,12 @@ def measure(spec: str, layout: bool) -> None:
     shared, fragments, words = label_measures(full, papers)
     subtopics = sum(len(getattr(c, "subtopics", [])) for c in topics)
     agreement = incremental_agreement(stored, vectors) if hasattr(clusters, "assign_new_papers") else ""
-    print(f"{spec}: {n} papers, k={len(topics)} (+{subtopics} subtopics), silhouette {full.quality['silhouette']:.3f}, "
-          f"unclustered {unclustered / n:.1%}, kept after +5% {kept:.0%}, labels shared by >=3 {shared:.0%}, "
-          f"fragments {fragments}/{words} words, labels unchanged after 2% {stable:.0%}, build_map cpu {seconds:.1f}s{agreement}")
+    print(
+        f"{spec}: {n} papers, k={len(topics)} (+{subtopics} subtopics), silhouette {full.quality['silhouette']:.3f}, "
+        f"unclustered {unclustered / n:.1%}, kept after +5% {kept:.0%}, labels shared by >=3 {shared:.0%}, "
+        f"fragments {fragments}/{words} words, labels unchanged after 2% {stable:.0%}, "
+        f"build_map cpu {seconds:.1f}s{agreement}"
+    )
     print("   labels:", " | ".join(c.label for c in topics[:12]))
     if layout:
         from sklearn.manifold import trustworthiness
@@ -119,7 +122,10 @@ def measure(spec: str, layout: bool) -> None:
         rows = {c.cluster_id: i for i, c in enumerate(topics)}
         labels = np.array([rows.get(full.assignments()[sp.paper.paper_id], -1) for sp in stored])
         for name, coords in [("t-SNE", tsne_2d(vectors)), ("topic_layout", topic_layout(vectors, labels))]:
-            print(f"   map {name}: trustworthiness@10 {trustworthiness(vectors, coords, n_neighbors=10, metric='cosine'):.3f}")
+            print(
+                f"   map {name}: trustworthiness@10 "
+                f"{trustworthiness(vectors, coords, n_neighbors=10, metric='cosine'):.3f}"
+            )
 
 
 def main() -> None:

@@ -6,11 +6,11 @@ Papers are "instant embeddings" as in the scale issue: texts recombined from Sci
 one abstract plus one sentence of another, so topics exist), embedded as a feature-hashed bag of words (384
 signed buckets, normalised). A bag of words is linear, so a paper's vector is the sum of its sentences' vectors.
 Stage times are wall-clock; total_cpu_s is the process's CPU time, the figure to compare on a shared machine
-(one BLAS/OpenMP thread throughout, so CPU time is what an idle core would take). Each size runs in a fresh process (peak RSS = that process's ru_maxrss, the vectors included), optionally under
-an address-space cap (`--limit-gb`), and with `--code DIR` on another checkout's code (the "before" run:
-the old cluster_papers / project_2d / keywords over all texts; a failure is reported as its exception line).
-`--whole` times map_library in one piece instead (records built only for the papers it asks for) and prints the
-size of the map the app would save.
+(one BLAS/OpenMP thread throughout, so CPU time is what an idle core would take). Each size runs in a fresh process
+(peak RSS = that process's ru_maxrss, the vectors included), optionally under an address-space cap (`--limit-gb`), and
+with `--code DIR` on another checkout's code (the "before" run: the old cluster_papers / project_2d / keywords over all
+texts; a failure is reported as its exception line). `--whole` times map_library in one piece instead (records built
+only for the papers it asks for) and prints the size of the map the app would save.
 """
 
 from __future__ import annotations
@@ -139,10 +139,17 @@ def run(n: int, new_code: bool, whole: bool = False) -> dict[str, object]:
         clusters.cluster_keywords({c: [text(p) for p in m] for c, m in members.items()})
         stages["keywords"] = time.perf_counter() - started
         extra = {}
-    return {"n": n, "topics": len(members), **extra, "unclustered": round(result.quality["unclustered_share"], 4),
-            "silhouette": round(result.quality["silhouette"], 3), "seconds": {k: round(v, 1) for k, v in stages.items()},
-            "total_wall_s": round(time.perf_counter() - wall, 1), "total_cpu_s": round(time.process_time() - cpu, 1),
-            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+    return {
+        "n": n,
+        "topics": len(members),
+        **extra,
+        "unclustered": round(result.quality["unclustered_share"], 4),
+        "silhouette": round(result.quality["silhouette"], 3),
+        "seconds": {k: round(v, 1) for k, v in stages.items()},
+        "total_wall_s": round(time.perf_counter() - wall, 1),
+        "total_cpu_s": round(time.process_time() - cpu, 1),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
 
 
 def child(n: int, new_code: bool, limit_gb: float | None, whole: bool) -> None:

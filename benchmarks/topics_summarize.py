@@ -43,7 +43,9 @@ def flags() -> str:
 
 
 def report(name: str, run: scale.Run) -> None:
-    print(f"  {name}: {run.seconds:.1f} s wall, {run.cpu_seconds:.1f} s CPU, peak RSS {run.peak_mb:,.0f} MB", flush=True)
+    print(
+        f"  {name}: {run.seconds:.1f} s wall, {run.cpu_seconds:.1f} s CPU, peak RSS {run.peak_mb:,.0f} MB", flush=True
+    )
 
 
 def saved_map(home: Path) -> str:
@@ -123,11 +125,14 @@ def read_only(home: Path) -> None:
     with tempfile.TemporaryDirectory() as out:
         write_report(Path(out), cluster_map, summaries, catalog.get_papers(shown_papers(cluster_map, summaries)))
         size = len(cluster_map.model_dump_json()) / 2**20
-        print(f"{home}: {cluster_map.paper_count:,} papers, {len(cluster_map.topics)} topics, "
-              f"{len(every) - len(cluster_map.topics)} subtopics; read {read_s:.0f} s, map {map_s:.0f} s, "
-              f"total {time.perf_counter() - wall:.0f} s wall, {time.process_time() - cpu:.0f} s CPU, peak RSS "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB; map.json would be {size:.1f} MB "
-              f"with {len(cluster_map.points):,} points; report.md {(Path(out) / 'report.md').stat().st_size / 2**20:.1f} MB")
+        print(
+            f"{home}: {cluster_map.paper_count:,} papers, {len(cluster_map.topics)} topics, "
+            f"{len(every) - len(cluster_map.topics)} subtopics; read {read_s:.0f} s, map {map_s:.0f} s, "
+            f"total {time.perf_counter() - wall:.0f} s wall, {time.process_time() - cpu:.0f} s CPU, peak RSS "
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB; map.json would be {size:.1f} MB "
+            f"with {len(cluster_map.points):,} points; "
+            f"report.md {(Path(out) / 'report.md').stat().st_size / 2**20:.1f} MB"
+        )
 
 
 def main() -> None:
@@ -145,9 +150,13 @@ def main() -> None:
         work = args.work or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITASSIST_"))}
-        env |= {"PYTHONPATH": os.environ.get("PYTHONPATH", str(scale.CHECKOUT)), "LITASSIST_EMBEDDING_PROVIDER": "openai",
-                "LITASSIST_EMBEDDING_MODEL": scale.EMBEDDING_MODEL, "OPENAI_BASE_URL": server.base_url,
-                "LITASSIST_LLM_PROVIDER": "offline"}
+        env |= {
+            "PYTHONPATH": os.environ.get("PYTHONPATH", str(scale.CHECKOUT)),
+            "LITASSIST_EMBEDDING_PROVIDER": "openai",
+            "LITASSIST_EMBEDDING_MODEL": scale.EMBEDDING_MODEL,
+            "OPENAI_BASE_URL": server.base_url,
+            "LITASSIST_LLM_PROVIDER": "offline",
+        }
         for n in args.sizes:
             measure(n, work, titles, sentences, env)
 

@@ -109,7 +109,9 @@ def main() -> None:
     args = parser.parse_args()
     lib = Assistant(home=args.eval_home)
     if not lib.stats().papers:
-        raise SystemExit(f"{args.eval_home}: no papers; run `litassist eval answers {args.folder} --eval-home ...` first")
+        raise SystemExit(
+            f"{args.eval_home}: no papers; run `litassist eval answers {args.folder} --eval-home ...` first"
+        )
     train = features(lib, args.folder, "train", args.cache)
     dev = features(lib, args.folder, "dev", args.cache) if args.dev else []
     results = [(rule, score(train, rule, args.window)) for rule in grid()]

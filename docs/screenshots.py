@@ -30,7 +30,8 @@ from assistant.api import DEMO_CORPUS
 DOCS = ROOT / "docs"
 QUESTION = "How do these papers make multi-agent reinforcement learning scale?"
 FOLLOW_UP = "How is it evaluated?"
-SAMPLE_BIB = """@article{doe2022routing, title={Cooperative Routing of Reviewer Experts}, author={Doe, Jane and Roe, Rick},
+SAMPLE_BIB = """@article{doe2022routing, title={Cooperative Routing of Reviewer Experts},
+author={Doe, Jane and Roe, Rick},
 year={2022}, journal={Journal of Peer Review Systems}, abstract={We route each submitted paper to a few expert
 reviewer models and show that sparse cooperative routing improves assignment accuracy while reducing the number of
 reviews each expert must write.}}
@@ -53,7 +54,9 @@ def open_first_citation(page: Page, answer) -> None:
 
 def top(element) -> None:
     """Scroll `element` to the top of the window, below the app's header."""
-    element.evaluate("e => { e.style.scrollMarginTop = '4.5rem'; e.scrollIntoView({block: 'start', behavior: 'instant'}); }")
+    element.evaluate(
+        "e => { e.style.scrollMarginTop = '4.5rem'; e.scrollIntoView({block: 'start', behavior: 'instant'}); }"
+    )
 
 
 def evidence_table(page: Page, answer, name: str) -> None:

@@ -24,8 +24,10 @@ answer = lib.ask("How can deep learning training scale across many GPUs?")
 print(answer.text)
 print("provider:", answer.provider, "| cited:", [c.paper_id for c in answer.citations])
 
-follow_up = lib.ask("Which of them reports results on ImageNet?",
-                    history=[{"role": "user", "content": answer.question}, {"role": "assistant", "content": answer.text}])
+follow_up = lib.ask(
+    "Which of them reports results on ImageNet?",
+    history=[{"role": "user", "content": answer.question}, {"role": "assistant", "content": answer.text}],
+)
 print(follow_up.standalone_question)
 for event in lib.stream("What is CMFQ?"):
     if event.kind == "step":

@@ -89,13 +89,24 @@ def write_bad_files(folder: Path) -> dict[str, str]:
         "deep.json": ("[" * 100_000 + "]" * 100_000, "nested"),
         "deep.jsonl": (deep_object + "\n", "nested"),
         "deep.txt": (deep_object, "unrecognized"),
-        "cut.ris": ("TY  - JOUR\nTI  - Cut short\nAB  - " + abstract("cut exports") + "\nER  - \n\nTY  - JOUR\nTI  - Half\n"
-                    "AB  - The abstract stops mid", "cut short"),
+        "cut.ris": (
+            "TY  - JOUR\nTI  - Cut short\nAB  - " + abstract("cut exports") + "\nER  - \n\nTY  - JOUR\nTI  - Half\n"
+            "AB  - The abstract stops mid",
+            "cut short",
+        ),
         "cut.csv": ('title,abstract\nFine,"' + abstract("csv") + '"\nCut,"The field never clos', "malformed CSV"),
         "ragged.csv": ("title,abstract,year\nA,Some words here,2020\nB,Other words\n", "fields"),
-        "broken_last.jsonl": (json.dumps({"id": "ok1", "abstract": abstract("jsonl")}) + '\n{"id": "ok2", "abs', "line 2"),
-        "conflict.jsonl": (json.dumps({"id": "p1", "abstract": abstract("one")}) + "\n"
-                           + json.dumps({"id": "p1", "abstract": abstract("another")}) + "\n", "same id"),
+        "broken_last.jsonl": (
+            json.dumps({"id": "ok1", "abstract": abstract("jsonl")}) + '\n{"id": "ok2", "abs',
+            "line 2",
+        ),
+        "conflict.jsonl": (
+            json.dumps({"id": "p1", "abstract": abstract("one")})
+            + "\n"
+            + json.dumps({"id": "p1", "abstract": abstract("another")})
+            + "\n",
+            "same id",
+        ),
         "evil\n\x1b[31mname[red]x.bib": ("@article{bad, title = {Unclosed,\n", "BibTeX"),
     }
     for name, (text, _) in files.items():

@@ -86,15 +86,28 @@ class _Handler(BaseHTTPRequestHandler):
                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         usage = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
-        self.wfile.write(f"data: {json.dumps({'id': 'x', 'object': 'chat.completion.chunk', 'created': 0, 'model': 'm', 'choices': [], 'usage': usage})}\n\n".encode())
+        last = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [], "usage": usage}
+        self.wfile.write(f"data: {json.dumps(last)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
 
 def _deltas(reply: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str | None]]:
     if reply.get("tool_calls"):
         for i, call in enumerate(reply["tool_calls"]):
-            yield ({"role": "assistant", "tool_calls": [{"index": i, "id": f"call-{i}", "type": "function", "function": {
-                "name": call["name"], "arguments": json.dumps(call["args"])}}]}, None)
+            yield (
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": f"call-{i}",
+                            "type": "function",
+                            "function": {"name": call["name"], "arguments": json.dumps(call["args"])},
+                        }
+                    ],
+                },
+                None,
+            )
         yield {}, "tool_calls"
         return
     words = reply.get("content", "").split(" ")

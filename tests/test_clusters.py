@@ -290,7 +290,9 @@ def test_library_clusters_are_cached_deterministic_and_keep_ids_when_papers_are_
     (seeded_copy / "clusters" / "map.json").unlink()
     assert Assistant(home=seeded_copy).clusters() == first  # and recomputed from scratch, identical
     unclustered = first.get(UNCLUSTERED)
-    assert 4 <= len(first.topics) <= 14 and (unclustered is None or len(unclustered.paper_ids) <= 0.1 * first.paper_count)
+    assert 4 <= len(first.topics) <= 14 and (
+        unclustered is None or len(unclustered.paper_ids) <= 0.1 * first.paper_count
+    )
     assert sorted(p for c in first.groups() for p in c.paper_ids) == sorted(p.paper_id for p in first.points)
 
     bib = tmp_path / "five.bib"
@@ -420,7 +422,9 @@ def test_agent_cluster_tools_list_and_summarize_with_citations(seeded_home: Path
         tool_call("list_clusters"),
         tool_call("cluster_summary", cluster_id="c1"),
         tool_call("cluster_summary", cluster_id="c999"),
-        AIMessage(f"The largest theme is {c1.label} [{c1.representative_ids[0]}], see also [{c1.representative_ids[1]}]."),
+        AIMessage(
+            f"The largest theme is {c1.label} [{c1.representative_ids[0]}], see also [{c1.representative_ids[1]}]."
+        ),
     ]
     model = ScriptedChatModel(messages=iter(script), calls=[])
     agent = Agent(lib.retriever, lib.store, lib.settings, model, "openai-compatible", "scripted", topics=lib)

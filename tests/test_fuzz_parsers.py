@@ -148,16 +148,27 @@ PROSE_LINE = "We study how attention scales with the length of the sequence and 
 PAGE = f"Main Title\n12 (3)\nPublication date 2021\n{PROSE_LINE}\n"
 _ATOM_ENTRY = "<entry><id>http://arxiv.org/abs/2101.{i:05d}</id><title>T{i}</title><summary>Words.</summary></entry>"
 MANY_ENTRIES: dict[str, Callable[[int], str]] = {  # format -> n valid entries, each with the abstract "Words."
-    "bibtex": lambda n: "".join(f"@article{{k{i}, title = {{T{i}}}, author = {{Doe, J. and Roe, R.}}, year = {{2020}}, "
-                                f"abstract = {{Words.}}}}\n" for i in range(n)),
+    "bibtex": lambda n: "".join(
+        f"@article{{k{i}, title = {{T{i}}}, author = {{Doe, J. and Roe, R.}}, year = {{2020}}, "
+        f"abstract = {{Words.}}}}\n"
+        for i in range(n)
+    ),
     "ris": lambda n: "TY  - JOUR\nTI  - T\nAU  - Doe, J.\nPY  - 2020\nAB  - Words.\nER  - \n\n" * n,
-    "csl-json": lambda n: "[" + ",".join(f'{{"id": "k{i}", "title": "T{i}", "issued": {{"date-parts": [[2020, 1, 2]]}},'
-                                         f' "author": [{{"family": "Doe"}}], "abstract": "Words."}}' for i in range(n)) + "]",
+    "csl-json": lambda n: (
+        "["
+        + ",".join(
+            f'{{"id": "k{i}", "title": "T{i}", "issued": {{"date-parts": [[2020, 1, 2]]}},'
+            f' "author": [{{"family": "Doe"}}], "abstract": "Words."}}'
+            for i in range(n)
+        )
+        + "]"
+    ),
     "json": lambda n: "[" + ",".join(f'{{"id": "{i}", "title": "T{i}", "abstract": "Words."}}' for i in range(n)) + "]",
     "jsonl": lambda n: "".join(f'{{"id": "{i}", "title": "T{i}", "abstract": "Words."}}\n' for i in range(n)),
     "csv": lambda n: "title,abstract,year\n" + "".join(f"T{i},Words.,2020\n" for i in range(n)),
-    "arxiv-atom": lambda n: '<feed xmlns="http://www.w3.org/2005/Atom">'
-                            + "".join(_ATOM_ENTRY.format(i=i) for i in range(n)) + "</feed>",
+    "arxiv-atom": lambda n: (
+        '<feed xmlns="http://www.w3.org/2005/Atom">' + "".join(_ATOM_ENTRY.format(i=i) for i in range(n)) + "</feed>"
+    ),
     "abstract-lines": lambda n: f"Abstract: Words. {PROSE_LINE}\n" * n,
     "paper-page": lambda n: PAGE + f"{n} - Ann Lee, Bo Chen 2020\nWords. {PROSE_LINE}\n" * n,
     "daily-papers": lambda n: f"Daily Papers\nT\nWords. {PROSE_LINE}\n• 3 authors\n·\nApr 25, 2023\n" * n,
@@ -182,20 +193,37 @@ _OPENALEX = ('{{"id": "https://openalex.org/W{i}", "display_name": "T{i}", "publ
              '"authorships": [], "abstract_inverted_index": {{"Words.": [0]}}}}\n')
 MANY_ENTRIES |= {  # the formats added with issue 17's readers
     "medline": lambda n: "".join(f"PMID- {i}\nTI  - T{i}\nAB  - Words.\nFAU - Doe, Jane\n\n" for i in range(n)),
-    "wos": lambda n: "FN Clarivate Analytics Web of Science\nVR 1.0\n" + "".join(
-        f"PT J\nAU Doe, J\nTI T{i}\nAB Words.\nPY 2020\nUT WOS:{i:015d}\nER\n\n" for i in range(n)) + "EF\n",
-    "pubmed-xml": lambda n: "<PubmedArticleSet>" + "".join(_PUBMED.format(i=i) for i in range(n)) + "</PubmedArticleSet>",
+    "wos": lambda n: (
+        "FN Clarivate Analytics Web of Science\nVR 1.0\n"
+        + "".join(f"PT J\nAU Doe, J\nTI T{i}\nAB Words.\nPY 2020\nUT WOS:{i:015d}\nER\n\n" for i in range(n))
+        + "EF\n"
+    ),
+    "pubmed-xml": lambda n: (
+        "<PubmedArticleSet>" + "".join(_PUBMED.format(i=i) for i in range(n)) + "</PubmedArticleSet>"
+    ),
     "endnote-xml": lambda n: "<xml><records>" + "".join(_ENDNOTE.format(i=i) for i in range(n)) + "</records></xml>",
-    "oai-pmh": lambda n: '<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><ListRecords>'
-                         + "".join(_OAI.format(i=i) for i in range(n)) + "</ListRecords></OAI-PMH>",
+    "oai-pmh": lambda n: (
+        '<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><ListRecords>'
+        + "".join(_OAI.format(i=i) for i in range(n))
+        + "</ListRecords></OAI-PMH>"
+    ),
     "zotero-rdf": lambda n: _RDF_HEAD + "".join(_RDF_ITEM.format(i=i) for i in range(n)) + "</rdf:RDF>",
-    "zotero-api": lambda n: "[" + ",".join(f'{{"key": "K{i:07d}", "data": {{"key": "K{i:07d}", "itemType": '
-                                           f'"journalArticle", "title": "T{i}", "abstractNote": "Words."}}}}'
-                                           for i in range(n)) + "]",
+    "zotero-api": lambda n: (
+        "["
+        + ",".join(
+            f'{{"key": "K{i:07d}", "data": {{"key": "K{i:07d}", "itemType": '
+            f'"journalArticle", "title": "T{i}", "abstractNote": "Words."}}}}'
+            for i in range(n)
+        )
+        + "]"
+    ),
     "arxiv-snapshot": lambda n: "".join(_SNAPSHOT.format(i=i) for i in range(n)),
     "openalex": lambda n: "".join(_OPENALEX.format(i=i) for i in range(n)),
-    "semantic-scholar": lambda n: f'{{"total": {n}, "data": [' + ",".join(
-        f'{{"paperId": "{i:040d}", "title": "T{i}", "abstract": "Words.", "year": 2020}}' for i in range(n)) + "]}",
+    "semantic-scholar": lambda n: (
+        f'{{"total": {n}, "data": ['
+        + ",".join(f'{{"paperId": "{i:040d}", "title": "T{i}", "abstract": "Words.", "year": 2020}}' for i in range(n))
+        + "]}"
+    ),
 }
 
 

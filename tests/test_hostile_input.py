@@ -45,7 +45,9 @@ def test_every_bad_file_is_one_line_and_the_others_are_stored(tmp_path: Path) ->
     papers = {Path(p.sources[0].file).name: p for p in lib.papers()}
     assert set(papers) == set(handled)
     assert papers["bigint.json"].paper_id.startswith("t:") and papers["infinity.json"].paper_id.startswith("t:")
-    assert papers["surrogate.json"].title == "Lone \ufffd surrogate" and papers["surrogate.json"].abstract.endswith("\ufffd")
+    assert papers["surrogate.json"].title == "Lone \ufffd surrogate" and papers["surrogate.json"].abstract.endswith(
+        "\ufffd"
+    )
     assert papers["braces.bib"].title == "Deep"
     assert papers["markup.bib"].title == "Markup [bold]in[/bold] a [/] title"
     assert (papers["csl_flat.json"].year, papers["csl_flat.json"].authors) == (2021, ["Jane Doe"])
@@ -53,7 +55,9 @@ def test_every_bad_file_is_one_line_and_the_others_are_stored(tmp_path: Path) ->
 
 def test_json_values_that_are_not_text() -> None:
     """Infinity is no id, an object is no abstract, 42 and null are no authors."""
-    (paper,) = parse_json(json.dumps([{"id": float("inf"), "title": "T", "abstract": "Words about graphs."}]), "a.json").papers
+    (paper,) = parse_json(
+        json.dumps([{"id": float("inf"), "title": "T", "abstract": "Words about graphs."}]), "a.json"
+    ).papers
     assert paper.paper_id.startswith("t:") and "inf" not in paper.paper_id
     result = parse_jsonl(json.dumps({"id": "d", "abstract": {"x": 1}}) + "\n", "d.jsonl")
     assert not result.papers and [(s.reason, s.label) for s in result.skipped] == [
@@ -144,7 +148,9 @@ def test_long_abstract_is_capped_with_a_warning_and_progress_counts_papers(tmp_p
 
 def test_a_million_skipped_rows_are_summarized(tmp_path: Path) -> None:
     sheet = tmp_path / "sheet.csv"
-    sheet.write_text("title,abstract,year\n" + ",,2020\n" * 100_000 + f"Real,{abstract('rows')},2021\n", encoding="utf-8")
+    sheet.write_text(
+        "title,abstract,year\n" + ",,2020\n" * 100_000 + f"Real,{abstract('rows')},2021\n", encoding="utf-8"
+    )
     result = runner.invoke(app, ["--home", str(tmp_path / "home"), "ingest", str(sheet)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -161,7 +167,9 @@ def test_source_filter_is_exact(seeded_home: Path) -> None:
     assert len(by_name) == 10
     full = next(p.sources[0].file for p in lib.papers() if p.sources[0].file.endswith("guo-zhenyu-author-page.txt"))
     assert len(lib.search("learning", k=50, filters=Filters(source=full))) == 10
-    assert lib.search("learning", k=50, filters=Filters(source="guo-zhenyu")) == []  # a prefix of a name is not the name
+    assert (
+        lib.search("learning", k=50, filters=Filters(source="guo-zhenyu")) == []
+    )  # a prefix of a name is not the name
 
 
 def test_changing_chunk_size_is_refused_like_another_model(tmp_path: Path) -> None:

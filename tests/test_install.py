@@ -71,7 +71,8 @@ def stop_and_check(process: subprocess.Popen, port: int, signum: int) -> None:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """(the venv's bin folder, the wheel): `pip wheel` of this checkout installed into a venv without system packages."""
+    """(the venv's bin folder, the wheel): `pip wheel` of this checkout installed into a venv without system
+    packages."""
     base = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(base / "dist"), str(ROOT)],
                    check=True, env=clean_env(), timeout=900)
@@ -149,8 +150,15 @@ def test_path_settings_expand_home_and_variables(tmp_path: Path, monkeypatch: py
 
 
 def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True, cwd=cwd, check=False,
-                          env={**clean_env(**env), "PYTHONPATH": str(ROOT)}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        env={**clean_env(**env), "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
 
 
 def test_tilde_home_from_the_environment_is_not_a_literal_folder(tmp_path: Path) -> None:

@@ -102,7 +102,10 @@ def test_context_length_400_is_reported_as_such(seeded_home: Path) -> None:
 
 
 def test_a_server_refusing_tools_gets_one_grounded_call(seeded_home: Path) -> None:
-    refusal = {"status": 400, "error": {"message": "tools are not supported by this model", "type": "invalid_request_error"}}
+    refusal = {
+        "status": 400,
+        "error": {"message": "tools are not supported by this model", "type": "invalid_request_error"},
+    }
     with scripted_server([refusal, {"content": "CMFQ scales [1]."}]) as server:
         answer = Assistant(settings=client_settings(seeded_home, server.base_url)).ask(QUESTION)
         assert "tools" in server.requests[0] and "tools" not in server.requests[1]
@@ -115,7 +118,9 @@ def test_the_context_window_comes_from_the_served_model(tmp_path: Path) -> None:
         assert context_window(client_settings(tmp_path, vllm.base_url, llm_context_window=2048)) == 2048  # a ceiling
         lib = Assistant(settings=client_settings(tmp_path, vllm.base_url))
         assert lib.summarizer.evidence_budget == 4096 - lib.settings.llm_answer_tokens - 400  # cluster summaries too
-    with scripted_server([], models={"data": [{"id": "m"}]}, props={"default_generation_settings": {"n_ctx": 3072}}) as llama:
+    with scripted_server(
+        [], models={"data": [{"id": "m"}]}, props={"default_generation_settings": {"n_ctx": 3072}}
+    ) as llama:
         assert context_window(client_settings(tmp_path, llama.base_url)) == 3072
     with scripted_server([], models={"data": [{"id": "m"}]}) as silent:
         assert context_window(client_settings(tmp_path, silent.base_url)) == 8192  # the setting's default

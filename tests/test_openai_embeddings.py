@@ -77,7 +77,9 @@ def _openai_env(base_url: str, home: Path) -> dict[str, str]:
 
 
 def test_vectors_come_back_in_input_order_normalized_and_in_bounded_requests() -> None:
-    texts = [f"paper {i} about graph neural networks and message passing" for i in range(2 * EMBEDDING_REQUEST_TEXTS + 5)]
+    texts = [
+        f"paper {i} about graph neural networks and message passing" for i in range(2 * EMBEDDING_REQUEST_TEXTS + 5)
+    ]
     with serving() as server:
         embedder = OpenAIEmbedder("hashed-384", None, server.base_url)
         vectors = embedder.embed_documents(texts)
@@ -139,11 +141,25 @@ def test_a_server_that_is_not_running_is_one_line() -> None:
 @pytest.mark.slow
 def test_cli_ingests_and_searches_through_a_local_server_without_downloads(tmp_path: Path) -> None:
     corpus = tmp_path / "papers.jsonl"
-    corpus.write_text("".join(json.dumps(record) + "\n" for record in [
-        {"_id": "gnn", "title": "Message passing on graphs", "text": "Graph neural networks pass messages along edges."},
-        {"_id": "rl", "title": "Multi-agent reinforcement learning", "text": "Agents learn policies by reward."},
-        {"_id": "bio", "title": "Protein folding", "text": "Amino acid chains fold into structures in cells."},
-    ]), encoding="utf-8")
+    corpus.write_text(
+        "".join(
+            json.dumps(record) + "\n"
+            for record in [
+                {
+                    "_id": "gnn",
+                    "title": "Message passing on graphs",
+                    "text": "Graph neural networks pass messages along edges.",
+                },
+                {
+                    "_id": "rl",
+                    "title": "Multi-agent reinforcement learning",
+                    "text": "Agents learn policies by reward.",
+                },
+                {"_id": "bio", "title": "Protein folding", "text": "Amino acid chains fold into structures in cells."},
+            ]
+        ),
+        encoding="utf-8",
+    )
     with serving() as server:
         env = _openai_env(server.base_url, tmp_path / "home")
 

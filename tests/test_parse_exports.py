@@ -200,7 +200,12 @@ def test_bibtex_decodes_latex_and_resolves_strings():
 def test_bibtex_entry_without_abstract_is_a_paper_without_abstract():
     result = parse_bibtex(BIBTEX, "refs.bib")
     book = result.papers[2]
-    assert (book.title, book.authors, book.year, book.abstract) == ("A Book Without an Abstract", ["A. Nobody"], 2019, "")
+    assert (book.title, book.authors, book.year, book.abstract) == (
+        "A Book Without an Abstract",
+        ["A. Nobody"],
+        2019,
+        "",
+    )
     assert not book.has_abstract and book.has_abstract is not result.papers[0].has_abstract
     assert result.skipped == []
 
@@ -368,7 +373,11 @@ def test_jsonl_keeps_beir_ids_and_maps_aliases():
     assert (bayes.year, bayes.date) == (2023, "2023-02-28")
     assert bayes.venue == "Stat. Sci."
 
-    assert (title_only.title, title_only.abstract, title_only.sources[0].position) == ("Only a title", "", 3)  # records,
+    assert (title_only.title, title_only.abstract, title_only.sources[0].position) == (
+        "Only a title",
+        "",
+        3,
+    )  # records,
     assert result.skipped == []  # not lines, are counted
 
 
@@ -540,7 +549,11 @@ def test_generic_titles_with_different_abstracts_stay_apart() -> None:
     papers, merged = merge_duplicates(result.papers)
     assert merged == 1  # the last record is the first one again, with one more sentence
     assert len(papers) == 3 and len({p.paper_id for p in papers}) == 3
-    sourced = parse_text('{"_id": "1", "title": "Summary", "text": "same words here"}\n{"_id": "2", "title": "Summary", "text": "same words here"}', "beir.jsonl")
+    sourced = parse_text(
+        '{"_id": "1", "title": "Summary", "text": "same words here"}\n'
+        '{"_id": "2", "title": "Summary", "text": "same words here"}',
+        "beir.jsonl",
+    )
     assert merge_duplicates(sourced.papers)[1] == 0  # ids the source gave differ: never merged
 
 

@@ -25,8 +25,9 @@ def test_medline_maps_every_field_of_a_real_pubmed_export() -> None:
     first, second = parse_medline(real("pubmed_limo.nbib"), "citations.nbib").papers
     assert first.paper_id == "21403915"  # the PMID
     assert first.title == "LIMO EEG: a toolbox for hierarchical LInear MOdeling of ElectroEncephaloGraphic data."
-    assert first.abstract.startswith("Magnetic- and electric-evoked brain responses have traditionally been analyzed by "
-                                     "comparing the peaks")  # continuation lines joined with one space
+    assert first.abstract.startswith(
+        "Magnetic- and electric-evoked brain responses have traditionally been analyzed by comparing the peaks"
+    )  # continuation lines joined with one space
     assert first.abstract.endswith("complementary tool in the analysis of neural evoked responses.")
     assert first.authors == ["Cyril R Pernet", "Nicolas Chauveau", "Carl Gaspar", "Guillaume A Rousselet"]  # FAU
     assert (first.year, first.date) == (2011, "2011-02-21")  # DP gives only the year: DEP of that year is the date

@@ -104,15 +104,28 @@ def test_year_and_date_keep_impossible_dates_as_written_and_undated(value: str, 
 
 
 IMPOSSIBLE = [
-    (parse_bibtex, "@article{k, title = {Dated}, abstract = {A.}, date = {2020-13-45}}", "'2020-13-45' (no such month)"),
+    (
+        parse_bibtex,
+        "@article{k, title = {Dated}, abstract = {A.}, date = {2020-13-45}}",
+        "'2020-13-45' (no such month)",
+    ),
     (parse_ris, "TY  - JOUR\nTI  - Dated\nDA  - 2021/02/29\nER  - \n", "'2021/02/29' (no such day)"),
-    (parse_csl_json, '[{"title": "Dated", "issued": {"date-parts": [[2020, 13, 45]]}}]', "'2020-13-45' (no such month)"),
+    (
+        parse_csl_json,
+        '[{"title": "Dated", "issued": {"date-parts": [[2020, 13, 45]]}}]',
+        "'2020-13-45' (no such month)",
+    ),
     (parse_csl_json, '[{"title": "Dated", "issued": {"date-parts": [[5000]]}}]', "'5000' (year outside 1000-2100)"),
     (parse_json, '[{"title": "Dated", "date": "2020-00-15"}]', "'2020-00-15' (no such day)"),
     (parse_jsonl, '{"title": "Dated", "year": "5000"}\n', "'5000' (year outside 1000-2100)"),
-    (parse_arxiv_atom, ('<feed xmlns="http://www.w3.org/2005/Atom"><entry><title>Dated</title>'
-                        "<published>2020-02-30T10:00:00Z</published></entry></feed>"),
-     "'2020-02-30T10:00:00Z' (no such day)"),
+    (
+        parse_arxiv_atom,
+        (
+            '<feed xmlns="http://www.w3.org/2005/Atom"><entry><title>Dated</title>'
+            "<published>2020-02-30T10:00:00Z</published></entry></feed>"
+        ),
+        "'2020-02-30T10:00:00Z' (no such day)",
+    ),
 ]
 
 

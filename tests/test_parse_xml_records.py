@@ -25,7 +25,9 @@ def test_pubmed_xml_maps_every_field_of_a_real_efetch_response() -> None:
     assert structured.paper_id == "30514039"
     assert structured.title.startswith("[Feasibility study of preoperative percutaneous catheter drainage")
     assert structured.abstract.startswith("OBJECTIVE: To investigate the effect of preoperative percutaneous drainage")
-    assert " METHODS: Thirty-six patients" in structured.abstract and " CONCLUSIONS: Preoperative" in structured.abstract
+    assert (
+        " METHODS: Thirty-six patients" in structured.abstract and " CONCLUSIONS: Preoperative" in structured.abstract
+    )
     assert "group B(P<0.05)" in structured.abstract  # <i>P</i>&lt;0.05 read as text
     assert structured.authors == ["Zhen Lai", "Shi-Yuan Shi", "Jun Fei", "Gui-He Han", "Sheng-Ping Hu"]
     assert (structured.year, structured.date) == (2018, "2018-11-25")

@@ -1,4 +1,5 @@
-"""The Zotero Web API's item JSON (a real saved response): fields as the database maps them, attachments on the parent."""
+"""The Zotero Web API's item JSON (a real saved response): fields as the database maps them, attachments on the
+parent."""
 
 from __future__ import annotations
 

@@ -186,7 +186,11 @@ def test_bibtex_attachments_add_full_text_and_a_bad_one_is_a_warning(tmp_path: P
         " file = {files/locked.pdf}\n}\n", encoding="utf-8")
     result = parse_file(bib).result
     with_text, locked = result.papers
-    assert with_text.pdf is not None and with_text.pdf.pages == 15 and with_text.abstract == "We introduce S2ORC, a corpus."
+    assert (
+        with_text.pdf is not None
+        and with_text.pdf.pages == 15
+        and with_text.abstract == "We introduce S2ORC, a corpus."
+    )
     assert locked.pdf is None and locked.attachments == ["files/locked.pdf"]
     assert len(result.warnings) == 1 and "locked.pdf" in result.warnings[0] and "encrypted" in result.warnings[0]
     odd = tmp_path / "odd.bib"  # attachments that cannot be files: one warning each, never an error for the file

@@ -15,20 +15,36 @@ real_exports = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(real_exports)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("@string{j = {J}}\n@comment{x}\n@Article{a,\n title={A}}\n  @book{b, title={B}}\n@preamble{\"x\"}\n", ("BibTeX", 2)),
-    ("TY  - JOUR\nTI  - A\nER  - \n\nTY  - BOOK\nTI  - B\nER  - \n", ("RIS", 2)),
-    ("PMID- 1\nTI  - A\n\nPMID- 2\nTI  - B\n", ("MEDLINE", 2)),
-    ("\ufeffFN Clarivate Analytics Web of Science\nVR 1.0\nPT J\nTI A\nER\n\nPT J\nTI B\nER\n", ("WoS tagged", 2)),
-    ('<?xml version="1.0"?><xml><records><record><titles/></record><record></record></records></xml>', ("EndNote XML", 2)),
-    ("<PubmedArticleSet>\n<PubmedArticle>x</PubmedArticle>\n<PubmedArticle>y</PubmedArticle>\n</PubmedArticleSet>",
-     ("PubMed XML", 2)),
-    (('<rdf:RDF><bib:Book><z:itemType>book</z:itemType></bib:Book>'
-      '<z:Attachment><z:itemType>attachment</z:itemType></z:Attachment></rdf:RDF>'), ("Zotero RDF", 1)),
-    (json.dumps({"meta": {"count": 3}, "results": [{}, {}, {}]}), ("JSON object .results", 3)),
-    (json.dumps([{"data": {"itemType": "book"}}, {"data": {"itemType": "attachment"}}]), ("JSON array", 1)),
-    ('{"id": "1", "authors_parsed": []}\n{"id": "2", "authors_parsed": []}\n', ("JSONL (arXiv snapshot)", 2)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "@string{j = {J}}\n@comment{x}\n@Article{a,\n title={A}}\n  @book{b, title={B}}\n@preamble{\"x\"}\n",
+            ("BibTeX", 2),
+        ),
+        ("TY  - JOUR\nTI  - A\nER  - \n\nTY  - BOOK\nTI  - B\nER  - \n", ("RIS", 2)),
+        ("PMID- 1\nTI  - A\n\nPMID- 2\nTI  - B\n", ("MEDLINE", 2)),
+        ("\ufeffFN Clarivate Analytics Web of Science\nVR 1.0\nPT J\nTI A\nER\n\nPT J\nTI B\nER\n", ("WoS tagged", 2)),
+        (
+            '<?xml version="1.0"?><xml><records><record><titles/></record><record></record></records></xml>',
+            ("EndNote XML", 2),
+        ),
+        (
+            "<PubmedArticleSet>\n<PubmedArticle>x</PubmedArticle>\n<PubmedArticle>y</PubmedArticle>\n</PubmedArticleSet>",
+            ("PubMed XML", 2),
+        ),
+        (
+            (
+                '<rdf:RDF><bib:Book><z:itemType>book</z:itemType></bib:Book>'
+                '<z:Attachment><z:itemType>attachment</z:itemType></z:Attachment></rdf:RDF>'
+            ),
+            ("Zotero RDF", 1),
+        ),
+        (json.dumps({"meta": {"count": 3}, "results": [{}, {}, {}]}), ("JSON object .results", 3)),
+        (json.dumps([{"data": {"itemType": "book"}}, {"data": {"itemType": "attachment"}}]), ("JSON array", 1)),
+        ('{"id": "1", "authors_parsed": []}\n{"id": "2", "authors_parsed": []}\n', ("JSONL (arXiv snapshot)", 2)),
+    ],
+)
 def test_count_entries_by_format(text: str, expected: tuple[str, int]) -> None:
     assert real_exports.count_entries(text.removeprefix("\ufeff")) == expected
 

@@ -125,7 +125,10 @@ def test_batch_queries_cli(seeded_home: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["id"] for line in lines] == [1, "b"]
-    assert all(len(line["hits"]) == 3 and set(line["hits"][0]) == {"paper_id", "title", "score", "text", "has_abstract"} for line in lines)
+    assert all(
+        len(line["hits"]) == 3 and set(line["hits"][0]) == {"paper_id", "title", "score", "text", "has_abstract"}
+        for line in lines
+    )
     assert lines[1]["hits"][0]["title"].startswith("Enhancing Balanced Graph Edge Partition")
 
     bad = tmp_path / "bad.jsonl"

@@ -160,7 +160,10 @@ def test_older_tool_results_are_trimmed_to_fit_then_older_turns() -> None:
         return sum(count_tokens(str(m.content)) for m in messages)
 
     dropped = fit_messages(messages, size() - 300, history=2)
-    assert dropped == 0 and messages[5].content == "(trimmed to fit the context window; evidence [3], [4] from it can still be cited)"
+    assert (
+        dropped == 0
+        and messages[5].content == "(trimmed to fit the context window; evidence [3], [4] from it can still be cited)"
+    )
     assert messages[7].content.startswith("latest")  # the latest round's results stay
     dropped = fit_messages(messages, size() - 150, history=2)
     assert dropped == 2 and messages[1].content.startswith("Question: q")  # then the oldest turns go

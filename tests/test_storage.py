@@ -36,7 +36,9 @@ def synthetic_rows(prefix: str, papers: int, seed: int = 0) -> list[tuple[Paper,
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(papers):
-        paper = Paper(paper_id=f"{prefix}{i}", title=f"{prefix} paper {i}", abstract=f"Synthetic abstract {prefix} {i}.")
+        paper = Paper(
+            paper_id=f"{prefix}{i}", title=f"{prefix} paper {i}", abstract=f"Synthetic abstract {prefix} {i}."
+        )
         rows.append((paper, [Chunk(f"{paper.paper_id}::0", paper.paper_id, 0, paper.abstract, paper.abstract)],
                      unit(rng, 1)))
     return rows
@@ -187,7 +189,9 @@ def old_layout_home(home: Path, papers: int = 6) -> list[Paper]:
     """A home as litassist wrote it before the catalog (layout 1: records, passages and source hashes in Chroma)."""
     import chromadb
 
-    client = chromadb.PersistentClient(path=str(home / "chroma"), settings=chromadb.Settings(anonymized_telemetry=False))
+    client = chromadb.PersistentClient(
+        path=str(home / "chroma"), settings=chromadb.Settings(anonymized_telemetry=False)
+    )
     config = {"hnsw": {"space": "cosine"}}
     meta = {"embedding_model": "synthetic", "version": "v-old", "chunk_tokens": 256, "pending": "dead"}
     paper_col = client.get_or_create_collection("papers", embedding_function=None, configuration=config, metadata=meta)
@@ -197,16 +201,32 @@ def old_layout_home(home: Path, papers: int = 6) -> list[Paper]:
     rng = np.random.default_rng(1)
     made = []
     for i in range(papers):
-        paper = Paper(paper_id=f"old{i}", title=f"Migrated paper {i}", abstract=f"Migrated paper about {CODE_WORDS[i]}.",
-                      sources=[{"file": "/data/old.jsonl", "format": "jsonl", "position": i}])
+        paper = Paper(
+            paper_id=f"old{i}",
+            title=f"Migrated paper {i}",
+            abstract=f"Migrated paper about {CODE_WORDS[i]}.",
+            sources=[{"file": "/data/old.jsonl", "format": "jsonl", "position": i}],
+        )
         vectors = unit(rng, 2)
         chunk_col.upsert(ids=[f"old{i}::0", f"old{i}::1"], embeddings=list(vectors),
                          documents=[f"Passage A {i}", f"Passage B {i}"],
                          metadatas=[{"paper_id": paper.paper_id, "title": paper.title, "position": j, "txn": "t-old"}
                                     for j in (0, 1)])
-        paper_col.upsert(ids=[paper.paper_id], embeddings=[vectors.mean(axis=0)], documents=[paper.abstract],
-                         metadatas=[{"paper_id": paper.paper_id, "title": paper.title, "record": paper.model_dump_json(),
-                                     "content_key": paper.content_key(), "n_chunks": 2, "txn": "t-old"}])
+        paper_col.upsert(
+            ids=[paper.paper_id],
+            embeddings=[vectors.mean(axis=0)],
+            documents=[paper.abstract],
+            metadatas=[
+                {
+                    "paper_id": paper.paper_id,
+                    "title": paper.title,
+                    "record": paper.model_dump_json(),
+                    "content_key": paper.content_key(),
+                    "n_chunks": 2,
+                    "txn": "t-old",
+                }
+            ],
+        )
         made.append(paper)
     # layout 1 stamped every entry with its write's token; the library's `pending` names the unfinished one
     chunk_col.upsert(ids=["ghost::0"], embeddings=[unit(rng, 1)[0]], documents=["ghost"],

@@ -56,10 +56,25 @@ def library(tmp_path: Path, **settings: object) -> Assistant:
 
 
 def test_jsonl_stream_maps_every_field_and_skips_non_objects() -> None:
-    lines = ["\ufeff" + json.dumps({"_id": "4983", "title": "White matter", "text": "Alterations of <i>white</i> matter.",
-                                    "authors": ["Ada Lovelace", "Grace Hopper"], "year": 2019, "date": "2019-05-02",
-                                    "journal": "Brain", "url": "https://arxiv.org/abs/1905.00001v2",
-                                    "doi": "10.1000/XYZ.1"}) + "\r", "", "[1, 2]"]
+    lines = [
+        "\ufeff"
+        + json.dumps(
+            {
+                "_id": "4983",
+                "title": "White matter",
+                "text": "Alterations of <i>white</i> matter.",
+                "authors": ["Ada Lovelace", "Grace Hopper"],
+                "year": 2019,
+                "date": "2019-05-02",
+                "journal": "Brain",
+                "url": "https://arxiv.org/abs/1905.00001v2",
+                "doi": "10.1000/XYZ.1",
+            }
+        )
+        + "\r",
+        "",
+        "[1, 2]",
+    ]
     first, skipped = list(stream_jsonl(lines, "c.jsonl"))
     assert (first.paper_id, first.title, first.abstract) == ("4983", "White matter", "Alterations of white matter.")
     assert first.authors == ["Ada Lovelace", "Grace Hopper"]
@@ -127,7 +142,11 @@ def test_reingest_skips_unchanged_guards_removals_and_merges_duplicates(tmp_path
     first = lib.ingest([path])
     assert (first.new, first.merged_duplicates) == (21, 1)
     merged = lib.store.get_papers(["doi:10.1234/same"])["doi:10.1234/same"]
-    assert (merged.abstract, merged.year, [s.position for s in merged.sources]) == ("One abstract, longer.", 2020, [21, 22])
+    assert (merged.abstract, merged.year, [s.position for s in merged.sources]) == (
+        "One abstract, longer.",
+        2020,
+        [21, 22],
+    )
     assert lib.ingest([path]).files_unchanged == 1
 
     write_jsonl(path, rows[:10])

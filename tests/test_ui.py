@@ -550,7 +550,8 @@ def test_highlight_merges_overlapping_spans_and_escapes_the_rest() -> None:
     abstract = "We propose <b>X</b>. It costs $5 and scales. Results improve by 10% on A & B."
     spans = [Span(start=21, end=44, text=""), Span(start=30, end=44, text="")]
     assert highlight_html(abstract, spans) == (
-        "We propose &lt;b&gt;X&lt;/b&gt;. <mark>It costs &#36;5 and scales.</mark> Results improve by 10% on A &amp; B.")
+        "We propose &lt;b&gt;X&lt;/b&gt;. <mark>It costs &#36;5 and scales.</mark> Results improve by 10% on A &amp; B."
+    )
     assert "<mark>" not in highlight_html(abstract, [])
 
 

@@ -54,18 +54,31 @@ improves assignment accuracy while reducing the number of reviews each expert mu
 def planted(pixel: int) -> str:
     """Two papers whose text tries every way Markdown has to make a browser fetch something."""
     image = f"![p](http://127.0.0.1:{pixel}/pixel.png)"
-    return "\n".join(json.dumps(record) for record in [
-        {"id": "planted-1", "title": f"Octopus swarm robots {image} http://127.0.0.1:{pixel}/title-link",
-         "abstract": f"Octopus swarm robots share their sensor maps through a gossip protocol over acoustic links. "
-                     f"{image} <img src=http://127.0.0.1:{pixel}/raw.png> Each robot merges the maps of its "
-                     f"neighbours and the swarm converges on one shared map of the reef. "
-                     f"[more](http://127.0.0.1:{pixel}/link) <http://127.0.0.1:{pixel}/auto>",
-         "url": f"http://127.0.0.1:{pixel}/landing", "year": 2023},
-        {"id": "planted-2", "title": "Sensor map sharing in octopus-inspired robot swarms",
-         "abstract": f"We study how octopus-inspired robot swarms share sensor maps. ![x](http://127.0.0.1:{pixel}/two.png) "
-                     "Swarm robots that gossip their sensor maps reach consensus faster than robots that broadcast.",
-         "doi": "10.1000/octo.2", "year": 2022},
-    ])
+    return "\n".join(
+        json.dumps(record)
+        for record in [
+            {
+                "id": "planted-1",
+                "title": f"Octopus swarm robots {image} http://127.0.0.1:{pixel}/title-link",
+                "abstract": f"Octopus swarm robots share their sensor maps through a gossip protocol "
+                f"over acoustic links. "
+                f"{image} <img src=http://127.0.0.1:{pixel}/raw.png> Each robot merges the maps of its "
+                f"neighbours and the swarm converges on one shared map of the reef. "
+                f"[more](http://127.0.0.1:{pixel}/link) <http://127.0.0.1:{pixel}/auto>",
+                "url": f"http://127.0.0.1:{pixel}/landing",
+                "year": 2023,
+            },
+            {
+                "id": "planted-2",
+                "title": "Sensor map sharing in octopus-inspired robot swarms",
+                "abstract": f"We study how octopus-inspired robot swarms share sensor maps. "
+                f"![x](http://127.0.0.1:{pixel}/two.png) "
+                "Swarm robots that gossip their sensor maps reach consensus faster than robots that broadcast.",
+                "doi": "10.1000/octo.2",
+                "year": 2022,
+            },
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -472,7 +485,9 @@ def test_second_question_and_source_click_during_an_answer_lose_nothing(slow_sit
     assert [(n, t.question) for n, t in done.numbered()] == [(1, QUESTION), (2, follow), (3, queued)]
     page.wait_for_timeout(3500)  # the scroll to the newest turn (repeated while the answer grows)
     page.screenshot(path=str(ARTIFACTS / f"ui-queued-answers-{size}.png"))
-    assert in_view(page, messages.filter(has_text=queued).first.locator("p").first)  # the answer lands under its question
+    assert in_view(
+        page, messages.filter(has_text=queued).first.locator("p").first
+    )  # the answer lands under its question
     page.screenshot(path=str(ARTIFACTS / f"ui-queued-answers-{size}.png"))
     foreign = sorted({r for r in requests if not same_origin(r, slow_site["url"])})
     page.close()

@@ -36,21 +36,44 @@ def sample(folder: Path) -> tuple[ZoteroLibrary, dict[str, int]]:
     odd = lib.collection(ODD)
     ids = {
         "article": lib.add(
-            key="ABCD2345", title="Graph partitioning at scale", abstractNote="Graphs are partitioned by multilevel recursive bisection, which scales "
+            key="ABCD2345",
+            title="Graph partitioning at scale",
+            abstractNote="Graphs are partitioned by multilevel recursive bisection, which scales "
             "to sparse graphs with billions of edges.",
-            date="2019-05-03 2019-05-03", publicationTitle="Journal of Graphs", DOI="10.1234/JG.2019.5",
-            url="https://example.org/jg/5", extra="Citation Key: lovelace2019\narXiv: 1905.01234",
-            creators=[("Ada", "Lovelace", "author"), ("", "World Health Organization", "author"),
-                      ("Bob", "Redactor", "editor"), ("Grace", "Hopper", "author")],
-            tags=["partitioning", "graphs"], collections=[chapter, odd]),
+            date="2019-05-03 2019-05-03",
+            publicationTitle="Journal of Graphs",
+            DOI="10.1234/JG.2019.5",
+            url="https://example.org/jg/5",
+            extra="Citation Key: lovelace2019\narXiv: 1905.01234",
+            creators=[
+                ("Ada", "Lovelace", "author"),
+                ("", "World Health Organization", "author"),
+                ("Bob", "Redactor", "editor"),
+                ("Grace", "Hopper", "author"),
+            ],
+            tags=["partitioning", "graphs"],
+            collections=[chapter, odd],
+        ),
         "chapter": lib.add(
-            "bookSection", key="BOOK0003", title="Edited chapter on spectral cuts", date="2019-00-00 2019",
-            bookTitle="Handbook of Cuts", creators=[("Eve", "Editor", "editor"), ("Sam", "Second", "editor")],
-            collections=[thesis]),
+            "bookSection",
+            key="BOOK0003",
+            title="Edited chapter on spectral cuts",
+            date="2019-00-00 2019",
+            bookTitle="Handbook of Cuts",
+            creators=[("Eve", "Editor", "editor"), ("Sam", "Second", "editor")],
+            collections=[thesis],
+        ),
         "preprint": lib.add(
-            "preprint", key="PREP0004", title="Streaming partitioners", abstractNote="A streaming method.",
-            date="2021-01-00 January 2021", archiveID="arXiv:2101.00001", repository="arXiv",
-            extra="DOI: 10.48550/arXiv.2101.00001", creators=[("Li", "Wei", "author")]),
+            "preprint",
+            key="PREP0004",
+            title="Streaming partitioners",
+            abstractNote="A streaming method.",
+            date="2021-01-00 January 2021",
+            archiveID="arXiv:2101.00001",
+            repository="arXiv",
+            extra="DOI: 10.48550/arXiv.2101.00001",
+            creators=[("Li", "Wei", "author")],
+        ),
         "unparsed date": lib.add(title="A talk given in spring", date="0000-00-00 Spring term 2018"),
         "trashed": lib.add(key="TRSH0006", title="An item in the trash", abstractNote="Deleted by the user."),
         "group": lib.add(key="ABCD2345", library=2, title="The group's copy", abstractNote="Shared in a group."),
@@ -237,7 +260,9 @@ def test_changes_still_in_the_write_ahead_log_are_read(tmp_path: Path) -> None:
 def test_zotero_4_database_is_refused_with_what_to_do(tmp_path: Path) -> None:
     lib = ZoteroLibrary(tmp_path / "Zotero")
     with sqlite3.connect(lib.path) as db:  # Zotero 4 kept names in creatorData, not in creators
-        db.executescript("DROP TABLE creators; CREATE TABLE creators (creatorID INTEGER PRIMARY KEY, creatorDataID INT);")
+        db.executescript(
+            "DROP TABLE creators; CREATE TABLE creators (creatorID INTEGER PRIMARY KEY, creatorDataID INT);"
+        )
     db.close()
     with pytest.raises(ParseError, match="Zotero 4 or older: open it once in Zotero 5"):
         parse_zotero(lib.path)
@@ -296,7 +321,9 @@ def test_cli_search_and_ask_by_collection(tmp_path: Path) -> None:
                   LITASSIST_LLM_PROVIDER="offline")
     assert ask.returncode == 0, ask.stderr
     answer = json.loads(ask.stdout)
-    assert [(step["args"].get("collections"), step["summary"]) for step in answer["steps"]] == [(["Thesis"], "2 papers")]
+    assert [(step["args"].get("collections"), step["summary"]) for step in answer["steps"]] == [
+        (["Thesis"], "2 papers")
+    ]
     assert [c["paper_id"] for c in answer["citations"]] == ["zotero:1/ABCD2345"]
 
 
@@ -385,13 +412,18 @@ def test_attached_pdfs_are_read_with_pages_and_a_missing_one_is_one_warning(tmp_
     assert not report.files_failed and report.new == 3
     stored, linked = home.paper("zotero:1/STOR0001"), home.paper("zotero:1/LINK0002")
     assert stored.pdf is not None and stored.pdf.pages == 4
-    assert stored.pdf.path == str(lib.path.parent.resolve() / "storage" / "ATTPDF01" / "Shen 2023 - Beyond Summarization.pdf")
+    assert stored.pdf.path == str(
+        lib.path.parent.resolve() / "storage" / "ATTPDF01" / "Shen 2023 - Beyond Summarization.pdf"
+    )
     assert linked.pdf is not None and linked.pdf.pages == 15 and linked.abstract.startswith("A corpus of 81.1M")
     hit = home.search("majority voting to select canonical metadata values", k=1)[0]
     assert hit.paper_id == "zotero:1/LINK0002" and hit.location["page"] == 3  # a body passage, with its page
     (warning,) = [w for w in report.warnings if "MISS0003" in w]
     assert "never synced.pdf" in warning and "no such file" in warning and "\n" not in warning
-    assert home.paper("zotero:1/MISS0003").abstract == "Its PDF never synced." and home.paper("zotero:1/MISS0003").pdf is None
+    assert (
+        home.paper("zotero:1/MISS0003").abstract == "Its PDF never synced."
+        and home.paper("zotero:1/MISS0003").pdf is None
+    )
 
 
 @needs_pdfs

@@ -52,7 +52,7 @@ class Answering:
         with self._lock:
             queue = self._queues.get(key)
             start = queue is None
-            if start:
+            if queue is None:
                 queue = self._queues[key] = _Queue()
             queue.waiting.append((lib, turn, k))
         if start:
@@ -71,7 +71,9 @@ class Answering:
             queue = self._queues.get((str(lib.settings.home), conversation_id))
             if queue is None:
                 return set()
-            return {turn.turn_id for _, turn, _ in queue.waiting} | ({queue.current.turn_id} if queue.current else set())
+            return {turn.turn_id for _, turn, _ in queue.waiting} | (
+                {queue.current.turn_id} if queue.current else set()
+            )
 
     def _work(self, key: tuple[str, str]) -> None:
         while True:

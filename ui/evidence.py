@@ -64,9 +64,19 @@ def evidence_table(lib: Assistant, answer: Answer, turn: SavedTurn, number: int,
     cited = sum(n is not None for _, n, _ in rows)
     with st.expander(f"Evidence: {len(rows)} papers looked at, {cited} cited", expanded=expanded,
                      icon=":material/table_view:", key=f"evidence-box-{turn.turn_id}"):
-        table = pd.DataFrame([{"Cited": f"[{n}]" if n else "no", "Title": display_title(p), "Authors": author_names(p, 3),
-                               "Year": p.when or "undated", "Venue": p.venue or "", "Best sentence": sentence}
-                              for p, n, sentence in rows])
+        table = pd.DataFrame(
+            [
+                {
+                    "Cited": f"[{n}]" if n else "no",
+                    "Title": display_title(p),
+                    "Authors": author_names(p, 3),
+                    "Year": p.when or "undated",
+                    "Venue": p.venue or "",
+                    "Best sentence": sentence,
+                }
+                for p, n, sentence in rows
+            ]
+        )
         event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                              key=f"evidence-{turn.turn_id}", height=38 + 35 * len(rows),
                              column_config={"Cited": st.column_config.TextColumn(width="small"),
@@ -91,7 +101,11 @@ def evidence_table(lib: Assistant, answer: Answer, turn: SavedTurn, number: int,
         if similar := st.session_state.get(similar_key):
             st.caption("Similar papers (nearest by content), best first:")
             for rank, (paper, _) in enumerate(similar, start=1):
-                st.button(f"{rank}. {md_escape(shorten(display_title(paper), 100))} ({md_escape(paper.when or 'undated')})",
-                          key=f"{similar_key}-{rank}", type="tertiary", icon=":material/article:",
-                          on_click=open_dialog, args=(SourceView(paper=paper, origin=f"papers similar to answer "
-                                                                                     f"{number}'s evidence"),))
+                st.button(
+                    f"{rank}. {md_escape(shorten(display_title(paper), 100))} ({md_escape(paper.when or 'undated')})",
+                    key=f"{similar_key}-{rank}",
+                    type="tertiary",
+                    icon=":material/article:",
+                    on_click=open_dialog,
+                    args=(SourceView(paper=paper, origin=f"papers similar to answer {number}'s evidence"),),
+                )

@@ -53,7 +53,9 @@ def topic_colours(clusters: list[Cluster]) -> dict[str, str]:
             for i, c in enumerate(clusters)}
 
 
-def sample_points(points: list[MapPoint], limit: int = MAP_POINTS, sizes: dict[str, int] | None = None) -> list[MapPoint]:
+def sample_points(
+    points: list[MapPoint], limit: int = MAP_POINTS, sizes: dict[str, int] | None = None
+) -> list[MapPoint]:
     """At most `limit` points, each topic keeping its share (at least one point) of the library by `sizes` (its
     full count; the saved map holds at most POINTS_PER_TOPIC points a topic) or else of `points`; the same points
     on every run (evenly spaced through the topic's points, which are in paper-id order). A million points would

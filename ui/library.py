@@ -154,8 +154,11 @@ def render_overview(lib: Assistant, papers: list[Paper]) -> None:
     files = sorted(held, key=lambda f: Path(f).name)
     if demo := [f for f in files if is_demo_file(f)]:
         with st.container(horizontal=True, vertical_alignment="center", key="demo-row"):
-            st.caption(f"The demo corpus is in this library ({sum(held[f] for f in demo)} paper records from "
-                       f"{len(demo)} seed pages), mixed with {'your papers' if len(demo) < len(files) else 'nothing else yet'}.")
+            st.caption(
+                f"The demo corpus is in this library ({sum(held[f] for f in demo)} paper records from "
+                f"{len(demo)} seed pages), mixed with "
+                f"{'your papers' if len(demo) < len(files) else 'nothing else yet'}."
+            )
             st.button("Remove the demo papers", key="remove_demo", icon=":material/delete_sweep:",
                       on_click=lambda: notify(f"Removed {len(lib.remove_demo().removed)} demo papers."))
     if files:

@@ -80,8 +80,11 @@ def references(cited: CitedText, key: str, origin: str, passages: dict[str, str]
     with st.container(gap=None, key=f"references-{key}"):
         for c in cited.citations:
             weak = " · weak support" if citation_spans(cited, c.number)[1] else ""
-            label = (f"\\[{c.number}\\] {md_escape(shorten(display_title(c.paper), 90))} — {md_escape(author_names(c.paper, 2))}, "
-                     f"{md_escape(c.paper.when or 'undated')}{weak}")
+            label = (
+                f"\\[{c.number}\\] {md_escape(shorten(display_title(c.paper), 90))} — "
+                f"{md_escape(author_names(c.paper, 2))}, "
+                f"{md_escape(c.paper.when or 'undated')}{weak}"
+            )
             st.button(label, key=f"{key}-{c.number}", type="tertiary", icon=":material/article:",
                       on_click=lambda n=c.number: open_dialog(reference_source(cited, n, origin, passages)))
 

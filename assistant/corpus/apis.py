@@ -116,7 +116,8 @@ def _openalex_id(value: object) -> str | None:
 
 def _openalex_arxiv_url(work: dict[str, Any]) -> str | None:
     """An arXiv landing page or PDF among the work's locations: OpenAlex keeps no arXiv id of its own."""
-    others = work.get("locations") if isinstance(work.get("locations"), list) else []
+    locations = work.get("locations")
+    others = locations if isinstance(locations, list) else []
     for location in map(_dict, [work.get("primary_location"), work.get("best_oa_location"), *others]):
         for key in ("landing_page_url", "pdf_url"):
             url = _scalar(location.get(key)) or ""

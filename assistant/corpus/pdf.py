@@ -293,7 +293,12 @@ def _footnotes(lines: list[_Line], width: float, body_size: float) -> list[_Line
 def _is_heading(line: _Line, body_size: float) -> bool:
     text = line.string
     words = len(text.split())
-    if len(text) > 90 or words > 10 or text.endswith((".", ",", ";", ":")) or (re.match(r"\d+\.\s", text) and words > 5):
+    if (
+        len(text) > 90
+        or words > 10
+        or text.endswith((".", ",", ";", ":"))
+        or (re.match(r"\d+\.\s", text) and words > 5)
+    ):
         return False  # "1. We propose ..." is a list item, not a heading
     if _NAMED_HEADINGS.fullmatch(re.sub(r"^\d{1,2}\.?\s+", "", text)):
         return True
@@ -671,7 +676,10 @@ def attach_pdf(paper: Paper, base: Path, max_bytes: int) -> tuple[Paper, str | N
             failure = failure or f"{path}: {(error.strerror if isinstance(error, OSError) else None) or error}"
     if failure is None:
         return paper, None
-    return paper, f'{paper.paper_id} "{paper.title[:60]}": attached PDF {failure}; only its metadata and abstract are read'
+    return (
+        paper,
+        f'{paper.paper_id} "{paper.title[:60]}": attached PDF {failure}; only its metadata and abstract are read',
+    )
 
 
 def _attached(path: Path, max_bytes: int) -> PdfSource:
@@ -734,7 +742,9 @@ def span_boxes(source: PdfSource, page: int, start: int, end: int) -> list[list[
         finally:
             document.close()
     w, h = page_text.width, page_text.height
-    return [[round(x0 / w, 4), round(1 - y1 / h, 4), round(x1 / w, 4), round(1 - y0 / h, 4)] for x0, y0, x1, y1 in boxes]
+    return [
+        [round(x0 / w, 4), round(1 - y1 / h, 4), round(x1 / w, 4), round(1 - y0 / h, 4)] for x0, y0, x1, y1 in boxes
+    ]
 
 
 def render_page(source: PdfSource, page: int, width_px: int = 1000) -> bytes:

@@ -182,7 +182,9 @@ def stream_lines(path: str | Path, max_line_bytes: int, digest: hashlib._Hash) -
     with open_regular(path) as file:
         raw = _Hashing(file, digest)
         buffered = io.BufferedReader(raw, _READ_CHUNK)
-        reader: BinaryIO = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == GZIP_MAGIC else buffered
+        reader: gzip.GzipFile | io.BufferedReader[_Hashing] = (
+            gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == GZIP_MAGIC else buffered
+        )
         number = 0
         try:
             while line := reader.readline(max_line_bytes + 2):  # + "\r\n"

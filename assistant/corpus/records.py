@@ -17,7 +17,9 @@ _TAG = re.compile(
 )
 _BLOCK_TAGS = frozenset({"p", "br", "div", "li", "ul", "ol", "sec", "title", "h1", "h2", "h3", "h4", "tr", "td"})
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]{0,6}\.?"
-_MONTH_DAY = re.compile(rf"{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}", re.IGNORECASE)
+_MONTH_DAY = re.compile(
+    rf"{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}", re.IGNORECASE
+)
 
 
 def month_day(value: object) -> str | None:
@@ -155,7 +157,9 @@ class ParseResult(BaseModel):
     skipped: list[Skipped] = Field(default_factory=list, description=f"the first {MAX_SKIPPED_DETAILS}")
     skipped_total: int = 0
     skip_reasons: dict[str, int] = Field(default_factory=dict)
-    warnings: list[str] = Field(default_factory=list, description=f"the first {MAX_SKIPPED_DETAILS}, naming their entry")
+    warnings: list[str] = Field(
+        default_factory=list, description=f"the first {MAX_SKIPPED_DETAILS}, naming their entry"
+    )
     warnings_total: int = 0
 
     def skip(self, entry: Skipped) -> None:
@@ -282,7 +286,9 @@ def make_paper(
     title = clean_text(title) or None
     url = clean_text(url) or None
     doi = find_doi(doi) if doi else find_doi(url)
-    arxiv_id = (find_arxiv_id(arxiv_id) if arxiv_id else None) or find_arxiv_id(url if url and "arxiv" in url.lower() else None)
+    arxiv_id = (find_arxiv_id(arxiv_id) if arxiv_id else None) or find_arxiv_id(
+        url if url and "arxiv" in url.lower() else None
+    )
     names = [split_name(a) for a in (authors or []) if clean_text(a)]
     return Paper(
         paper_id=paper_id_for(source_id=source_id, doi=doi, arxiv_id=arxiv_id, title=title, abstract=abstract),

@@ -168,7 +168,7 @@ def _zotero_container(element: Element) -> dict[str, Any]:
 
 def _zotero_item(element: Element) -> dict[str, Any]:
     """The fields of one library item, with references (containers, attachments) left to resolve at the end."""
-    part_of = [(_resource(link), None if link.find("*") is None else _zotero_container(link.find("*")))
+    part_of = [(_resource(link), None if (node := link.find("*")) is None else _zotero_container(node))
                for link in element.iterfind(f"{_DCTERMS}isPartOf")]
     subjects = [_text(subject, f".//{_RDF}value") or "".join(subject.itertext()).strip()
                 for subject in element.iterfind(f"{_DC}subject")]

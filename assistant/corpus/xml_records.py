@@ -72,7 +72,9 @@ def _date_text(date: Element | None) -> str | None:
     """<PubDate> as text: its MedlineDate ('2004 Sep-Dec'), or Year, Month ('Jun' or '06') and Day."""
     if date is None:
         return None
-    return text_of(date.find("MedlineDate")) or " ".join(_texts(date, "Year") + _texts(date, "Month") + _texts(date, "Day"))
+    return text_of(date.find("MedlineDate")) or " ".join(
+        _texts(date, "Year") + _texts(date, "Month") + _texts(date, "Day")
+    )
 
 
 def _ids(*lists: Element | None) -> dict[str, str]:

@@ -182,7 +182,9 @@ def _items(db: sqlite3.Connection, path: Path) -> Iterator[Paper | Skipped]:
     fields = "fieldsCombined" if "fieldsCombined" in tables else "fields"
     item_types = "itemTypesCombined" if "itemTypesCombined" in tables else "itemTypes"
     trashed = "SELECT itemID FROM deletedItems"
-    feeds = "SELECT libraryID FROM libraries WHERE type = 'feed'" if "type" in _columns(db, "libraries") else "SELECT NULL"
+    feeds = (
+        "SELECT libraryID FROM libraries WHERE type = 'feed'" if "type" in _columns(db, "libraries") else "SELECT NULL"
+    )
     items = db.execute(
         f"SELECT i.itemID, i.libraryID, i.key FROM items i JOIN {item_types} t ON t.itemTypeID = i.itemTypeID "
         f"WHERE t.typeName NOT IN ({', '.join('?' * len(_NOT_PAPERS))}) AND i.itemID NOT IN ({trashed}) "
@@ -316,7 +318,9 @@ def parse_zotero_api(text: str, path: str) -> ParseResult:
     for item in items:
         data = item["data"]
         if data.get("itemType") == "attachment" and data.get("parentItem"):
-            stored = f"storage/{data.get('key') or item.get('key')}/{data['filename']}" if data.get("filename") else None
+            stored = (
+                f"storage/{data.get('key') or item.get('key')}/{data['filename']}" if data.get("filename") else None
+            )
             if where := data.get("path") or stored:
                 files.setdefault(str(data["parentItem"]), []).append(str(where))
     papers = [item for item in items if item["data"].get("itemType") not in _NOT_PAPERS]
@@ -326,7 +330,9 @@ def parse_zotero_api(text: str, path: str) -> ParseResult:
 
 def _api_item(item: dict, files: dict[str, list[str]], source: SourceRef) -> Paper | Skipped:
     data = item["data"]
-    library = item.get("library") if isinstance(item.get("library"), dict) else {}
+    library = item.get("library")
+    if not isinstance(library, dict):
+        library = {}
     library_id = _PERSONAL_LIBRARY if library.get("type", "user") == "user" else f"group-{library.get('id')}"
     creators = [(c.get("firstName"), c.get("lastName") or c.get("name"), _SINGLE_FIELD_NAME if "name" in c else 0,
                  c.get("creatorType")) for c in data.get("creators") or [] if isinstance(c, dict)]

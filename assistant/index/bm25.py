@@ -103,7 +103,9 @@ def delete(db: sqlite3.Connection, rows: Sequence[int]) -> None:
     for start in range(0, len(rows), 500):
         batch = list(rows[start : start + 500])
         marks = ",".join("?" * len(batch))
-        found = db.execute(f"SELECT paper, segment, length FROM lexical_docs WHERE paper IN ({marks})", batch).fetchall()
+        found = db.execute(
+            f"SELECT paper, segment, length FROM lexical_docs WHERE paper IN ({marks})", batch
+        ).fetchall()
         if not found:
             continue
         db.executemany("INSERT OR IGNORE INTO lexical_deleted(paper, segment) VALUES(?, ?)",

@@ -10,8 +10,8 @@ Writers stage new papers as rows marked with their transaction token (`txn`); a 
 the token, in the same transaction as removals, record updates, source changes and the lexical rows. Vectors a
 change made obsolete go to `trash` in that transaction and leave Chroma after it (the next writer finishes a
 killed one's trash). Small writes to a large library keep their vectors in `fresh` instead, until Chroma takes
-them in bulk (store.py says when). Rows staged by a writer that died are that writer's garbage: the next writer reuses the ones
-whose vectors were written (`ready`), so a killed ingest resumes without embedding again, and deletes the rest.
+them in bulk (store.py says when). Rows staged by a writer that died are that writer's garbage: the next writer reuses
+the ones whose vectors were written (`ready`), so a killed ingest resumes without embedding again, and deletes the rest.
 
 """
 
@@ -244,8 +244,10 @@ class Catalog:
             if value is None:
                 db.execute("DELETE FROM meta WHERE key=?", (key,))
             else:
-                db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                           (key, str(value)))
+                db.execute(
+                    "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (key, str(value)),
+                )
 
     # --- papers --------------------------------------------------------------------------------------------
     def paper_count(self) -> int:
@@ -274,7 +276,9 @@ class Catalog:
     def paper_columns(self, paper_ids: Sequence[str] | None = None, vectors: bool = True) -> PaperColumns:
         """Every published paper (or those of `paper_ids`) as PaperColumns. Rows are streamed and each vector is
         copied into one preallocated float32 matrix: peak memory is the matrix, not a million blobs beside it."""
-        select = "SELECT paper_id, content_key, year" + (", vector" if vectors else "") + " FROM papers WHERE txn IS NULL"
+        select = (
+            "SELECT paper_id, content_key, year" + (", vector" if vectors else "") + " FROM papers WHERE txn IS NULL"
+        )
         ids, keys, years, matrix = [], [], [], None
         with self.snapshot() as db:
             if paper_ids is None:
@@ -294,7 +298,9 @@ class Catalog:
                     ids.append(row[0])
                     keys.append(row[1])
                     years.append(row[2])
-        return PaperColumns(ids, keys, years, matrix[: len(ids)] if matrix is not None else np.zeros((0, 0), np.float32))
+        return PaperColumns(
+            ids, keys, years, matrix[: len(ids)] if matrix is not None else np.zeros((0, 0), np.float32)
+        )
 
     def stored_papers(self, paper_ids: Iterable[str]) -> dict[str, StoredPaper]:
         return self._stored_where("paper_id IN ({marks})", paper_ids)
@@ -374,8 +380,9 @@ class Catalog:
         db = self.connection()
         for batch in _batches(list(paper_ids)):
             for pid, vid, vector in db.execute(
-                    f"SELECT paper_id, vector_id, vector FROM papers WHERE txn IS NULL AND paper_id IN ({_marks(batch)})",
-                    list(batch)):
+                f"SELECT paper_id, vector_id, vector FROM papers WHERE txn IS NULL AND paper_id IN ({_marks(batch)})",
+                list(batch),
+            ):
                 found[pid] = (vid, np.frombuffer(vector, dtype=np.float32))
         return found
 

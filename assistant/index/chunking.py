@@ -174,8 +174,15 @@ def _body_chunks(paper: Paper, header: str, max_tokens: int, first: int) -> list
     for (_, section), place_units in by_place.items():
         context = "\n".join(part for part in (header, section) if part)
         budget = max(32, max_tokens - count_tokens(context) - 1)
-        pieces = [piece for start, end in place_units for piece in
-                  ([(start, end)] if count_tokens(body.text[start:end]) <= budget else _cut_long(body.text, start, end, budget))]
+        pieces = [
+            piece
+            for start, end in place_units
+            for piece in (
+                [(start, end)]
+                if count_tokens(body.text[start:end]) <= budget
+                else _cut_long(body.text, start, end, budget)
+            )
+        ]
         for group in _pack([count_tokens(body.text[a:b]) + 1 for a, b in pieces], budget):
             start, end = pieces[group[0]][0], pieces[group[-1]][1]
             (page, page_start), (page_end, last) = body.locate(start), body.locate(end - 1)

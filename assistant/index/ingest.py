@@ -184,7 +184,9 @@ def _parse_files(
             continue
         except Exception as error:  # any failure on one file is that file's one-line reason
             log.debug("%s: unexpected error", name, exc_info=True)
-            report.fail(name, " ".join(f"unexpected error while reading it: {type(error).__name__}: {error}".split())[:300])
+            report.fail(
+                name, " ".join(f"unexpected error while reading it: {type(error).__name__}: {error}".split())[:300]
+            )
             continue
         if pf is None:
             report.files_unchanged += 1

@@ -667,7 +667,9 @@ class Store:
             return []
         hits, _ = self._nearest(PAPERS, row[1], k + 8 + self._trashed(PAPERS))
         listed = self.catalog.papers_by_vector_ids([h for h, _ in hits])
-        return [(listed[h].paper, score) for h, score in hits if h in listed and listed[h].paper.paper_id != paper_id][:k]
+        return [(listed[h].paper, score) for h, score in hits if h in listed and listed[h].paper.paper_id != paper_id][
+            :k
+        ]
 
     # --- maintenance ---------------------------------------------------------------------------------------
     def backup(self, target: Path, databases: Sequence[str] = ()) -> list[str]:

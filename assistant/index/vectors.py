@@ -190,13 +190,18 @@ class VectorIndex:
             yield items[start : start + self.max_batch]
 
     # --- writing -------------------------------------------------------------------------------------------
-    def upsert(self, collection: str, ids: Sequence[str], vectors: Sequence[np.ndarray], paper_ids: Sequence[str]) -> None:
+    def upsert(
+        self, collection: str, ids: Sequence[str], vectors: Sequence[np.ndarray], paper_ids: Sequence[str]
+    ) -> None:
         with self._use() as h:
             target = getattr(h, collection)
             for start in range(0, len(ids), self.max_batch):
                 end = start + self.max_batch
-                target.upsert(ids=list(ids[start:end]), embeddings=[np.asarray(v, dtype=np.float32) for v in vectors[start:end]],
-                              metadatas=[{"paper_id": pid} for pid in paper_ids[start:end]])
+                target.upsert(
+                    ids=list(ids[start:end]),
+                    embeddings=[np.asarray(v, dtype=np.float32) for v in vectors[start:end]],
+                    metadatas=[{"paper_id": pid} for pid in paper_ids[start:end]],
+                )
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         if not ids:
