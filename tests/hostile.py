@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,21 @@ def garble_middle(path: Path) -> None:
     data = path.read_bytes()
     middle = len(data) // 2
     path.write_bytes(data[:middle] + os.urandom(min(16384, len(data) - middle)) + data[middle + 16384 :])
+
+
+def garble_table(path: Path, table: str = "papers") -> None:
+    """Noise over every page of one table: where `garble_middle`'s 16 KiB land depends on the file's layout (a
+    catalog index added in the middle moved them onto pages no command reads), these pages are read by every
+    command that lists papers."""
+    with sqlite3.connect(path) as db:
+        pages = [page for (page,) in db.execute("SELECT pageno FROM dbstat WHERE name = ?", (table,))]
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    assert pages, f"{path} has no table {table}"
+    with path.open("r+b") as file:
+        for page in pages:
+            file.seek((page - 1) * size)
+            file.write(os.urandom(size))
 
 
 DAMAGE = {"garbled": garble, "truncated": truncate, "empty": empty, "header": header, "middle": garble_middle}

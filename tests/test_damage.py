@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hostile import empty, garble, garble_middle, header, run_cli, truncate
+from hostile import empty, garble, garble_middle, garble_table, header, run_cli, truncate
 from seeds import seed_paper_count
 from typer.testing import CliRunner
 
@@ -34,7 +34,7 @@ def test_damaged_cluster_cache_is_recomputed(seeded_copy: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", [truncate, header, empty, garble_middle],
+@pytest.mark.parametrize("damage", [truncate, header, empty, garble_table],
                          ids=["truncated", "garbled header", "zero length", "damaged pages"])
 def test_damaged_catalog_is_one_line_saying_what_to_do(seeded_copy: Path, damage: Callable[[Path], None]) -> None:
     """Damaged pages are found only by a command that reads them: it fails with the line, the others work."""
@@ -44,7 +44,7 @@ def test_damaged_catalog_is_one_line_saying_what_to_do(seeded_copy: Path, damage
     for command in (["search", "graph"], ["papers"], ["stats"], ["ingest", str(SEEDS)]):
         result = run_cli(seeded_copy, *command, timeout=300)
         assert "Traceback" not in result.stderr + result.stdout, (command, result.stderr)
-        assert result.returncode == 1 or damage is garble_middle, (command, result.stderr)
+        assert result.returncode == 1 or damage is garble_table, (command, result.stderr)
         if result.returncode:
             failed += 1
             (line,) = [line for line in result.stderr.strip().splitlines() if not line.startswith("INFO")]
@@ -52,7 +52,7 @@ def test_damaged_catalog_is_one_line_saying_what_to_do(seeded_copy: Path, damage
     assert failed
 
     listed = run_cli(seeded_copy, "sources", "--json", timeout=300)  # from sources.json when the catalog fails
-    assert listed.returncode == 0 and ("last completed change" in listed.stderr or damage is garble_middle)
+    assert listed.returncode == 0 and ("last completed change" in listed.stderr or damage is garble_table)
     files = {Path(json.loads(line)["file"]).name for line in listed.stdout.splitlines()}
     assert files == {p.name for p in SEEDS.iterdir()}
 
@@ -119,7 +119,7 @@ def test_vector_damage_found_while_searching_is_one_line(seeded_copy: Path, monk
 
 def test_backup_refuses_a_damaged_catalog(seeded_copy: Path, tmp_path: Path) -> None:
     """`backup` copied a store with damaged pages without noticing; now each copy is checked page by page."""
-    garble_middle(seeded_copy / "library.sqlite3")
+    garble_table(seeded_copy / "library.sqlite3")
     result = run_cli(seeded_copy, "backup", str(tmp_path / "backup"), timeout=300)
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
     assert "library.sqlite3" in result.stderr and not (tmp_path / "backup").exists()

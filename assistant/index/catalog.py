@@ -154,6 +154,28 @@ def _stored(row: sqlite3.Row | tuple) -> StoredPaper:
     return StoredPaper(_record(row[0]), row[1], int(row[2]))
 
 
+def _refuse_truncated(path: Path) -> None:
+    """SQLite reads the pages a truncated file lost as zeros and fails only on the commands that touch them (a
+    search whose pages sat in the first half answered from a catalog cut in two), so a file shorter than its own
+    header says is refused up front. With a non-empty WAL beside it a checkpoint may be mid-way, so only a
+    checkpointed file is judged."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+        size = path.stat().st_size
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size:
+            return
+    except FileNotFoundError:
+        return
+    if len(header) < 100 or header[24:28] != header[92:96]:  # no header, or SQLite itself ignores its page count
+        return
+    page_size = int.from_bytes(header[16:18], "big")
+    pages = int.from_bytes(header[28:32], "big")
+    if size < pages * (65536 if page_size == 1 else page_size):
+        raise sqlite3.DatabaseError(f"the file is shorter than its header says ({size} bytes): it was truncated")
+
+
 class Catalog:
     """The SQLite catalog of one library. One connection per thread (sqlite3 connections are not shared)."""
 
@@ -167,6 +189,7 @@ class Catalog:
     def connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
+            _refuse_truncated(self.path)
             db = sqlite3.connect(self.path, timeout=600, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
