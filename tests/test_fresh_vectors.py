@@ -136,7 +136,9 @@ def test_a_catalog_of_schema_1_gains_the_fresh_table_on_open(tmp_path: Path) -> 
         db.execute("DROP TABLE fresh")
         db.execute("PRAGMA user_version=1")
     store = large(home)
-    assert store.catalog.schema_version() == SCHEMA_VERSION == 2
+    assert store.catalog.schema_version() == SCHEMA_VERSION >= 3  # v2: the fresh table; v3: papers_vector index
+    with sqlite3.connect(home / "library.sqlite3") as db:
+        assert db.execute("SELECT 1 FROM sqlite_master WHERE name='papers_vector'").fetchone()
     ingest(store, synthetic_rows("w", 2, seed=3))
     with store.reading():
         assert store.paper_count() == 4 and store.catalog.fresh_count() == 4
