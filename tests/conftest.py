@@ -26,7 +26,7 @@ SEEDS = DEMO_CORPUS
 UNIT_MODULES = {
     "test_citations", "test_exports_out", "test_fuzz_parsers", "test_parse_apis", "test_parse_exports",
     "test_parse_seeds", "test_parse_tagged", "test_parse_xml_feeds", "test_parse_xml_records",
-    "test_parse_zotero_api", "test_docs", "test_tiers",
+    "test_parse_zotero_api", "test_docs", "test_tiers", "test_bm25",
 }
 
 

@@ -174,3 +174,31 @@ def test_a_writer_of_a_library_under_the_threshold_takes_the_fresh_vectors_into_
     assert small.catalog.fresh_count() == 0 and chroma_count(small) == 10
     with small.reading():
         assert len(small.dense(np.ones(8, np.float32), 10)) == 5
+
+
+def test_a_catalog_of_schema_3_moves_its_postings_to_a_rowid_table_and_ranks_the_same(tmp_path: Path) -> None:
+    """Schema 4 keeps postings in a rowid table behind small indexes (bm25.SCHEMA says why); the migration copies
+    them, and lexical search ranks as before."""
+    home = tmp_path / "home"
+    store = Store(home / "chroma", "synthetic")
+    ingest(store, synthetic_rows("p", 40))
+    terms = [word.lower() for word in synthetic_rows("p", 1)[0][0].abstract.split()[:6]]
+    with store.reading():
+        before = store.lexical_search(terms, 20)
+    store.catalog.close()
+    with contextlib.closing(sqlite3.connect(home / "library.sqlite3")) as db, db:  # what schema 3 wrote
+        db.execute("CREATE TABLE old (term TEXT NOT NULL, segment INTEGER NOT NULL, docs BLOB NOT NULL, tfs BLOB "
+                   "NOT NULL, lengths BLOB NOT NULL, PRIMARY KEY (term, segment)) WITHOUT ROWID")
+        db.execute("INSERT INTO old SELECT term, segment, docs, tfs, lengths FROM postings")
+        db.execute("DROP TABLE postings")
+        db.execute("ALTER TABLE old RENAME TO postings")
+        db.execute("PRAGMA user_version=3")
+    reopened = Store(home / "chroma", "synthetic")
+    assert reopened.catalog.schema_version() == SCHEMA_VERSION == 4
+    with contextlib.closing(sqlite3.connect(home / "library.sqlite3")) as db:
+        (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name='postings'").fetchone()
+        assert "WITHOUT ROWID" not in sql
+        assert {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE tbl_name='postings'")} == {
+            "postings", "postings_term", "postings_segment"}
+    with reopened.reading():
+        assert before and reopened.lexical_search(terms, 20) == before

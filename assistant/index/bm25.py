@@ -26,11 +26,15 @@ MERGE_FANIN = 4  # segments of one tier merged together
 SEGMENT_DOCS = 20_000  # the most documents one new segment takes (bounds a big commit's memory)
 CACHE_ENTRIES = 8_000_000  # postings held in memory per process (~80 MB), least recently used dropped first
 
+# Postings live in a rowid table found through small indexes. They were a WITHOUT ROWID table keyed by (term,
+# segment), whose b-tree holds the blobs themselves: SQLite reads a whole overflowing cell to compare keys while it
+# seeks, so each lookup read megabytes of other terms' postings (1.2 ms per term at 1M papers, 11 ms a query).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lexical_segments (id INTEGER PRIMARY KEY, docs INTEGER NOT NULL, tier INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS postings (term TEXT NOT NULL, segment INTEGER NOT NULL, docs BLOB NOT NULL,
-                                     tfs BLOB NOT NULL, lengths BLOB NOT NULL, PRIMARY KEY (term, segment))
-                                     WITHOUT ROWID;
+                                     tfs BLOB NOT NULL, lengths BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS postings_term ON postings(term, segment);
+CREATE INDEX IF NOT EXISTS postings_segment ON postings(segment);
 CREATE TABLE IF NOT EXISTS lexical_docs (paper INTEGER PRIMARY KEY, segment INTEGER NOT NULL, length INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS lexical_docs_segment ON lexical_docs(segment);
 CREATE TABLE IF NOT EXISTS lexical_deleted (paper INTEGER PRIMARY KEY, segment INTEGER NOT NULL);
@@ -218,8 +222,7 @@ def search(db: sqlite3.Connection, cache: PostingsCache, terms: Sequence[str], k
         if not ids.size:
             continue
         idf = math.log(1 + (n_docs - ids.size + 0.5) / (ids.size + 0.5))
-        tf = tfs.astype(np.float32)
-        weight_parts.append(idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * lengths / average)))
+        weight_parts.append(_term_weights(idf, tfs, lengths, average))
         ids_parts.append(ids)
     if not ids_parts:
         return []
@@ -231,9 +234,35 @@ def search(db: sqlite3.Connection, cache: PostingsCache, terms: Sequence[str], k
             return []
     base = int(ids.min())
     scores = np.bincount(ids - base, weights=weights)
-    k = min(k, int(np.count_nonzero(scores)))
-    if k <= 0:
-        return []
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[np.argsort(-scores[top], kind="stable")]
+    top = _top(scores, k)
     return [(int(index) + base, float(scores[index])) for index in top]
+
+
+def _term_weights(idf: float, tfs: np.ndarray, lengths: np.ndarray, average: float) -> np.ndarray:
+    """BM25's per-posting weight in float32, in place: the same formula written with int32 lengths divided by a
+    float went through float64 temporaries and took 11 ms for a query's 940k postings at 1M papers (now 0.6 ms)."""
+    tf = tfs.astype(np.float32)
+    norm = lengths.astype(np.float32)
+    norm *= np.float32(K1 * B / average)
+    norm += np.float32(K1 * (1 - B))
+    norm += tf
+    tf *= np.float32(idf * (K1 + 1))
+    tf /= norm
+    return tf
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` highest non-zero scores, best first, ties by lower index. Exact, without partitioning
+    the whole array (16 ms at 1M papers): the k-th best of every 64th score is a floor that at least k scores
+    reach, and only the scores at or above it (about 64k) are ranked."""
+    sample = scores[::64]
+    if sample.size > k:
+        floor = np.partition(sample, sample.size - k)[sample.size - k]
+        candidates = np.flatnonzero(scores >= max(floor, np.nextafter(0, 1)))
+    else:
+        candidates = np.flatnonzero(scores)
+    if candidates.size > k:  # keep the k-th best and every tie with it, then order only those
+        kth = np.partition(scores[candidates], candidates.size - k)[candidates.size - k]
+        candidates = candidates[scores[candidates] >= kth]
+    order = np.lexsort((candidates, -scores[candidates]))[:k]
+    return candidates[order]
