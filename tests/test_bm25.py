@@ -32,7 +32,6 @@ def index(documents: dict[int, list[str]]) -> sqlite3.Connection:
     db = sqlite3.connect(":memory:", isolation_level=None)
     db.executescript(bm25.SCHEMA)
     bm25.add(db, [(row, " ".join(tokens)) for row, tokens in documents.items()])
-    db.execute("UPDATE lexical_stats SET docs=?, tokens=?", (len(documents), sum(map(len, documents.values()))))
     return db
 
 
@@ -48,6 +47,24 @@ def test_search_ranks_as_plain_bm25_ties_by_row(seed: int) -> None:
         expected = plain_bm25(documents, terms, k)
         assert [row for row, _ in found] == [row for row, _ in expected], (terms, k)
         assert np.allclose([score for _, score in found], [score for _, score in expected], rtol=1e-5)
+
+
+def test_removed_and_filtered_documents_rank_as_if_absent() -> None:
+    """Tombstoned rows are zeroed after the scatter-add and leave the document frequencies; `allowed` only restricts
+    which documents rank (frequencies stay the library's, as in plain BM25 over the library)."""
+    rng = random.Random(11)
+    vocabulary = [f"w{i}" for i in range(30)]
+    documents = {row: rng.choices(vocabulary, k=rng.randint(1, 10)) for row in range(1, 2000)}
+    db = index(documents)
+    removed = rng.sample(sorted(documents), 300)
+    bm25.delete(db, removed)
+    remaining = {row: tokens for row, tokens in documents.items() if row not in removed}
+    terms = ["w1", "w2", "w3"]
+    expected = plain_bm25(remaining, terms, 50)
+    assert [row for row, _ in bm25.search(db, bm25.PostingsCache(), terms, 50)] == [row for row, _ in expected]
+    allowed = np.array(sorted(rng.sample(sorted(documents), 400)), dtype=np.int64)
+    within = [row for row, _ in plain_bm25(remaining, terms, len(remaining)) if row in set(allowed.tolist())][:20]
+    assert [row for row, _ in bm25.search(db, bm25.PostingsCache(), terms, 20, allowed)] == within
 
 
 def test_top_is_exact_where_the_sampled_floor_is_tight() -> None:
