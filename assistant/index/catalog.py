@@ -318,11 +318,14 @@ class Catalog:
         select = (
             "SELECT paper_id, content_key, year" + (", vector" if vectors else "") + " FROM papers WHERE txn IS NULL"
         )
-        ids, keys, years, matrix = [], [], [], None
+        ids: list[str] = []
+        keys: list[str] = []
+        years: list[int | None] = []
+        matrix: np.ndarray | None = None
         with self.snapshot() as db:
             if paper_ids is None:
                 most = self.paper_count()
-                cursors = [db.execute(f"{select} ORDER BY paper_id")]
+                cursors: Iterable[sqlite3.Cursor] = [db.execute(f"{select} ORDER BY paper_id")]
             else:
                 wanted = sorted(set(paper_ids))
                 most = len(wanted)
@@ -381,7 +384,8 @@ class Catalog:
                     contains: dict[str, str]) -> Iterator[tuple[str, Paper]]:
         """Published papers that may pass a filter (SQL narrows; the caller checks each exactly): year bounds,
         given ids, and lower-cased substrings of `authors`, `venue`, `collections` or a source `file`/`format`."""
-        clauses, params = ["txn IS NULL"], []
+        clauses: list[str] = ["txn IS NULL"]
+        params: list[int | str] = []
         if year_min is not None:  # undated papers stay candidates: whether they pass is the filter's rule
             clauses.append("(year >= ? OR year IS NULL)")
             params.append(year_min)
@@ -473,7 +477,7 @@ class Catalog:
                 f"SELECT id FROM papers WHERE txn IS NULL AND paper_id IN ({_marks(batch)})", list(batch))),
                 dtype=np.int64)
         hits = bm25.search(db, cache, terms, k, rows)
-        names = {}
+        names: dict[int, str] = {}
         for batch in _batches([row for row, _ in hits]):
             names.update(db.execute(f"SELECT id, paper_id FROM papers WHERE id IN ({_marks(batch)})", list(batch)))
         return [(names[row], score) for row, score in hits if row in names]
@@ -508,6 +512,7 @@ class Catalog:
                  np.asarray(staged.vector, dtype=np.float32).tobytes(), len(staged.chunks), paper.year,
                  *_filter_columns(paper)))
             row = cursor.lastrowid
+            assert row is not None  # an INSERT into a rowid table always sets it
             db.executemany("INSERT INTO chunks(vector_id, paper, position, text, location) VALUES(?,?,?,?,?) "
                            "ON CONFLICT(vector_id) DO UPDATE SET paper=excluded.paper, text=excluded.text, "
                            "location=excluded.location",

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from ..config import Settings
@@ -56,9 +56,6 @@ from .chunking import Chunk, chunk_paper
 from .embedders import Embedder
 from .store import SourceRecord, Store, StoredPaper
 
-if TYPE_CHECKING:
-    import numpy as np
-
 log = logging.getLogger("litassist.index")
 
 WRITE_BATCH_CHUNKS = 256
@@ -86,7 +83,8 @@ class IngestReport(BaseModel):
     files_failed: list[FileFailure] = Field(default_factory=list)
     papers_by_format: dict[str, int] = Field(default_factory=dict)
     new: int = 0
-    without_abstract: int = Field(0, description="of the ingested files' papers, those stored without an abstract")
+    without_abstract: int = Field(default=0,
+                                  description="of the ingested files' papers, those stored without an abstract")
     updated: int = 0
     unchanged: int = 0
     merged_duplicates: int = 0
@@ -411,7 +409,7 @@ def _capped_chunks(paper: Paper, settings: Settings, report: IngestReport) -> li
     return chunks
 
 
-Row = tuple[Paper, list[Chunk], "np.ndarray"]
+Row = tuple[Paper, list[Chunk], np.ndarray]
 
 
 def _write_new(
@@ -446,9 +444,10 @@ def _embedded(
         pending = embed_next()
         while pending is not None:
             batch, resumed, embedding = pending
-            vectors = embedding.result() if embedding else []
+            vectors = embedding.result() if embedding else np.empty((0, 0), dtype=np.float32)  # an empty batch
             pending = embed_next()
-            rows, offset = [], 0
+            rows: list[Row] = []
+            offset = 0
             for item, chunks in batch:
                 rows.append((item, chunks, vectors[offset : offset + len(chunks)]))
                 offset += len(chunks)
@@ -469,7 +468,7 @@ def _write_batches(
     resumable = resume_in is not None and resume_in.resumable()
     for paper in papers:
         chunks = _capped_chunks(paper, settings, report)
-        if resumable and resume_in.adopt(paper, len(chunks)):
+        if resumable and resume_in is not None and resume_in.adopt(paper, len(chunks)):
             resumed += 1
             continue
         batch.append((paper, chunks))
@@ -562,8 +561,6 @@ def _scan(path: Path, fmt: str, stream: Stream, max_line_bytes: int) -> _Scanned
 
 def _sharing_a_key(hashes: array, owners: array) -> set[int]:
     """The records that share a duplicate-key hash with another record (sorting 12 bytes a key, not a dict)."""
-    import numpy as np
-
     keys = np.frombuffer(hashes, dtype=np.uint64)
     order = np.argsort(keys, kind="stable")
     same = keys[order][1:] == keys[order][:-1]
@@ -702,7 +699,8 @@ def remove(store: Store, paper_ids: Sequence[str] = (), files: Sequence[str] = (
 class ReindexReport(BaseModel):
     papers: int = 0
     chunks_embedded: int = 0
-    skipped: int = Field(0, description="papers whose chunks no longer match the catalog's (another chunk size)")
+    skipped: int = Field(default=0,
+                         description="papers whose chunks no longer match the catalog's (another chunk size)")
     seconds: float = 0.0
 
 

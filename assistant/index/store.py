@@ -488,20 +488,20 @@ class Store:
             return
         chunk_ids = [c.vector_id for s in staged for c in s.chunks]
         owners = [s.paper.paper_id for s in staged for _ in s.chunks]
-        chunk_vectors = [v for _, _, vectors in items for v in vectors]
+        all_chunk_vectors = [v for _, _, vectors in items for v in vectors]
         ready = [s.paper.paper_id for s in staged]
         self._session.vectors += len(chunk_ids) + len(staged)
         if self._keep_fresh(len(chunk_ids) + len(staged)):
             with self.catalog.transaction() as db:  # rows and vectors in one step: no Chroma index to load
                 self.catalog.stage(db, txn, staged)
-                self.catalog.add_fresh(db, [*zip(chunk_ids, [CHUNKS] * len(chunk_ids), owners, chunk_vectors),
+                self.catalog.add_fresh(db, [*zip(chunk_ids, [CHUNKS] * len(chunk_ids), owners, all_chunk_vectors),
                                             *((s.vector_id, PAPERS, s.paper.paper_id, s.vector) for s in staged)])
                 self.catalog.mark_ready(db, txn, ready)
             return
         with self.catalog.transaction() as db:
             self.catalog.stage(db, txn, staged)
         self._flush_fresh()
-        self.vectors.upsert(CHUNKS, chunk_ids, chunk_vectors, owners)
+        self.vectors.upsert(CHUNKS, chunk_ids, all_chunk_vectors, owners)
         self.vectors.upsert(PAPERS, [s.vector_id for s in staged], [s.vector for s in staged], ready)
         with self.catalog.transaction() as db:
             self.catalog.mark_ready(db, txn, ready)
