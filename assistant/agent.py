@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -25,6 +25,7 @@ from .fitting import fit_messages, prompt_budget
 from .index import Store, count_tokens, sentence_spans
 from .llm import (
     ContextLengthError,
+    ProviderError,
     RequestRefusedError,
     classify_error,
     context_window,
@@ -226,7 +227,7 @@ class Agent:
         steps: list[Step],
         turn: Turn,
         started: float,
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, tuple[str, tuple[int, int]]]:
         """The tool-calling loop; falls back to one grounded call for models that cannot call tools.
 
         Bounded by `agent_max_steps` rounds and `agent_time_limit` seconds (then the final-answer round). Before
@@ -317,13 +318,19 @@ class Agent:
         except NotImplementedError:  # a LangChain chat model without tool calling: the grounded single call
             return None
 
-    def _stream(self, model: Any, messages: list[Any], usage: list[int]) -> Iterator[Event]:
+    def _stream(self, model: Any, messages: list[Any], usage: list[int]) -> Generator[Event, None, Any]:
         """Stream one model call, yielding answer tokens; returns the whole message."""
         reply = None
-        for chunk in model.stream(messages):
-            reply = chunk if reply is None else reply + chunk
-            if isinstance(chunk.content, str) and chunk.content:
-                yield Event(kind="token", text=chunk.content)
+        try:
+            for chunk in model.stream(messages):
+                reply = chunk if reply is None else reply + chunk
+                if isinstance(chunk.content, str) and chunk.content:
+                    yield Event(kind="token", text=chunk.content)
+        except ValueError:  # LangChain's for a stream that ended before its first chunk
+            if reply is not None:
+                raise
+        if reply is None:
+            raise ProviderError("the model's reply was empty (its stream ended without a message): try again")
         prompt_tokens, completion_tokens = message_usage(reply)
         if not prompt_tokens:  # servers that do not report usage: count it ourselves
             prompt_tokens = sum(count_tokens(str(m.content)) for m in messages)
@@ -348,7 +355,7 @@ def collect(events: Iterator[Event], on_event: Callable[[Event], None] | None = 
     for event in events:
         if on_event:
             on_event(event)
-        if event.kind == "final":
+        if event.kind == "final" and event.answer is not None:
             return event.answer
     raise RuntimeError("the agent stopped without an answer")
 

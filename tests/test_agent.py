@@ -427,3 +427,22 @@ def test_model_answer_without_valid_citations_says_it_is_unsupported(seeded_home
     assert answer.text.startswith("Everything scales with enough compute.")
     assert answer.text.endswith(f"cites none of the {retrieved} papers retrieved for it, so nothing in it is checked "
                                 "against your library. Treat it as unsupported, or ask again more specifically._")
+
+
+class SilentChatModel(ScriptedChatModel):
+    """A server whose stream ends before any chunk (seen from proxies that drop the body)."""
+
+    def _stream(self, messages: list[Any], stop: Any = None, run_manager: Any = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        self.calls.append(list(messages))
+        yield from ()
+
+
+def test_an_empty_model_stream_is_a_provider_error_not_an_attribute_error(seeded_home: Path) -> None:
+    from assistant.errors import ProviderError
+
+    lib = Assistant(settings=load_settings(seeded_home))
+    agent = Agent(lib.retriever, lib.store, lib.settings, SilentChatModel(messages=iter([]), calls=[]),
+                  "openai-compatible", "silent")
+    with pytest.raises(ProviderError, match="reply was empty"):
+        list(agent.run("How is CMFQ evaluated?", ()))
