@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from .providers import providers as model_providers
     from .report import FORMATS, ReportRun
     from .retrieve import Filters, Hit
+    from .retrieve import Mode as SearchMode
 
 
 # Where each public name lives (module -> names), imported on first use: `litassist --help` and other light
@@ -92,9 +93,9 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "providers": ("provider_names",),
 }
 # A name that is also a submodule's is public under another one: once `assistant.claims` is imported, the package
-# attribute `claims` is that module, whatever this file says.
+# attribute `claims` is that module, whatever this file says. Retrieval's `Mode` is public as the plainer SearchMode.
 _RENAMED = {"answer_claims": ("claims", "claims"), "bibtex_text": ("bibtex", "bibtex"),
-            "model_providers": ("providers", "providers")}
+            "model_providers": ("providers", "providers"), "SearchMode": ("retrieve", "Mode")}
 _HOMES = {name: (module, name) for module, names in _PUBLIC.items() for name in names} | _RENAMED
 __all__ = [
     "DEMO_CORPUS",
@@ -139,6 +140,7 @@ __all__ = [
     "ReportRun",
     "RetrievalReport",
     "SavedTurn",
+    "SearchMode",
     "Settings",
     "SourceRecord",
     "Span",

@@ -11,15 +11,15 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeGuard, get_args
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from . import Answer, Assistant, EnrichReport, Event, Filters, IngestReport
+    from . import Answer, Assistant, EnrichReport, Event, Filters, IngestReport, SearchMode
 
 app = typer.Typer(help="litassist: a literature assistant grounded in your papers.", no_args_is_help=True)
 out = Console()
@@ -94,7 +94,7 @@ def require_usable_home(home: Path, given_by: str) -> None:
         fail(f"{given_by} {home}: {existing} is not writable", EXIT_BAD_INPUT)
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+def fail(message: str, code: int = 1) -> NoReturn:
     err.print(Text.assemble(("error:", "bold red"), " ", printable(message)), highlight=False)
     raise typer.Exit(code)
 
@@ -222,12 +222,12 @@ STAGES = {"parse": "parsing", "embed": "embedding", "summarize": "summarizing", 
 @contextlib.contextmanager
 def progress_bars(disable: bool = False) -> Iterator[Callable[[str, int, int], None]]:
     """A progress callback (stage, done, total) drawing one bar per stage on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     # stdout goes through the bars' console only when it is the terminal too: results sent to a file stay there
     with Progress(*columns, console=err, disable=disable, redirect_stdout=out.is_terminal) as bars:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -351,7 +351,7 @@ def search_command(
     """Find the papers that best match a query (hybrid dense + BM25 by default)."""
     from . import NO_ABSTRACT, Filters, display_title, plain_text
 
-    if mode not in ("hybrid", "dense", "lexical"):
+    if not _is_search_mode(mode):
         fail(f"--mode must be hybrid, dense or lexical, not {mode!r}", EXIT_BAD_INPUT)
     if (query is None) == (queries is None):
         fail("give a QUERY or --queries FILE.jsonl (not both)", EXIT_BAD_INPUT)
@@ -361,6 +361,7 @@ def search_command(
     if queries is not None:
         _search_batch(lib, queries, k, filters, mode)
         return
+    assert query is not None  # checked above: a QUERY or --queries
     hits = lib.search(query, k=k, filters=filters, mode=mode)
     if as_json:
         print(json.dumps([hit.as_json() for hit in hits], ensure_ascii=False, indent=2))
@@ -376,6 +377,12 @@ def search_command(
             section = f", {hit.location['section']}" if hit.location.get("section") else ""
             out.print(f"   [dim]p. {hit.location['page']}{escape(printable(section))}[/]", highlight=False)
         out.print(f"   {printable(text[:300])}{'…' if len(text) > 300 else ''}", highlight=False, markup=False)
+
+
+def _is_search_mode(mode: str) -> TypeGuard[SearchMode]:
+    from . import SearchMode
+
+    return mode in get_args(SearchMode)
 
 
 def filter_notes(lib: Assistant, filters: Filters, found: bool) -> list[str]:
@@ -399,7 +406,7 @@ def filter_notes(lib: Assistant, filters: Filters, found: bool) -> list[str]:
     return notes
 
 
-def _search_batch(lib: Assistant, path: Path, k: int, filters: Filters, mode: str) -> None:
+def _search_batch(lib: Assistant, path: Path, k: int, filters: Filters, mode: SearchMode) -> None:
     """--queries: a JSON line per query on stdout, written as soon as its batch is searched (`search_stream`), with
     a progress bar on a terminal's stderr; the file is read as the search goes, so any number of queries fits."""
     query_ids: collections.deque[object] = collections.deque()  # read, not yet answered: one batch at most
@@ -498,7 +505,7 @@ class _StreamTail:
     def __init__(self) -> None:
         self.text = ""
 
-    def __rich_console__(self, console: object, options: object) -> Iterator[object]:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         lines = Text(self.text).wrap(console, options.max_width)
         yield from list(lines)[-max(1, console.size.height - 2):]
 
@@ -524,9 +531,9 @@ def _run_turn(
     def show(event: Event) -> None:
         if as_json:
             return
-        if event.kind == "step":
-            step = f"· {event.step.tool}({json.dumps(event.step.args, ensure_ascii=False)}) → {event.step.summary}"
-            err.print(Text(printable(step), style="dim"), highlight=False)  # the question is text, not markup
+        if event.kind == "step" and (step := event.step) is not None:
+            line = f"· {step.tool}({json.dumps(step.args, ensure_ascii=False)}) → {step.summary}"
+            err.print(Text(printable(line), style="dim"), highlight=False)  # the question is text, not markup
         elif event.kind == "token" and live is not None:
             tail.text += event.text
             live.update(tail, refresh=True)
@@ -590,8 +597,8 @@ def chat_command(
         conversation = saved.conversation_id
         err.print(f"resuming conversation {conversation} “{saved.title}” ({saved.answers} answers)", highlight=False,
                   markup=False)
-        for number, turn in saved.numbered()[-1:]:
-            out.print(f"\n{number}. you> {turn.question}\n\n{turn.answer.text}", highlight=False, markup=False)
+        for number, turn, answer in saved.answered()[-1:]:
+            out.print(f"\n{number}. you> {turn.question}\n\n{answer.text}", highlight=False, markup=False)
     while True:
         try:
             question = input("\nyou> ").strip()

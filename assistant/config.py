@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from platformdirs import user_cache_path, user_data_path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -122,8 +122,10 @@ class Settings(BaseSettings):
         return self.home / "chroma"
 
 
-def load_settings(home: str | Path | None = None, **overrides: object) -> Settings:
-    """Settings from the environment, with `home` (the --home flag) taking precedence when given."""
+def load_settings(home: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, with `home` (the --home flag) taking precedence when given. `overrides` are
+    field values in any form pydantic accepts for the field (a str for a Path or a SecretStr): Settings validates
+    them, so their static type is the field's input type, which Any stands for."""
     if home is not None:
         overrides["home"] = Path(expand_path(home))
     return Settings(**overrides)

@@ -131,25 +131,30 @@ class ConversationInfo(BaseModel):
 class Conversation(ConversationInfo):
     turns: list[SavedTurn] = Field(default_factory=list)
 
+    def answered(self) -> list[tuple[int, SavedTurn, Answer]]:
+        """The answered turns with their numbers (1, 2, ...) and answers: failed turns take none."""
+        answered = ((turn, turn.answer) for turn in self.turns if turn.answer is not None)
+        return [(number, turn, answer) for number, (turn, answer) in enumerate(answered, start=1)]
+
     def numbered(self) -> list[tuple[int, SavedTurn]]:
-        """The answered turns with their numbers (1, 2, ...): failed turns take none."""
-        return list(enumerate((t for t in self.turns if t.answer is not None), start=1))
+        """The answered turns with their numbers (1, 2, ...)."""
+        return [(number, turn) for number, turn, _ in self.answered()]
 
     def history(self, before: int | None = None) -> list[dict[str, Any]]:
         """What a follow-up question sees: every answered turn (before turn id `before`), citation numbers
         included."""
-        return [entry for _, turn in self.numbered() if before is None or turn.turn_id < before
-                for entry in turn.answer.history_entries()]
+        return [entry for _, turn, answer in self.answered() if before is None or turn.turn_id < before
+                for entry in answer.history_entries()]
 
     def cited_papers(self) -> list[Paper]:
         """Every paper cited in the conversation, first citation first."""
-        return [c.paper for _, turn in self.numbered() for c in turn.answer.citations]
+        return [c.paper for _, _, answer in self.answered() for c in answer.citations]
 
     def cited_pages(self) -> dict[str, list[int]]:
         """Paper id -> the PDF pages of the sentences the conversation's answers rest on (papers with a PDF)."""
         pages: dict[str, set[int]] = {}
-        for _, turn in self.numbered():
-            for citation in turn.answer.citations:
+        for _, _, answer in self.answered():
+            for citation in answer.citations:
                 pages.setdefault(citation.paper_id, set()).update(citation.pages())
         return {paper_id: sorted(found) for paper_id, found in pages.items() if found}
 
@@ -219,7 +224,8 @@ class ConversationStore:
     def list(self, search: str = "") -> list[ConversationInfo]:
         """Every conversation that was asked something, most recently active first; `search`: only those whose
         title or a question holds it (case-insensitive)."""
-        where, args = "", ()
+        where = ""
+        args: tuple[str, ...] = ()
         if search.strip():
             where = (" WHERE c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM turns s WHERE s.conversation_id "
                      "= c.conversation_id AND s.question LIKE ? ESCAPE '\\')")
@@ -307,6 +313,7 @@ class ConversationStore:
             db.execute("UPDATE conversations SET updated = ?, title = CASE WHEN title = '' THEN ? ELSE title END "
                        "WHERE conversation_id = ?", (now, title_from(question, scope), resolved))
             turn_id = cursor.lastrowid
+            assert turn_id is not None  # sqlite3 sets it after every successful INSERT
         return SavedTurn(turn_id=turn_id, asked=datetime.fromisoformat(now), question=question, scope=scope,
                          filters=filters, worker=worker)
 
@@ -449,12 +456,11 @@ def conversation_markdown(conversation: Conversation, now: datetime | None = Non
     """The conversation as Markdown: each answered turn's question, answer, references and the quoted spans
     each claim rests on. Failed turns are left out."""
     stamp = (now or datetime.now()).strftime("%Y-%m-%d %H:%M")
-    numbered = conversation.numbered()
-    answers = f"{len(numbered)} answer{'s' if len(numbered) != 1 else ''}"
+    answered = conversation.answered()
+    answers = f"{len(answered)} answer{'s' if len(answered) != 1 else ''}"
     out = [f"# {conversation.title}\n",
            f"_litassist conversation `{conversation.conversation_id}` · {answers} · exported {stamp}._\n"]
-    for number, turn in numbered:
-        answer = turn.answer
+    for number, turn, answer in answered:
         out.append(f"## {number}. {turn.question}\n")
         if turn.scope:
             out.append(f"_Asked about {turn.scope}._\n")
@@ -473,8 +479,7 @@ def conversation_markdown(conversation: Conversation, now: datetime | None = Non
 def conversation_json(conversation: Conversation) -> str:
     """The conversation as JSON: answered turns with their number, answer, references and per-claim spans."""
     turns = []
-    for number, turn in conversation.numbered():
-        answer = turn.answer
+    for number, turn, answer in conversation.answered():
         turns.append({
             "number": number, "question": turn.question, "asked": turn.asked.isoformat(), "scope": turn.scope,
             "answer": answer.body, "provider": answer.provider, "model": answer.model,

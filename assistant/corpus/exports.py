@@ -23,8 +23,8 @@ from bibtexparser.exceptions import BlockAbortedException
 from bibtexparser.library import Library
 from bibtexparser.middlewares import NormalizeFieldKeys, RemoveEnclosingMiddleware, SeparateCoAuthors
 from bibtexparser.middlewares.enclosing import REMOVED_ENCLOSING_KEY
-from bibtexparser.middlewares.middleware import LibraryMiddleware
-from bibtexparser.model import DuplicateBlockKeyBlock, DuplicateFieldKeyBlock, Entry, Field, ParsingFailedBlock
+from bibtexparser.middlewares.middleware import LibraryMiddleware, Middleware
+from bibtexparser.model import Block, DuplicateBlockKeyBlock, DuplicateFieldKeyBlock, Entry, Field, ParsingFailedBlock
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
 from ..errors import ParseError
@@ -151,7 +151,8 @@ def _iso_date(match: re.Match[str]) -> str:
 
 def _date_problem(match: re.Match[str]) -> str | None:
     """Why a `_YEAR_DATE` match is no date at all, or None."""
-    year, month, day = (int(part) if part else None for part in match.groups())
+    year_text, month_text, day_text = match.groups()
+    year, month, day = int(year_text), int(month_text) if month_text else None, int(day_text) if day_text else None
     if not MIN_YEAR <= year <= MAX_YEAR:
         return f"year outside {MIN_YEAR}-{MAX_YEAR}"
     if month is not None and month > 12:
@@ -434,7 +435,7 @@ def parse_bibtex(text: str, path: str) -> ParseResult:
     )
 
 
-def _bibtex_stack(budget: int, macros: Mapping[str, str] | None = None) -> list[LibraryMiddleware]:
+def _bibtex_stack(budget: int, macros: Mapping[str, str] | None = None) -> list[Middleware]:
     # co-authors are split before LaTeX decoding so "{Barnes and Noble}" stays one name
     return [RemoveEnclosingMiddleware(), _ResolveMacros(budget, macros), NormalizeFieldKeys(), SeparateCoAuthors()]
 
@@ -447,7 +448,7 @@ def _recover_duplicates(library: Library, budget: int) -> list[Entry]:
     repeated within an entry (Scopus repeats `funding_details`): real papers, so they are kept (the first value of
     a repeated field wins; two entries under one key are two records, merged only if they are the same paper),
     passed through the same middleware as the other entries, with the file's @string macros."""
-    entries = []
+    entries: list[Block] = []  # Entry objects; Library.add takes the wider list
     for block in library.failed_blocks:
         if isinstance(block, _DUPLICATES) and isinstance(entry := block.ignore_error_block, Entry):
             first: dict[str, Field] = {}
@@ -577,7 +578,8 @@ def _csl_item(item: dict[str, Any], source: SourceRef) -> Paper | Skipped:
     """A CSL item; its `id` is a citation key, local to the user's library, so it is not the paper id."""
     if oversized := _oversized({key: item.get(key) for key in ("title", "abstract", "container-title", "URL", "DOI")}):
         return Skipped(position=source.position, reason=oversized)
-    issued = item.get("issued") if isinstance(item.get("issued"), dict) else {}
+    issued = written if isinstance(written := item.get("issued"), dict) else {}
+    container = item.get("container-title")
     issued_text = "-".join(_date_parts(issued)) or _plain(issued.get("raw")) or _plain(issued.get("literal"))
     year, date = _year_and_date(issued_text)
     return _paper(
@@ -588,8 +590,7 @@ def _csl_item(item: dict[str, Any], source: SourceRef) -> Paper | Skipped:
         authors=_authors(item.get("author")),
         year=year,
         date=date,
-        venue=_plain(item.get("container-title")[:1] if isinstance(item.get("container-title"), list)
-                     else item.get("container-title")),
+        venue=_plain(container[:1] if isinstance(container, list) else container),
         url=_plain(item.get("URL")),
         doi=_plain(item.get("DOI")),
         keywords=_keywords(item.get("keyword")),

@@ -473,8 +473,8 @@ def read_pdf(data: bytes, path: str) -> PdfText:
     if not raw_pages:
         raise ParseError("a PDF without pages: it may be cut short; download or save it again")
     if not any(raw_pages):
-        pages = f"{len(raw_pages)} page{'s' if len(raw_pages) > 1 else ''}"
-        raise ParseError(f"a PDF without a text layer ({pages} of images only: a scan?): run OCR on it "
+        counted = f"{len(raw_pages)} page{'s' if len(raw_pages) > 1 else ''}"
+        raise ParseError(f"a PDF without a text layer ({counted} of images only: a scan?): run OCR on it "
                          "(e.g. ocrmypdf) and ingest the result")
     edges = _running_edges(raw_pages, [h for _, h in sizes])
     pages = [_page_text(n, lines, edges, w, h) for n, (lines, (w, h)) in enumerate(zip(raw_pages, sizes), 1)]

@@ -190,10 +190,10 @@ def parse_paper_page(text: str, path: str) -> ParseResult:
     """
     lines = _lines(text)
     result = ParseResult(format="paper-page")
-    date_index = next((i for i, line in enumerate(lines) if _PUBLICATION_DATE.match(line)), None)
-    if date_index is None:
+    dated = next(((i, match) for i, line in enumerate(lines) if (match := _PUBLICATION_DATE.match(line))), None)
+    if dated is None:
         raise ParseError("not a paper page: no 'Publication date YYYY' line")
-    year = int(_PUBLICATION_DATE.match(lines[date_index]).group(1))
+    date_index, year = dated[0], int(dated[1].group(1))
     title_index = date_index
     while True:
         title_index, title = _previous_nonblank(lines, title_index)

@@ -40,9 +40,9 @@ def pub_date(text: str | None, year: int | None = None) -> tuple[int | None, str
             found = int(token)
             continue
         month = _MONTHS.get(token[:3].lower()) if token.isalpha() else int(token) if len(token) <= 2 else None
-        if month and (found or year):
+        if month and (month_year := found or year):
             following = tokens[index + 1] if index + 1 < len(tokens) else ""
-            return _iso(found or year, month, int(following) if following.isdigit() and len(following) <= 2 else None)
+            return _iso(month_year, month, int(following) if following.isdigit() and len(following) <= 2 else None)
     return found or year, None if found or year else month_day(text)
 
 

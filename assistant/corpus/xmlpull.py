@@ -24,7 +24,7 @@ def pull_elements(lines: Iterable[str], label: str, wanted: Callable[[Element, i
     """Each element `wanted(element, depth)` once it is complete (depth 0 is the root); malformed, truncated or
     hostile XML (entity declarations, a record over MAX_RECORD_CHARS, a lone surrogate) ends in one ParseError line
     naming the line. `root_tag`, when given, must be the root element's tag."""
-    parser = XMLPullParser(events=("start", "end"))
+    parser: XMLPullParser[Element] = XMLPullParser(events=("start", "end"))
     open_elements: list[Element] = []
     size = number = 0
     try:
@@ -38,8 +38,11 @@ def pull_elements(lines: Iterable[str], label: str, wanted: Callable[[Element, i
                 raise ParseError(f"a {label} record ending after line {number} is over {MAX_RECORD_CHARS:,} "
                                  "characters: not a real record; export the file again")
             parser.feed(line + "\n")
-            for event, element in parser.read_events():
-                if event == "start":
+            for event in parser.read_events():
+                element = event[-1]
+                if not isinstance(element, Element):  # namespace events carry no element; none are asked for
+                    continue
+                if event[0] == "start":
                     if not open_elements and root_tag and element.tag != root_tag:
                         raise ParseError(f"not {label} XML: the root element is <{element.tag}>, not <{root_tag}>")
                     open_elements.append(element)

@@ -185,11 +185,11 @@ def _body_chunks(paper: Paper, header: str, max_tokens: int, first: int) -> list
         ]
         for group in _pack([count_tokens(body.text[a:b]) + 1 for a, b in pieces], budget):
             start, end = pieces[group[0]][0], pieces[group[-1]][1]
-            (page, page_start), (page_end, last) = body.locate(start), body.locate(end - 1)
+            (page, page_start), (page_end, last_on_page) = body.locate(start), body.locate(end - 1)
             passage, position = body.text[start:end], first + len(chunks)
             chunks.append(Chunk(
                 chunk_id=f"{paper.paper_id}::{position}", paper_id=paper.paper_id, position=position, text=passage,
                 embed_text=f"{context}\n{passage}" if context else passage, page=page, page_end=page_end,
-                start=page_start, end=last + 1, section=section, body_start=start,
+                start=page_start, end=last_on_page + 1, section=section, body_start=start,
             ))
     return chunks
