@@ -24,7 +24,7 @@ claims support supported supports show shows shown find found say says tell expl
 mentioned use used uses using make makes made do does done get got give gives know known exist exists existing
 main key overall general specific way ways thing things kind kinds one ones also else other others many much
 mean means meaning please could would briefly detail details detailed summary summarize summarise overview
-several various different possible without within new recent recently current currently today exactly really
+several various different possible well without within new recent recently current currently today exactly really
 address addresses addressed handle handles handled solve solves solved propose proposes proposed introduce
 introduces introduced present presents presented achieve achieves achieved provide provides enable enables allow
 allows based via""".split()
@@ -42,7 +42,8 @@ slow slower method methods approach approaches model models technique techniques
 systems algorithm algorithms architecture design result outcome findings finding conclusion conclusions
 assumption assumptions reason reasons motivation goal goals purpose setting settings task tasks""".split()
 
-_PRONOUN = r"it|its|itself|they|them|their|theirs|themselves|these|those|this|such|he|she|his|her"
+_PERSONAL = r"it|itself|they|them|themselves|he|she"  # never followed by their noun: "why does it work?"
+_PRONOUN = r"its|their|theirs|these|those|this|such|his|her"
 _NOUN = (r"method|methods|approach|approaches|paper|papers|model|models|work|works|technique|techniques|framework|"
          r"frameworks|algorithm|algorithms|idea|ideas|result|results|finding|findings|system|systems|study|studies|"
          r"one|ones|architecture|dataset|datasets|authors?")
@@ -51,7 +52,7 @@ _REFERRING = re.compile(
     rf"the (?:method|approach|paper|algorithm|framework|technique|authors|study|proposed \w+)\b"
     rf"(?! (?:of|for|on|in|to|that|which|by)\b)|"
     rf"that (?:{_NOUN})\b|(?:is|was|does|did|about|of|like|with) that\b(?=\s*(?:[?.!]|$))|^that\b|"
-    rf"(?:{_PRONOUN})(?: (?:{_NOUN})\b)?)\b",
+    rf"(?:{_PERSONAL})|(?:{_PRONOUN})(?: (?:{_NOUN})\b)?)\b",
     re.IGNORECASE,
 )
 _EXPLETIVE = re.compile(
@@ -193,30 +194,101 @@ _COLLECTION = re.compile(
 )
 _JOINERS = frozenset({"of", "for", "in", "on", "with", "the", "and", "to"})
 _POSSESSIVE = frozenset({"its", "their", "theirs", "his", "her"})
+# An auxiliary before the topic means a main verb follows it ("How does X scale?", "How can X handle Y?").
+_AUXILIARIES = frozenset("do does did can could will would should may might must".split())
+_DEGREE = frozenset({"well", "much", "often", "far"})  # "How well does X…?"
+# Framing and aspect words that never stand inside a topic's name: verbs ("How is X evaluated?", "How does X handle
+# Y?"), adverbs and prepositions. The rest ("mean", "main", "key", "model", "systems") can: "causal mean field
+# Q-learning", "the mean teacher model", "recommender systems".
+_BREAKS = frozenset("""support supports supported show shows shown showed find finds found say says tell tells
+explain explains describe describes discuss discusses mention mentions mentioned use uses used using make makes made
+do does did done get gets got give gives know knows known exist exists address addresses addressed handle handles
+handled solve solves solved propose proposes proposed introduce introduces introduced present presents presented
+achieve achieves achieved provide provides enable enables allow allows based evaluate evaluates evaluated compare
+compares compared differ differs apply applies applied implement implements implemented improve improves improved
+perform performs performed outperform outperforms outperformed surpass surpasses reduce reduces increase increases
+generalize generalizes work works worked publish published trained also else please briefly exactly really
+recently currently today well without within via""".split())
+# Aspect words that name a thing, so may end a topic's name ("recommender systems", "the mean teacher model").
+_HEADS = frozenset("""model models system systems method methods approach approaches framework frameworks algorithm
+algorithms architecture architectures technique techniques benchmark benchmarks dataset datasets""".split())
 
 
 def referent_of(question: str) -> str:
     """The noun phrase a later pronoun stands for: "which papers merge LLM weights?" -> "the papers that merge LLM
-    weights"; else the question's first run of topic words, with "of/for/in…" between them and a "the" before
-    ("How accurate is the weighted edge-matching score?" -> "the weighted edge-matching score")."""
+    weights"; else the noun phrase around the question's first topic word, with "of/for/in…" inside and a "the"
+    before ("How accurate is the weighted edge-matching score?" -> "the weighted edge-matching score"). A common
+    word inside the name stays ("What is causal mean field Q-learning?" -> all four words); a verb ends it
+    ("How does CMFQ handle many agents?"; after "How does", a verb is due: "How does X scale?", "How do X learn to
+    Y?").
+    One pass over the words."""
     collection = _COLLECTION.match(question)
     if collection:
         return f"the {collection.group(1).lower()} that {collection.group(2).strip()}"
     words = list(_WORD.finditer(question))
-    first = next((i for i, w in enumerate(words) if _kind(w.group()) == "topic"), None)
+    kinds = [_kind(w.group()) for w in words]
+    lower = [w.group().lower() for w in words]
+    first = next((i for i, kind in enumerate(kinds) if kind == "topic"), None)
     if first is None:
         return ""
-    last = first
-    for i in range(first + 1, len(words)):
-        if question[words[i - 1].end():words[i].start()].strip():
-            break  # punctuation ends the phrase
-        kind = _kind(words[i].group())
-        if kind == "topic":
+
+    def joined(i: int) -> bool:  # words i-1 and i stand side by side (a space or a slash between: "2D/3D")
+        return question[words[i - 1].end():words[i].start()].strip() in ("", "/")
+
+    def inside(i: int) -> bool:  # a word that can be part of a topic's name
+        return kinds[i] != "stop" and lower[i] not in _BREAKS
+
+    begin = first
+    while begin and joined(begin) and inside(begin - 1):
+        begin -= 1
+    auxiliary = next((j for j in range(begin) if lower[j] in _AUXILIARIES), None)
+    verb_due = auxiliary is not None and all(kinds[j] == "stop" or lower[j] in _DEGREE for j in range(auxiliary))
+
+    def verb(i: int) -> bool:  # after "How does…", an aspect word is the verb ("How do X scale Y?"; not "training")
+        return verb_due and kinds[i] == "aspect" and lower[i] not in _HEADS and not lower[i].endswith("ing")
+
+    last, i = first, first + 1
+    while i < len(words) and joined(i) and (inside(i) or lower[i] in _JOINERS) and not verb(i):
+        if kinds[i] != "stop":
             last = i
-        elif words[i].group().lower() not in _JOINERS:
-            break
-    begin = first - 1 if first and words[first - 1].group().lower() == "the" else first
+        i += 1
+    if verb_due and not (i < len(words) and joined(i)):  # a main verb is due and none ended the phrase
+        joiner = next((j for j in range(first + 1, last) if kinds[j] == "stop"), None)
+        if last == len(words) - 1 > first and lower[last] not in _HEADS and joiner is None:
+            last -= 1  # "What does the mean squared error loss measure?": the last word is the verb
+        elif joiner is not None and joiner - 1 > first:
+            last = joiner - 2  # "How do LLM agents collaborate in multi-agent systems?": the word before "in"
+    while last > first and kinds[last] == "framing":
+        last -= 1
+    if begin and lower[begin - 1] == "the":
+        begin -= 1
     return question[words[begin].start():words[last].end()]
+
+
+_NUMBER = {"is": "are", "was": "were", "does": "do", "has": "have"}
+_NUMBER.update({plural: singular for singular, plural in _NUMBER.items()})
+_VERB_BEFORE = re.compile(r"\b(is|was|does|has|are|were|do|have)(\s+)$", re.IGNORECASE)  # the verb before "it"
+_PLURAL_REFERRING = frozenset({"they", "them", "these", "those", "themselves"})
+
+
+def _agreeing(before: str, plural: bool) -> str:
+    """`before` (the question up to its referring words) with its last word, a verb, in the referent's number:
+    "How is it evaluated?" + "LLM agents" -> "How are…"; "What datasets do they use?" + "CMFQ" -> "…does…"."""
+    def agree(match: re.Match[str]) -> str:
+        verb = match.group(1)
+        if (verb.lower() in {"are", "were", "do", "have"}) == plural:
+            return match.group()
+        other = _NUMBER[verb.lower()]
+        return (other.capitalize() if verb[0].isupper() else other) + match.group(2)
+
+    return _VERB_BEFORE.sub(agree, before)
+
+
+def _plural(referent: str) -> bool:
+    """Whether the noun phrase's head (its last word before "of/for/in…") is a plural: "LLM agents", "GFlowNets",
+    "the papers that…"; not "CMFQ", "the weighted edge-matching score", "2D/3D registration of the femur"."""
+    head = re.split(r"\s+(?:of|for|in|on|with|to|via|that|which)\s+", referent, maxsplit=1)[0].split()[-1]
+    return head.lower().endswith("s") and not head.lower().endswith(("ss", "us", "is")) and not head.isupper()
 
 
 def rewrite(reading: Reading, referent: str, topic: str = "") -> str:
@@ -232,8 +304,12 @@ def rewrite(reading: Reading, referent: str, topic: str = "") -> str:
     first = said[0].lower()
     if first in {"of", "among", "between"}:
         return f"{question[:start]}{said[0]} {referent}{question[end:]}"
-    if first not in _POSSESSIVE or len(said) > 1:
-        return f"{question[:start]}{referent}{question[end:]}"
+    if first not in _POSSESSIVE:
+        before = question[:start]
+        if first in _PLURAL_REFERRING or first in {"it", "this", "that", "itself"}:
+            before = _agreeing(before, _plural(referent))
+        return f"{before}{referent}{question[end:]}"
+    end = start + len(said[0])  # "its results": the possessive alone, its noun kept
     if len(referent.split()) == 1:
         return f"{question[:start]}{referent}'s{question[end:]}"
     owned = re.match(r"\s+([A-Za-z][\w-]*(?:\s+[A-Za-z][\w-]*)?)", question[end:])

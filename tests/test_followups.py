@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from linear import assert_linear
 
 from assistant import Assistant
 from assistant.evaluate import evaluate_conversations
-from assistant.questions import read, standalone_question
+from assistant.questions import read, referent_of, standalone_question
 
 FIXTURE = Path(__file__).parent / "fixtures" / "conversations.json"
 
@@ -82,6 +83,61 @@ def test_questions_searched_as_asked(question: str) -> None:
 def test_offline_rewrite(history: list[str], question: str, standalone: str) -> None:
     turns = [{"role": "user", "content": q} for q in history]
     assert standalone_question(question, turns)[0] == standalone
+
+
+# First questions on seed-corpus papers (their titles' words): the referent is the whole name, common words inside
+# it ("mean", "model", "systems") included; a verb, after "How does…", ends it.
+@pytest.mark.parametrize(("question", "referent"), [
+    ("What is causal mean field Q-learning?", "causal mean field Q-learning"),  # "mean" is part of the name
+    ("causal mean field Q-learning", "causal mean field Q-learning"),
+    ("How does causal mean field multi-agent reinforcement learning scale?",
+     "causal mean field multi-agent reinforcement learning"),
+    ("How does causal mean field Q-learning handle many agents?", "causal mean field Q-learning"),
+    ("What is the mean teacher model in semi-supervised segmentation?",
+     "the mean teacher model in semi-supervised segmentation"),
+    ("What is the main idea of adaptive model merging?", "adaptive model merging"),
+    ("What is similarity-aware propagation learning for breast cancer segmentation?",
+     "similarity-aware propagation learning for breast cancer segmentation"),
+    ("How do proto-value networks scale representation learning?", "proto-value networks"),
+    ("How do Telecom foundation models work?", "Telecom foundation models"),
+    ("How do recommender systems use graph neural networks?", "recommender systems"),
+    ("How do LLM agents collaborate in multi-agent systems?", "LLM agents"),
+    ("How can federated learning handle heterogeneous clients?", "federated learning"),
+    ("How accurate is 2D/3D registration of the femur?", "2D/3D registration of the femur"),
+    ("How well does Muon outperform Adam in tail-end associative memory learning?", "Muon"),
+    ("What does Rethinking the Value of Network Pruning find?", "Rethinking the Value of Network Pruning"),
+    ("How does CMFQ make multi-agent RL scale?", "CMFQ"),
+    ("How can adversarial training be made faster?", "adversarial training"),
+    ("Explain the Discrete Key-Value Bottleneck", "the Discrete Key-Value Bottleneck"),
+])
+@pytest.mark.unit
+def test_the_referent_is_the_whole_noun_phrase(question: str, referent: str) -> None:
+    assert referent_of(question) == referent
+
+
+@pytest.mark.parametrize(("first", "question", "standalone"), [
+    ("What is causal mean field Q-learning?", "How is it evaluated?", "How is causal mean field Q-learning evaluated?"),
+    ("What is causal mean field Q-learning?", "What are its results?",
+     "What are the results of causal mean field Q-learning?"),
+    ("What is causal mean field Q-learning?", "What datasets do they use?",
+     "What datasets does causal mean field Q-learning use?"),  # the verb agrees with the referent
+    ("What is causal mean field Q-learning?", "Why does it work?", "Why does causal mean field Q-learning work?"),
+    ("How do LLM agents collaborate in multi-agent systems?", "How is it evaluated?", "How are LLM agents evaluated?"),
+    ("What are Order-Preserving GFlowNets?", "Does it scale?", "Do Order-Preserving GFlowNets scale?"),
+    ("What is the mean teacher model in semi-supervised segmentation?", "What are its limitations?",
+     "What are the limitations of the mean teacher model in semi-supervised segmentation?"),
+    ("How do Telecom foundation models work?", "How does this method scale?",
+     "How do Telecom foundation models scale?"),
+])
+@pytest.mark.unit
+def test_follow_ups_on_seed_papers_are_rewritten_grammatically(first: str, question: str, standalone: str) -> None:
+    assert standalone_question(question, [{"role": "user", "content": first}])[0] == standalone
+
+
+@pytest.mark.unit
+def test_referent_extraction_is_linear() -> None:
+    assert_linear(lambda n: "What is causal mean field " + "deep mean " * n + "learning?", referent_of)
+    assert_linear(lambda n: "How does " + "graph of " * n + "agents scale?", referent_of)
 
 
 def test_conversation_fixture_offline(seeded_home: Path) -> None:
