@@ -26,7 +26,16 @@ if TYPE_CHECKING:
     from .citations import CitedText, Evidence, Span, mark_spans, verbatim_spans
     from .claims import citation_spans, claim_text, marker_claims
     from .claims import claims as answer_claims
-    from .clusters import MAX_CLUSTERS, UNCLUSTERED, Cluster, ClusterMap, ClusterSummary, MapPoint, trends
+    from .clusters import (
+        MAX_CLUSTERS,
+        UNCLUSTERED,
+        Cluster,
+        ClusterMap,
+        ClusterSummary,
+        MapPoint,
+        trends,
+        year_counts,
+    )
     from .config import Settings, expand_path, load_settings
     from .conversations import (
         EXPORTS,
@@ -83,7 +92,8 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "claims": ("citation_spans", "claim_text", "marker_claims"),
     "conversations": ("EXPORTS", "INTERRUPTED", "Conversation", "ConversationInfo", "SavedTurn", "author_names",
                       "conversation_markdown", "reference_line"),
-    "clusters": ("MAX_CLUSTERS", "UNCLUSTERED", "Cluster", "ClusterMap", "ClusterSummary", "MapPoint", "trends"),
+    "clusters": ("MAX_CLUSTERS", "UNCLUSTERED", "Cluster", "ClusterMap", "ClusterSummary", "MapPoint", "trends",
+                 "year_counts"),
     "report": ("FORMATS", "ReportRun"),
     "enrich": ("EnrichReport",),
     "evaluate": ("AnswerReport", "RetrievalReport", "eval_home", "evaluate_answers", "evaluate_retrieval"),
@@ -179,6 +189,7 @@ __all__ = [
     "split_sentences",
     "trends",
     "verbatim_spans",
+    "year_counts",
 ]  # the names of _PUBLIC (tests/test_architecture.py checks)
 
 
