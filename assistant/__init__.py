@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from .markdown import markdown_html
     from .providers import provider_names
     from .providers import providers as model_providers
+    from .questions import about, paper_name
     from .report import FORMATS, ReportRun
     from .retrieve import Filters, Hit
 
@@ -94,6 +95,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
                       "conversation_markdown", "reference_line"),
     "clusters": ("MAX_CLUSTERS", "UNCLUSTERED", "Cluster", "ClusterMap", "ClusterSummary", "MapPoint", "trends",
                  "year_counts"),
+    "questions": ("about", "paper_name"),
     "report": ("FORMATS", "ReportRun"),
     "enrich": ("EnrichReport",),
     "evaluate": ("AnswerReport", "RetrievalReport", "eval_home", "evaluate_answers", "evaluate_retrieval"),
@@ -156,6 +158,7 @@ __all__ = [
     "Step",
     "StoreError",
     "answer_claims",
+    "about",
     "author_names",
     "bibtex_text",
     "citation_spans",
@@ -182,6 +185,7 @@ __all__ = [
     "pdf_text",
     "plain_text",
     "provider_info",
+    "paper_name",
     "provider_names",
     "reference_line",
     "render_page",

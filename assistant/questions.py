@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -332,3 +333,94 @@ def standalone_question(question: str, history: Sequence[dict[str, Any]]) -> tup
     for earlier in user_questions(history):
         conversation.standalone(earlier)
     return conversation.standalone(question)
+
+
+# --- a paper's name, for the questions suggested under an answer ------------------------------------------------------
+
+_DEFINED = re.compile(r"\(([A-Za-z][A-Za-z0-9-]{1,14})\)")  # "causal mean-field Q-learning (CMFQ)"
+_CLAUSE_END = re.compile(r"[.,;:()\[\]]")
+# The paper introducing the name a few words before it: "we propose (an algorithm called) …", "this paper
+# introduces a technique called …".
+_OWN = re.compile(r"\b(?:we|our|this (?:paper|work|article|study))\b[^.]{0,120}\b(?:propos|introduc|present|develop|"
+                  r"design|call|nam|dub|term|build|buil|creat|devis|formulat)\w*(?:\s+[\w-]+){0,4}\s*$",
+                  re.IGNORECASE)
+_NAME_WORDS = 8  # a long form of at most this many words
+_SHORT_TITLE_WORDS = 6
+
+
+def _spells(words: list[str], letters: str) -> bool:
+    """Whether `letters` (an acronym's capitals) are the initials of `words`: each word gives its first letter and
+    may give the initials of its hyphenated parts and its inner capitals ("mean-field" -> M or MF, "GFlowNets" ->
+    G, GF or GFN). A set of reachable positions, so at most _NAME_WORDS x 15 steps."""
+    reachable = {0}
+    for word in words:
+        optional = [part[0] for part in word.split("-")[1:] if part] + [c for c in word[1:] if c.isupper()]
+        after = set()
+        for at in reachable:
+            if at < len(letters) and word[0].upper() == letters[at]:
+                at += 1
+                after.add(at)
+                for letter in optional:
+                    if at < len(letters) and letter.upper() == letters[at]:
+                        at += 1
+                        after.add(at)
+        reachable = after
+    return len(letters) in reachable
+
+
+def defined_name(abstract: str) -> str:
+    """The name an abstract defines for its own method or system: the long form of "… (ACRONYM)" whose initials
+    spell the acronym, a few words after the paper speaks of itself ("we propose an algorithm called causal
+    mean-field Q-learning (CMFQ)", not "a framework named mean-field reinforcement learning (MFRL)"), the acronym
+    used most if several. Empty when it defines none. Reads 200 characters before each parenthesis and counts
+    the abstract's words once: linear in the abstract."""
+    used = Counter(_WORD.findall(abstract))
+    best: tuple[int, int] | None = None
+    name = ""
+    for match in _DEFINED.finditer(abstract):
+        letters = "".join(c for c in match.group(1) if c.isupper())
+        if len(letters) < 2:
+            continue
+        before = _CLAUSE_END.split(abstract[max(0, match.start() - 100):match.start()])[-1]
+        words = before.split()[-_NAME_WORDS:]
+        long_form = next((words[-k:] for k in range(1, len(words) + 1) if _spells(words[-k:], letters)), None)
+        if not long_form:
+            continue
+        leading = abstract[max(0, match.start() - 200):match.start()].rsplit(". ", 1)[-1]
+        leading = leading[:len(leading.rstrip()) - len(" ".join(long_form))]
+        if not _OWN.search(leading):
+            continue
+        rank = (used[match.group(1)], match.start())
+        if best is None or rank > best:
+            best, name = rank, " ".join(long_form)
+    return name
+
+
+def title_name(title: str, whole: bool) -> str:
+    """A title's name to ask about: the name before its colon ("AdaMerging: Adaptive Model Merging…" ->
+    "AdaMerging"), or with `whole` the title itself; of at most _SHORT_TITLE_WORDS words, and a noun phrase: no
+    stop word but "of/for/in/on/with/and/to/the/a", not opening with a gerund or "for"; else empty."""
+    if ":" not in title and not whole:
+        return ""
+    name = title.split(":", 1)[0].strip().rstrip("?!.")
+    words = _WORD.findall(name)
+    if not 0 < len(words) <= _SHORT_TITLE_WORDS or any(
+            _kind(w) == "stop" and w.lower() not in _JOINERS | {"a", "an"} for w in words) or (
+            len(words) > 1 and (words[0].lower() in _JOINERS or words[0].lower().endswith("ing"))):
+        return ""  # not a sentence ("MetaMixer Is All You Need"), nor "For a semiotic AI", "Rethinking the Value…"
+    return name
+
+
+def paper_name(title: str, abstract: str, derived: bool) -> str:
+    """What to call a paper in a suggested question: the name before its title's colon, else the name its
+    abstract defines for its own method, else its whole title if short; empty when none fits (a derived title
+    is the abstract's first words, never a name)."""
+    if derived:
+        return defined_name(abstract)
+    return title_name(title, whole=False) or defined_name(abstract) or title_name(title, whole=True)
+
+
+def about(template: str, name: str) -> str:
+    """`template`, a question that says "it"/"its", asked about `name`, grammatically: "What are its limitations?"
+    + "causal mean-field Q-learning" -> "What are the limitations of causal mean-field Q-learning?"."""
+    return rewrite(read(template), name)

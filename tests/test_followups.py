@@ -1,16 +1,19 @@
-"""Follow-ups that are follow-ups: the rule that decides whether a question depends on the conversation, and the
-conversation fixture (tests/fixtures/conversations.json) answered offline on the seed library."""
+"""Follow-ups that are follow-ups: the rule that decides whether a question depends on the conversation, its
+referent and grammatical rewrite, the conversation fixture (tests/fixtures/conversations.json) answered offline on
+the seed library, and the follow-up questions suggested under an answer (named by the cited papers)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from assistant.ui.chat import Topics, follow_ups
 from linear import assert_linear
 
-from assistant import Assistant
+from assistant import Answer, Assistant, Paper
+from assistant.citations import Citation
 from assistant.evaluate import evaluate_conversations
-from assistant.questions import read, referent_of, standalone_question
+from assistant.questions import defined_name, paper_name, read, referent_of, standalone_question
 
 FIXTURE = Path(__file__).parent / "fixtures" / "conversations.json"
 
@@ -148,3 +151,54 @@ def test_conversation_fixture_offline(seeded_home: Path) -> None:
     failures = [f"{c.kind}: {c.first!r} -> {c.second!r} searched as {c.standalone!r}, cited {c.cited}"
                 for c in report.cases if not c.ok]
     assert not failures, "\n".join(failures)
+
+
+# Seed papers by title prefix, and the name a suggested question calls each by: the name before the title's colon,
+# the method the abstract introduces (not the background it defines first: MFRL), or a short title; no name for a
+# title that is a sentence or a derived title of a paper whose abstract names nothing of its own.
+SEED_NAMES = {
+    "Causal Mean Field Multi-Agent Reinforcement Learning": "causal mean-field Q-learning",
+    "AdaMerging: Adaptive Model Merging": "AdaMerging",
+    "Order-Preserving GFlowNets": "Order-Preserving GFlowNets",
+    "TabSim: A Siamese Neural Network": "TabSim",
+    "Towards Deeper Graph Neural Networks": "Deep Adaptive Graph Neural Network",
+    "Stitchable Neural Networks": "Stitchable Neural Networks",
+    "MetaMixer Is All You Need": "",
+}
+
+
+def _seed_paper(home: Path, prefix: str) -> Paper:
+    return next(p for p in Assistant(home=home).papers() if p.title.startswith(prefix))
+
+
+def test_a_paper_is_named_by_its_own_name(seeded_home: Path) -> None:
+    for prefix, name in SEED_NAMES.items():
+        paper = _seed_paper(seeded_home, prefix)
+        assert paper_name(paper.title, paper.abstract, paper.title_derived) == name, prefix
+
+
+def test_suggested_follow_ups_name_the_cited_papers(seeded_home: Path) -> None:
+    """The questions under an answer ask about the cited papers' names, grammatically, never about a lone topic
+    word ("What are the limitations of policy?" was suggested before)."""
+    cited = [_seed_paper(seeded_home, prefix) for prefix in
+             ("Causal Mean Field Multi-Agent", "AdaMerging:", "Order-Preserving GFlowNets")]
+    answer = Answer(question="How do agents scale?", standalone_question="How do agents scale?", text="…",
+                    provider="offline", citations=[Citation(number=n, paper_id=p.paper_id, title=p.title, paper=p)
+                                                   for n, p in enumerate(cited, 1)])
+    lone_words = Topics(by_paper={p.paper_id: ["policy", "merging"] for p in cited}, largest=[])
+    assert follow_ups(lone_words, answer.question, answer) == [
+        "How is causal mean-field Q-learning evaluated?",
+        "What are AdaMerging's limitations?",
+        "How do Order-Preserving GFlowNets compare with other methods?",
+    ]
+    # one cited paper: its name in every question; a name the question says is not suggested again
+    answer.citations = answer.citations[2:]
+    assert follow_ups(lone_words, "What are Order-Preserving GFlowNets?", answer) == []
+    again = follow_ups(lone_words, "What is this?", answer)
+    assert again[1] == "What are the limitations of Order-Preserving GFlowNets?" and len(again) == 3
+
+
+@pytest.mark.unit
+def test_naming_is_linear() -> None:
+    assert_linear(lambda n: "We propose a deep mean field (DMF). " * n, defined_name)
+    assert_linear(lambda n: "we propose " + "word " * n + "(ABCDEFGHIJKLMNO)", defined_name)
