@@ -1,4 +1,5 @@
-"""What a question asks: its topic words, whether it leans on the conversation, and its standalone form.
+"""What a question asks: its topic words, whether it leans on the conversation, and its standalone form; and what
+a suggested question calls a paper (`paper_name`, asked through the same rewrite: `about`).
 
 A question is searched as asked unless it depends on the conversation: a pronoun or demonstrative with no
 referent of its own ("how is it evaluated?", "what are their limitations?", "this method"; a topic word earlier
@@ -221,8 +222,7 @@ def referent_of(question: str) -> str:
     before ("How accurate is the weighted edge-matching score?" -> "the weighted edge-matching score"). A common
     word inside the name stays ("What is causal mean field Q-learning?" -> all four words); a verb ends it
     ("How does CMFQ handle many agents?"; after "How does", a verb is due: "How does X scale?", "How do X learn to
-    Y?").
-    One pass over the words."""
+    Y?"). A few passes over the words: linear."""
     collection = _COLLECTION.match(question)
     if collection:
         return f"the {collection.group(1).lower()} that {collection.group(2).strip()}"
@@ -269,7 +269,6 @@ def referent_of(question: str) -> str:
 _NUMBER = {"is": "are", "was": "were", "does": "do", "has": "have"}
 _NUMBER.update({plural: singular for singular, plural in _NUMBER.items()})
 _VERB_BEFORE = re.compile(r"\b(is|was|does|has|are|were|do|have)(\s+)$", re.IGNORECASE)  # the verb before "it"
-_PLURAL_REFERRING = frozenset({"they", "them", "these", "those", "themselves"})
 
 
 def _agreeing(before: str, plural: bool) -> str:
@@ -306,10 +305,7 @@ def rewrite(reading: Reading, referent: str, topic: str = "") -> str:
     if first in {"of", "among", "between"}:
         return f"{question[:start]}{said[0]} {referent}{question[end:]}"
     if first not in _POSSESSIVE:
-        before = question[:start]
-        if first in _PLURAL_REFERRING or first in {"it", "this", "that", "itself"}:
-            before = _agreeing(before, _plural(referent))
-        return f"{before}{referent}{question[end:]}"
+        return f"{_agreeing(question[:start], _plural(referent))}{referent}{question[end:]}"
     end = start + len(said[0])  # "its results": the possessive alone, its noun kept
     if len(referent.split()) == 1:
         return f"{question[:start]}{referent}'s{question[end:]}"
