@@ -26,7 +26,16 @@ if TYPE_CHECKING:
     from .citations import CitedText, Evidence, Span, mark_spans, verbatim_spans
     from .claims import citation_spans, claim_text, marker_claims
     from .claims import claims as answer_claims
-    from .clusters import MAX_CLUSTERS, UNCLUSTERED, Cluster, ClusterMap, ClusterSummary, MapPoint, trends
+    from .clusters import (
+        MAX_CLUSTERS,
+        UNCLUSTERED,
+        Cluster,
+        ClusterMap,
+        ClusterSummary,
+        MapPoint,
+        trends,
+        year_counts,
+    )
     from .config import Settings, expand_path, load_settings
     from .conversations import (
         EXPORTS,
@@ -60,6 +69,7 @@ if TYPE_CHECKING:
     from .markdown import markdown_html
     from .providers import provider_names
     from .providers import providers as model_providers
+    from .questions import about, paper_name
     from .report import FORMATS, ReportRun
     from .retrieve import Filters, Hit
     from .retrieve import Mode as SearchMode
@@ -84,7 +94,9 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "claims": ("citation_spans", "claim_text", "marker_claims"),
     "conversations": ("EXPORTS", "INTERRUPTED", "Conversation", "ConversationInfo", "SavedTurn", "author_names",
                       "conversation_markdown", "reference_line"),
-    "clusters": ("MAX_CLUSTERS", "UNCLUSTERED", "Cluster", "ClusterMap", "ClusterSummary", "MapPoint", "trends"),
+    "clusters": ("MAX_CLUSTERS", "UNCLUSTERED", "Cluster", "ClusterMap", "ClusterSummary", "MapPoint", "trends",
+                 "year_counts"),
+    "questions": ("about", "paper_name"),
     "report": ("FORMATS", "ReportRun"),
     "enrich": ("EnrichReport",),
     "evaluate": ("AnswerReport", "RetrievalReport", "eval_home", "evaluate_answers", "evaluate_retrieval"),
@@ -148,6 +160,7 @@ __all__ = [
     "Step",
     "StoreError",
     "answer_claims",
+    "about",
     "author_names",
     "bibtex_text",
     "citation_spans",
@@ -174,6 +187,7 @@ __all__ = [
     "pdf_text",
     "plain_text",
     "provider_info",
+    "paper_name",
     "provider_names",
     "reference_line",
     "render_page",
@@ -181,6 +195,7 @@ __all__ = [
     "split_sentences",
     "trends",
     "verbatim_spans",
+    "year_counts",
 ]  # the names of _PUBLIC (tests/test_architecture.py checks)
 
 

@@ -38,20 +38,30 @@ GENERIC_OPENER = re.compile(
     re.IGNORECASE,
 )
 # Openers that lean on the sentence before ("This approach…", "These issues are addressed…", "For this reason, …",
-# "However, …"); "This paper/work/study…" names the paper itself and stands alone. Matched at a sentence's start.
+# "To meet this challenge, …", "Inspired by these observations, …", "However, …"); "This paper/work/study…" names the
+# paper itself and stands alone. Matched at a sentence's start; every repeat is bounded or ends at a space, so a
+# match reads a few words past it (linear in the text, tests/test_extractive.py).
 _SELF = r"paper|work|study|article|survey|letter|thesis|report|chapter|review|manuscript|research|project"
+_DEMONSTRATIVE = rf"(?:this|these|those|such)\b(?! (?:{_SELF})\b)"
+_BACK = r"(?:this|these|that|those|such|both|the (?:above|aforementioned|former|latter))\b"
 LEANING_OPENER = re.compile(
     rf"(?:(?:this|these|those|such|that)\b(?! (?:{_SELF})\b)|(?:it|its|they|their|them|he|she|his|her)\b|"
     rf"(?:for|to|in|because of|based on|as a result of|despite|given|with|by|on|from|under) "
-    rf"(?:this|these|that|those|such)\b"
-    rf"(?! (?:{_SELF})\b)|"
-    r"to (?:this|that) end\b|to (?:address|tackle|solve|overcome|mitigate|handle|bridge|close|fill|remedy|fix) "
-    r"(?:this|these|that|those|such|both|the (?:above|aforementioned|former|latter))\b|"
-    r"(?:therefore|thus|hence|consequently|accordingly|as a result|in this way|in doing so|to do so|"
-    r"in addition|additionally|moreover|furthermore|further|however|nevertheless|nonetheless|instead|then|also|"
+    rf"(?:this|these|that|those|such)\b(?! (?:{_SELF})\b)|"
+    # "To meet/address/deal with this challenge, …", "To achieve these goals, …"
+    rf"to (?:this|that) end\b|to [a-z]+(?: (?:with|to|for|on|up))? {_BACK}|"
+    # an opening phrase of at most four words with a demonstrative, closed by a comma: "Inspired by these
+    # observations, …", "Building on this insight, …", "Unlike such methods, …"; "After that, …"
+    rf"(?:[\w-]+ ){{1,4}}{_DEMONSTRATIVE}[^,.;:!?]{{0,60}},|"
+    r"(?:after|beyond|besides|despite|following|unlike|apart from|on top of|in addition to|other than) that\b|"
+    r"(?:each|all|both|none|some|many|most|one|either|neither|any) of (?:these|those|them|the above)\b|"
+    r"(?:one|another) such\b|as such\b|(?:by |in )?doing so\b|"
+    r"(?:therefore|thus|hence|consequently|accordingly|as a (?:result|consequence)|in this way|to do so|in turn|"
+    r"in response|in addition|additionally|moreover|furthermore|further|however|nevertheless|nonetheless|instead|"
+    r"then|also|yet|otherwise|conversely|alternatively|subsequently|afterwards|thereby|"
     r"besides|meanwhile|likewise|similarly|in contrast|by contrast|on the other hand|specifically|more specifically|"
     r"for example|for instance|e\.g\.|i\.e\.|"
-    r"in particular|finally|lastly|second(?:ly)?|third(?:ly)?|next|notably|accordingly)\b|"
+    r"in particular|finally|lastly|second(?:ly)?|third(?:ly)?|next|notably)\b|"
     r"the (?:former|latter|same|above|resulting|aforementioned)\b|\(\d+\)|\d+\))",
     re.IGNORECASE,
 )

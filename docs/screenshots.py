@@ -5,9 +5,9 @@
 Without --home, the seed corpus is ingested into a temporary home first. Uses Debian's chromium through
 Playwright (tests/browser.py), the same way the browser test does. Writes, at 1440x900: chat.png (an answer with
 a cited paper open and the quoted sentence highlighted), evidence-table.png (the papers the answer looked at),
-follow-up.png ("How is it evaluated?" asked next, read as a standalone question), explore.png, library.png; at
-390x844: phone-chat.png (the newest answer), phone-evidence-table.png, phone-source.png (the source drawer),
-phone-explore.png.
+follow-up.png ("How is it evaluated?" asked after a question on CMFQ, read as a standalone question),
+explore.png, library.png; at 390x844: phone-chat.png (the newest answer), phone-evidence-table.png,
+phone-source.png (the source drawer), phone-explore.png.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from assistant.api import DEMO_CORPUS
 
 DOCS = ROOT / "docs"
 QUESTION = "How do these papers make multi-agent reinforcement learning scale?"
+FOLLOW_UP_ON = "How does causal mean field Q-learning handle many agents?"  # a new conversation, on one paper
 FOLLOW_UP = "How is it evaluated?"
 SAMPLE_BIB = """@article{doe2022routing, title={Cooperative Routing of Reviewer Experts},
 author={Doe, Jane and Roe, Rick},
@@ -71,7 +72,11 @@ def evidence_table(page: Page, answer, name: str) -> None:
 
 
 def follow_up(page: Page) -> None:
-    """A follow-up that leans on the answer before it, shown from its question down."""
+    """A follow-up that leans on the answer before it (in a new conversation on CMFQ), shown from its question
+    down."""
+    page.get_by_role("button", name="New conversation").click()
+    wait_until_idle(page)
+    ask(page, FOLLOW_UP_ON, 1)
     ask(page, FOLLOW_UP, 2).get_by_text("Read as").wait_for(timeout=30_000)
     page.mouse.wheel(0, 50)
     question = page.locator("[data-testid='stChatMessage']").filter(has_text=FOLLOW_UP).first

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -88,3 +89,33 @@ def test_a_sampled_map_is_drawn_by_the_topics_full_counts() -> None:
               for i in range(2000)]  # saved: 1,000 points each, of topics of 90,000 and 10,000 papers
     drawn = sample_points(points, 500, {"c1": 90_000, "c2": 10_000})
     assert sum(p.cluster_id == "c1" for p in drawn) == 450 and sum(p.cluster_id == "c2" for p in drawn) == 50
+
+
+def test_the_sidebar_filters_bound_the_topics(explore: AppTest) -> None:
+    """An author, then a year range without undated papers: the legend's counts, the caption and a topic's member
+    list are of the admitted papers only (they were of the whole library whatever the filters said)."""
+    at = explore
+    home = Path(os.environ["LITASSIST_HOME"])
+    papers = Assistant(home=home).papers()
+
+    def counted() -> int:
+        return sum(int(n) for n in re.findall(r"<small>(\d+)</small>", legend(at)))
+
+    assert counted() == len(papers)
+    author = next(p for p in papers if p.authors).authors[0].split()[-1]
+    at.text_input(key="author").set_value(author).run()
+    assert counted() == sum(any(author.lower() in a.lower() for a in p.authors) for p in papers)
+    at.text_input(key="author").set_value("").run()
+
+    years = sorted({p.year for p in papers if p.year})
+    low = years[-2]
+    at.slider(key="years").set_value((low, years[-1])).run()
+    at.checkbox(key="include_undated").uncheck().run()
+    recent = {p.paper_id for p in papers if p.year is not None and p.year >= low}
+    assert 0 < len(recent) < len(papers) and counted() == len(recent)
+    assert any(f"{len(recent)} of {len(papers)} papers" in c.value for c in at.caption)
+    topic = max((t for t in Assistant(home=home).clusters().topics if recent & set(t.paper_ids)),
+                key=lambda t: len(set(t.paper_ids) - recent))  # the topic with most papers filtered out
+    at.button_group(key="topic").set_value(topic.cluster_id).run()
+    listed = {b.key.rsplit("-", 1)[-1] for b in at.button if (b.key or "").startswith(f"member-{topic.cluster_id}-")}
+    assert listed and listed <= recent

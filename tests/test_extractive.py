@@ -12,6 +12,7 @@ from assistant import Assistant
 from assistant.corpus.records import SourceRef, make_paper
 from assistant.evaluate import CLAIM_QUESTION, evaluate_aspects
 from assistant.extractive import (
+    LEANING_OPENER,
     MAX_QUOTE_CHARS,
     candidate_sentences,
     choose_sentences,
@@ -78,6 +79,43 @@ def test_a_leaning_sentence_is_quoted_with_its_antecedent(index: int, quote: str
     spans = sentence_spans(ABSTRACT)
     start = quotable(ABSTRACT, spans, index)
     assert (None if start is None else ABSTRACT[start:spans[index][1]]) == quote
+
+
+@pytest.mark.parametrize(("sentence", "leans"), [
+    ("To meet this challenge, we propose CMFQ.", True),  # the offline answer a tester saw open with this
+    ("To address these issues, we design a scheduler.", True),
+    ("To deal with this problem, we use interventions.", True),
+    ("To this end, we build a benchmark.", True),
+    ("In this case, the agents cannot coordinate.", True),
+    ("Such methods fail on long inputs.", True),
+    ("These results hold for every game.", True),
+    ("Inspired by these observations, we introduce a causal module.", True),
+    ("Building on this insight, we merge the layers.", True),
+    ("Unlike such approaches, ours needs no labels.", True),
+    ("After that, the model is fine-tuned.", True),
+    ("Each of these methods needs a teacher.", True),
+    ("By doing so, the agents scale to hundreds.", True),
+    ("As such, the bound is tight.", True),
+    ("In this paper, we propose CMFQ.", False),  # names the paper itself
+    ("This work studies mean field games.", False),
+    ("We test CMFQ in a mixed cooperative-competitive game.", False),
+    ("Unlike previous methods that rely on labels, we learn from rewards.", False),  # a relative "that"
+    ("We show that, unlike GANs, flows are exact.", False),
+    ("To the best of our knowledge, this is the first such study.", False),
+])
+@pytest.mark.unit
+def test_openers_that_lean_on_an_unseen_sentence(sentence: str, leans: bool) -> None:
+    assert bool(LEANING_OPENER.match(sentence)) is leans
+
+
+@pytest.mark.unit
+def test_the_leaning_rule_is_linear() -> None:
+    def leaning_starts(text: str) -> int:
+        return sum(bool(LEANING_OPENER.match(text, start)) for start, _ in sentence_spans(text))
+
+    assert_linear(lambda n: "To meet this challenge, we go on. " * n, leaning_starts)
+    assert_linear(lambda n: "Inspired by " + "x" * n + " these, we go on.", leaning_starts)
+    assert_linear(lambda n: "word-" * n + " such that", leaning_starts)
 
 
 def _hit(abstract: str, title: str = "A paper") -> Hit:

@@ -1,15 +1,19 @@
-"""Follow-ups that are follow-ups: the rule that decides whether a question depends on the conversation, and the
-conversation fixture (tests/fixtures/conversations.json) answered offline on the seed library."""
+"""Follow-ups that are follow-ups: the rule that decides whether a question depends on the conversation, its
+referent and grammatical rewrite, the conversation fixture (tests/fixtures/conversations.json) answered offline on
+the seed library, and the follow-up questions suggested under an answer (named by the cited papers)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from assistant.ui.chat import Topics, follow_ups
+from linear import assert_linear
 
-from assistant import Assistant
+from assistant import Answer, Assistant, Paper
+from assistant.citations import Citation
 from assistant.evaluate import evaluate_conversations
-from assistant.questions import read, standalone_question
+from assistant.questions import defined_name, paper_name, read, referent_of, standalone_question
 
 FIXTURE = Path(__file__).parent / "fixtures" / "conversations.json"
 
@@ -84,6 +88,61 @@ def test_offline_rewrite(history: list[str], question: str, standalone: str) -> 
     assert standalone_question(question, turns)[0] == standalone
 
 
+# First questions on seed-corpus papers (their titles' words): the referent is the whole name, common words inside
+# it ("mean", "model", "systems") included; a verb, after "How does…", ends it.
+@pytest.mark.parametrize(("question", "referent"), [
+    ("What is causal mean field Q-learning?", "causal mean field Q-learning"),  # "mean" is part of the name
+    ("causal mean field Q-learning", "causal mean field Q-learning"),
+    ("How does causal mean field multi-agent reinforcement learning scale?",
+     "causal mean field multi-agent reinforcement learning"),
+    ("How does causal mean field Q-learning handle many agents?", "causal mean field Q-learning"),
+    ("What is the mean teacher model in semi-supervised segmentation?",
+     "the mean teacher model in semi-supervised segmentation"),
+    ("What is the main idea of adaptive model merging?", "adaptive model merging"),
+    ("What is similarity-aware propagation learning for breast cancer segmentation?",
+     "similarity-aware propagation learning for breast cancer segmentation"),
+    ("How do proto-value networks scale representation learning?", "proto-value networks"),
+    ("How do Telecom foundation models work?", "Telecom foundation models"),
+    ("How do recommender systems use graph neural networks?", "recommender systems"),
+    ("How do LLM agents collaborate in multi-agent systems?", "LLM agents"),
+    ("How can federated learning handle heterogeneous clients?", "federated learning"),
+    ("How accurate is 2D/3D registration of the femur?", "2D/3D registration of the femur"),
+    ("How well does Muon outperform Adam in tail-end associative memory learning?", "Muon"),
+    ("What does Rethinking the Value of Network Pruning find?", "Rethinking the Value of Network Pruning"),
+    ("How does CMFQ make multi-agent RL scale?", "CMFQ"),
+    ("How can adversarial training be made faster?", "adversarial training"),
+    ("Explain the Discrete Key-Value Bottleneck", "the Discrete Key-Value Bottleneck"),
+])
+@pytest.mark.unit
+def test_the_referent_is_the_whole_noun_phrase(question: str, referent: str) -> None:
+    assert referent_of(question) == referent
+
+
+@pytest.mark.parametrize(("first", "question", "standalone"), [
+    ("What is causal mean field Q-learning?", "How is it evaluated?", "How is causal mean field Q-learning evaluated?"),
+    ("What is causal mean field Q-learning?", "What are its results?",
+     "What are the results of causal mean field Q-learning?"),
+    ("What is causal mean field Q-learning?", "What datasets do they use?",
+     "What datasets does causal mean field Q-learning use?"),  # the verb agrees with the referent
+    ("What is causal mean field Q-learning?", "Why does it work?", "Why does causal mean field Q-learning work?"),
+    ("How do LLM agents collaborate in multi-agent systems?", "How is it evaluated?", "How are LLM agents evaluated?"),
+    ("What are Order-Preserving GFlowNets?", "Does it scale?", "Do Order-Preserving GFlowNets scale?"),
+    ("What is the mean teacher model in semi-supervised segmentation?", "What are its limitations?",
+     "What are the limitations of the mean teacher model in semi-supervised segmentation?"),
+    ("How do Telecom foundation models work?", "How does this method scale?",
+     "How do Telecom foundation models scale?"),
+])
+@pytest.mark.unit
+def test_follow_ups_on_seed_papers_are_rewritten_grammatically(first: str, question: str, standalone: str) -> None:
+    assert standalone_question(question, [{"role": "user", "content": first}])[0] == standalone
+
+
+@pytest.mark.unit
+def test_referent_extraction_is_linear() -> None:
+    assert_linear(lambda n: "What is causal mean field " + "deep mean " * n + "learning?", referent_of)
+    assert_linear(lambda n: "How does " + "graph of " * n + "agents scale?", referent_of)
+
+
 def test_conversation_fixture_offline(seeded_home: Path) -> None:
     """Every topic switch is answered from the new topic with nothing of the old one cited; every follow-up
     stays on the earlier paper (the rule and this fixture: docs/citations.md, "Follow-ups")."""
@@ -92,3 +151,54 @@ def test_conversation_fixture_offline(seeded_home: Path) -> None:
     failures = [f"{c.kind}: {c.first!r} -> {c.second!r} searched as {c.standalone!r}, cited {c.cited}"
                 for c in report.cases if not c.ok]
     assert not failures, "\n".join(failures)
+
+
+# Seed papers by title prefix, and the name a suggested question calls each by: the name before the title's colon,
+# the method the abstract introduces (not the background it defines first: MFRL), or a short title; no name for a
+# title that is a sentence or a derived title of a paper whose abstract names nothing of its own.
+SEED_NAMES = {
+    "Causal Mean Field Multi-Agent Reinforcement Learning": "causal mean-field Q-learning",
+    "AdaMerging: Adaptive Model Merging": "AdaMerging",
+    "Order-Preserving GFlowNets": "Order-Preserving GFlowNets",
+    "TabSim: A Siamese Neural Network": "TabSim",
+    "Towards Deeper Graph Neural Networks": "Deep Adaptive Graph Neural Network",
+    "Stitchable Neural Networks": "Stitchable Neural Networks",
+    "MetaMixer Is All You Need": "",
+}
+
+
+def _seed_paper(home: Path, prefix: str) -> Paper:
+    return next(p for p in Assistant(home=home).papers() if p.title.startswith(prefix))
+
+
+def test_a_paper_is_named_by_its_own_name(seeded_home: Path) -> None:
+    for prefix, name in SEED_NAMES.items():
+        paper = _seed_paper(seeded_home, prefix)
+        assert paper_name(paper.title, paper.abstract, paper.title_derived) == name, prefix
+
+
+def test_suggested_follow_ups_name_the_cited_papers(seeded_home: Path) -> None:
+    """The questions under an answer ask about the cited papers' names, grammatically, never about a lone topic
+    word ("What are the limitations of policy?" was suggested before)."""
+    cited = [_seed_paper(seeded_home, prefix) for prefix in
+             ("Causal Mean Field Multi-Agent", "AdaMerging:", "Order-Preserving GFlowNets")]
+    answer = Answer(question="How do agents scale?", standalone_question="How do agents scale?", text="…",
+                    provider="offline", citations=[Citation(number=n, paper_id=p.paper_id, title=p.title, paper=p)
+                                                   for n, p in enumerate(cited, 1)])
+    lone_words = Topics(by_paper={p.paper_id: ["policy", "merging"] for p in cited}, largest=[])
+    assert follow_ups(lone_words, answer.question, answer) == [
+        "How is causal mean-field Q-learning evaluated?",
+        "What are AdaMerging's limitations?",
+        "How do Order-Preserving GFlowNets compare with other methods?",
+    ]
+    # one cited paper: its name in every question; a name the question says is not suggested again
+    answer.citations = answer.citations[2:]
+    assert follow_ups(lone_words, "What are Order-Preserving GFlowNets?", answer) == []
+    again = follow_ups(lone_words, "What is this?", answer)
+    assert again[1] == "What are the limitations of Order-Preserving GFlowNets?" and len(again) == 3
+
+
+@pytest.mark.unit
+def test_naming_is_linear() -> None:
+    assert_linear(lambda n: "We propose a deep mean field (DMF). " * n, defined_name)
+    assert_linear(lambda n: "we propose " + "word " * n + "(ABCDEFGHIJKLMNO)", defined_name)

@@ -25,11 +25,22 @@ from assistant.ui.sidebar import remember_conversation
 from assistant.ui.sources import cited_text
 from assistant.ui.state import CHAT, Scope, scroll_to_latest
 
-from assistant import INTERRUPTED, Answer, Assistant, Conversation, Filters, Paper, SavedTurn, reference_line
+from assistant import (
+    INTERRUPTED,
+    Answer,
+    Assistant,
+    Conversation,
+    Filters,
+    Paper,
+    SavedTurn,
+    about,
+    paper_name,
+    reference_line,
+)
 
 CLUSTER_QUESTION = "What are the main findings and methods in these papers?"
 POLL_SECONDS = 0.25  # how often the fragment of an answer in progress redraws it (the rest of the page is not run)
-FOLLOW_UPS = ("How is {} evaluated?", "What are the limitations of {}?", "Which methods for {} compare best?")
+FOLLOW_UPS = ("How is it evaluated?", "What are its limitations?", "How does it compare with other methods?")
 
 
 @st.cache_resource(show_spinner=False)
@@ -117,14 +128,21 @@ def library_topics(lib: Assistant, size: int) -> Topics:
 
 
 def follow_ups(topics: Topics, question: str, answer: Answer) -> list[str]:
-    """Up to three follow-up questions on the phrases of the cited papers' topics that the question lacks."""
+    """Up to three follow-up questions (FOLLOW_UPS, asked about a name), one per cited paper while there are
+    several: the paper's name (before its title's colon, the method its abstract introduces, or its short title),
+    else a phrase of several words of its topic; never a lone word ("the limitations of policy"), nor a name the
+    question already says."""
     asked = question.lower()
-    phrases: list[str] = []
+    names: list[str] = []
     for citation in answer.citations:
-        for phrase in topics.by_paper.get(citation.paper_id, []):
-            if phrase.lower() not in asked and phrase not in phrases:
-                phrases.append(phrase)
-    return [template.format(phrase) for template, phrase in zip(FOLLOW_UPS, phrases, strict=False)]
+        paper = citation.paper
+        candidates = [paper_name(paper.title, paper.abstract, paper.title_derived),
+                      *(phrase for phrase in topics.by_paper.get(citation.paper_id, []) if " " in phrase)]
+        name = next((n for n in candidates if n and n.lower() not in asked and n not in names), None)
+        if name:
+            names.append(name)
+    return [about(template, names[i] if i < len(names) else names[0])
+            for i, template in enumerate(FOLLOW_UPS)] if names else []
 
 
 def example_questions(topics: Topics) -> list[str]:

@@ -24,12 +24,14 @@ from assistant import (
     Cluster,
     ClusterMap,
     ClusterSummary,
+    Filters,
     MapPoint,
     Paper,
     display_title,
     error_text,
     provider_info,
     trends,
+    year_counts,
 )
 
 MAP_SELECTION = "pick"
@@ -86,6 +88,22 @@ def map_rows(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str, 
         rows.append({"paper_id": point.paper_id, "title": point.title, "topic": labels[group],
                      "x": point.x, "y": point.y, "year": (paper.when if paper else "") or "undated"})
     return rows
+
+
+def within(cluster_map: ClusterMap, papers: dict[str, Paper]) -> ClusterMap:
+    """The map restricted to `papers` (those the sidebar filters admit): each topic and subtopic keeps its label,
+    keywords and summary key but only those members, their years and their points, so every count, the map, the
+    papers per year and the member lists follow the filters."""
+    def narrow(cluster: Cluster) -> Cluster:
+        members = [p for p in cluster.paper_ids if p in papers]
+        return cluster.model_copy(update={
+            "paper_ids": members, "representative_ids": [p for p in cluster.representative_ids if p in papers],
+            "years": year_counts(papers[p].year for p in members), "subtopics": [narrow(s) for s in cluster.subtopics]})
+
+    return cluster_map.model_copy(update={
+        "topics": [narrow(t) for t in cluster_map.topics],
+        "unclustered": narrow(cluster_map.unclustered) if cluster_map.unclustered else None,
+        "points": [p for p in cluster_map.points if p.paper_id in papers]})
 
 
 def open_map_point(papers: dict[str, Paper]) -> None:
@@ -205,7 +223,9 @@ def topics_control(papers: int) -> str | int:
              "split into subtopics by size.")
 
 
-def render_explore(lib: Assistant, papers: list[Paper]) -> None:
+def render_explore(lib: Assistant, papers: list[Paper], filters: Filters | None = None) -> None:
+    """The topics of the whole library, shown within the sidebar `filters`: counts, map, years and members are of
+    the papers the filters admit (labels, keywords and summaries stay those of the whole topic)."""
     if not papers:
         st.info("Your library is empty: load the seed corpus above, or add your own exports in the Library tab.")
         return
@@ -220,11 +240,22 @@ def render_explore(lib: Assistant, papers: list[Paper]) -> None:
         return
     labels = topic_labels(cluster_map)
     by_id = {p.paper_id: p for p in papers}
+    bounded = ""
+    if filters is not None and filters.active():
+        whole = cluster_map.paper_count
+        by_id = {p.paper_id: p for p in papers if filters.admits(p)}
+        if not by_id:
+            st.info(f"No paper passes the sidebar filters ({md_escape(filters.describe())}): widen them to see the "
+                    "topics.")
+            return
+        cluster_map = within(cluster_map, by_id)
+        bounded = (f" · sidebar filters ({md_escape(filters.describe())}): {cluster_map.paper_count} of {whole} papers "
+                   "counted, mapped and listed; summaries cover whole topics")
     unclustered = cluster_map.paper_count - sum(len(c.paper_ids) for c in cluster_map.topics)
     asked = "" if choice == "auto" or int(choice) == len(cluster_map.topics) else f" (asked for {choice})"
     note.caption(f"{len(cluster_map.topics)} topics{asked} over {cluster_map.paper_count} papers"
                  + (f" · {unclustered} fit no topic" if unclustered else "")
-                 + " · hover a point for its title, click it to open the paper")
+                 + bounded + " · hover a point for its title, click it to open the paper")
     ids = [c.cluster_id for c in cluster_map.groups()]
     chosen = st.pills("Topic", ids, default=ids[0], key="topic", selection_mode="single",
                       format_func=lambda c: f"{md_escape(labels[c])} · {len(cluster_map.get(c).paper_ids)}")
