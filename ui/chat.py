@@ -156,8 +156,7 @@ def rewritten(question: str, answer: Answer) -> str | None:
     return standalone if standalone and standalone.lower() != question.strip().lower() else None
 
 
-def render_answer(lib: Assistant, topics: Topics, turn: SavedTurn, number: int, newest: bool) -> None:
-    answer = turn.answer
+def render_answer(lib: Assistant, topics: Topics, turn: SavedTurn, answer: Answer, number: int, newest: bool) -> None:
     with st.status(f"Answer {number} · {steps_label(answer)}", state="complete", expanded=False):
         for step in answer.steps:
             st.markdown(f"- {md_escape(step_line(step))}")
@@ -187,8 +186,8 @@ def render_turn(lib: Assistant, work: Answering, topics: Topics, conversation_id
         if turn.scope:
             st.caption(f"About {md_escape(turn.scope)}")
     with st.chat_message("assistant"):
-        if turn.answer is not None:
-            render_answer(lib, topics, turn, number, newest)
+        if turn.answer is not None and number is not None:  # every answered turn has its number
+            render_answer(lib, topics, turn, turn.answer, number, newest)
             return
         if turn.state == "pending" and turn.turn_id in queued:
             watch_answer(lib, work, conversation_id, turn.turn_id)
