@@ -170,26 +170,23 @@ def _stored(row: sqlite3.Row | tuple) -> StoredPaper:
     return StoredPaper(_record(row[0]), row[1], int(row[2]))
 
 
-def _refuse_truncated(path: Path) -> None:
+def _refuse_truncated(db: sqlite3.Connection, path: Path) -> None:
     """SQLite reads the pages a truncated file lost as zeros and fails only on the commands that touch them (a
-    search whose pages sat in the first half answered from a catalog cut in two), so a file shorter than its own
-    header says is refused up front. With a non-empty WAL beside it a checkpoint may be mid-way, so only a
-    checkpointed file is judged."""
+    search whose pages sat in the first half answered from a catalog cut in two), so a file shorter than the pages
+    SQLite says it holds is refused up front. With a non-empty WAL beside it the pages may be there, so only a
+    checkpointed file is judged. Asked of SQLite and `stat`, never by opening the file: closing any descriptor of
+    it would drop every POSIX lock this process holds on it, SQLite's own included (an app thread reading the
+    header that way made another process miss a committed removal)."""
+    db.execute("BEGIN")
     try:
-        with path.open("rb") as file:
-            header = file.read(100)
-        size = path.stat().st_size
+        pages = db.execute("PRAGMA page_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
         wal = path.with_name(path.name + "-wal")
-        if wal.exists() and wal.stat().st_size:
-            return
-    except FileNotFoundError:
-        return
-    if len(header) < 100 or header[24:28] != header[92:96]:  # no header, or SQLite itself ignores its page count
-        return
-    page_size = int.from_bytes(header[16:18], "big")
-    pages = int.from_bytes(header[28:32], "big")
-    if size < pages * (65536 if page_size == 1 else page_size):
-        raise sqlite3.DatabaseError(f"the file is shorter than its header says ({size} bytes): it was truncated")
+        checkpointed = not wal.exists() or wal.stat().st_size == 0
+        size = path.stat().st_size
+    finally:
+        db.execute("COMMIT")
+    if checkpointed and size < pages:
+        raise sqlite3.DatabaseError(f"the file is shorter than its pages ({size} of {pages} bytes): it was truncated")
 
 
 class Catalog:
@@ -205,11 +202,15 @@ class Catalog:
     def connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            _refuse_truncated(self.path)
             db = sqlite3.connect(self.path, timeout=600, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=OFF")
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=OFF")
+                _refuse_truncated(db, self.path)
+            except sqlite3.Error:
+                db.close()
+                raise
             self._local.db = db
             with self._guard:
                 self._connections.append(db)

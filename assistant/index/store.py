@@ -45,7 +45,15 @@ import numpy as np
 from ..corpus import Paper, duplicate_keys
 from ..errors import StoreError
 from . import bm25
-from .catalog import FILE_NAME, Catalog, PaperColumns, SourceRecord, StagedChunk, StagedPaper, StoredPaper
+from .catalog import (
+    FILE_NAME,
+    Catalog,
+    PaperColumns,
+    SourceRecord,
+    StagedChunk,
+    StagedPaper,
+    StoredPaper,
+)
 from .chunking import Chunk
 from .lexical import lexical_tokens
 from .locks import LibraryLocks
@@ -124,7 +132,7 @@ def check_catalog_file(db: Path) -> None:
     """Refuse a damaged library.sqlite3 with one line before SQLite opens it."""
     if db.is_dir():
         raise StoreError(f"{db} is a folder, not the library's database: move it aside ({WHAT_TO_DO})")
-    check_sqlite_file(db, "the library it held is gone", WHAT_TO_DO)
+    check_sqlite_file(db, "the library it held is gone", WHAT_TO_DO, read_header=False)  # SQLite says NOTADB
 
 
 def describe_failure(error: BaseException, home: Path) -> StoreError | None:
@@ -246,6 +254,8 @@ class Store:
         if isinstance(error, sqlite3.OperationalError) and "locked" in detail:
             return StoreError(f"{self.catalog.path} is busy ({detail}); run again when the other litassist "
                               "process is done")
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            return StoreError(f"{self.catalog.path} is not a SQLite database (its header is damaged); {WHAT_TO_DO}")
         return StoreError(f"{self.catalog.path} cannot be read ({detail}); {WHAT_TO_DO}")
 
     @_catalog_errors

@@ -37,21 +37,32 @@ def _is_panic(error: BaseException) -> bool:
     return type(error).__name__ == "PanicException"
 
 
-def check_sqlite_file(db: Path, gone: str, remedy: str) -> None:
+def check_sqlite_file(db: Path, gone: str, remedy: str, read_header: bool = True) -> None:
     """Refuse an emptied or header-damaged SQLite file with one line before SQLite (or Chroma) opens it, or silently
-    recreates it; `gone` says what was lost with it."""
+    recreates it; `gone` says what was lost with it. Reading the header opens and closes a descriptor, and closing
+    any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included ("How To Corrupt An
+    SQLite Database File", 2.2): so only where nothing in this process has the file open (`read_header`)."""
     if not db.exists():
         return
-    if db.stat().st_size == 0:
+    size = db.stat().st_size
+    if size == 0:
         raise StoreError(f"{db} is empty (0 bytes): {gone}; {remedy}")
+    if size % 512:  # SQLite would take a file shorter than a page for a new, empty database and write over it
+        raise StoreError(f"{db} is not a SQLite database ({size} bytes is not a whole number of pages); {remedy}")
+    if not read_header:
+        return
     with db.open("rb") as handle:
         header = handle.read(len(SQLITE_HEADER))
     if header != SQLITE_HEADER:
         raise StoreError(f"{db} is not a SQLite database (its header is damaged); {remedy}")
 
 
+_OPENED: set[Path] = set()  # chroma folders this process's Chroma has opened: their database is not read by hand
+
+
 def check_vector_file(chroma_dir: Path) -> None:
-    check_sqlite_file(chroma_dir / SQLITE_FILE, "the vector index is gone", VECTORS_REMEDY)
+    check_sqlite_file(chroma_dir / SQLITE_FILE, "the vector index is gone", VECTORS_REMEDY,
+                      read_header=chroma_dir.resolve() not in _OPENED)
 
 
 @dataclass
@@ -116,6 +127,7 @@ class VectorIndex:
                                              ssl=parsed.scheme == "https", settings=settings)
             else:
                 self.path.mkdir(parents=True, exist_ok=True)
+                _OPENED.add(self.path.resolve())
                 client = chromadb.PersistentClient(path=identifier, settings=settings)
             handles = _Handles(client, self._collection(client, PAPERS), self._collection(client, CHUNKS), identifier)
         except StoreError:
