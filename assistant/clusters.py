@@ -81,6 +81,10 @@ SILHOUETTE_SAMPLE = 2000  # exact silhouette is O(n^2); a fixed sample ranks k t
 K_GRID = 12  # candidate k values tried between the bounds (all of them when the range is shorter)
 SILHOUETTE_MARGIN = 0.02  # a k must beat the default k's silhouette by this much: 3x the k-to-k noise measured
 WARD_SAMPLE = 4000  # papers in the Ward tree (n^2/2 distances: 64 MB); the rest join by k-means
+SAMPLE_DRAWS = 3  # sampled trees tried above WARD_SAMPLE papers; the steadiest is kept (see _steadiest_draw)
+STEADY_SAMPLE = 10_000  # papers on which the draws are compared: 15 k-means runs on 10k cost ~20 s of CPU
+STEADY_TRIALS = 4  # leave-outs per draw: one leave-out in two or three sets off a shallow optimum's reshuffle
+STEADY_DROP = 0.05  # share of those papers left out to test a draw's steadiness (the "+5% growth" of the table)
 CHUNK = 32768  # rows per chunked pass: 48 MB of float32 384-d vectors
 SUBTOPIC_MIN = 12  # a topic with fewer papers is not split
 MAX_SUBTOPICS = 12  # subtopics per topic at most
@@ -146,9 +150,10 @@ def cluster_papers(
     else:
         sample = _id_sample(ids, ward_sample or WARD_SAMPLE)
         k, centroids = _fresh_centroids(rows.take(sample), n_clusters, seed)
-        method = f"ward+kmeans k={k}" + (
-            f" (tree over {len(sample):,} sampled papers)" if len(sample) < len(ids) else ""
-        )
+        method = f"ward+kmeans k={k}"
+        if len(sample) < len(ids):
+            centroids = _steadiest_draw(ids, rows, k, centroids, len(sample), seed)
+            method += f" (steadiest of {SAMPLE_DRAWS} trees over {len(sample):,} sampled papers)"
     labels, centroids = kmeans(rows, centroids)
     kept = _drop_misfits(rows, labels)
     assignments = _name_clusters(ids, kept)
@@ -182,14 +187,43 @@ class Rows:
             yield part, self.take(np.arange(part.start, part.stop))
 
 
-def _id_sample(ids: list[str], size: int) -> np.ndarray:
+def _id_sample(ids: list[str], size: int, salt: str = "") -> np.ndarray:
     """Positions of up to `size` papers with the smallest id hashes, in id order: the same papers on every run,
-    and a library that changes by a few percent keeps all but a few percent of its sample."""
+    and a library that changes by a few percent keeps all but a few percent of its sample. Another `salt` draws
+    another sample."""
     if len(ids) <= size:
         return np.arange(len(ids))
-    hashes = np.fromiter((int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "big") for i in ids),
-                         dtype=np.uint64, count=len(ids))
+    hashes = np.fromiter(
+        (int.from_bytes(hashlib.blake2b((salt + i).encode(), digest_size=8).digest(), "big") for i in ids),
+        dtype=np.uint64, count=len(ids),
+    )
     return np.sort(np.argpartition(hashes, size)[:size])
+
+
+def _steadiest_draw(ids: list[str], rows: Rows, k: int, first: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Of SAMPLE_DRAWS sampled Ward trees (cut at k, polished by k-means), the centroids whose k-means clustering
+    moves least when STEADY_DROP of the papers are left out: converged on up to STEADY_SAMPLE papers.
+
+    Which 4,000 papers the tree sees decides which flat k-means optimum the library lands in, and some are
+    shallow: on SciFact (5,183 papers) eight draws gave silhouette .072-.080 and kept 93-98% of papers in their
+    topic after +5% growth; the one shipped drew the worst of both (.072, 93%). The papers a 5% leave-out moves
+    (two leave-outs, averaged) ranked that draw last of nine, and the two steadiest draws kept 98% (module docstring).
+    """
+    trial = _id_sample(ids, STEADY_SAMPLE, "steady")
+    trial_ids, trial_rows = [ids[i] for i in trial], Rows(rows.vectors, rows.order[trial])
+    draws = [first] + [_fresh_centroids(rows.take(_id_sample(ids, size, str(salt))), k, seed)[1]
+                       for salt in range(1, SAMPLE_DRAWS)]
+    scores, settled = [], []
+    for centroids in draws:
+        labels, centroids = kmeans(trial_rows, centroids)
+        kept = []
+        for leave_out in range(STEADY_TRIALS):
+            left_out = _id_sample(trial_ids, round(STEADY_DROP * len(trial)), f"leave-out {leave_out}")
+            rest = np.setdiff1d(np.arange(len(trial)), left_out)
+            kept.append(np.mean(kmeans(Rows(rows.vectors, trial_rows.order[rest]), centroids)[0] == labels[rest]))
+        scores.append(float(np.mean(kept)))
+        settled.append(centroids)
+    return settled[int(np.argmax(scores))]
 
 
 def _fresh_centroids(x: np.ndarray, n_clusters: int | None, seed: int) -> tuple[int, np.ndarray]:
