@@ -131,7 +131,7 @@ def main() -> None:
                 render_chat(lib, work, conversation, papers)
     if explore.open:
         with explore:
-            render_explore(lib, papers)
+            render_explore(lib, len(papers))
     if library.open:
         with library:
             render_library(lib, papers, filters)
