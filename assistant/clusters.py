@@ -60,7 +60,7 @@ from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.manifold import MDS, TSNE
 from sklearn.metrics import silhouette_score
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .citations import WEAK_SUPPORT_BELOW, CitedText, Ledger, Usage, cite, reference_list, support_claims
 from .corpus import Paper
@@ -97,6 +97,7 @@ POINTS_PER_TOPIC = 1000  # map points saved per topic at most (the app draws 4,0
 INCREMENTAL_SHARE = 0.01  # papers added or removed since the last clustering, as a share of it, assigned in place
 SUMMARY_PAPERS = 400  # members offered to a summary at most (400 abstracts fill a 128k-token window)
 DRIFT_MISFIT_SHARE = 0.2  # new papers fitting no topic above this share (and twice the map's): the field moved
+_THREADS = ThreadpoolController()  # found once: a threadpool_limits() call looks for the libraries each time
 _PHRASE_BREAK = re.compile(r"[.!?;:]+(?:\s+|$)")
 
 
@@ -111,7 +112,7 @@ class Clustering:
 
 def cluster_papers(
     paper_ids: list[str], vectors: np.ndarray, n_clusters: int | None = None, seed: int = 0,
-    start: dict[str, str] | None = None, ward_sample: int | None = None,
+    start: dict[str, str] | None = None, ward_sample: int | None = None, draws: int = SAMPLE_DRAWS,
 ) -> Clustering:
     """Group papers by topic (Ward tree cut at k, polished by k-means); papers that fit nowhere -> UNCLUSTERED.
 
@@ -152,8 +153,8 @@ def cluster_papers(
         k, centroids = _fresh_centroids(rows.take(sample), n_clusters, seed)
         method = f"ward+kmeans k={k}"
         if len(sample) < len(ids):
-            centroids = _steadiest_draw(ids, rows, k, centroids, len(sample), seed)
-            method += f" (steadiest of {SAMPLE_DRAWS} trees over {len(sample):,} sampled papers)"
+            centroids = _steadiest_draw(ids, rows, k, centroids, len(sample), seed, draws)
+            method += f" (steadiest of {draws} trees over {len(sample):,} sampled papers)"
     labels, centroids = kmeans(rows, centroids)
     kept = _drop_misfits(rows, labels)
     assignments = _name_clusters(ids, kept)
@@ -170,21 +171,38 @@ def cluster_papers(
 
 class Rows:
     """Unit float32 rows of `vectors` in `order` (paper-id order), read in chunks: the caller's matrix is never
-    copied whole (1M x 384 float32 is 1.5 GB; a sorted, normalised float64 copy would be 3 GB more)."""
+    copied whole (1M x 384 float32 is 1.5 GB; a sorted, normalised float64 copy would be 3 GB more).
+
+    Norms are taken once, not on every k-means pass (re-normalising each chunk was 28% of `summarize` at 50k, by
+    py-spy); unit float32 rows already in id order (as store.paper_columns returns them) are read as views."""
 
     def __init__(self, vectors: np.ndarray, order: np.ndarray):
         self.vectors, self.order = vectors, order
+        self.in_order = len(order) == len(vectors) and bool(np.array_equal(order, np.arange(len(order))))
+        self.scale: np.ndarray | None = None
+        norms = [np.linalg.norm(self._raw(part), axis=1) for part in self._parts()]
+        norms_all = np.concatenate(norms) if norms else np.ones(0, np.float32)
+        if not np.allclose(norms_all, 1, atol=1e-5):
+            self.scale = (1 / np.where(norms_all == 0, 1, norms_all)).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.order)
 
+    def _parts(self) -> Iterable[slice]:
+        for begin in range(0, len(self.order), CHUNK):
+            yield slice(begin, min(begin + CHUNK, len(self.order)))
+
+    def _raw(self, part: slice) -> np.ndarray:
+        return np.asarray(self.vectors[part] if self.in_order else self.vectors[self.order[part]], dtype=np.float32)
+
     def take(self, positions: np.ndarray) -> np.ndarray:
-        return _unit(np.asarray(self.vectors[self.order[positions]], dtype=np.float32))
+        rows = np.asarray(self.vectors[self.order[positions]], dtype=np.float32)
+        return rows * self.scale[positions, None] if self.scale is not None else rows
 
     def chunks(self) -> Iterable[tuple[slice, np.ndarray]]:
-        for begin in range(0, len(self.order), CHUNK):
-            part = slice(begin, min(begin + CHUNK, len(self.order)))
-            yield part, self.take(np.arange(part.start, part.stop))
+        for part in self._parts():
+            rows = self._raw(part)
+            yield part, rows * self.scale[part, None] if self.scale is not None else rows
 
 
 def _id_sample(ids: list[str], size: int, salt: str = "") -> np.ndarray:
@@ -200,8 +218,10 @@ def _id_sample(ids: list[str], size: int, salt: str = "") -> np.ndarray:
     return np.sort(np.argpartition(hashes, size)[:size])
 
 
-def _steadiest_draw(ids: list[str], rows: Rows, k: int, first: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """Of SAMPLE_DRAWS sampled Ward trees (cut at k, polished by k-means), the centroids whose k-means clustering
+def _steadiest_draw(
+    ids: list[str], rows: Rows, k: int, first: np.ndarray, size: int, seed: int, draws: int,
+) -> np.ndarray:
+    """Of `draws` sampled Ward trees (cut at k, polished by k-means), the centroids whose k-means clustering
     moves least when STEADY_DROP of the papers are left out: converged on up to STEADY_SAMPLE papers.
 
     Which 4,000 papers the tree sees decides which flat k-means optimum the library lands in, and some are
@@ -209,12 +229,14 @@ def _steadiest_draw(ids: list[str], rows: Rows, k: int, first: np.ndarray, size:
     topic after +5% growth; the one shipped drew the worst of both (.072, 93%). The papers a 5% leave-out moves
     (two leave-outs, averaged) ranked that draw last of nine, and the two steadiest draws kept 98% (module docstring).
     """
+    if draws < 2:
+        return first
     trial = _id_sample(ids, STEADY_SAMPLE, "steady")
     trial_ids, trial_rows = [ids[i] for i in trial], Rows(rows.vectors, rows.order[trial])
-    draws = [first] + [_fresh_centroids(rows.take(_id_sample(ids, size, str(salt))), k, seed)[1]
-                       for salt in range(1, SAMPLE_DRAWS)]
+    candidates = [first] + [_fresh_centroids(rows.take(_id_sample(ids, size, str(salt))), k, seed)[1]
+                            for salt in range(1, draws)]
     scores, settled = [], []
-    for centroids in draws:
+    for centroids in candidates:
         labels, centroids = kmeans(trial_rows, centroids)
         kept = []
         for leave_out in range(STEADY_TRIALS):
@@ -276,7 +298,7 @@ def kmeans(rows: Rows, centroids: np.ndarray, max_iter: int = KMEANS_ITERATIONS)
     loses all its papers keeps its place."""
     centroids = np.asarray(centroids, dtype=np.float32)
     labels = np.full(len(rows), -1, dtype=np.int64)
-    with threadpool_limits(1):
+    with _THREADS.limit(limits=1):
         for _ in range(max_iter):
             previous = labels.copy()
             half_norms = 0.5 * np.einsum("ij,ij->i", centroids, centroids)
@@ -370,9 +392,10 @@ def cluster_subtopics(
     """Paper id -> subtopic id ("c3.2": subtopic 2 of topic c3) for the members of each topic big enough to split;
     papers in no subtopic (too few papers, or unlike every subtopic) are left out.
 
-    Each topic is clustered on its own (cluster_papers with k = subtopic_k, a WARD_SAMPLE / 4 tree), so the cost
-    is one more k-means pass over the library. `previous` (the last map's subtopics) is continued where a topic
-    kept its id and changed by at most K_HOLD, and its subtopic ids are matched as topic ids are."""
+    Each topic is clustered on its own (cluster_papers with k = subtopic_k, a WARD_SAMPLE / 4 tree, one draw: a
+    topic's papers are fewer and the steadiness test would triple the cost), so the cost is one more k-means pass
+    over the library. `previous` (the last map's subtopics) is continued where a topic kept its id and changed by
+    at most K_HOLD, and its subtopic ids are matched as topic ids are."""
     rows_of: dict[str, list[int]] = {}
     for row, paper_id in enumerate(paper_ids):
         if topics.get(paper_id, UNCLUSTERED) != UNCLUSTERED:
@@ -387,7 +410,8 @@ def cluster_subtopics(
         before = {p: f"c{s}" for p, s in before.items()}
         changed = len(before.keys() ^ set(member_ids)) / max(1, len(before))
         start = before if before and changed <= K_HOLD else None
-        result = cluster_papers(member_ids, vectors[rows], k, start=start, ward_sample=WARD_SAMPLE // 4).assignments
+        result = cluster_papers(member_ids, vectors[rows], k, start=start, ward_sample=WARD_SAMPLE // 4,
+                                draws=1).assignments
         if before:
             result = match_clusters(before, result)
         out |= {p: f"{topic}.{s[1:]}" for p, s in result.items() if s != UNCLUSTERED}
@@ -548,7 +572,7 @@ def tsne_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
         return np.zeros((len(x), 2))
     canonical = np.lexsort(x.T[::-1])
     tsne = TSNE(2, metric="cosine", init="pca", perplexity=min(30.0, (len(x) - 1) / 3), max_iter=500, random_state=seed)
-    with threadpool_limits(1):
+    with _THREADS.limit(limits=1):
         coords = tsne.fit_transform(x[canonical])
     return coords[np.argsort(canonical)]
 
@@ -709,7 +733,16 @@ def distinct_labels(
 
 
 def _stems(phrase: str) -> set[str]:
-    return {w.lower().removesuffix("s") for w in phrase.split()}
+    """Words with one inflection cut ("pruning", "pruned", "prune" -> "prun"), so a label does not say one word
+    thrice ("Network pruning, pruned model, prune" was a seed subtopic's label)."""
+    return {_stem(w.lower()) for w in phrase.split()}
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
 
 
 def paper_text(paper: Paper) -> str:

@@ -17,6 +17,7 @@ from assistant.clusters import (
     cluster_keywords,
     cluster_papers,
     content_key,
+    distinct_labels,
     match_clusters,
     project_2d,
     representative_papers,
@@ -487,3 +488,10 @@ def test_sampled_tree_finds_the_blobs_in_any_order_and_keeps_ids_as_the_library_
     before = cluster_papers([ids[i] for i in fewer], vectors[fewer], ward_sample=60).assignments
     after = match_clusters(before, result.assignments)
     assert np.mean([after[p] == c for p, c in before.items()]) > 0.95
+
+
+def test_a_label_names_each_word_once_whatever_its_inflection() -> None:
+    """A seed subtopic read "Network pruning, pruned model, prune": one word three times."""
+    labels = distinct_labels({"c1": ["network pruning", "pruned model", "prune", "sparsity", "speedup"],
+                              "c2": ["values", "value alignment", "moral", "need"]})
+    assert labels == {"c1": "Network pruning, sparsity, speedup", "c2": "Values, moral, need"}

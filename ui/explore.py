@@ -156,7 +156,10 @@ def year_chart(cluster: Cluster, note: str) -> None:
                                                           tooltip=["year", "papers"]).properties(height=140),
                         width="stretch", key=f"years-{cluster.cluster_id}")
     undated = cluster.years.get("undated", 0)
-    st.caption(" · ".join(part for part in (note, f"{undated} undated papers not drawn" if undated else "") if part))
+    if not note and undated:  # the trend's note already says how many undated papers it left out
+        note = f"{undated} undated papers not drawn"
+    if note:
+        st.caption(note)
 
 
 def member_list(lib: Assistant, cluster: Cluster) -> None:
