@@ -523,13 +523,23 @@ def surface_forms(terms: list[str], texts: list[str]) -> list[str]:
         for text in texts:
             for match in pattern.finditer(text):
                 form = " ".join(match.group().split())
-                at_start = not text[: match.start()].strip() or text[: match.start()].rstrip()[-1] in ".!?:"
+                at_start = _sentence_start(text, match.start())
                 title_case = " " in form and form == form.title() and form != term
                 (initial if at_start or title_case else inside)[form] += 1
         if not inside:
             inside = Counter({form[:1].lower() + form[1:]: count for form, count in initial.items()})
         out.append(min(inside, key=lambda form: (-inside[form], form != term, form)) if inside else term)
     return out
+
+
+def _sentence_start(text: str, position: int) -> bool:
+    """Whether only spaces stand between `position` and the text's start or a sentence's end. Scans back over
+    the spaces only: slicing the text before each match (as it did) made surface_forms quadratic in a text's
+    length, 11% of `summarize` at 50k (py-spy)."""
+    before = position - 1
+    while before >= 0 and text[before].isspace():
+        before -= 1
+    return before < 0 or text[before] in ".!?:"
 
 
 def representative_papers(member_ids: list[str], vectors_by_id: dict[str, np.ndarray], n: int = 3) -> list[str]:
