@@ -356,6 +356,15 @@ class Assistant:
     def paper(self, paper_id: str) -> Paper | None:
         return self.store.get_papers([paper_id]).get(paper_id)
 
+    def papers_by_id(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
+        """The records of the papers asked for (those still in the library): a view reads what it shows."""
+        return self.store.get_papers(paper_ids)
+
+    def paper_years(self, paper_ids: Sequence[str]) -> dict[str, int | None]:
+        """Each paper's year from the catalog's columns, no record parsed (a map's tooltips at any size)."""
+        columns = self.store.paper_columns(paper_ids, vectors=False)
+        return dict(zip(columns.ids, columns.years))
+
     def similar_papers(self, paper_ids: Sequence[str], k: int = 5) -> list[tuple[Paper, float]]:
         """The k papers nearest to any of `paper_ids` (by paper vector, cosine), best first, those given left out."""
         given, best = set(paper_ids), dict[str, tuple[Paper, float]]()

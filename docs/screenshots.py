@@ -5,9 +5,10 @@
 Without --home, the seed corpus is ingested into a temporary home first. Uses Debian's chromium through
 Playwright (tests/browser.py), the same way the browser test does. Writes, at 1440x900: chat.png (an answer with
 a cited paper open and the quoted sentence highlighted), evidence-table.png (the papers the answer looked at),
-follow-up.png ("How is it evaluated?" asked after a question on CMFQ, read as a standalone question),
-explore.png, library.png; at 390x844: phone-chat.png (the newest answer), phone-evidence-table.png,
-phone-source.png (the source drawer), phone-explore.png.
+follow-up.png ("How is it evaluated?" asked after a question on CMFQ, read as a standalone question), explore.png,
+explore-topic.png (the largest topic zoomed into its subtopics, with its papers per year), library.png; at 390x844:
+phone-chat.png (the newest answer), phone-evidence-table.png, phone-source.png (the source drawer), phone-explore.png,
+phone-explore-topic.png.
 """
 
 from __future__ import annotations
@@ -93,6 +94,17 @@ def explore(page: Page, name: str) -> None:
     page.screenshot(path=str(DOCS / name))
 
 
+def explore_topic(page: Page, name: str) -> None:
+    """The largest topic zoomed into: its subtopics (map legend, pills) and its papers per year, from the legend
+    down (the map itself is above, in explore.png)."""
+    page.get_by_role("button", name=re.compile("Zoom into")).click()
+    page.get_by_role("button", name=re.compile("All topics")).wait_for(timeout=60_000)
+    wait_until_idle(page)
+    top(page.locator(".la-legend").first)
+    page.wait_for_timeout(1500)  # the charts' entry animation
+    page.screenshot(path=str(DOCS / name))
+
+
 def library(page: Page, workdir: Path) -> None:
     page.get_by_role("tab", name=re.compile("Library")).click()
     sample = workdir / "reviewers.bib"
@@ -124,6 +136,7 @@ def main() -> None:
                 evidence_table(page, answer, "evidence-table.png")
                 follow_up(page)
                 explore(page, "explore.png")
+                explore_topic(page, "explore-topic.png")
                 library(page, workdir)
 
                 phone = open_page(browser, url, PHONE)
@@ -134,10 +147,12 @@ def main() -> None:
                 phone.screenshot(path=str(DOCS / "phone-source.png"))
                 close_drawer(phone)
                 explore(phone, "phone-explore.png")
+                explore_topic(phone, "phone-explore-topic.png")
             finally:
                 browser.close()
-    names = ("chat.png", "evidence-table.png", "follow-up.png", "explore.png", "library.png", "phone-chat.png",
-             "phone-evidence-table.png", "phone-source.png", "phone-explore.png")
+    names = ("chat.png", "evidence-table.png", "follow-up.png", "explore.png", "explore-topic.png", "library.png",
+             "phone-chat.png", "phone-evidence-table.png", "phone-source.png", "phone-explore.png",
+             "phone-explore-topic.png")
     print("wrote", ", ".join(str(DOCS / name) for name in names))
 
 

@@ -17,6 +17,7 @@ from assistant.clusters import (
     cluster_keywords,
     cluster_papers,
     content_key,
+    distinct_labels,
     match_clusters,
     project_2d,
     representative_papers,
@@ -478,7 +479,7 @@ def test_sampled_tree_finds_the_blobs_in_any_order_and_keeps_ids_as_the_library_
     ids = [f"b{blob}-{i:03d}" for blob in range(6) for i in range(60)]
     vectors = np.vstack([blob_points(centers, blob, 60, rng) for blob in range(6)]).astype(np.float32)
     result = cluster_papers(ids, vectors, ward_sample=60)
-    assert "tree over 60 sampled papers" in result.method
+    assert "steadiest of 3 trees over 60 sampled papers" in result.method
     assert all(len({blob_of(p) for p in members}) == 1 for members in groups(result.assignments).values())
     assert len(groups(result.assignments)) == 6
     order = rng.permutation(len(ids))
@@ -487,3 +488,10 @@ def test_sampled_tree_finds_the_blobs_in_any_order_and_keeps_ids_as_the_library_
     before = cluster_papers([ids[i] for i in fewer], vectors[fewer], ward_sample=60).assignments
     after = match_clusters(before, result.assignments)
     assert np.mean([after[p] == c for p, c in before.items()]) > 0.95
+
+
+def test_a_label_names_each_word_once_whatever_its_inflection() -> None:
+    """A seed subtopic read "Network pruning, pruned model, prune": one word three times."""
+    labels = distinct_labels({"c1": ["network pruning", "pruned model", "prune", "sparsity", "speedup"],
+                              "c2": ["values", "value alignment", "moral", "need"]})
+    assert labels == {"c1": "Network pruning, sparsity, speedup", "c2": "Values, moral, need"}

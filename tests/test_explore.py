@@ -17,7 +17,7 @@ from assistant.ui.explore import MEMBERS_PAGE, map_rows, sample_points
 from streamlit.testing.v1 import AppTest
 
 from assistant import Assistant
-from assistant.clusters import MapPoint
+from assistant.clusters import SUMMARY_PAPERS, MapPoint
 
 APP = str(resources.files("assistant.ui").joinpath("app.py"))
 EXPLORE = "Explore"  # the tab's label (ui/state.py)
@@ -70,6 +70,58 @@ def test_member_lists_page(explore: AppTest) -> None:
     at.number_input(key=f"page-{big.cluster_id}").set_value(2).run()
     second = {b.key for b in at.button if (b.key or "").startswith(f"member-{big.cluster_id}-")}
     assert second and not keys & second and len(keys | second) == min(len(big.paper_ids), 2 * MEMBERS_PAGE)
+
+
+def explore_counting_reads(home: str) -> None:
+    """The Explore tab alone, over a library whose reads are counted: records read per run in session_state."""
+    import streamlit as st
+    from assistant.ui.explore import render_explore
+    from assistant.ui.state import init_state
+
+    from assistant import Assistant
+
+    init_state()
+    lib = Assistant(home=home)
+    reads = st.session_state.setdefault("records_read", [])
+    reads.append(0)
+    get_papers = lib.store.get_papers
+
+    def counted(paper_ids):
+        found = get_papers(paper_ids)
+        reads[-1] += len(found)
+        return found
+
+    def every_paper():
+        raise AssertionError("Explore loaded every paper")
+
+    held = lib.papers()  # what the app's sidebar already holds; Explore itself reads only pages of it
+    lib.store.get_papers, lib.papers = counted, every_paper
+    render_explore(lib, held)
+
+
+def test_explore_reads_only_the_records_it_shows(seeded_copy: Path) -> None:
+    """Explore never loads the whole library: the map comes from the saved map and the catalog's year column,
+    and a topic's member list reads the page it shows (at 1M papers a topic has ~25,000 members)."""
+    lib = Assistant(home=seeded_copy)
+    cluster_map = lib.clusters()  # computed and saved before the app opens it, as after any earlier visit
+    big = max(cluster_map.groups(), key=lambda c: len(c.paper_ids))
+    assert len(big.paper_ids) > MEMBERS_PAGE
+    st.cache_resource.clear()
+    os.environ["LITASSIST_LLM_PROVIDER"] = "offline"
+    at = AppTest.from_function(explore_counting_reads, args=(str(seeded_copy),), default_timeout=180).run()
+    assert not at.exception
+    at.button_group(key="topic").set_value(big.cluster_id).run()
+    at.number_input(key=f"page-{big.cluster_id}").set_value(2).run()
+    assert not at.exception
+    shown = [b.key.rsplit("-", 1)[1] for b in at.button if (b.key or "").startswith(f"member-{big.cluster_id}-")]
+    assert shown == big.paper_ids[MEMBERS_PAGE : 2 * MEMBERS_PAGE]
+    # the first run: a page of members and the offline summary's evidence (its group's first SUMMARY_PAPERS)
+    summary_reads = min(len(big.paper_ids), SUMMARY_PAPERS)
+    first, *later = at.session_state["records_read"]
+    assert first <= MEMBERS_PAGE + summary_reads < lib.paper_count()
+    assert later[-1] == MEMBERS_PAGE  # page 2: its 25 members (the summary is kept for the session)
+    at.button(key=f"member-{big.cluster_id}-{shown[0]}").click().run()
+    assert at.session_state["dialog"].paper.paper_id == shown[0]
 
 
 def test_a_large_map_is_sampled_per_topic() -> None:

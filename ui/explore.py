@@ -6,6 +6,7 @@ papers; "All topics" goes back."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import altair as alt
 import numpy as np
@@ -75,18 +76,20 @@ def sample_points(
     return out
 
 
-def map_rows(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str, Paper], topic: str | None = None,
-             limit: int = MAP_POINTS) -> list[dict[str, object]]:
+def map_rows(cluster_map: ClusterMap, labels: dict[str, str], years: Callable[[list[str]], dict[str, int | None]],
+             topic: str | None = None, limit: int = MAP_POINTS) -> list[dict[str, object]]:
     """One row per drawn point (all papers, or one topic's coloured by subtopic; sampled above `limit`); the
-    year is text ("undated" rather than a blank "null")."""
+    year is text ("undated" rather than a blank "null"), read for the drawn points only (`years`, the catalog's
+    column: no record is parsed for a tooltip)."""
     points = [p for p in cluster_map.points if topic is None or p.cluster_id == topic]
-    rows = []
     sizes = {c.cluster_id: len(c.paper_ids) for c in cluster_map.groups()}
-    for point in sample_points(points, limit, sizes):
-        paper = papers.get(point.paper_id)
+    drawn = sample_points(points, limit, sizes)
+    year_of = years([point.paper_id for point in drawn])
+    rows = []
+    for point in drawn:
         group = point.cluster_id if topic is None else point.subtopic_id or topic
         rows.append({"paper_id": point.paper_id, "title": point.title, "topic": labels[group],
-                     "x": point.x, "y": point.y, "year": (paper.when if paper else "") or "undated"})
+                     "x": point.x, "y": point.y, "year": str(year_of.get(point.paper_id) or "undated")})
     return rows
 
 
@@ -106,20 +109,21 @@ def within(cluster_map: ClusterMap, papers: dict[str, Paper]) -> ClusterMap:
         "points": [p for p in cluster_map.points if p.paper_id in papers]})
 
 
-def open_map_point(papers: dict[str, Paper]) -> None:
+def open_map_point(lib: Assistant) -> None:
     paper_id = selected_paper(st.session_state.topic_map.selection, MAP_SELECTION)
-    if paper_id in papers:
-        open_dialog(SourceView(paper=papers[paper_id], origin="the topic map"))
+    paper = lib.paper(paper_id) if paper_id else None
+    if paper:
+        open_dialog(SourceView(paper=paper, origin="the topic map"))
 
 
-def topic_map(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str, Paper], topic: Cluster | None) -> None:
+def topic_map(lib: Assistant, cluster_map: ClusterMap, labels: dict[str, str], topic: Cluster | None) -> None:
     """The 2-D map: one point per paper (a fixed sample per topic in a large library) coloured by topic, or,
     zoomed into one topic, by its subtopics; clicking a point opens the paper. The legend is drawn as HTML
     beneath it (it wraps at any width; a chart legend is cut off on a phone) with each group's full count."""
     unplaced = len(topic.paper_ids) - sum(len(s.paper_ids) for s in topic.subtopics) if topic else 0
     groups = ([*topic.subtopics] + ([topic] if unplaced else [])) if topic else cluster_map.groups()
     colours = topic_colours(groups)
-    rows = map_rows(cluster_map, labels, papers, topic.cluster_id if topic else None)
+    rows = map_rows(cluster_map, labels, lib.paper_years, topic.cluster_id if topic else None)
     pick = alt.selection_point(name=MAP_SELECTION, fields=["paper_id"], on="click")
     chart = (
         alt.Chart(pd.DataFrame(rows))
@@ -135,7 +139,7 @@ def topic_map(cluster_map: ClusterMap, labels: dict[str, str], papers: dict[str,
         .add_params(pick)
         .properties(height=440)
     )
-    st.altair_chart(chart, key="topic_map", on_select=lambda: open_map_point(papers), selection_mode=MAP_SELECTION,
+    st.altair_chart(chart, key="topic_map", on_select=lambda: open_map_point(lib), selection_mode=MAP_SELECTION,
                     width="stretch")
     shown = len(rows)
     total = len(topic.paper_ids) if topic else cluster_map.paper_count
@@ -171,18 +175,24 @@ def year_chart(cluster: Cluster, note: str) -> None:
                                                           tooltip=["year", "papers"]).properties(height=140),
                         width="stretch", key=f"years-{cluster.cluster_id}")
     undated = cluster.years.get("undated", 0)
-    st.caption(" · ".join(part for part in (note, f"{undated} undated papers not drawn" if undated else "") if part))
+    if not note and undated:  # the trend's note already says how many undated papers it left out
+        note = f"{undated} undated papers not drawn"
+    if note:
+        st.caption(note)
 
 
-def member_list(cluster: Cluster, papers: dict[str, Paper]) -> None:
-    """The members, MEMBERS_PAGE at a time (★ = nearest the centre); each opens its paper in the source drawer."""
-    members = [p for p in cluster.paper_ids if p in papers]
+def member_list(lib: Assistant, cluster: Cluster) -> None:
+    """The members, MEMBERS_PAGE at a time (★ = nearest the centre); each opens its paper in the source drawer.
+    Only the page shown is read from the library: a 25,000-paper topic costs 25 records, not 25,000."""
+    members = cluster.paper_ids
     pages = max(1, -(-len(members) // MEMBERS_PAGE))
     st.markdown(f"**{len(cluster.paper_ids)} papers** (★ most central)")
     page = 1
     if pages > 1:
         page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"page-{cluster.cluster_id}"))
-    for paper_id in members[(page - 1) * MEMBERS_PAGE: page * MEMBERS_PAGE]:
+    shown = members[(page - 1) * MEMBERS_PAGE: page * MEMBERS_PAGE]
+    papers = lib.papers_by_id(shown)
+    for paper_id in (p for p in shown if p in papers):  # a paper removed since the map was made is left out
         paper = papers[paper_id]
         star = "★ " if paper_id in cluster.representative_ids else ""
         st.button(f"{star}{md_escape(display_title(paper))} ({md_escape(paper.when or 'undated')})",
@@ -191,8 +201,7 @@ def member_list(cluster: Cluster, papers: dict[str, Paper]) -> None:
                   args=(SourceView(paper=paper, origin=f"the topic “{cluster.label}”"),))
 
 
-def render_topic(lib: Assistant, cluster: Cluster, label: str, papers: dict[str, Paper], offline: bool,
-                 trend: str = "") -> None:
+def render_topic(lib: Assistant, cluster: Cluster, label: str, offline: bool, trend: str = "") -> None:
     """One topic or subtopic: keywords, papers per year, its cited summary (every [n] opens the paper),
     "ask about it", and its papers."""
     about, members = st.columns([3, 2], gap="large")
@@ -210,7 +219,7 @@ def render_topic(lib: Assistant, cluster: Cluster, label: str, papers: dict[str,
         else:
             st.caption("Papers that fit none of the topics closely enough to be placed in one.")
     with members, st.container(height=520, border=False, key=f"members-{cluster.cluster_id}"):
-        member_list(cluster, papers)
+        member_list(lib, cluster)
 
 
 def topics_control(papers: int) -> str | int:
@@ -225,7 +234,9 @@ def topics_control(papers: int) -> str | int:
 
 def render_explore(lib: Assistant, papers: list[Paper], filters: Filters | None = None) -> None:
     """The topics of the whole library, shown within the sidebar `filters`: counts, map, years and members are of
-    the papers the filters admit (labels, keywords and summaries stay those of the whole topic)."""
+    the papers the filters admit (labels, keywords and summaries stay those of the whole topic). Records are read
+    only for what is shown (a page of members, a clicked point); `papers` is the list the app already holds for
+    the sidebar, read here only to apply the filters."""
     if not papers:
         st.info("Your library is empty: load the seed corpus above, or add your own exports in the Library tab.")
         return
@@ -239,7 +250,6 @@ def render_explore(lib: Assistant, papers: list[Paper], filters: Filters | None 
         st.error(f"Could not compute the topics: {error}")
         return
     labels = topic_labels(cluster_map)
-    by_id = {p.paper_id: p for p in papers}
     bounded = ""
     if filters is not None and filters.active():
         whole = cluster_map.paper_count
@@ -266,7 +276,7 @@ def render_explore(lib: Assistant, papers: list[Paper], filters: Filters | None 
     elif cluster.subtopics:
         st.button(f"Zoom into “{labels[cluster.cluster_id]}”", key="zoom-in", icon=":material/zoom_in:",
                   on_click=_zoom, args=(cluster.cluster_id,))
-    topic_map(cluster_map, labels, by_id, zoomed)
+    topic_map(lib, cluster_map, labels, zoomed)
     rising = {t.cluster_id: t for t in trends(cluster_map)}
     trend = rising.get(cluster.cluster_id)
     note_text = (("Rising: " if trend.rising else "") + trend.describe()) if trend else ""
@@ -279,10 +289,10 @@ def render_explore(lib: Assistant, papers: list[Paper], filters: Filters | None 
                           else f"{md_escape(labels[s])} · {len(cluster_map.get(s).paper_ids)}")
         if picked and picked != ALL_TOPICS:
             with st.container(border=True, key="topic-detail"):
-                render_topic(lib, cluster_map.get(picked), labels[picked], by_id, offline)
+                render_topic(lib, cluster_map.get(picked), labels[picked], offline)
             return
     with st.container(border=True, key="topic-detail"):
-        render_topic(lib, cluster, labels[cluster.cluster_id], by_id, offline, note_text)
+        render_topic(lib, cluster, labels[cluster.cluster_id], offline, note_text)
 
 
 def _zoom(topic: str | None) -> None:
