@@ -3,8 +3,14 @@
 # minute), then the integration tier (the real model, Chroma, the wheel, Streamlit and chromium).
 #   bash tests/run.sh          without the heavy tier (llama-cpp-python's source build, torch): those tests skip
 #   bash tests/run.sh --full   everything; what .ci/run runs (then ruff and mypy)
+# Each phase prints a dated line, so a slow run shows which phase took the time (docs/testing.md has the figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+phase() { echo "== tests/run.sh: $1 ($(date -u +%H:%M:%S))"; }
+phase "install (tests/setup.sh ${1:-})"
 bash tests/setup.sh "$@"
+phase "unit tier"
 python3 -m pytest -m unit
+phase "integration tier"
 python3 -m pytest -m integration
+phase "done"
