@@ -3,7 +3,9 @@
 # minute), then the integration tier (the real model, Chroma, the wheel, Streamlit and chromium).
 #   bash tests/run.sh          without the heavy tier (llama-cpp-python's source build, torch): those tests skip
 #   bash tests/run.sh --full   everything; what .ci/run runs (then ruff and mypy)
-# Each phase prints a dated line, so a slow run shows which phase took the time (docs/testing.md has the figures).
+# The integration tier runs one pytest-xdist worker per core (at most 4), each test file whole on one worker so a
+# module's server or browser starts once: on 2 shared cores this took the tier from 16.7 to X min (docs/testing.md).
+# Each phase prints a dated line, so a slow run shows which phase took the time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 phase() { echo "== tests/run.sh: $1 ($(date -u +%H:%M:%S))"; }
@@ -12,5 +14,5 @@ bash tests/setup.sh "$@"
 phase "unit tier"
 python3 -m pytest -m unit
 phase "integration tier"
-python3 -m pytest -m integration
+python3 -m pytest -m integration -n auto --maxprocesses 4 --dist loadfile
 phase "done"
