@@ -486,7 +486,9 @@ def cluster_keywords(texts_by_cluster: dict[str, list[str]], top_n: int = 8) -> 
     topic. Terms come back as the members write them most often ("LLMs", "Lie algebra", not "llms", "lie").
     """
     keys = sorted(texts_by_cluster)
-    sentences, owners, texts = [], [], []
+    sentences: list[str] = []
+    owners: list[tuple[int, int]] = []
+    texts: list[int] = []
     for row, key in enumerate(keys):
         for text in texts_by_cluster[key]:
             for sentence in _PHRASE_BREAK.split(text):
@@ -532,7 +534,8 @@ def surface_forms(terms: list[str], texts: list[str]) -> list[str]:
     out = []
     for term in terms:
         pattern = re.compile(r"(?<![\w-])" + r"\s+".join(map(re.escape, term.split())) + r"(?![\w-])", re.IGNORECASE)
-        inside, initial = Counter(), Counter()
+        inside: Counter[str] = Counter()
+        initial: Counter[str] = Counter()
         for text in texts:
             for match in pattern.finditer(text):
                 form = " ".join(match.group().split())
@@ -822,7 +825,9 @@ def map_library(
         held = None
     same_k = previous is not None and (held is not None or (n_clusters is not None
                                                             and n_clusters == previous.requested_clusters))
-    start = previous.assignments() if same_k and _changed_share(previous, ids) <= K_HOLD else None
+    start = None
+    if previous is not None and same_k and _changed_share(previous, ids) <= K_HOLD:
+        start = previous.assignments()
     result = cluster_papers(ids, vectors, n_clusters or (held[0] if held else None), start=start)
     auto_k = None if n_clusters else held or (int(result.quality.get("k", 1)), len(ids))
     assignments = match_clusters(previous.assignments(), result.assignments) if previous else result.assignments
@@ -928,7 +933,8 @@ def assign_new_papers(
             or any(not c.centroid for c in groups if c.cluster_id != UNCLUSTERED) or not previous.topics):
         return None
     row_of = {p: i for i, p in enumerate(added.ids)}
-    topic_of, subtopic_of = _nearest(previous.topics, added.ids, added.vectors), {}
+    topic_of = _nearest(previous.topics, added.ids, added.vectors)
+    subtopic_of: dict[str, str] = {}
     misfits = sum(topic == UNCLUSTERED for topic in topic_of.values())
     unclustered_share = 1 - sum(len(c.paper_ids) for c in previous.topics) / max(1, len(before))
     if misfits >= 3 and misfits / len(added.ids) > max(DRIFT_MISFIT_SHARE, 2 * unclustered_share):

@@ -267,9 +267,10 @@ def render_explore(lib: Assistant, papers: list[Paper], filters: Filters | None 
                  + (f" · {unclustered} fit no topic" if unclustered else "")
                  + bounded + " · hover a point for its title, click it to open the paper")
     ids = [c.cluster_id for c in cluster_map.groups()]
+    clusters = {c.cluster_id: c for c in cluster_map.every_cluster()}
     chosen = st.pills("Topic", ids, default=ids[0], key="topic", selection_mode="single",
-                      format_func=lambda c: f"{md_escape(labels[c])} · {len(cluster_map.get(c).paper_ids)}")
-    cluster = cluster_map.get(chosen or ids[0])
+                      format_func=lambda c: f"{md_escape(labels[c])} · {len(clusters[c].paper_ids)}")
+    cluster = clusters[chosen or ids[0]]
     zoomed = cluster if st.session_state.get("zoom") == cluster.cluster_id else None
     if zoomed:
         st.button("All topics", key="zoom-out", icon=":material/arrow_back:", on_click=_zoom, args=(None,))
@@ -286,10 +287,10 @@ def render_explore(lib: Assistant, papers: list[Paper], filters: Filters | None 
         picked = st.pills("Subtopic", sub_ids, default=ALL_TOPICS, key=f"subtopic-{cluster.cluster_id}",
                           selection_mode="single",
                           format_func=lambda s: "The whole topic" if s == ALL_TOPICS
-                          else f"{md_escape(labels[s])} · {len(cluster_map.get(s).paper_ids)}")
+                          else f"{md_escape(labels[s])} · {len(clusters[s].paper_ids)}")
         if picked and picked != ALL_TOPICS:
             with st.container(border=True, key="topic-detail"):
-                render_topic(lib, cluster_map.get(picked), labels[picked], offline)
+                render_topic(lib, clusters[picked], labels[picked], offline)
             return
     with st.container(border=True, key="topic-detail"):
         render_topic(lib, cluster, labels[cluster.cluster_id], offline, note_text)
