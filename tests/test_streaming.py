@@ -205,8 +205,8 @@ def test_gzip_bombs_are_bounded(tmp_path: Path) -> None:
 def _zip(*names: str) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for name in names:
-            archive.writestr(name, "<x/>")
+        for name in names:  # a fixed date: the bytes are part of the test's id, which xdist's workers must agree on
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), "<x/>")
     return buffer.getvalue()
 
 
