@@ -332,3 +332,31 @@ def test_a_home_made_by_the_previous_version_opens_migrated_with_nothing_embedde
     assert lib.search("vitamin D supplementation and fractures", k=3, mode="dense")
     assert lib.ingest([source]).files_unchanged == 1  # its source hashes came along
     assert lib.store.vectors.count("chunks") == before == lib.stats().chunks  # nothing embedded again
+
+
+def test_a_commit_is_seen_by_other_processes_after_new_threads_and_stores_open_the_catalog(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it. A check that read the
+    catalog's header by hand, at each thread's first connection, did that; then another process that opened and
+    closed the catalog believed itself the last one, checkpointed and deleted the WAL, and this process's next
+    commit went into the deleted file: the app said "Deleted 2 papers" and no other process ever saw it."""
+    import threading
+
+    home = tmp_path / "home"
+    store = Store(home / "chroma", "synthetic")
+    with store.writing(), store.committing():
+        store.write_papers(synthetic_rows("lock", 4))
+    store.paper_count()  # this thread's connection is open
+    opened = threading.Thread(target=store.paper_count)  # a new thread's first connection
+    opened.start()
+    opened.join()
+    Store(home / "chroma", "synthetic").paper_count()  # a second Store on the home, in this process
+
+    def count_elsewhere() -> int:
+        code = (f"import sqlite3; db = sqlite3.connect({str(home / 'library.sqlite3')!r}); "
+                "print(db.execute('SELECT count(*) FROM papers WHERE txn IS NULL').fetchone()[0]); db.close()")
+        return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+    assert count_elsewhere() == 4  # another process opens, reads and closes the catalog
+    with store.writing(), store.committing():
+        store.delete_papers(["lock0"])
+    assert count_elsewhere() == 3
