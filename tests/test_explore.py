@@ -99,7 +99,7 @@ def explore_counting_reads(home: str) -> None:
     render_explore(lib, held)
 
 
-def test_explore_reads_only_the_records_it_shows(seeded_copy: Path) -> None:
+def test_explore_reads_only_the_records_it_shows(seeded_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Explore never loads the whole library: the map comes from the saved map and the catalog's year column,
     and a topic's member list reads the page it shows (at 1M papers a topic has ~25,000 members)."""
     lib = Assistant(home=seeded_copy)
@@ -107,7 +107,7 @@ def test_explore_reads_only_the_records_it_shows(seeded_copy: Path) -> None:
     big = max(cluster_map.groups(), key=lambda c: len(c.paper_ids))
     assert len(big.paper_ids) > MEMBERS_PAGE
     st.cache_resource.clear()
-    os.environ["LITASSIST_LLM_PROVIDER"] = "offline"
+    monkeypatch.setenv("LITASSIST_LLM_PROVIDER", "offline")  # os.environ set by hand outlived the test (xdist)
     at = AppTest.from_function(explore_counting_reads, args=(str(seeded_copy),), default_timeout=180).run()
     assert not at.exception
     at.button_group(key="topic").set_value(big.cluster_id).run()
