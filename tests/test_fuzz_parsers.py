@@ -287,3 +287,12 @@ LINEAR_CASES = {  # case id -> (make_input, run)
 @pytest.mark.parametrize("case", sorted(LINEAR_CASES))
 def test_parsers_and_sniffers_run_in_linear_time(case: str) -> None:
     assert_linear(*LINEAR_CASES[case])
+
+
+@pytest.mark.slow
+def test_the_linear_time_check_fails_a_quadratic_parser() -> None:
+    def quadratic(text: str) -> int:  # scans the rest of the text from every position: n^2/2 characters
+        return sum(text.count("a", start) for start in range(len(text)))
+
+    with pytest.raises(pytest.fail.Exception, match="not linear"):
+        assert_linear(lambda n: "a" * n, quadratic)
