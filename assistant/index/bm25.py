@@ -217,7 +217,9 @@ def search(db: sqlite3.Connection, cache: PostingsCache, terms: Sequence[str], k
     postings = []
     for term in dict.fromkeys(terms):
         parts = [(ids, tfs, lengths) for ids, tfs, lengths in cache.postings(db, term) if ids.size]
-        holders = sum(ids.size for ids, _, _ in parts) - sum(int(np.isin(ids, dead).sum()) for ids, _, _ in parts)
+        holders = sum(ids.size for ids, _, _ in parts)
+        if dead.size:  # most libraries have no tombstones: no mask over the term's postings then
+            holders -= sum(int(np.isin(ids, dead).sum()) for ids, _, _ in parts)
         if holders:
             postings.append((math.log(1 + (n_docs - holders + 0.5) / (holders + 0.5)), parts))
     if not postings:
