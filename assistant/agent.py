@@ -326,11 +326,12 @@ class Agent:
                 reply = chunk if reply is None else reply + chunk
                 if isinstance(chunk.content, str) and chunk.content:
                     yield Event(kind="token", text=chunk.content)
-        except ValueError:  # LangChain's for a stream that ended before its first chunk
+        except ValueError as error:  # LangChain's for a stream that ended before its first chunk
             if reply is not None:
                 raise
+            raise ProviderError(EMPTY_REPLY) from error
         if reply is None:
-            raise ProviderError("the model's reply was empty (its stream ended without a message): try again")
+            raise ProviderError(EMPTY_REPLY)
         prompt_tokens, completion_tokens = message_usage(reply)
         if not prompt_tokens:  # servers that do not report usage: count it ourselves
             prompt_tokens = sum(count_tokens(str(m.content)) for m in messages)
@@ -338,6 +339,9 @@ class Agent:
         usage[0] += prompt_tokens
         usage[1] += completion_tokens
         return reply
+
+EMPTY_REPLY = "the model's reply was empty (its stream ended without a message): try again"
+
 
 def too_weak(question: str, hits: Sequence[Hit], settings: Settings) -> bool:
     """Whether the search found too little to answer from: no passage reaches `abstain_below` cosine and no paper
