@@ -185,10 +185,12 @@ def test_representative_papers_are_nearest_the_centroid() -> None:
         "near-a": np.array([1.0, 0.1, 0.0]),
     }  # symmetric, so the centroid is the x axis
     members = list(vectors)
-    assert representative_papers(members, vectors) == ["near-a", "near-b", "mid-a"]
+    assert representative_papers(members, np.stack(list(vectors.values()))) == ["near-a", "near-b", "mid-a"]
     everyone = ["near-a", "near-b", "mid-a", "mid-b", "far-a", "far-b"]
-    assert representative_papers(members[::-1], vectors, n=10) == everyone
-    assert representative_papers([], vectors) == []
+    assert representative_papers(members[::-1], np.stack([vectors[p] for p in members[::-1]]), n=10) == everyone
+    tied = {"b": np.array([1.0, 1.0]), "a": np.array([1.0, -1.0]), "c": np.array([1.0, 0.0])}  # a and b tie
+    assert representative_papers(list(tied), np.stack(list(tied.values()))) == ["c", "a", "b"]
+    assert representative_papers([], np.zeros((0, 3))) == []
 
 
 def test_content_key_changes_iff_members_or_their_content_change() -> None:
