@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .clusters import (
-    SUMMARY_PAPERS,
     UNCLUSTERED,
     ClusterMap,
     ClusterSummarizer,
@@ -160,7 +159,8 @@ class Topics:
         cached = None if force else self.cache.load_summary(key)
         if cached:
             return cached, True
-        summary = self._summarizer().summarize(cluster, self.store.get_papers(cluster.paper_ids[:SUMMARY_PAPERS]))
+        summarizer = self._summarizer()
+        summary = summarizer.summarize(cluster, self.store.get_papers(summarizer.evidence_ids(cluster)))
         self.cache.save_summary(key, summary)
         return summary, False
 

@@ -116,7 +116,7 @@ class ReadOnlyCatalog:
 
 def read_only(home: Path) -> None:
     """The map, offline summaries and report of an existing home, in this process, writing nothing into it."""
-    from assistant.clusters import SUMMARY_PAPERS, ClusterSummarizer, map_library
+    from assistant.clusters import ClusterSummarizer, map_library
     from assistant.report import shown_papers, write_report
 
     catalog = ReadOnlyCatalog(home)
@@ -128,7 +128,7 @@ def read_only(home: Path) -> None:
     map_s = time.perf_counter() - wall
     summarizer = ClusterSummarizer(None, "offline", None, 8192, 1024)
     every = [c for topic in cluster_map.topics for c in (topic, *topic.subtopics)]
-    summaries = {c.cluster_id: summarizer.summarize(c, catalog.get_papers(c.paper_ids[:SUMMARY_PAPERS])) for c in every}
+    summaries = {c.cluster_id: summarizer.summarize(c, catalog.get_papers(summarizer.evidence_ids(c))) for c in every}
     with tempfile.TemporaryDirectory() as out:
         write_report(Path(out), cluster_map, summaries, catalog.get_papers(shown_papers(cluster_map, summaries)))
         size = len(cluster_map.model_dump_json()) / 2**20

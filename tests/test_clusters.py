@@ -330,6 +330,9 @@ def test_summaries_cite_only_members_of_their_cluster(seeded_home: Path) -> None
     assert [c.paper_id for c in summary.citations] == cluster.paper_ids[:3]
     assert outsider not in summary.text and "[99]" not in summary.text
     assert not summary.extractive and summary.usage.prompt_tokens > 0
+    offline = ClusterSummarizer(None, "offline", None, 8192, 700)
+    assert offline.evidence_ids(cluster) == cluster.representative_ids  # all an extractive summary reads
+    assert ClusterSummarizer(model, "openai-compatible", "fake", 8192, 700).evidence_ids(cluster) == cluster.paper_ids
 
 
 def test_offline_summaries_are_extractive_cited_and_cached(seeded_copy: Path, offline: None) -> None:

@@ -17,7 +17,7 @@ from assistant.ui.explore import MEMBERS_PAGE, map_rows, sample_points
 from streamlit.testing.v1 import AppTest
 
 from assistant import Assistant
-from assistant.clusters import SUMMARY_PAPERS, MapPoint
+from assistant.clusters import MapPoint
 
 APP = str(resources.files("assistant.ui").joinpath("app.py"))
 EXPLORE = "Explore"  # the tab's label (ui/state.py)
@@ -115,8 +115,8 @@ def test_explore_reads_only_the_records_it_shows(seeded_copy: Path, monkeypatch:
     assert not at.exception
     shown = [b.key.rsplit("-", 1)[1] for b in at.button if (b.key or "").startswith(f"member-{big.cluster_id}-")]
     assert shown == big.paper_ids[MEMBERS_PAGE : 2 * MEMBERS_PAGE]
-    # the first run: a page of members and the offline summary's evidence (its group's first SUMMARY_PAPERS)
-    summary_reads = min(len(big.paper_ids), SUMMARY_PAPERS)
+    # the first run: a page of members and the offline summary's evidence (the group's representatives)
+    summary_reads = len(big.representative_ids)
     first, *later = at.session_state["records_read"]
     assert first <= MEMBERS_PAGE + summary_reads < lib.paper_count()
     assert later[-1] == MEMBERS_PAGE  # page 2: its 25 members (the summary is kept for the session)
