@@ -312,28 +312,35 @@ def _cluster_sums(rows: Rows, labels: np.ndarray, k: int) -> tuple[np.ndarray, n
     """Per-cluster sums of the rows (float64) and member counts; label -1 counts nowhere."""
     sums = np.zeros((k, rows.vectors.shape[1]), dtype=np.float64)
     for part, chunk in rows.chunks():
-        chunk_labels = labels[part]
-        member = chunk_labels >= 0
-        one_hot = csr_matrix((np.ones(member.sum(), np.float32), (chunk_labels[member], np.flatnonzero(member))),
-                             shape=(k, len(chunk_labels)))
-        sums += one_hot @ chunk
+        sums += _label_sums(labels[part], k, chunk)
     return sums, np.bincount(labels[labels >= 0], minlength=k)
+
+
+def _label_sums(labels: np.ndarray, k: int, chunk: np.ndarray) -> np.ndarray:
+    """Per-cluster sums of one chunk's rows (float32); label -1 counts nowhere."""
+    member = labels >= 0
+    one_hot = csr_matrix((np.ones(member.sum(), np.float32), (labels[member], np.flatnonzero(member))),
+                         shape=(k, len(labels)))
+    return one_hot @ chunk
 
 
 def kmeans(rows: Rows, centroids: np.ndarray, max_iter: int = KMEANS_ITERATIONS) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means from the given centroids, one chunked pass per iteration (assign, then sum): O(n k d) time,
     O(k d) memory beside the labels. Stops when under KMEANS_TOLERANCE of the papers change cluster. One BLAS
     thread: the chunk products are then summed in the same order on every run (repeatable ids); a centroid that
-    loses all its papers keeps its place."""
+    loses all its papers keeps its place. Each chunk is read once a pass, assigned and summed (reading it twice
+    cost a copy per chunk for a topic's rows, which are not contiguous)."""
     centroids = np.asarray(centroids, dtype=np.float32)
     labels = np.full(len(rows), -1, dtype=np.int64)
     with _THREADS.limit(limits=1):
         for _ in range(max_iter):
             previous = labels.copy()
             half_norms = 0.5 * np.einsum("ij,ij->i", centroids, centroids)
+            sums = np.zeros((len(centroids), rows.vectors.shape[1]), dtype=np.float64)
             for part, chunk in rows.chunks():
                 labels[part] = np.argmax(chunk @ centroids.T - half_norms, axis=1)
-            sums, counts = _cluster_sums(rows, labels, len(centroids))
+                sums += _label_sums(labels[part], len(centroids), chunk)
+            counts = np.bincount(labels, minlength=len(centroids))
             moved = np.mean(labels != previous)
             centroids = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids).astype(
                 np.float32
