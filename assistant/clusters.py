@@ -60,6 +60,7 @@ import hashlib
 import logging
 import math
 import re
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -506,33 +507,31 @@ def cluster_keywords(texts_by_cluster: dict[str, list[str]], top_n: int = 8) -> 
 
 
 class TermCounts:
-    """Unigram and bigram counts of each text over one vocabulary: a library's topics and every topic's subtopics
-    are then ranked from one tokenizing pass. A vectorizer per topic (as before) tokenized each sampled text again
-    and sorted a vocabulary 41 times: 30% of `summarize` at 50k (py-spy).
+    """Unigram and bigram counts of each text, within sentences ("...benchmark data. Protein folding..." makes no
+    "data protein"). Counted with sklearn's analyzer into one Counter per text: CountVectorizer.fit_transform on
+    the sentences (as before) built a sentence-by-term matrix and sorted its vocabulary: 6% slower at 50k.
 
-    Bigrams are counted within sentences, so "...benchmark data. Protein folding..." does not make "data protein".
-    """
+    map_library counts the topics' samples together and each topic's subtopics' samples together: a vocabulary
+    stays that of a few thousand texts at any library size (one over all samples held 590k terms at 1M from the
+    benchmark's recombined sentences; real abstracts have many more distinct bigrams)."""
 
     def __init__(self, texts: dict[str, str]):
         self.texts = texts
         self.row = {key: row for row, key in enumerate(texts)}
-        sentences: list[str] = []
-        owners: list[int] = []
-        for row, text in enumerate(texts.values()):
+        analyze = CountVectorizer(ngram_range=(1, 2), stop_words="english",
+                                  token_pattern=r"(?u)\b[^\W\d_][\w-]+\b").build_analyzer()
+        vocabulary: dict[str, int] = {}
+        indices, counts, ends = array("i"), array("i"), array("q", [0])
+        for text in texts.values():
+            terms: Counter[str] = Counter()
             for sentence in _PHRASE_BREAK.split(text):
-                sentences.append(sentence)
-                owners.append(row)
-        vectorizer = CountVectorizer(ngram_range=(1, 2), stop_words="english", dtype=np.int32,
-                                     token_pattern=r"(?u)\b[^\W\d_][\w-]+\b")
-        try:
-            by_sentence = vectorizer.fit_transform(sentences)
-        except ValueError:  # no words at all: empty texts or only stopwords
-            self.terms = np.array([], dtype=object)
-            self.counts = csr_matrix((len(texts), 0), dtype=np.int32)
-        else:
-            self.terms = vectorizer.get_feature_names_out()
-            self.counts = csr_matrix((np.ones(len(owners), dtype=np.int32), (owners, np.arange(len(owners)))),
-                                     shape=(len(texts), len(owners))) @ by_sentence
+                terms.update(analyze(sentence))
+            indices.extend([vocabulary.setdefault(term, len(vocabulary)) for term in terms])
+            counts.extend(terms.values())
+            ends.append(len(indices))
+        self.terms = np.array(list(vocabulary), dtype=object)
+        self.counts = csr_matrix((np.frombuffer(counts, np.int32), np.frombuffer(indices, np.int32),
+                                  np.frombuffer(ends, np.int64)), shape=(len(texts), len(vocabulary)))
         self.present = csr_matrix((np.ones(self.counts.nnz, dtype=np.int32), self.counts.indices,
                                    self.counts.indptr), shape=self.counts.shape)
 
@@ -892,8 +891,9 @@ def map_library(
     samples = {c: keyword_sample(m) for c, m in (topic_members | sub_members).items()}
     papers = read_papers(sorted({p for m in samples.values() for p in m} | set(drawn)))
     old_labels = {c.cluster_id: c.label for c in previous.every_cluster()} if previous else {}
-    term_counts = TermCounts({p: paper_text(papers[p]) for p in sorted({p for m in samples.values() for p in m})})
-    keywords = term_counts.keywords({c: samples[c] for c in topic_members})
+    texts = {p: paper_text(papers[p]) for p in sorted({p for m in samples.values() for p in m})}
+    keywords = TermCounts({p: texts[p] for c in topic_members for p in samples[c]}).keywords(
+        {c: samples[c] for c in topic_members})
     labels = distinct_labels(keywords, old_labels)
     content_keys, years = dict(zip(ids, columns.content_keys)), dict(zip(ids, columns.years))
 
@@ -909,7 +909,8 @@ def map_library(
     clusters = []
     for cluster_id, paper_ids in members.items():
         siblings = {s: m for s, m in sub_members.items() if s.split(".")[0] == cluster_id}
-        sub_words = term_counts.keywords({s: samples[s] for s in siblings})
+        sub_words = TermCounts({p: texts[p] for s in siblings for p in samples[s]}).keywords(
+            {s: samples[s] for s in siblings})
         sub_labels = distinct_labels(sub_words, old_labels, exclude=labels.get(cluster_id, ""))
         subs = sorted((cluster(s, m, sub_words[s], sub_labels[s], []) for s, m in siblings.items()),
                       key=lambda c: (-len(c.paper_ids), _cluster_number(c.cluster_id)))
