@@ -890,8 +890,10 @@ def map_library(
     drawn = map_sample(assignments, representatives)
     samples = {c: keyword_sample(m) for c, m in (topic_members | sub_members).items()}
     papers = read_papers(sorted({p for m in samples.values() for p in m} | set(drawn)))
-    old_labels = {c.cluster_id: c.label for c in previous.every_cluster()} if previous else {}
     texts = {p: paper_text(papers[p]) for p in sorted({p for m in samples.values() for p in m})}
+    titles = {p: papers[p].title for p in drawn}
+    del papers  # 156k records at 1M: only their texts and the drawn points' titles are kept
+    old_labels = {c.cluster_id: c.label for c in previous.every_cluster()} if previous else {}
     keywords = TermCounts({p: texts[p] for c in topic_members for p in samples[c]}).keywords(
         {c: samples[c] for c in topic_members})
     labels = distinct_labels(keywords, old_labels)
@@ -922,7 +924,7 @@ def map_library(
         project_2d(vectors, np.array([topic_rows.get(assignments[p], -1) for p in ids])) if ids else np.zeros((0, 2))
     )
     points = [
-        MapPoint(paper_id=p, title=papers[p].title, cluster_id=assignments[p], subtopic_id=subtopics.get(p),
+        MapPoint(paper_id=p, title=titles[p], cluster_id=assignments[p], subtopic_id=subtopics.get(p),
                  x=round(float(coords[row_of[p], 0]), 4), y=round(float(coords[row_of[p], 1]), 4))
         for p in sorted(drawn)
     ]
