@@ -2,6 +2,7 @@
 
     python benchmarks/topics_summarize.py --sizes 5000 50000 [--work DIR]
     python benchmarks/topics_summarize.py --read-only-home /work/scale1m/home-1000000
+    python benchmarks/topics_summarize.py --grow-home /work/scale1m/home-1000000 --work DIR
 
 For each N: N papers from benchmarks/scale.py's generator (real SciFact titles and sentences recombined, seeded)
 are ingested through the CLI with instant embeddings (its loopback hashed-bag-of-words server), then, each in a
@@ -12,7 +13,8 @@ the saved map (HOME/clusters/map.json) and its points.
 
 --read-only-home maps an existing home without writing to it (another process may own it): the catalog is opened
 read-only through SQLite, the map built and summarized in this process (what `summarize` does), the report written
-to a temporary folder. CPU flags are printed with the numbers.
+to a temporary folder. --grow-home takes the two growth steps on an existing home with a saved map (new generator
+rows past twice its size), then removes the papers it added. CPU flags are printed with the numbers.
 """
 
 from __future__ import annotations
@@ -67,14 +69,22 @@ def measure(n: int, work: Path, titles: list[str], sentences: list[str], env: di
     report("summarize", scale.measured(scale.cli(home, "summarize", "--out", str(out)), env))
     print(f"  {saved_map(home)}; report.md {(out / 'report.md').stat().st_size / 2**20:.1f} MB", flush=True)
     report("summarize again (cached)", scale.measured(scale.cli(home, "summarize", "--out", str(out)), env))
-    start = n
+    grow(home, n, n, work, titles, sentences, env)
+
+
+def grow(home: Path, n: int, start: int, work: Path, titles: list[str], sentences: list[str],
+         env: dict[str, str]) -> list[Path]:
+    """Ingest 0.5% more papers (generator rows from `start` on) and map again, then 1% more: the files ingested."""
+    added = []
     for share in (0.005, 0.01):
         more = work / f"more-{n}-{start}.jsonl"
         scale.write_papers(more, scale.papers(titles, sentences, start, round(n * share)))
         start += round(n * share)
-        scale.measured(scale.cli(home, "ingest", str(more)), env)
+        report(f"ingest +{share:.1%}", scale.measured(scale.cli(home, "ingest", str(more)), env))
+        added.append(more)
         report(f"clusters after +{share:.1%}", scale.measured(scale.cli(home, "clusters"), env))
         print(f"  {saved_map(home)}", flush=True)
+    return added
 
 
 class ReadOnlyCatalog:
@@ -147,6 +157,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000])
     parser.add_argument("--work", type=Path, help="folder for the homes (default: a temporary one, removed)")
     parser.add_argument("--read-only-home", type=Path, help="map an existing home without writing to it")
+    parser.add_argument("--grow-home", type=Path, help="an existing home with a saved map (e.g. the scale "
+                        "benchmark's kept 1M home): +0.5%% then +1%% papers, each mapped again, then removed")
     args = parser.parse_args()
     print(f"cpu flags: {flags()}", flush=True)
     if args.read_only_home:
@@ -164,6 +176,12 @@ def main() -> None:
             "OPENAI_BASE_URL": server.base_url,
             "LITASSIST_LLM_PROVIDER": "offline",
         }
+        if args.grow_home:
+            n = json.loads((args.grow_home / "clusters" / "map.json").read_bytes())["clustered_papers"]
+            print(f"N={n:,} ({args.grow_home})", flush=True)
+            added = grow(args.grow_home, n, 2 * n, work, titles, sentences, env)  # rows past any ingested
+            scale.measured(scale.cli(args.grow_home, "remove", *(f"--source={f}" for f in added)), env)
+            return
         for n in args.sizes:
             measure(n, work, titles, sentences, env)
 

@@ -385,7 +385,8 @@ def test_summarize_writes_the_report_resumes_and_reruns_change_nothing(
     assert Assistant(home=seeded_copy).summarize(out, force=True).summarized == clusters
 
 
-def test_summarize_and_clusters_cli(seeded_copy: Path, tmp_path: Path, offline: None) -> None:
+def test_summarize_and_clusters_cli(seeded_copy: Path, tmp_path: Path, offline: None,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
     from assistant.cli import app
@@ -399,6 +400,15 @@ def test_summarize_and_clusters_cli(seeded_copy: Path, tmp_path: Path, offline: 
     assert bad.exit_code == 2 and "unknown format 'pdf'" in bad.output
     listing = runner.invoke(app, ["--home", str(seeded_copy), "clusters", "--json"])
     assert listing.exit_code == 0 and json.loads(listing.stdout)["topics"][0]["cluster_id"] == "c1"
+
+    def every_record(self: Assistant) -> None:
+        raise AssertionError("`clusters` read every paper (4.7 GB at 1M) for a few titles")
+
+    monkeypatch.setattr(Assistant, "papers", every_record)
+    shown = runner.invoke(app, ["--home", str(seeded_copy), "clusters"])
+    assert shown.exit_code == 0, shown.output
+    first = Assistant(home=seeded_copy).clusters().topics[0]
+    assert Assistant(home=seeded_copy).paper(first.representative_ids[0]).title[:40] in " ".join(shown.stdout.split())
     empty = runner.invoke(app, ["--home", str(tmp_path / "empty"), "summarize", "--out", str(out)])
     assert empty.exit_code == 1 and "library is empty" in empty.output
 
