@@ -546,6 +546,8 @@ class TermCounts:
         Terms come back as the members write them most often ("LLMs", "Lie algebra", not "llms", "lie").
         """
         keys = sorted(members)
+        if not keys:  # a topic too small for subtopics
+            return {}
         owners = [(row, self.row[member]) for row, key in enumerate(keys) for member in members[key]]
         in_class = csr_matrix((np.ones(len(owners), dtype=np.int32), ([r for r, _ in owners], [t for _, t in owners])),
                               shape=(len(keys), len(self.texts)))
