@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 from assistant.ui.rendering import cited_html
+from typer.testing import CliRunner
 
 from assistant import Assistant
 from assistant.agent import Answer
 from assistant.claims import derive_claims, marker_claims, rendered_markers
-from assistant.conversations import FILE_NAME
+from assistant.cli import app
+from assistant.conversations import FILE_NAME, conversation_json
 
 QUOTED = ("The methyltransferase HEN1 adds a 2'-O-methyl group to the 3' end of small RNAs, which protects plant "
           "microRNAs from degradation and 3' terminal uridylation [1][2][3][4].")
@@ -78,6 +80,9 @@ def test_a_saved_answer_keeps_its_quotes_and_an_older_one_loads_without(rna_home
     saved = Assistant(home=rna_home).conversation(info.conversation_id).turns[0].answer
     assert saved.quoted == asked.quoted and len(saved.quoted) == 2
     assert len(marker_claims(saved)) == 2
+    exported = json.loads(conversation_json(Assistant(home=rna_home).conversation(info.conversation_id)))
+    turn = exported["turns"][0]
+    assert [turn["answer"][a:b] for a, b in turn["quoted"]] == [asked.body[a:b] for a, b in asked.quoted]
     with sqlite3.connect(rna_home / FILE_NAME) as db:  # as a file written before answers carried their quotes
         (stored,) = db.execute("SELECT answer FROM turns").fetchone()
         record = json.loads(stored)
@@ -85,3 +90,10 @@ def test_a_saved_answer_keeps_its_quotes_and_an_older_one_loads_without(rna_home
         db.execute("UPDATE turns SET answer = ?", (json.dumps(record),))
     old = Assistant(home=rna_home).conversation(info.conversation_id).turns[0].answer
     assert old.quoted == [] and old.body == asked.body and old.citations == saved.citations
+
+
+def test_ask_json_says_where_the_answer_quotes(rna_home: Path, offline: None) -> None:
+    result = CliRunner().invoke(app, ["--home", str(rna_home), "ask", QUESTION, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert QUOTED in [payload["answer"][a:b] for a, b in payload["quoted"]]

@@ -24,7 +24,7 @@ from assistant.claims import derive_claims, rendered_markers
 from assistant.clusters import ClusterSummarizer, build_map, display_title, trends
 from assistant.corpus import Paper
 from assistant.index import StoredPaper
-from assistant.report import markdown_report, write_report
+from assistant.report import clusters_json, markdown_report, write_report
 from assistant.tools.clusters import summary_in_ledger
 from assistant.topics import ClusterCache
 
@@ -153,7 +153,8 @@ def test_brackets_quoted_from_a_paper_are_not_citations_in_an_extractive_summary
 @pytest.mark.xfail(strict=True, reason="needs quoted=cited.quoted in clusters.py ClusterSummarizer.summarize")
 def test_a_summarys_quoted_brackets_are_not_buttons_claims_or_renumbered(tmp_path: Path) -> None:
     stored, vectors = library(1, per_topic=20)
-    topic = build_map(stored, vectors, "v1").topics[0]
+    cluster_map = build_map(stored, vectors, "v1")
+    topic = cluster_map.topics[0]
     one, two = topic.paper_ids[:2]
     papers = {sp.paper.paper_id: sp.paper for sp in stored}
     quoted = "Protein folding in living cells, as others found [2][1], shapes the structure of every protein"
@@ -165,6 +166,8 @@ def test_a_summarys_quoted_brackets_are_not_buttons_claims_or_renumbered(tmp_pat
     assert [m.numbers for m in rendered_markers(summary)] == [[1], [2]]  # one citation per quote, none inside
     assert [[s.number for s in c.citations] for c in derive_claims(summary)] == [[1], [2]]
     assert cited_html(summary).count('class="la-cite"') == 2
+    listed = json.loads(clusters_json(cluster_map, {topic.cluster_id: summary}))["clusters"][0]  # for scripts
+    assert [listed["summary"][a:b] for a, b in listed["quoted"]] == [summary.body[a:b] for a, b in summary.quoted]
     cache = ClusterCache(tmp_path / "clusters")  # cached and read back, with an entry written before quotes
     cache.save_summary("k", summary)
     assert cache.load_summary("k") == summary
