@@ -463,9 +463,11 @@ def claim_spans(text: str, markers: Sequence[Marker]) -> list[tuple[int, int, li
     return claims
 
 
-def claim_core(sentence: str) -> str:
-    """The words a claim asserts: markers, bullets, wrapping quotes and the ellipsis of a cut quote removed."""
-    core = _MARKER.sub("", sentence)
+def claim_core(sentence: str, quoted: Sequence[tuple[int, int]] = (), offset: int = 0) -> str:
+    """The words a claim asserts: markers, bullets, wrapping quotes and the ellipsis of a cut quote removed. A
+    bracket inside `quoted` (ranges of the text the sentence starts at `offset` of) is the quoted paper's own text
+    and stays, so the quote is found whole in its source."""
+    core = _MARKER.sub(lambda m: m.group() if in_quote(offset + m.start(), quoted) else "", sentence)
     core = BULLET.sub("", core).strip().strip("\"“”'‘’*…").strip()
     return re.sub(r"\s+([.,;:!?])", r"\1", core)
 
@@ -481,7 +483,7 @@ def support_claims(cited: Cited, embedder: Embedder | None, weak_below: float) -
     `weak_below` marks the claim weak for that citation (only with an embedder: the threshold is calibrated on
     that score). The citations get the union of their claims' spans."""
     by_number = {c.number: c for c in cited.citations}
-    found = [(start, end, numbers, claim_core(cited.text[start:end])) for start, end, numbers in
+    found = [(start, end, numbers, claim_core(cited.text[start:end], cited.quoted, start)) for start, end, numbers in
              claim_spans(cited.text, cited.markers)]
     pending: list[tuple[int, Citation]] = []
     supports: dict[tuple[int, int], ClaimSupport] = {}

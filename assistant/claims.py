@@ -58,7 +58,7 @@ def derive_claims(text: CitedText) -> list[Claim]:
     content = text.body
     found = []
     for start, end, numbers in claim_spans(content, rendered_markers(text)):
-        core = claim_core(content[start:end])
+        core = claim_core(content[start:end], text.quoted, start)
         supports = []
         for number in numbers:
             spans = verbatim_spans(core, papers[number].paper.abstract)

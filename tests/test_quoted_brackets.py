@@ -69,6 +69,8 @@ def test_an_offline_answer_shows_a_quoted_papers_brackets_as_text(rna_home: Path
     derived = {claim.text: [s.number for s in claim.citations] for claim in derive_claims(answer)}
     assert derived[f"- {QUOTED} [{cited['hen1']}]"] == [cited["hen1"]]
     assert [c.text for c in answer.claims] == list(derived)
+    rests_on = {s.paper_id: [span.text for span in s.spans] for c in answer.claims for s in c.citations}
+    assert rests_on["hen1"] == [QUOTED]  # the whole quoted sentence, its brackets included, is what it rests on
     html = cited_html(answer)
     assert html.count('class="la-cite"') == 2 and "uridylation [1][2][3][4]." in html
 
