@@ -151,7 +151,7 @@ def test_brackets_quoted_from_a_paper_are_not_citations_in_an_extractive_summary
 
 
 @pytest.mark.xfail(strict=True, reason="needs quoted=cited.quoted in clusters.py ClusterSummarizer.summarize")
-def test_a_summarys_quoted_brackets_are_not_buttons_claims_or_renumbered(tmp_path: Path) -> None:
+def test_a_summarys_quoted_brackets_are_not_buttons_claims_or_renumbered() -> None:
     stored, vectors = library(1, per_topic=20)
     cluster_map = build_map(stored, vectors, "v1")
     topic = cluster_map.topics[0]
@@ -168,17 +168,27 @@ def test_a_summarys_quoted_brackets_are_not_buttons_claims_or_renumbered(tmp_pat
     assert cited_html(summary).count('class="la-cite"') == 2
     listed = json.loads(clusters_json(cluster_map, {topic.cluster_id: summary}))["clusters"][0]  # for scripts
     assert [listed["summary"][a:b] for a, b in listed["quoted"]] == [summary.body[a:b] for a, b in summary.quoted]
-    cache = ClusterCache(tmp_path / "clusters")  # cached and read back, with an entry written before quotes
-    cache.save_summary("k", summary)
-    assert cache.load_summary("k") == summary
-    entry = json.loads((tmp_path / "clusters" / "summaries" / "k.json").read_text())
-    del entry["quoted"]
-    (tmp_path / "clusters" / "summaries" / "k.json").write_text(json.dumps(entry))
-    assert cache.load_summary("k") == summary.model_copy(update={"quoted": []})
     # in a conversation whose ledger numbers these papers 7 and 8, the quote keeps its own "[2][1]"
     ledger = Ledger(reserved={two: 7, one: 8})
     text, _, moved = summary_in_ledger(summary, ledger)
     assert f"{quoted}. [8]" in text and text[slice(*moved[0])] == summary.body[slice(*summary.quoted[0])]
+
+
+def test_a_summarys_quotes_are_cached_and_an_entry_written_before_them_loads(tmp_path: Path) -> None:
+    stored, vectors = library(1, per_topic=20)
+    topic = build_map(stored, vectors, "v1").topics[0]
+    papers = {sp.paper.paper_id: sp.paper for sp in stored}
+    summary = ClusterSummarizer(None, "offline", None, 4000, 500).summarize(topic, papers)
+    first = summary.body.index("- ") + 2  # its first quote, given here: this test is about the cache alone
+    summary = summary.model_copy(update={"quoted": [(first, summary.body.index(" [1]"))]})
+    cache = ClusterCache(tmp_path / "clusters")
+    cache.save_summary("k", summary)
+    assert cache.load_summary("k") == summary
+    entry = tmp_path / "clusters" / "summaries" / "k.json"
+    record = json.loads(entry.read_text())
+    del record["quoted"]  # as written before summaries carried their quotes
+    entry.write_text(json.dumps(record))
+    assert cache.load_summary("k") == summary.model_copy(update={"quoted": []})
 
 
 def test_a_cache_folder_or_entry_in_the_wrong_shape_is_rebuilt_with_one_line(
