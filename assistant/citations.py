@@ -394,7 +394,7 @@ def cite(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]] = ()) -
     stripped, and `Cited.quoted` has them where they are in it."""
     lead = len(text) - len(text.lstrip())
     text = text.strip()
-    protected = [(start - lead, end - lead) for start, end in protected]
+    protected = [(max(0, start - lead), end - lead) for start, end in protected]
     markers = find_markers(text, ledger, protected)
     numbers = ledger.by_number()
     final: dict[int, int] = {}
