@@ -208,13 +208,14 @@ class Agent:
 
     def _check(self, answer: Answer, ledger: Ledger, protected: Sequence[tuple[int, int]]) -> None:
         """Check and number the citations, find what each cited sentence rests on, add the reference list."""
-        cited = cite(answer.text.strip(), ledger, protected)
+        cited = cite(answer.text, ledger, protected)  # `protected` is of the text as written; cite strips it
         body = cited.text
         if not cited.citations and not answer.extractive and ledger.items:  # say so rather than look grounded
             body += "\n\n" + prompt("uncited").format(papers=len(ledger.items))
         answer.claims = support_claims(cited, self.retriever.embedder, self.settings.weak_support_below)
         answer.citations = cited.citations
         answer.removed_citations = cited.removed
+        answer.quoted = cited.quoted
         answer.references = reference_list(cited.citations)
         answer.text = body + answer.references
 

@@ -8,6 +8,7 @@ what a model or an extractive rule wrote through the same marker grammar, so not
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -133,11 +134,20 @@ class Usage(BaseModel):
     seconds: float = 0.0
 
 
+Quoted = list[tuple[int, int]]  # (start, end) ranges of a text that quote a paper: brackets in them are its text
+
+
 class CitedText(BaseModel):
     """Text whose [n] markers were checked against its evidence, with who wrote it and at what cost.
 
     `text` is the body followed by `references` (the reference list); claims' offsets are into the body,
-    which is also `text[:len(body)]`."""
+    which is also `text[:len(body)]`. `quoted`: the body's ranges that quote a paper verbatim (extractive
+    texts); a "[2]" inside one is the paper's own reference, never a citation (see claims.rendered_markers).
+
+    `quoted` was added after conversations and topic summaries were first saved; a record saved before has no
+    such key and loads with none (`[]`), as it was shown then. No migration step is needed: nothing is renamed or
+    reshaped, and the ranges cannot be recovered from an old record's text (a bracket in a quote reads the same as
+    a citation; that is the point), so a step could only write the same default."""
 
     text: str
     references: str = ""
@@ -148,6 +158,7 @@ class CitedText(BaseModel):
     removed_citations: int = 0
     usage: Usage = Field(default_factory=Usage)
     claims: list[Claim] = Field(default_factory=list)
+    quoted: Quoted = Field(default_factory=list)
 
     @property
     def body(self) -> str:
@@ -262,7 +273,7 @@ def find_markers(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]]
     markers = []
     for match in _MARKER.finditer(text):
         start, end = match.span()
-        if any(a <= start < b for a, b in protected):
+        if in_quote(start, protected):
             continue
         if match.group("body") is None:
             members: list[str | tuple[int, int]] = [(int(match.group("a")), int(match.group("b")))]
@@ -285,6 +296,11 @@ def find_markers(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]]
             continue
         markers.append(marker)
     return markers
+
+
+def in_quote(position: int, quoted: Sequence[tuple[int, int]]) -> bool:
+    """Whether `position` is inside one of the `quoted` ranges (a text has a handful: a scan is enough)."""
+    return any(start <= position < end for start, end in quoted)
 
 
 def _members(body: str, ledger: Ledger) -> list[str | tuple[int, int]] | None:
@@ -322,44 +338,63 @@ def _resolve(member: str | tuple[int, int], numbers: Mapping[int, Evidence], led
     return [evidence.number if evidence else None]
 
 
-def _render(text: str, markers: Sequence[Marker], final: Mapping[int, int]) -> tuple[str, list[Marker]]:
-    """The text with each marker written as [n][m] in final numbers; a marker naming nothing valid is removed
-    with the space before it when punctuation follows ("made up [99]." -> "made up."). Returns the text and
-    the markers' new positions."""
+def render_markers(text: str, markers: Sequence[Marker], final: Mapping[int, int],
+                   quoted: Sequence[tuple[int, int]] = ()) -> tuple[str, list[Marker], Quoted]:
+    """The text with each marker written as [n][m] in final numbers (`final`: number -> final number; a number
+    not in it is dropped); a marker naming nothing left is removed with the space before it when punctuation
+    follows ("made up [99]." -> "made up."). Returns the text, the markers' new positions and the `quoted`
+    ranges moved with the text around them (they hold no marker, so each moves as one piece)."""
     out, placed, position = "", [], 0
+    moved: list[tuple[int, int]] = [(0, 0)]  # (position in text, position in out) where text is copied on from
     for marker in markers:
         out += text[position : marker.start]
         position = marker.end
-        shown = list(dict.fromkeys(final[n] for n in marker.numbers))
+        shown = list(dict.fromkeys(final[n] for n in marker.numbers if n in final))
         if shown:
             written = "".join(f"[{n}]" for n in shown)
             placed.append(Marker(len(out), len(out) + len(written), shown))
             out += written
-            continue
-        spaces = len(text[position:]) - len(text[position:].lstrip(" \t"))
-        following = text[position + spaces : position + spaces + 1]
-        if following in ("", "\n") or following in ".,;:!?)":
-            out = out.rstrip(" \t")
-            position += spaces
-        elif out.endswith((" ", "\t")):
-            position += spaces
-    return out + text[position:], placed
+        else:
+            spaces = len(text[position:]) - len(text[position:].lstrip(" \t"))
+            following = text[position + spaces : position + spaces + 1]
+            if following in ("", "\n") or following in ".,;:!?)":
+                out = out.rstrip(" \t")
+                position += spaces
+            elif out.endswith((" ", "\t")):
+                position += spaces
+        moved.append((position, len(out)))
+    out += text[position:]
+    return out, placed, [_moved(start, end, moved) for start, end in quoted]
+
+
+def _moved(start: int, end: int, moved: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """A range of the text where render_markers put it: shifted as the last copy point at or before its start."""
+    source, target = moved[bisect_right(moved, start, key=lambda point: point[0]) - 1]
+    return target + start - source, target + end - source
 
 
 @dataclass
 class Cited:
-    """A checked, numbered text: the citations in order of first appearance and where each marker sits."""
+    """A checked, numbered text: the citations in order of first appearance, where each marker sits and where
+    the quotes are (`quoted`: the protected ranges, moved with the text)."""
 
     text: str
     citations: list[Citation]
     markers: list[Marker]
     removed: int
+    quoted: Quoted = field(default_factory=list)
 
 
 def cite(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]] = ()) -> Cited:
     """Check the text's markers and number its citations by first appearance, contiguous from [1] — or, in a
     conversation, from the number after the highest one used so far, with papers cited earlier keeping
-    theirs. The ledger's evidence takes the same numbers."""
+    theirs. The ledger's evidence takes the same numbers.
+
+    `protected`: ranges of `text` as given that quote a paper (their brackets are its text); the result is
+    stripped, and `Cited.quoted` has them where they are in it."""
+    lead = len(text) - len(text.lstrip())
+    text = text.strip()
+    protected = [(max(0, start - lead), end - lead) for start, end in protected]
     markers = find_markers(text, ledger, protected)
     numbers = ledger.by_number()
     final: dict[int, int] = {}
@@ -370,14 +405,16 @@ def cite(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]] = ()) -
             final[number] = ledger.reserved[paper_id]
         else:
             final[number], following = following, following + 1
-    rendered, placed = _render(text, markers, final)
+    rendered, placed, quoted = render_markers(text, markers, final, protected)
     citations = [
         Citation(number=final[n], paper_id=numbers[n].paper.paper_id, title=numbers[n].paper.title,
                  paper=numbers[n].paper, passage=numbers[n].passage, location=numbers[n].location)
         for n in final
     ]
     ledger.renumber({c.paper_id: c.number for c in citations})
-    return Cited(rendered.rstrip(), citations, placed, sum(m.invalid for m in markers))
+    rendered = rendered.rstrip()
+    return Cited(rendered, citations, placed, sum(m.invalid for m in markers),
+                 [(start, min(end, len(rendered))) for start, end in quoted])
 
 
 def page_note(pages: Sequence[int]) -> str:
@@ -426,9 +463,11 @@ def claim_spans(text: str, markers: Sequence[Marker]) -> list[tuple[int, int, li
     return claims
 
 
-def claim_core(sentence: str) -> str:
-    """The words a claim asserts: markers, bullets, wrapping quotes and the ellipsis of a cut quote removed."""
-    core = _MARKER.sub("", sentence)
+def claim_core(sentence: str, quoted: Sequence[tuple[int, int]] = (), offset: int = 0) -> str:
+    """The words a claim asserts: markers, bullets, wrapping quotes and the ellipsis of a cut quote removed. A
+    bracket inside `quoted` (ranges of the text the sentence starts at `offset` of) is the quoted paper's own text
+    and stays, so the quote is found whole in its source."""
+    core = _MARKER.sub(lambda m: m.group() if in_quote(offset + m.start(), quoted) else "", sentence)
     core = BULLET.sub("", core).strip().strip("\"“”'‘’*…").strip()
     return re.sub(r"\s+([.,;:!?])", r"\1", core)
 
@@ -444,7 +483,7 @@ def support_claims(cited: Cited, embedder: Embedder | None, weak_below: float) -
     `weak_below` marks the claim weak for that citation (only with an embedder: the threshold is calibrated on
     that score). The citations get the union of their claims' spans."""
     by_number = {c.number: c for c in cited.citations}
-    found = [(start, end, numbers, claim_core(cited.text[start:end])) for start, end, numbers in
+    found = [(start, end, numbers, claim_core(cited.text[start:end], cited.quoted, start)) for start, end, numbers in
              claim_spans(cited.text, cited.markers)]
     pending: list[tuple[int, Citation]] = []
     supports: dict[tuple[int, int], ClaimSupport] = {}

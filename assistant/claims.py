@@ -12,7 +12,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .citations import BULLET, CitedText, Claim, ClaimSupport, Marker, Span, claim_core, claim_spans, verbatim_spans
+from .citations import (
+    BULLET,
+    CitedText,
+    Claim,
+    ClaimSupport,
+    Marker,
+    Span,
+    claim_core,
+    claim_spans,
+    in_quote,
+    verbatim_spans,
+)
 
 _RENDERED_MARKER = re.compile(r"\[(\d+)\]")  # checked texts write every citation as [n] (adjacent: [1][2])
 
@@ -28,10 +39,11 @@ class MarkerClaim:
 
 
 def rendered_markers(text: CitedText) -> list[Marker]:
-    """The citation markers of a checked text's body: each `[n]` naming one of its citations."""
+    """The citation markers of a checked text's body: each `[n]` naming one of its citations, outside its quotes
+    (a "[2]" quoted from a paper is that paper's reference, not a citation of this text's [2])."""
     known = {c.number for c in text.citations}
     return [Marker(m.start(), m.end(), [int(m.group(1))]) for m in _RENDERED_MARKER.finditer(text.body)
-            if int(m.group(1)) in known]
+            if int(m.group(1)) in known and not in_quote(m.start(), text.quoted)]
 
 
 def claims(text: CitedText) -> list[Claim]:
@@ -46,7 +58,7 @@ def derive_claims(text: CitedText) -> list[Claim]:
     content = text.body
     found = []
     for start, end, numbers in claim_spans(content, rendered_markers(text)):
-        core = claim_core(content[start:end])
+        core = claim_core(content[start:end], text.quoted, start)
         supports = []
         for number in numbers:
             spans = verbatim_spans(core, papers[number].paper.abstract)

@@ -476,8 +476,9 @@ def remove_command(
 
 
 def _answer_json(answer: Answer) -> dict[str, object]:
-    """`ask --json`: the checked answer, each citation with the spans of its abstract the answer rests on, and
-    each cited sentence (offsets into the answer) with what every one of its citations rests on."""
+    """`ask --json`: the checked answer, each citation with the spans of its abstract the answer rests on,
+    each cited sentence (offsets into the answer) with what every one of its citations rests on, and where the
+    answer quotes papers (`quoted`: [start, end] offsets; a "[2]" inside one is the paper's text, not a citation)."""
     return {
         "answer": answer.text,
         "question": answer.question,
@@ -488,6 +489,7 @@ def _answer_json(answer: Answer) -> dict[str, object]:
             for c in answer.citations
         ],
         "claims": [claim.model_dump() for claim in answer.claims],
+        "quoted": answer.quoted,
         "provider": answer.provider,
         "model": answer.model,
         "usage": answer.usage.model_dump(),

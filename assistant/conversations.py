@@ -477,7 +477,8 @@ def conversation_markdown(conversation: Conversation, now: datetime | None = Non
 
 
 def conversation_json(conversation: Conversation) -> str:
-    """The conversation as JSON: answered turns with their number, answer, references and per-claim spans."""
+    """The conversation as JSON: answered turns with their number, answer, references, per-claim spans and where
+    the answer quotes papers (`quoted` offsets: brackets inside are the paper's text)."""
     turns = []
     for number, turn, answer in conversation.answered():
         turns.append({
@@ -487,7 +488,7 @@ def conversation_json(conversation: Conversation) -> str:
             "references": [{"number": c.number, "paper_id": c.paper_id, "title": c.title,
                             "authors": c.paper.authors, "year": c.paper.year, "doi": c.paper.doi,
                             "url": c.paper.url} for c in answer.citations],
-            "claims": [claim.model_dump() for claim in claims(answer)],
+            "claims": [claim.model_dump() for claim in claims(answer)], "quoted": answer.quoted,
         })
     return json.dumps({"conversation_id": conversation.conversation_id, "title": conversation.title,
                        "created": conversation.created.isoformat(), "updated": conversation.updated.isoformat(),

@@ -50,13 +50,19 @@ def extractive_answer(question: str, hits: Sequence[Hit], ledger: Ledger, embedd
 
     Returns the text and where the quotes are (brackets inside them are the paper's text, not citations)."""
     rule = SELECTION if summary is None else TOPIC_RULE
-    lead = f"{summary_in_ledger(summary, ledger)[0].strip()}\n\n" if summary is not None else ""
+    lead = ""
+    protected: list[tuple[int, int]] = []
+    if summary is not None:  # its quotes are quotes here too
+        text, _, quoted = summary_in_ledger(summary, ledger)
+        shift = len(text) - len(text.lstrip())
+        lead, protected = f"{text.strip()}\n\n", [(start - shift, end - shift) for start, end in quoted]
     chosen = choose_sentences(candidate_sentences(question, hits, embedder, rule.papers), rule)
     chosen = [c for c in chosen if " ".join(c.source[c.start:c.end].split()) not in " ".join(lead.split())]
     if not chosen:
-        return (lead.strip(), []) if lead else (prompt("abstain").format(best=nothing_to_quote(hits[:rule.papers])), [])
+        return (lead.strip(), protected) if lead else (
+            prompt("abstain").format(best=nothing_to_quote(hits[:rule.papers])), [])
     header = lead + prompt("offline_answer").format(sentences="\x00")
-    lines, protected = [], []
+    lines = []
     offset = header.index("\x00")
     for candidate, start, end in quotes(chosen):
         evidence = ledger.items.get(candidate.hit.paper_id)

@@ -282,6 +282,7 @@ def clusters_json(cluster_map: ClusterMap, summaries: dict[str, ClusterSummary])
             "members": cluster.paper_ids,
             "representative": cluster.representative_ids,
             "summary": summary.text if summary else None,
+            "quoted": summary.quoted if summary else [],  # offsets of its quotes: their brackets are paper text
             "citations": [{"number": c.number, "paper_id": c.paper_id, "title": c.title,
                            "spans": [span.model_dump() for span in c.spans]} for c in summary.citations]
             if summary else [],

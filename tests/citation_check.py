@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assistant.citations import Ledger, _render, find_markers
+from assistant.citations import Ledger, find_markers, render_markers
 
 
 def check_citations(text: str, ledger: Ledger) -> tuple[str, list[int], int]:
@@ -12,5 +12,5 @@ def check_citations(text: str, ledger: Ledger) -> tuple[str, list[int], int]:
     first appearance) and how many markers were removed: `cite` without its numbering by first appearance."""
     markers = find_markers(text, ledger)
     cited = list(dict.fromkeys(n for m in markers for n in m.numbers))
-    rendered, _ = _render(text, markers, {n: n for n in cited})
+    rendered, _, _ = render_markers(text, markers, {n: n for n in cited})
     return rendered.strip(), cited, sum(m.invalid for m in markers)

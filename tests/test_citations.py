@@ -72,6 +72,18 @@ def test_brackets_inside_quoted_sentences_are_text() -> None:
     assert result.text == f"- {quote} [1]" and result.removed == 0 and [c.number for c in result.citations] == [1]
 
 
+def test_quotes_keep_their_place_when_markers_before_them_are_renumbered_or_removed() -> None:
+    quote = "as shown in [3] and [12]"
+    before = "  Merging [p-c] helps [99], and crops [2, 5] too.\n- "  # an id, a bad marker, a list; leading spaces
+    text = f"{before}{quote} [4]\n- {quote} [p-c]\n"
+    protected = [(len(before), len(before) + len(quote)), (len(text) - len(quote) - 7, len(text) - 7)]
+    assert [text[a:b] for a, b in protected] == [quote, quote]
+    result = cite(text, ledger(), protected)
+    assert result.text == f"Merging [1] helps, and crops [2][3] too.\n- {quote} [4]\n- {quote} [1]"
+    assert [result.text[a:b] for a, b in result.quoted] == [quote, quote]
+    assert result.quoted[0][0] == result.text.index(quote)
+
+
 def test_numbers_follow_first_appearance_and_are_contiguous() -> None:
     book = ledger()
     result = cite("Merging [2]. Crops [3]. Graphs [5][2]. Bad [9].", book)

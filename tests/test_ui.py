@@ -545,6 +545,25 @@ def test_cited_html_makes_every_marker_a_button_with_its_title() -> None:
     assert '[<button type="button" class="la-cite" data-marker="1" data-number="1"' in html and "</button>][2]" in html
 
 
+def test_cited_html_leaves_a_quoted_papers_brackets_as_escaped_text() -> None:
+    """An extractive text quotes a paper whose sentence holds its own "[1][2]": they are its text (escaped like
+    all of it), not buttons for this text's [1] and [2]; the markers keep their indexes for the drawer."""
+    first, second = (Paper(paper_id=f"t:{n}", title=f"Paper {n}", abstract=quote, year=2020) for n, quote in
+                     ((1, "Tags <img src=x> stay text, as others found [1][2]."), (2, "A second quoted sentence.")))
+    body = f"- {second.abstract} [1]\n- {first.abstract} [2]"
+    text = CitedText(text=body, provider="offline", extractive=True,
+                     quoted=[(2, 2 + len(second.abstract)), (body.index(first.abstract), body.rindex(" [2]"))],
+                     citations=[Citation(number=n, paper_id=p.paper_id, title=p.title, paper=p)
+                                for n, p in ((1, second), (2, first))])
+    html = cited_html(text)
+    assert html.count('class="la-cite"') == 2 and "&lt;img src=x&gt; stay text, as others found [1][2]." in html
+    assert "<img" not in html
+    view = marker_source(text, 1, "answer 1", {})
+    assert view.paper.paper_id == "t:1" and view.claim == f"{first.abstract} [2]"
+    assert [s.text for s in view.spans] == [first.abstract]
+    assert marker_source(text, 2, "answer 1", {}) is None  # only two markers
+
+
 def test_highlight_merges_overlapping_spans_and_escapes_the_rest() -> None:
     abstract = "We propose <b>X</b>. It costs $5 and scales. Results improve by 10% on A & B."
     spans = [Span(start=21, end=44, text=""), Span(start=30, end=44, text="")]

@@ -3,10 +3,10 @@ answer to an overview question uses `cluster_overview` too."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
-from ..citations import Evidence, Ledger
+from ..citations import Evidence, Ledger, Quoted, render_markers
+from ..claims import rendered_markers
 from ..prompting import prompt, quote_data
 from .registry import ToolContext, Topics, agent_tool
 
@@ -33,19 +33,20 @@ def cluster_summary(ctx: ToolContext, cluster_id: str) -> str:
     except KeyError as error:
         ctx.record("cluster_summary", {"cluster_id": cluster_id}, "not found")
         return quote_data(str(error.args[0]))
-    text, cited = summary_in_ledger(summary, ctx.ledger)
+    text, cited, _ = summary_in_ledger(summary, ctx.ledger)
     ctx.record("cluster_summary", {"cluster_id": cluster_id}, summary.title)
     return (f"{ctx.turn.scope_note()}Cluster {quote_data(cluster_id)}: {quote_data(summary.title)}\n"
             f"{quote_data(text)}\n\n{ctx.ledger.render(cited, ctx.budget)}")
 
 
-def summary_in_ledger(summary: ClusterSummary, ledger: Ledger) -> tuple[str, list[Evidence]]:
+def summary_in_ledger(summary: ClusterSummary, ledger: Ledger) -> tuple[str, list[Evidence], Quoted]:
     """A topic's summary with its [n] renumbered to the ledger's numbers (its papers added to the ledger; a
-    citation of a paper outside the ledger's scope is dropped), and the evidence it cites."""
+    citation of a paper outside the ledger's scope is dropped), the evidence it cites, and where its quotes are in
+    that text (brackets quoted from a paper stay as written: they are not the summary's citations)."""
     added = {c.number: ledger.add(c.paper, c.paper.abstract) for c in summary.citations}
-    renumbered = {number: f"[{e.number}]" for number, e in added.items() if e is not None}
-    text = re.sub(r"\[(\d+)\]", lambda m: renumbered.get(int(m.group(1)), ""), summary.body)
-    return text, [e for e in added.values() if e is not None]
+    final = {number: e.number for number, e in added.items() if e is not None}
+    text, _, quoted = render_markers(summary.body, rendered_markers(summary), final, summary.quoted)
+    return text, [e for e in added.values() if e is not None], quoted
 
 
 def cluster_overview(topics: Topics, store: Store, ledger: Ledger, per_cluster: int = 2) -> tuple[str, int]:
