@@ -1148,8 +1148,7 @@ class ClusterSummarizer:
             text, quoted = self._extractive(cluster, ledger)
         else:
             title, text, usage = self._generate(cluster, ledger)
-        lead = len(text) - len(text.lstrip())
-        cited = cite(text.strip(), ledger, [(a - lead, b - lead) for a, b in quoted])  # members only, renumbered
+        cited = cite(text, ledger, quoted)  # only members are in the ledger; numbered by first appearance
         claims = support_claims(cited, None, WEAK_SUPPORT_BELOW)  # the sentences each rests on
         if cited.removed:
             log.info(
@@ -1157,7 +1156,8 @@ class ClusterSummarizer:
             )
         return ClusterSummary(
             cluster_id=cluster.cluster_id, title=title, text=cited.text, references=reference_list(cited.citations),
-            citations=cited.citations, claims=claims, provider=self.provider, model=self.model_name,
+            citations=cited.citations, claims=claims, quoted=cited.quoted, provider=self.provider,
+            model=self.model_name,
             extractive=self.model is None, removed_citations=cited.removed, content_key=cluster.content_key,
             usage=Usage(prompt_tokens=usage[0], completion_tokens=usage[1]),
         )

@@ -150,7 +150,6 @@ def test_brackets_quoted_from_a_paper_are_not_citations_in_an_extractive_summary
     assert [c.paper_id for c in summary.citations] == [one, two]
 
 
-@pytest.mark.xfail(strict=True, reason="needs quoted=cited.quoted in clusters.py ClusterSummarizer.summarize")
 def test_a_summarys_quoted_brackets_are_not_buttons_claims_or_renumbered() -> None:
     stored, vectors = library(1, per_topic=20)
     cluster_map = build_map(stored, vectors, "v1")
