@@ -6,6 +6,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -17,6 +18,7 @@ from .errors import EmptyLibraryError
 from .index import (
     Embedder,
     IngestReport,
+    PaperQuery,
     ProgressCallback,
     ReindexReport,
     RemovalReport,
@@ -29,7 +31,7 @@ from .index import (
     reindex,
     remove,
 )
-from .retrieve import Filters, Hit, Mode, Reranker, Retriever
+from .retrieve import Filters, Hit, Mode, Reranker, Retriever, admitted, paper_query
 
 if TYPE_CHECKING:
     from .agent import Agent, Answer, Event
@@ -119,6 +121,25 @@ class Stats(BaseModel):
     chunks: int
     sources: int
     papers_by_format: dict[str, int]
+
+
+class LibraryFacets(BaseModel):
+    """What the app's sidebar and Library tab offer and count, from the catalog's indexes (no record is read)."""
+
+    papers: int
+    years: list[int]  # the distinct years of dated papers, ascending
+    undated: int
+    formats: dict[str, int]  # source references per format (a paper two files hold counts twice), most first
+    files: dict[str, int]  # papers each source file holds, by file name
+    collections: list[str]  # Zotero collections as written, ignoring case in order
+
+
+class PaperPage(BaseModel):
+    """One page of papers in id order, and how many papers there are in all (see `Assistant.browse`)."""
+
+    total: int
+    offset: int
+    papers: list[Paper]
 
 
 class Assistant:
@@ -375,12 +396,51 @@ class Assistant:
         return sorted(best.values(), key=lambda found: -found[1])[:k]
 
     def count_matching(self, filters: Filters) -> int:
-        """How many papers pass `filters` (asked of the catalog over the filters' candidates only)."""
-        from .retrieve import allowed_ids
-
+        """How many papers pass `filters` (asked of the catalog's columns: no record is read)."""
         with self.store.reading():
-            allowed = allowed_ids(self.store, filters)
-            return self.store.paper_count() if allowed is None else len(allowed)
+            return len(admitted(self.store, filters)) if filters.active() else self.store.paper_count()
+
+    def matching_papers(self, filters: Filters) -> dict[str, int | None]:
+        """The ids of the papers passing `filters`, each with its year, in id order; decided in SQL over the
+        catalog's columns with `Filters.admits`'s meaning (no record is parsed)."""
+        with self.store.reading():
+            return admitted(self.store, filters)
+
+    def library_facets(self) -> LibraryFacets:
+        """Papers, years, undated papers, formats, source files and collections, counted from the catalog's
+        indexes: what a page of the app shows about the library, whatever its size (docs/app.md: 50k measured)."""
+        facets = self.store.facets()
+        formats: dict[str, int] = {}
+        files: dict[str, int] = {}
+        for (file, fmt), count in facets.files.items():
+            formats[fmt] = formats.get(fmt, 0) + count
+            files[file] = files.get(file, 0) + count
+        return LibraryFacets(
+            papers=sum(facets.years.values()), years=sorted(y for y in facets.years if y is not None),
+            undated=facets.years.get(None, 0), formats=dict(sorted(formats.items(), key=lambda f: (-f[1], f[0]))),
+            files=dict(sorted(files.items(), key=lambda f: (Path(f[0]).name, f[0]))),
+            collections=sorted(facets.collections, key=lambda c: (c.casefold(), c)))
+
+    def browse(self, filters: Filters | None = None, text: str = "", offset: int = 0, limit: int = 200) -> PaperPage:
+        """Papers `offset` to `offset + limit` in id order of those passing `filters` whose title, authors,
+        abstract, venue or id hold `text` (any case), and their total; only the page's records are read. Without
+        filters or text a page is read from the index of ids; the text is looked for in SQL over every record that
+        passes the filters (at 50k papers 1.4 s a page run: docs/app.md)."""
+        needle = text.strip().lower()
+        with self.store.reading():
+            if not needle and not (filters and filters.active()):
+                total, page = self.store.paper_count(), self.store.id_page(offset, limit)
+            else:
+                query = paper_query(self.store, filters) if filters and filters.active() else PaperQuery()
+                ids = [pid for pid, _ in self.store.query_ids(replace(query, text=needle or None))]
+                total, page = len(ids), ids[offset : offset + limit]
+            papers = self.store.get_papers(page)
+        return PaperPage(total=total, offset=offset, papers=[papers[pid] for pid in page if pid in papers])
+
+    def papers_of_files(self, files: Sequence[str]) -> list[Paper]:
+        """The papers any of these source files holds (stored paths, as `library_facets().files` names them), in
+        id order: only their records are read."""
+        return sorted((sp.paper for sp in self.store.papers_of_files(files).values()), key=lambda p: p.paper_id)
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid") -> list[Hit]:
         """Best papers for a query, each with its best passage; `mode` picks hybrid, dense or lexical."""
