@@ -122,6 +122,21 @@ def test_browse_pages_through_filters_and_text(mixed: Assistant, text: str) -> N
         assert all(len(page.papers) == 50 for page in pages[:-1])
 
 
+def test_a_change_to_the_library_is_seen_by_the_next_page(mixed: Assistant, tmp_path: Path) -> None:
+    """A filtered query's ids are kept for its next pages only while the library is unchanged (this process's
+    changes or another's)."""
+    shutil.copytree(mixed.settings.home, tmp_path / "home")
+    lib = Assistant(home=tmp_path / "home")
+    filters = Filters(year_min=2019, year_max=2019)
+    assert lib.count_matching(filters) == len(lib.matching_papers(filters)) > 2
+    graphs = lib.browse(filters, "graph", 0, 1)
+    assert graphs.total == 2
+    Assistant(home=tmp_path / "home").remove(paper_ids=[graphs.papers[0].paper_id])  # another Assistant's commit
+    after = lib.browse(filters, "graph", 0, 1)
+    assert after.total == 1 and after.papers[0].paper_id != graphs.papers[0].paper_id
+    assert graphs.papers[0].paper_id not in lib.matching_papers(filters)
+
+
 def test_facets_and_filters_leave_out_staged_rows(tmp_path: Path) -> None:
     """Rows an ingest has staged but not committed are in every index: counted apart and taken off."""
     store = Store(tmp_path / "home" / "chroma", "synthetic")
