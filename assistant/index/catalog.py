@@ -433,11 +433,11 @@ class Catalog:
             if needle is not None:
                 clauses.append(f"instr({column}, ?) > 0")
                 params.append(needle)
-        if query.formats is not None or query.files is not None:  # a few names (what a filter matched): one list
-            formats, files = query.formats or [], query.files or []
-            clauses.append(f"id IN (SELECT paper FROM paper_files WHERE format IN ({_marks(formats)}) "
-                           f"OR file IN ({_marks(files)}))")
-            params += [*formats, *files]
+        if query.formats is not None or query.files is not None:  # a few names (what a filter matched): lists
+            held = [(column, names) for column, names in (("format", query.formats), ("file", query.files)) if names]
+            either = " OR ".join(f"{column} IN ({_marks(names)})" for column, names in held) or "0"
+            clauses.append(f"id IN (SELECT paper FROM paper_files WHERE {either})")
+            params += [name for _, names in held for name in names]
         if query.collections is not None:
             clauses.append(f"id IN (SELECT paper FROM paper_collections WHERE name IN ({_marks(query.collections)}))")
             params += list(query.collections)
