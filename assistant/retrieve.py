@@ -195,17 +195,11 @@ def paper_query(store: Store, filters: Filters) -> PaperQuery:
         venue=filters.venue.lower() if filters.venue else None, formats=formats, files=files, collections=collections)
 
 
-def admitted(store: Store, filters: Filters) -> dict[str, int | None]:
-    """The papers passing `filters`, each with its year, in id order: SQL over the catalog's columns and indexes,
-    no record parsed."""
-    return dict(store.query_ids(paper_query(store, filters)))
-
-
 def allowed_ids(store: Store, filters: Filters | None) -> set[str] | None:
     """The ids of the papers passing `filters` (None: no filter)."""
     if not filters or not filters.active():
         return None
-    return set(admitted(store, filters))
+    return {pid for pid, _ in store.query_ids(paper_query(store, filters))}
 
 
 # --- fusion ------------------------------------------------------------------------------------------------
