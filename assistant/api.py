@@ -507,5 +507,5 @@ class Assistant:
                 papers=self.store.paper_count(),
                 chunks=self.store.chunk_count(),
                 sources=self.store.source_count(),
-                papers_by_format=self.store.format_counts(),
+                papers_by_format=self.library_facets().formats,
             )

@@ -574,11 +574,6 @@ class Catalog:
     def source_count(self) -> int:
         return int(self.connection().execute("SELECT count(*) FROM sources").fetchone()[0])
 
-    def format_counts(self) -> dict[str, int]:
-        return dict(self.connection().execute(
-            "SELECT f.format, count(*) FROM paper_files f JOIN papers p ON p.id = f.paper WHERE p.txn IS NULL "
-            "GROUP BY f.format").fetchall())
-
     # --- writing (each called inside `transaction()`) -------------------------------------------------------
     def stage(self, db: sqlite3.Connection, txn: str, papers: Sequence[StagedPaper]) -> None:
         """Rows for new papers (or new versions of stored ones), hidden under `txn` until `publish`; not `ready`

@@ -465,10 +465,6 @@ class Store:
         return self.catalog.chunk_count()
 
     @_catalog_errors
-    def format_counts(self) -> dict[str, int]:
-        return self.catalog.format_counts()
-
-    @_catalog_errors
     def resumable(self) -> bool:
         """Whether a killed write left papers whose vectors are stored, for `adopt` to take over."""
         return self.catalog.has_reusable_rows(self._writer_token())
