@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from .api import (
         DEMO_CORPUS,
         Assistant,
+        LibraryFacets,
+        PaperPage,
         ProviderInfo,
         Stats,
         error_text,
@@ -78,8 +80,8 @@ if TYPE_CHECKING:
 # Where each public name lives (module -> names), imported on first use: `litassist --help` and other light
 # commands do not load numpy, Chroma or the embedding model.
 _PUBLIC: dict[str, tuple[str, ...]] = {
-    "api": ("Assistant", "DEMO_CORPUS", "ProviderInfo", "Stats", "error_text", "failure_text", "is_demo_file",
-            "model_errors", "provider_info"),
+    "api": ("Assistant", "DEMO_CORPUS", "LibraryFacets", "PaperPage", "ProviderInfo", "Stats", "error_text",
+            "failure_text", "is_demo_file", "model_errors", "provider_info"),
     "errors": ("ContextLengthError", "ConversationError", "ConversationsDamaged", "EmptyLibraryError", "EnrichError",
                "LibraryBusy", "ParseError", "ProviderError", "RequestRefusedError", "StoreError"),
     "config": ("Settings", "expand_path", "load_settings"),
@@ -139,8 +141,10 @@ __all__ = [
     "Hit",
     "IngestReport",
     "LibraryBusy",
+    "LibraryFacets",
     "MapPoint",
     "Paper",
+    "PaperPage",
     "ParseError",
     "PdfSource",
     "ProgressCallback",

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from .corpus import Paper
 from .corpus.zotero_db import COLLECTION_SEPARATOR
-from .index import Embedder, LibraryState, Store
+from .index import Embedder, LibraryState, PaperQuery, Store
 from .index.lexical import query_terms
 
 log = logging.getLogger("litassist.retrieve")
@@ -175,15 +175,31 @@ def _source_matches(wanted: str, row: dict[str, Any]) -> bool:
 # --- lexical search and filters ------------------------------------------------------------------------------
 
 
+def paper_query(store: Store, filters: Filters) -> PaperQuery:
+    """`filters` as conditions the catalog decides exactly, with `Filters.matches`'s meaning. A source or
+    collection is matched here, by `_source_matches` and `_in_collection`, against the library's distinct formats,
+    files and collection names (a few, read from indexes), and becomes the list of those it matches. Author names
+    are one line (Paper), so an author holding a line break matches no paper."""
+    formats = files = collections = None
+    if filters.source:
+        pairs = store.source_pairs()
+        formats = sorted({fmt for _, fmt in pairs if _source_matches(filters.source, {"formats": [fmt], "files": []})})
+        files = sorted({file for file, _ in pairs if _source_matches(filters.source, {"formats": [], "files": [file]})})
+    if filters.collections is not None:
+        collections = [name for name in store.collection_names()
+                       if any(_in_collection(wanted, name) for wanted in filters.collections)]
+    author = filters.author.lower() if filters.author else None
+    return PaperQuery(
+        year_min=filters.year_min, year_max=filters.year_max, undated=bool(filters.include_undated),
+        paper_ids=[] if author and "\n" in author else filters.paper_ids, authors=author,
+        venue=filters.venue.lower() if filters.venue else None, formats=formats, files=files, collections=collections)
+
+
 def allowed_ids(store: Store, filters: Filters | None) -> set[str] | None:
-    """The ids of the papers passing `filters` (None: no filter). The catalog narrows by SQL (indexed years, ids,
-    lower-cased substrings), and each candidate is then checked exactly by `Filters.admits`."""
+    """The ids of the papers passing `filters` (None: no filter)."""
     if not filters or not filters.active():
         return None
-    contains = {column: value.lower() for column, value in (("authors", filters.author), ("venue", filters.venue))
-                if value}
-    return {pid for pid, paper in store.filter_rows(filters.year_min, filters.year_max, filters.paper_ids, contains)
-            if filters.admits(paper)}
+    return {pid for pid, _ in store.query_ids(paper_query(store, filters))}
 
 
 # --- fusion ------------------------------------------------------------------------------------------------

@@ -94,9 +94,9 @@ def explore_counting_reads(home: str) -> None:
     def every_paper():
         raise AssertionError("Explore loaded every paper")
 
-    held = lib.papers()  # what the app's sidebar already holds; Explore itself reads only pages of it
+    size = lib.paper_count()  # what the app's sidebar counted from the catalog
     lib.store.get_papers, lib.papers = counted, every_paper
-    render_explore(lib, held)
+    render_explore(lib, size)
 
 
 def test_explore_reads_only_the_records_it_shows(seeded_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:

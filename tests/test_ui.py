@@ -23,7 +23,7 @@ from apptest import wait_answered
 from assistant.ui.chat import topic_phrases
 from assistant.ui.explore import map_rows
 from assistant.ui.formatting import selected_paper
-from assistant.ui.library import relevance_bar, table_key
+from assistant.ui.library import PAGE_ROWS, relevance_bar, table_key
 from assistant.ui.rendering import cited_html, highlight_html, markdown_html, md_escape, paper_html
 from assistant.ui.sources import marker_source
 from assistant.ui.uploads import MAX_NAME_BYTES, safe_name, save_uploads
@@ -412,6 +412,60 @@ def test_forget_a_source_file_names_the_papers_that_go(app, seeded_copy: Path) -
     remaining = Assistant(home=seeded_copy).papers()
     assert not any(s.file == small for p in remaining for s in p.sources)
     assert at.success[0].value.startswith(f"Forgot {md_escape(SMALL_SEED)}")
+
+
+def test_no_page_run_reads_every_paper(app, seeded_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Assistant.papers` parses every record (minutes at a million papers): no page run calls it, in any tab, with
+    or without filters, paging the table, filtering it, forgetting a file or uploading one. The table shows 200
+    rows a page, of the papers within the filters and the text."""
+    extra = seeded_copy.parent / "extra.jsonl"
+    extra.write_text("\n".join(json.dumps({"id": f"extra-{i:03d}", "title": f"Swarm paper {i}", "year": 2020 + i % 3,
+                                           "abstract": f"Robots number {i} share maps by gossip."})
+                               for i in range(40)), encoding="utf-8")
+    lib = Assistant(home=seeded_copy)
+    assert lib.ingest([extra]).new == 40
+    ids = sorted(p.paper_id for p in lib.papers())  # read here, before the app runs
+    assert len(ids) > PAGE_ROWS
+    lib.clusters()  # computed and saved before Explore opens, as after any earlier visit
+
+    def every_paper(self: Assistant) -> list[Paper]:
+        raise AssertionError("a page run read every paper")
+
+    monkeypatch.setattr(Assistant, "papers", every_paper)
+    at = app(seeded_copy)
+    assert not at.exception and any(f"{len(ids)} papers" in c.value for c in at.sidebar.caption)
+    at.session_state["tab"] = LIBRARY
+    at.run()
+    assert browse_ids(at) == ids[:PAGE_ROWS]
+    at.button(key="browse_next").click().run()
+    assert browse_ids(at) == ids[PAGE_ROWS:]
+    assert any(f"rows {PAGE_ROWS + 1}-{len(ids)}" in c.value for c in at.caption)
+    at.text_input(key="papers_filter").set_value("gossip").run()  # a new query starts at its first page
+    assert browse_ids(at) == [f"extra-{i:03d}" for i in range(40)]
+    assert "browse_next" not in [b.key for b in at.button]  # one page: no pager
+    at.sidebar.slider(key="years").set_value((2021, 2021)).run()
+    at.sidebar.checkbox(key="include_undated").uncheck().run()
+    assert browse_ids(at) == [f"extra-{i:03d}" for i in range(1, 40, 3)]
+    at.session_state["tab"] = EXPLORE  # the topics within the year range
+    at.run()
+    assert not at.exception and at.button_group(key="topic").options
+    at.session_state["tab"] = LIBRARY
+    at.run()
+    at.selectbox(key="forget_source").set_value(str(extra.resolve())).run()
+    at.button(key="forget_button").click().run()
+    assert "These 40 papers come only from this file" in "\n".join(markdown_texts(at))
+    at.button(key="confirm-yes").click().run()
+    at.file_uploader[0].set_value([("more.jsonl", extra.read_bytes(), "application/jsonl")]).run()
+    at.button(key="add_files").click().run()
+    assert not at.exception
+    assert at.expander(key="ingest-added").label == "40 papers added"
+
+
+def test_the_app_never_calls_papers() -> None:
+    """The runtime test above covers the page runs it makes; this covers every line of ui/."""
+    calls = [f"{path.name}:{number}" for path in Path(APP).parent.glob("*.py")
+             for number, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\.papers\(\)", line)]
+    assert calls == []
 
 
 def test_search_shows_rank_and_relative_relevance_not_raw_scores(app, seeded_copy: Path) -> None:

@@ -35,7 +35,7 @@ from browser import (
 )
 from scripted_openai import pixel_server, scripted_openai
 
-from assistant import Assistant
+from assistant import Assistant, display_title
 from assistant.claims import claims, marker_claims
 
 pytestmark = pytest.mark.slow
@@ -290,6 +290,42 @@ def test_delete_asks_to_confirm_naming_every_paper(page, site: dict) -> None:
     page.get_by_text(re.compile(r"^Deleted 2 papers")).wait_for(timeout=60_000)
     remaining = {p.paper_id for p in Assistant(home=site["home"]).papers()}
     assert not remaining & {p.paper_id for p in victims}
+
+
+def test_the_browse_table_pages_desktop(page, site: dict) -> None:
+    """Over 200 papers the table shows 200 rows a page, and "Next page" draws the rest (read a page at a time);
+    the papers added for it go again after."""
+    extra = site["home"].parent / "paging.jsonl"
+    extra.write_text("\n".join(json.dumps({"id": f"zz-page-{i:02d}", "title": f"Paging paper {i}",
+                                           "abstract": "A paper that fills the second page of the table."})
+                               for i in range(30)), encoding="utf-8")
+    lib = Assistant(home=site["home"])
+    assert lib.ingest([extra]).new == 30
+    try:
+        titles = [display_title(p) for p in sorted(lib.papers(), key=lambda p: p.paper_id)]  # the table's order
+        assert len(titles) > 200
+        page.get_by_role("tab", name=re.compile("Library")).click()
+        page.get_by_text(f"{len(titles)} of {len(titles)} papers · rows 1-200").wait_for(timeout=60_000)
+        cells = page.locator("[data-testid='stDataFrame'] [role='gridcell']")  # the cells in view, for readers
+
+        def cell(text: str) -> None:
+            for _ in range(120):
+                if text in cells.all_inner_texts():
+                    return
+                page.wait_for_timeout(500)
+            raise AssertionError(f"{text!r} is not among the table's cells {cells.all_inner_texts()[:30]}")
+
+        cell(titles[0])
+        page.get_by_role("button", name=re.compile("Next page")).click()
+        page.get_by_text(f"rows 201-{len(titles)}").wait_for(timeout=60_000)
+        page.get_by_text("Page 2 of 2").wait_for(timeout=30_000)
+        cell(titles[200])
+        wait_until_idle(page)
+        assert titles[0] not in cells.all_inner_texts()
+        assert page.get_by_role("button", name=re.compile("Next page")).is_disabled()
+        page.screenshot(path=str(ARTIFACTS / "ui-browse-page-2.png"))
+    finally:
+        Assistant(home=site["home"]).remove(sources=[extra])
 
 
 def test_planted_images_and_a_model_reply_with_an_image_fetch_nothing(page, site: dict) -> None:

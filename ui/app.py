@@ -92,7 +92,7 @@ def main() -> None:
         settings = model_sidebar(base)
     try:
         lib = open_library(settings_key(settings), settings)
-        papers = lib.papers()
+        facets = lib.library_facets()  # counted from the catalog's indexes: no paper record is read
     except Exception as error:  # noqa: BLE001 - e.g. a library built with another embedding model
         st.error(f"Cannot open the library at {settings.home}: {error}")
         st.stop()
@@ -107,9 +107,9 @@ def main() -> None:
     with st.sidebar:
         if not conversations_error:
             conversation_sidebar(lib, conversation, saved)
-        filters, k = retrieval_sidebar(papers)
-        st.caption(f"{len(papers)} papers · `{settings.home}`")
-    if not papers:
+        filters, k = retrieval_sidebar(facets)
+        st.caption(f"{facets.papers} papers · `{settings.home}`")
+    if not facets.papers:
         render_first_run(lib)
     elif st.session_state.notice and st.session_state.get("tab") != LIBRARY:
         st.toast(st.session_state.notice, icon=":material/check_circle:")
@@ -128,13 +128,13 @@ def main() -> None:
             if st.session_state.get("missing_conversation"):
                 render_missing(st.session_state.missing_conversation)
             else:
-                render_chat(lib, work, conversation, papers)
+                render_chat(lib, work, conversation, facets.papers)
     if explore.open:
         with explore:
-            render_explore(lib, papers, filters)
+            render_explore(lib, facets.papers, filters)
     if library.open:
         with library:
-            render_library(lib, papers, filters)
+            render_library(lib, facets, filters)
     show_dialog()
 
 

@@ -31,7 +31,6 @@ from assistant import (
     Assistant,
     Conversation,
     Filters,
-    Paper,
     SavedTurn,
     about,
     paper_name,
@@ -204,19 +203,20 @@ def render_turn(lib: Assistant, work: Answering, topics: Topics, conversation_id
                        "and is left out of follow-ups and exports.")
 
 
-def render_chat(lib: Assistant, work: Answering, conversation: Conversation | None, papers: list[Paper]) -> None:
-    """The conversation so far, its turns in progress each in a `watch_answer` fragment."""
+def render_chat(lib: Assistant, work: Answering, conversation: Conversation | None, size: int) -> None:
+    """The conversation so far, its turns in progress each in a `watch_answer` fragment (`size`: papers in the
+    library)."""
     scope: Scope | None = st.session_state.scope
     if scope:
         with st.container(horizontal=True, vertical_alignment="center", key="scope-banner"):
             st.info(f"Questions are scoped to {md_escape(scope.describe())}.", icon=":material/filter_alt:")
             st.button("Ask the whole library", on_click=clear_scope, key="clear_scope")
     if conversation is None or not conversation.turns:
-        if papers:
+        if size:
             st.caption("Ask a question about your papers. Answers cite the abstracts they draw on: click any [n] to "
                        "read the paper with the sentence the claim rests on highlighted. Conversations are saved "
                        "as you go (sidebar).")
-            if examples := example_questions(library_topics(lib, len(papers))):
+            if examples := example_questions(library_topics(lib, size)):
                 st.caption("For example:")
                 with st.container(horizontal=True, key="examples"):
                     for position, question in enumerate(examples):
@@ -229,7 +229,7 @@ def render_chat(lib: Assistant, work: Answering, conversation: Conversation | No
     if any(t.state == "pending" and t.worker == os.getpid() and t.turn_id not in queued for t in conversation.turns):
         conversation = lib.conversation(conversation.conversation_id)
     numbers = {turn.turn_id: number for number, turn in conversation.numbered()}
-    topics = library_topics(lib, len(papers))
+    topics = library_topics(lib, size)
     answered = [t for t in conversation.turns if t.answer is not None]
     for turn in conversation.turns:
         if turn is conversation.turns[-1]:

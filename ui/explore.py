@@ -6,7 +6,7 @@ papers; "All topics" goes back."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import altair as alt
 import numpy as np
@@ -27,7 +27,6 @@ from assistant import (
     ClusterSummary,
     Filters,
     MapPoint,
-    Paper,
     display_title,
     error_text,
     provider_info,
@@ -93,15 +92,16 @@ def map_rows(cluster_map: ClusterMap, labels: dict[str, str], years: Callable[[l
     return rows
 
 
-def within(cluster_map: ClusterMap, papers: dict[str, Paper]) -> ClusterMap:
-    """The map restricted to `papers` (those the sidebar filters admit): each topic and subtopic keeps its label,
+def within(cluster_map: ClusterMap, papers: Mapping[str, int | None]) -> ClusterMap:
+    """The map restricted to `papers` (id -> year: those the sidebar filters admit): each topic and subtopic keeps
+    its label,
     keywords and summary key but only those members, their years and their points, so every count, the map, the
     papers per year and the member lists follow the filters."""
     def narrow(cluster: Cluster) -> Cluster:
         members = [p for p in cluster.paper_ids if p in papers]
         return cluster.model_copy(update={
             "paper_ids": members, "representative_ids": [p for p in cluster.representative_ids if p in papers],
-            "years": year_counts(papers[p].year for p in members), "subtopics": [narrow(s) for s in cluster.subtopics]})
+            "years": year_counts(papers[p] for p in members), "subtopics": [narrow(s) for s in cluster.subtopics]})
 
     return cluster_map.model_copy(update={
         "topics": [narrow(t) for t in cluster_map.topics],
@@ -232,17 +232,17 @@ def topics_control(papers: int) -> str | int:
              "split into subtopics by size.")
 
 
-def render_explore(lib: Assistant, papers: list[Paper], filters: Filters | None = None) -> None:
+def render_explore(lib: Assistant, size: int, filters: Filters | None = None) -> None:
     """The topics of the whole library, shown within the sidebar `filters`: counts, map, years and members are of
     the papers the filters admit (labels, keywords and summaries stay those of the whole topic). Records are read
-    only for what is shown (a page of members, a clicked point); `papers` is the list the app already holds for
-    the sidebar, read here only to apply the filters."""
-    if not papers:
+    only for what is shown (a page of members, a clicked point); `size` is the library's paper count, and the
+    papers the filters admit are asked of the catalog (ids and years, no record) only when a filter is set."""
+    if not size:
         st.info("Your library is empty: load the seed corpus above, or add your own exports in the Library tab.")
         return
     controls, note = st.columns([1, 2], vertical_alignment="bottom")
     with controls:
-        choice = topics_control(len(papers))
+        choice = topics_control(size)
     try:
         with st.spinner("Grouping the papers into topics…"):
             cluster_map = lib.clusters("auto" if choice == "auto" else int(choice))
@@ -253,12 +253,12 @@ def render_explore(lib: Assistant, papers: list[Paper], filters: Filters | None 
     bounded = ""
     if filters is not None and filters.active():
         whole = cluster_map.paper_count
-        by_id = {p.paper_id: p for p in papers if filters.admits(p)}
-        if not by_id:
+        admitted = lib.matching_papers(filters)
+        if not admitted:
             st.info(f"No paper passes the sidebar filters ({md_escape(filters.describe())}): widen them to see the "
                     "topics.")
             return
-        cluster_map = within(cluster_map, by_id)
+        cluster_map = within(cluster_map, admitted)
         bounded = (f" · sidebar filters ({md_escape(filters.describe())}): {cluster_map.paper_count} of {whole} papers "
                    "counted, mapped and listed; summaries cover whole topics")
     unclustered = cluster_map.paper_count - sum(len(c.paper_ids) for c in cluster_map.topics)

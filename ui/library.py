@@ -4,7 +4,6 @@ after a confirmation that names every paper that will go."""
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,9 @@ from assistant import (
     Assistant,
     Filters,
     IngestReport,
+    LibraryFacets,
     Paper,
+    PaperPage,
     ProgressCallback,
     author_names,
     display_title,
@@ -63,8 +64,8 @@ def confirm_delete(lib: Assistant, papers: list[Paper]) -> None:
                         confirm_label=f"Delete {count}", action=delete))
 
 
-def confirm_forget(lib: Assistant, file: str, papers: list[Paper]) -> None:
-    held = [p for p in papers if any(s.file == file for s in p.sources)]
+def confirm_forget(lib: Assistant, file: str) -> None:
+    held = lib.papers_of_files([file])  # only this file's papers are read
     going = [p for p in held if all(s.file == file for s in p.sources)]
     staying = len(held) - len(going)
 
@@ -140,18 +141,17 @@ def render_upload(lib: Assistant) -> None:
         render_ingest_report(st.session_state.last_ingest)
 
 
-def render_overview(lib: Assistant, papers: list[Paper]) -> None:
+def render_overview(lib: Assistant, facets: LibraryFacets) -> None:
     """Counts, and every source file with its papers and a "forget" action."""
     st.subheader("Library")
-    formats = Counter(s.format for p in papers for s in p.sources)
-    held = Counter(s.file for p in papers for s in p.sources)
+    formats, held = facets.formats, facets.files
     with st.container(horizontal=True, key="library-counts"):
-        st.metric("Papers", len(papers), width="content")
+        st.metric("Papers", facets.papers, width="content")
         st.metric("Source files", len(held), width="content")
         st.metric("Formats", len(formats), width="content")
     if formats:
-        st.caption(" · ".join(f"{fmt}: {n}" for fmt, n in formats.most_common()))
-    files = sorted(held, key=lambda f: Path(f).name)
+        st.caption(" · ".join(f"{fmt}: {n}" for fmt, n in formats.items()))  # most first
+    files = list(held)  # in name order
     if demo := [f for f in files if is_demo_file(f)]:
         with st.container(horizontal=True, vertical_alignment="center", key="demo-row"):
             st.caption(
@@ -167,20 +167,11 @@ def render_overview(lib: Assistant, papers: list[Paper]) -> None:
                          format_func=lambda f: f"{Path(f).name} — {held[f]} paper(s)")
             st.button("Forget…", disabled=not st.session_state.forget_source, key="forget_button",
                       icon=":material/folder_delete:", help="Remove the file's papers (those only it holds)",
-                      on_click=lambda: confirm_forget(lib, st.session_state.forget_source, papers))
+                      on_click=lambda: confirm_forget(lib, st.session_state.forget_source))
     st.caption(f"Stored at {md_escape(str(lib.settings.home))}")
 
 
 # --- browse, read, search ----------------------------------------------------------------------------------------
-
-
-def paper_rows(papers: list[Paper], text: str) -> list[Paper]:
-    """Papers whose title, authors, abstract, venue or id contain `text` (case-insensitive)."""
-    needle = text.strip().lower()
-    if not needle:
-        return papers
-    return [p for p in papers
-            if needle in " ".join([p.title, *p.authors, p.abstract, p.venue or "", p.paper_id]).lower()]
 
 
 def table_key(shown: list[Paper]) -> str:
@@ -196,18 +187,41 @@ def table_height(rows: int) -> int:
     return min(TABLE_ROW_PX * (rows + 1) + 3, TABLE_MAX_PX)
 
 
-def render_browse(lib: Assistant, papers: list[Paper], filters: Filters) -> None:
-    """The papers in a table, within the sidebar filters; the actions on the selection sit between the filter
-    box and the table (always there, so selecting never moves the rows); the selection is kept as paper ids, so
-    it follows the papers, not the rows."""
+PAGE_ROWS = 200  # rows of the browse table per page: a page run reads these records, whatever the library's size
+
+
+def browse_page(lib: Assistant, filters: Filters, text: str) -> PaperPage:
+    """The page of the table the session is on; back to the first page when the filters or the text change, and
+    onto the last one when papers went from under it."""
+    query = f"{text.strip().lower()}\n{filters.model_dump_json()}"
+    if st.session_state.get("browse_query") != query:
+        st.session_state.browse_query, st.session_state.browse_page = query, 0
+    page = lib.browse(filters, text, st.session_state.browse_page * PAGE_ROWS, PAGE_ROWS)
+    last = max(0, page.total - 1) // PAGE_ROWS
+    if st.session_state.browse_page > last:
+        st.session_state.browse_page = last
+        page = lib.browse(filters, text, last * PAGE_ROWS, PAGE_ROWS)
+    return page
+
+
+def turn_page(step: int) -> None:
+    st.session_state.browse_page += step
+
+
+def render_browse(lib: Assistant, size: int, filters: Filters) -> None:
+    """The papers in a table, a page at a time, within the sidebar filters and the text filter; the actions on
+    the selection sit between the filter box and the table (always there, so selecting never moves the rows); the
+    selection is kept as paper ids, so it follows the papers, not the rows (within the page shown)."""
     st.subheader("Browse")
     text = st.text_input("Filter by title, author, abstract or id", key="papers_filter",
                          placeholder="e.g. reinforcement")
-    shown = [p for p in paper_rows(papers, text) if filters.admits(p)]
+    page = browse_page(lib, filters, text)
+    shown = page.papers
     position = {p.paper_id: row for row, p in enumerate(shown)}
     kept = [pid for pid in st.session_state.selected_papers if pid in position]
     bounded = f" within the sidebar filters ({filters.describe()})" if filters.active() else ""
-    st.caption(f"{len(shown)} of {len(papers)} papers{bounded} · select rows to read or delete them")
+    rows = f" · rows {page.offset + 1:,}-{page.offset + len(shown):,}" if page.total > PAGE_ROWS else ""
+    st.caption(f"{page.total} of {size} papers{bounded}{rows} · select rows to read or delete them")
     actions = st.container(horizontal=True, key="selection-actions")
     table = pd.DataFrame([(display_title(p), author_names(p, 3), p.when or "undated", p.venue or "",
                            "yes" if p.has_abstract else NO_ABSTRACT,
@@ -230,6 +244,13 @@ def render_browse(lib: Assistant, papers: list[Paper], filters: Filters) -> None
             st.html(paper_html(selected[0], (), author_names(selected[0], 12)))
     elif selected:
         st.markdown("\n".join(f"- {md_escape(paper_line(p))}" for p in selected))
+    if page.total > PAGE_ROWS:
+        with st.container(horizontal=True, vertical_alignment="center", key="browse-pages"):
+            st.button("Previous page", key="browse_previous", icon=":material/chevron_left:", on_click=turn_page,
+                      args=(-1,), disabled=page.offset == 0)
+            st.caption(f"Page {page.offset // PAGE_ROWS + 1:,} of {(page.total - 1) // PAGE_ROWS + 1:,}")
+            st.button("Next page", key="browse_next", icon=":material/chevron_right:", on_click=turn_page,
+                      args=(1,), disabled=page.offset + PAGE_ROWS >= page.total)
 
 
 def relevance_bar(score: float, best: float) -> str:
@@ -260,16 +281,16 @@ def render_search(lib: Assistant, filters: Filters) -> None:
             st.caption("Highlighted: the passage that matched the search.")
 
 
-def render_library(lib: Assistant, papers: list[Paper], filters: Filters) -> None:
+def render_library(lib: Assistant, facets: LibraryFacets, filters: Filters) -> None:
     """Search first, then the table, then adding files and the overview."""
     if st.session_state.notice:
         st.success(md_escape(st.session_state.notice))
         st.session_state.notice = None
-    if papers:
+    if facets.papers:
         render_search(lib, filters)
-        render_browse(lib, papers, filters)
+        render_browse(lib, facets.papers, filters)
     left, right = st.columns([1, 1], gap="large")
     with left:
         render_upload(lib)
     with right:
-        render_overview(lib, papers)
+        render_overview(lib, facets)

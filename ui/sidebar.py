@@ -14,7 +14,7 @@ from assistant import (
     Conversation,
     ConversationInfo,
     Filters,
-    Paper,
+    LibraryFacets,
     Settings,
     bibtex_text,
     conversation_markdown,
@@ -52,15 +52,16 @@ def model_sidebar(base: Settings) -> Settings:
     return settings
 
 
-def retrieval_sidebar(papers: list[Paper]) -> tuple[Filters, int]:
+def retrieval_sidebar(facets: LibraryFacets) -> tuple[Filters, int]:
     """Year range (with or without undated papers), author, venue, source, Zotero collections (when the library
-    has any) and papers per search: the bounds every chat search, the Library's table and its search obey."""
+    has any) and papers per search: the bounds every chat search, the Library's table and its search obey. What
+    it offers comes from the library's facets (counted by the catalog, no record read)."""
     st.subheader("Filters")
-    years = sorted({p.year for p in papers if p.year})
+    years = facets.years
     year_min = year_max = include_undated = None
     if len(years) > 1:
         low, high = st.slider("Publication years", years[0], years[-1], (years[0], years[-1]), key="years")
-        undated = sum(p.year is None for p in papers)
+        undated = facets.undated
         keep = st.checkbox(f"Include undated papers ({undated})", value=True, key="include_undated",
                            disabled=not undated, help="Papers whose source gives no year: kept unless unticked "
                                                       "while the year range is narrowed.")
@@ -70,12 +71,11 @@ def retrieval_sidebar(papers: list[Paper]) -> tuple[Filters, int]:
             year_min, include_undated = years[0], None  # the whole range, dated papers only
     author = st.text_input("Author", key="author", placeholder="any author", help="Part of an author's name.")
     venue = st.text_input("Venue", key="venue", placeholder="any venue", help="Part of a journal or conference name.")
-    formats = sorted({s.format for p in papers for s in p.sources})
-    files = sorted({s.file for p in papers for s in p.sources}, key=lambda f: Path(f).name)
+    formats, files = sorted(facets.formats), list(facets.files)  # files in name order
     source = st.selectbox("Source", [None, *formats, *files], key="source",
                           format_func=lambda v: "All sources" if v is None else
                           (f"format: {v}" if v in formats else f"file: {Path(v).name}"))
-    collections = sorted({c for p in papers for c in p.collections}, key=str.casefold)
+    collections = facets.collections
     chosen = st.multiselect("Zotero collections", collections, key="collections", placeholder="All collections",
                             help="Only papers in any of these collections (a parent takes in its subcollections).",
                             ) if collections else []

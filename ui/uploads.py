@@ -108,10 +108,12 @@ def save_uploads(files: Iterable[Upload], folder: Path, max_mb: float = MAX_UPLO
 def ingest_uploads(
     lib: Assistant, files: Iterable[Upload], progress: ProgressCallback | None = None, max_mb: float = MAX_UPLOAD_MB
 ) -> UploadResult:
-    """Save the uploads under <home>/uploads/, ingest exactly those files, and name the papers that are new."""
+    """Save the uploads under <home>/uploads/, ingest exactly those files, and name the papers that are new: those
+    the saved files alone hold (each is saved under a name no file had, so a paper the library held before has
+    another source; a duplicate merged into it is not new). Only the uploads' papers are read."""
     result = save_uploads(files, upload_folder(lib.settings.home), max_mb)
     if result.saved:
-        before = {p.paper_id for p in lib.papers()}
         result.report = lib.ingest(result.saved, progress=progress)
-        result.added = [p for p in lib.papers() if p.paper_id not in before]
+        saved = {str(path.resolve()) for path in result.saved}
+        result.added = [p for p in lib.papers_of_files(sorted(saved)) if all(s.file in saved for s in p.sources)]
     return result

@@ -28,19 +28,21 @@ from .ingest import (
     reindex,
     remove,
 )
-from .store import ChunkHit, LibraryState, SourceRecord, Store, StoredPaper, read_manifest
+from .store import ChunkHit, Facets, LibraryState, PaperQuery, SourceRecord, Store, StoredPaper, read_manifest
 
 __all__ = [
     "SENTENCE_BREAK",
     "Chunk",
     "ChunkHit",
     "Embedder",
+    "Facets",
     "FileFailure",
     "IngestReport",
     "LibraryBusy",
     "LibraryState",
     "OnnxEmbedder",
     "OpenAIEmbedder",
+    "PaperQuery",
     "ProgressCallback",
     "ReindexReport",
     "RemovalReport",

@@ -32,7 +32,7 @@ from ..corpus import Paper
 from . import bm25
 
 FILE_NAME = "library.sqlite3"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SQL_BATCH = 500  # ids per `IN (...)`: well under SQLite's 32,766 host parameters
 
 _SCHEMA = """
@@ -67,7 +67,6 @@ CREATE TABLE IF NOT EXISTS keys (key TEXT NOT NULL, paper INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS keys_key ON keys(key);
 CREATE INDEX IF NOT EXISTS keys_paper ON keys(paper);
 CREATE TABLE IF NOT EXISTS paper_files (paper INTEGER NOT NULL, file TEXT NOT NULL, format TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS paper_files_file ON paper_files(file);
 CREATE INDEX IF NOT EXISTS paper_files_paper ON paper_files(paper);
 CREATE TABLE IF NOT EXISTS sources (file TEXT PRIMARY KEY, sha256 TEXT NOT NULL, format TEXT NOT NULL,
                                     papers INTEGER NOT NULL);
@@ -84,7 +83,15 @@ CREATE TABLE IF NOT EXISTS fresh (vector_id TEXT PRIMARY KEY, collection TEXT NO
 _PAPER_VECTOR_INDEX = """
 CREATE INDEX IF NOT EXISTS papers_vector ON papers(vector_id);
 """
-_SCHEMA += ";" + _FRESH + _PAPER_VECTOR_INDEX
+# The app's sidebar and Library tab count papers per file and format, and offer the Zotero collections as written
+# (papers.collections is lower-cased, for narrowing), from covering indexes: at 1M papers no record is read.
+_FACETS = """
+CREATE INDEX IF NOT EXISTS paper_files_file_format ON paper_files(file, format);
+CREATE TABLE IF NOT EXISTS paper_collections (paper INTEGER NOT NULL, name TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS paper_collections_name ON paper_collections(name);
+CREATE INDEX IF NOT EXISTS paper_collections_paper ON paper_collections(paper)
+"""
+_SCHEMA += ";" + _FRESH + _PAPER_VECTOR_INDEX + ";" + _FACETS
 _POSTINGS_BY_ROWID = """
 CREATE TABLE postings_by_rowid (term TEXT NOT NULL, segment INTEGER NOT NULL, docs BLOB NOT NULL, tfs BLOB NOT NULL,
                                 lengths BLOB NOT NULL);
@@ -100,6 +107,9 @@ MIGRATIONS: dict[int, str] = {
     1: _FRESH,  # v2: small writes to a large library keep their vectors here until Chroma takes them (store.py)
     2: _PAPER_VECTOR_INDEX,  # v3: paper vectors found by id without a scan
     3: _POSTINGS_BY_ROWID,  # v4: postings in a rowid table (bm25.SCHEMA says why); 1.7 GB copied once at 1M
+    # v5: _FACETS, filled from the records of the papers that have collections (the lower-cased column says which)
+    4: "DROP INDEX IF EXISTS paper_files_file;" + _FACETS + ";INSERT INTO paper_collections(paper, name) SELECT p.id, "
+       "c.value FROM papers p, json_each(p.record, '$.collections') c WHERE p.collections != ''",
 }
 
 
@@ -119,6 +129,32 @@ class PaperColumns:
     content_keys: list[str]
     years: list[int | None]
     vectors: np.ndarray  # float32 (n, d); (0, 0) when not asked for
+
+
+@dataclass(frozen=True)
+class PaperQuery:
+    """What `query_ids` asks of the published papers; every given condition must hold (retrieve.Filters becomes
+    one). Substrings are lower-cased as the columns are; names are exact, as stored."""
+
+    year_min: int | None = None
+    year_max: int | None = None
+    undated: bool = True  # with a year bound: papers without a year pass too
+    paper_ids: Sequence[str] | None = None
+    authors: str | None = None  # part of one author's name (names are one line, the column joins them by newlines)
+    venue: str | None = None
+    formats: Sequence[str] | None = None  # with `files`: held by a source file of any of these formats
+    files: Sequence[str] | None = None  # with `formats`: held by any of these source files
+    collections: Sequence[str] | None = None  # in any of these collections
+    text: str | None = None  # part of the title, authors, abstract, venue or id (`_text_holds`)
+
+
+@dataclass(frozen=True)
+class Facets:
+    """Published papers counted per year (None: undated), per (source file, format) and per collection."""
+
+    years: dict[int | None, int]
+    files: dict[tuple[str, str], int]
+    collections: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -208,6 +244,7 @@ class Catalog:
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA foreign_keys=OFF")
                 _refuse_truncated(db, self.path)
+                db.create_function("paper_text_holds", 2, _text_holds, deterministic=True)
             except sqlite3.Error:
                 db.close()
                 raise
@@ -381,31 +418,73 @@ class Catalog:
                 found[pid] = _stored(row)
         return found
 
-    def filter_rows(self, year_min: int | None, year_max: int | None, paper_ids: Sequence[str] | None,
-                    contains: dict[str, str]) -> Iterator[tuple[str, Paper]]:
-        """Published papers that may pass a filter (SQL narrows; the caller checks each exactly): year bounds,
-        given ids, and lower-cased substrings of `authors`, `venue`, `collections` or a source `file`/`format`."""
+    def query_ids(self, query: PaperQuery) -> list[tuple[str, int | None]]:
+        """(id, year) of the published papers `query` admits, in id order. SQL decides every condition from the
+        columns and tables, so no record is parsed, except by a `text` condition (see `_text_holds`)."""
         clauses: list[str] = ["txn IS NULL"]
         params: list[int | str] = []
-        if year_min is not None:  # undated papers stay candidates: whether they pass is the filter's rule
-            clauses.append("(year >= ? OR year IS NULL)")
-            params.append(year_min)
-        if year_max is not None:
-            clauses.append("(year <= ? OR year IS NULL)")
-            params.append(year_max)
-        for column in ("authors", "venue", "collections"):
-            if column in contains:
+        dated = [(f"year {op} ?", bound) for op, bound in ((">=", query.year_min), ("<=", query.year_max))
+                 if bound is not None]
+        if dated:
+            within = " AND ".join(clause for clause, _ in dated)
+            clauses.append(f"(year IS NULL OR ({within}))" if query.undated else f"({within})")
+            params += [bound for _, bound in dated]
+        for column, needle in (("authors", query.authors), ("venue", query.venue)):
+            if needle is not None:
                 clauses.append(f"instr({column}, ?) > 0")
-                params.append(contains[column])
+                params.append(needle)
+        if query.formats is not None or query.files is not None:  # a few names (what a filter matched): lists
+            held = [(column, names) for column, names in (("format", query.formats), ("file", query.files)) if names]
+            either = " OR ".join(f"{column} IN ({_marks(names)})" for column, names in held) or "0"
+            clauses.append(f"id IN (SELECT paper FROM paper_files WHERE {either})")
+            params += [name for _, names in held for name in names]
+        if query.collections is not None:
+            clauses.append(f"id IN (SELECT paper FROM paper_collections WHERE name IN ({_marks(query.collections)}))")
+            params += list(query.collections)
+        if query.text is not None:
+            clauses.append("paper_text_holds(record, ?)")
+            params.append(query.text)
         db = self.connection()
-        sql = f"SELECT paper_id, record FROM papers WHERE {' AND '.join(clauses)}"
-        if paper_ids is None:
-            for pid, record in db.execute(sql, params):
-                yield pid, _record(record)
-            return
-        for batch in _batches(list(dict.fromkeys(paper_ids))):
-            for pid, record in db.execute(f"{sql} AND paper_id IN ({_marks(batch)})", [*params, *batch]):
-                yield pid, _record(record)
+        sql = f"SELECT paper_id, year FROM papers WHERE {' AND '.join(clauses)}"
+        if query.paper_ids is None:
+            return db.execute(f"{sql} ORDER BY paper_id", params).fetchall()
+        return sorted(row for batch in _batches(sorted(set(query.paper_ids)))
+                      for row in db.execute(f"{sql} AND paper_id IN ({_marks(batch)})", [*params, *batch]))
+
+    def id_page(self, offset: int, limit: int) -> list[str]:
+        """Published ids `offset` to `offset + limit` in id order, from the index of published ids."""
+        return [pid for (pid,) in self.connection().execute(
+            "SELECT paper_id FROM papers WHERE txn IS NULL ORDER BY paper_id LIMIT ? OFFSET ?", (limit, offset))]
+
+    def source_pairs(self) -> list[tuple[str, str]]:
+        """Every (source file, format) a paper row names: what a source filter is matched against."""
+        return self.connection().execute("SELECT DISTINCT file, format FROM paper_files").fetchall()
+
+    def collection_names(self) -> list[str]:
+        """Every Zotero collection a paper row is in, as written: what a collection filter is matched against."""
+        return [name for (name,) in self.connection().execute("SELECT DISTINCT name FROM paper_collections")]
+
+    def facets(self) -> Facets:
+        """Published papers per year, per (source file, format) and per collection, from covering indexes: no
+        record is read (at 50k papers: see docs/app.md). The indexes hold staged rows too, so the rows an ingest
+        has staged (none between ingests, a batch during one) are counted apart and taken off."""
+        with self.snapshot() as db:
+            staged = db.execute("SELECT 1 FROM papers WHERE txn IS NOT NULL LIMIT 1").fetchone() is not None
+            of_staged = "WHERE paper IN (SELECT id FROM papers WHERE txn IS NOT NULL)"
+
+            def published(select: str, staged_where: str) -> dict[Any, int]:
+                counts: dict[Any, int] = {}
+                for wheres, sign in (("", 1), (staged_where, -1)) if staged else (("", 1),):
+                    for *key, count in db.execute(select.format(where=wheres)):
+                        counts[tuple(key)] = counts.get(tuple(key), 0) + sign * count
+                return {key: count for key, count in counts.items() if count > 0}
+
+            years = published("SELECT year, count(*) FROM papers {where} GROUP BY year", "WHERE txn IS NOT NULL")
+            files = published("SELECT file, format, count(*) FROM paper_files {where} GROUP BY file, format",
+                              of_staged)
+            names = published("SELECT name, count(*) FROM paper_collections {where} GROUP BY name", of_staged)
+        return Facets(years={year: n for (year,), n in years.items()}, files=files,
+                      collections={name: n for (name,), n in names.items()})
 
     def vector_ids_of(self, paper_ids: Sequence[str]) -> dict[str, list[str]]:
         """Published paper -> its chunks' vector ids."""
@@ -495,11 +574,6 @@ class Catalog:
     def source_count(self) -> int:
         return int(self.connection().execute("SELECT count(*) FROM sources").fetchone()[0])
 
-    def format_counts(self) -> dict[str, int]:
-        return dict(self.connection().execute(
-            "SELECT f.format, count(*) FROM paper_files f JOIN papers p ON p.id = f.paper WHERE p.txn IS NULL "
-            "GROUP BY f.format").fetchall())
-
     # --- writing (each called inside `transaction()`) -------------------------------------------------------
     def stage(self, db: sqlite3.Connection, txn: str, papers: Sequence[StagedPaper]) -> None:
         """Rows for new papers (or new versions of stored ones), hidden under `txn` until `publish`; not `ready`
@@ -557,7 +631,7 @@ class Catalog:
             vectors += [(vid, "papers") for (vid,) in db.execute(
                 f"SELECT vector_id FROM papers WHERE id IN ({marks})", list(batch))]
             for table, column in (("chunks", "paper"), ("keys", "paper"), ("paper_files", "paper"),
-                                  ("staged_lexical", "paper")):
+                                  ("paper_collections", "paper"), ("staged_lexical", "paper")):
                 db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", list(batch))
             bm25.delete(db, list(batch))
             db.execute(f"DELETE FROM papers WHERE id IN ({marks})", list(batch))
@@ -595,6 +669,7 @@ class Catalog:
             db.execute("UPDATE papers SET record=?, year=?, venue=?, authors=?, collections=? WHERE id=?",
                        (paper.model_dump_json(), paper.year, *_filter_columns(paper), row[0]))
             db.execute("DELETE FROM paper_files WHERE paper=?", (row[0],))
+            db.execute("DELETE FROM paper_collections WHERE paper=?", (row[0],))
             _write_files(db, row[0], paper)
 
     def delete_papers(self, db: sqlite3.Connection, paper_ids: Sequence[str]) -> None:
@@ -679,6 +754,23 @@ def _filter_columns(paper: Paper) -> tuple[str | None, str, str]:
             "\n".join(c.lower() for c in paper.collections))
 
 
+def _text_holds(record: str, needle: str) -> bool:
+    """Whether `needle` (lower-cased) is in the paper's title, authors, abstract, venue or id joined by spaces,
+    lower-cased: the Library tab's text filter, decided in SQL. The record is parsed only when each of the needle's
+    words is in the record's lower-cased JSON text (a word never spans two fields; JSON writes every character of a
+    word as itself unless it is a quote, a backslash or a control character, and such words are not looked for)."""
+    low = record.lower()
+    plain = [word for word in needle.split() if not any(c in '"\\' or c < " " for c in word)]
+    if not all(word in low for word in plain):
+        return False
+    fields = json.loads(record)
+    text = " ".join([fields["title"], *fields["authors"], fields["abstract"], fields.get("venue") or "",
+                     fields["paper_id"]])
+    return needle in text.lower()
+
+
 def _write_files(db: sqlite3.Connection, row: int, paper: Paper) -> None:
+    """The paper's source files and its collections as written (the facets and exact filters read these)."""
     db.executemany("INSERT INTO paper_files(paper, file, format) VALUES(?,?,?)",
                    [(row, s.file, s.format) for s in paper.sources])
+    db.executemany("INSERT INTO paper_collections(paper, name) VALUES(?,?)", [(row, c) for c in paper.collections])

@@ -48,7 +48,9 @@ from . import bm25
 from .catalog import (
     FILE_NAME,
     Catalog,
+    Facets,
     PaperColumns,
+    PaperQuery,
     SourceRecord,
     StagedChunk,
     StagedPaper,
@@ -463,10 +465,6 @@ class Store:
         return self.catalog.chunk_count()
 
     @_catalog_errors
-    def format_counts(self) -> dict[str, int]:
-        return self.catalog.format_counts()
-
-    @_catalog_errors
     def resumable(self) -> bool:
         """Whether a killed write left papers whose vectors are stored, for `adopt` to take over."""
         return self.catalog.has_reusable_rows(self._writer_token())
@@ -650,9 +648,24 @@ class Store:
         return self.catalog.lexical_search(terms, k, allowed, self._postings)
 
     @_catalog_errors
-    def filter_rows(self, year_min: int | None, year_max: int | None, paper_ids: Sequence[str] | None,
-                    contains: dict[str, str]) -> Iterator[tuple[str, Paper]]:
-        return self.catalog.filter_rows(year_min, year_max, paper_ids, contains)
+    def query_ids(self, query: PaperQuery) -> list[tuple[str, int | None]]:
+        return self.catalog.query_ids(query)
+
+    @_catalog_errors
+    def id_page(self, offset: int, limit: int) -> list[str]:
+        return self.catalog.id_page(offset, limit)
+
+    @_catalog_errors
+    def source_pairs(self) -> list[tuple[str, str]]:
+        return self.catalog.source_pairs()
+
+    @_catalog_errors
+    def collection_names(self) -> list[str]:
+        return self.catalog.collection_names()
+
+    @_catalog_errors
+    def facets(self) -> Facets:
+        return self.catalog.facets()
 
     @_catalog_errors
     def best_passages(self, paper_ids: Sequence[str], vector: np.ndarray | None) -> dict[str, str]:
