@@ -135,21 +135,6 @@ def test_two_levels_trends_and_untitled_papers_in_the_report() -> None:
     assert summary.text.count(first) == 1  # not "title: the same sentence"
 
 
-def test_brackets_quoted_from_a_paper_are_not_citations_in_an_extractive_summary() -> None:
-    stored, vectors = library(1, per_topic=20)
-    cluster_map = build_map(stored, vectors, "v1")
-    topic = cluster_map.topics[0]
-    one, two = topic.paper_ids[:2]
-    papers = {sp.paper.paper_id: sp.paper for sp in stored}
-    quoted = "Protein folding in living cells, as others found [2][3], shapes the structure of every protein"
-    papers[one] = papers[one].model_copy(update={"abstract": f"{quoted}. Short one."})
-    topic = topic.model_copy(update={"representative_ids": [one, two], "keywords": ["protein"]})
-    summary = ClusterSummarizer(None, "offline", None, 4000, 500).summarize(topic, papers)
-    assert f"{quoted}. [1]" in summary.text  # the paper's own brackets kept as its text, then its citation
-    assert summary.removed_citations == 0  # [3] was not read as a citation naming no evidence
-    assert [c.paper_id for c in summary.citations] == [one, two]
-
-
 def test_a_summarys_quoted_brackets_are_not_buttons_claims_or_renumbered() -> None:
     stored, vectors = library(1, per_topic=20)
     cluster_map = build_map(stored, vectors, "v1")
@@ -161,6 +146,7 @@ def test_a_summarys_quoted_brackets_are_not_buttons_claims_or_renumbered() -> No
     topic = topic.model_copy(update={"representative_ids": [one, two], "keywords": ["protein"]})
     summary = ClusterSummarizer(None, "offline", None, 4000, 500).summarize(topic, papers)
     assert f"{quoted}. [1]" in summary.body and [c.paper_id for c in summary.citations] == [one, two]
+    assert summary.removed_citations == 0
     assert summary.body[slice(*summary.quoted[0])].endswith(f": {quoted}.") and len(summary.quoted) == 2  # title: quote
     assert [m.numbers for m in rendered_markers(summary)] == [[1], [2]]  # one citation per quote, none inside
     assert [[s.number for s in c.citations] for c in derive_claims(summary)] == [[1], [2]]
