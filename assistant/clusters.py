@@ -62,7 +62,7 @@ import math
 import re
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,7 @@ from threadpoolctl import ThreadpoolController
 from .citations import WEAK_SUPPORT_BELOW, CitedText, Ledger, Usage, cite, reference_list, support_claims
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
-from .index.catalog import PaperColumns
+from .index.catalog import PaperColumns, PaperText
 from .llm import message_usage
 from .prompting import prompt
 
@@ -822,7 +822,7 @@ def _stem(word: str) -> str:
     return word
 
 
-def paper_text(paper: Paper) -> str:
+def paper_text(paper: Paper | PaperText) -> str:
     return paper.abstract if paper.title_derived else f"{paper.title}. {paper.abstract}"
 
 
@@ -841,7 +841,8 @@ def year_counts(years: Iterable[int | None]) -> dict[str, int]:
     return {year: counts[year] for year in sorted(counts, key=lambda y: (y == UNDATED, y))}
 
 
-PaperReader = Callable[[Sequence[str]], dict[str, Paper]]  # paper id -> record, for the ids asked (store.get_papers)
+# paper id -> title and abstract, for the ids asked: store.paper_texts (no records built), or records (tests)
+PaperReader = Callable[[Sequence[str]], Mapping[str, Paper | PaperText]]
 VectorReader = Callable[[Sequence[str]], PaperColumns]  # the columns and vectors of the ids asked (store.paper_columns)
 
 
@@ -861,7 +862,7 @@ def map_library(
     previous: ClusterMap | None = None,
 ) -> ClusterMap:
     """Cluster a library into topics and subtopics, keep the ids of `previous` where clusters continue, label
-    them, and lay the papers out in 2-D. Records are read (`read_papers`) only for the keyword samples and the
+    them, and lay the papers out in 2-D. Texts are read (`read_papers`) only for the keyword samples and the
     saved map points: at a million papers that is tens of thousands, not a million 3-4 KB records.
 
     An automatic k is held while the library size stays within K_HOLD of the size it was chosen at: the
@@ -894,7 +895,7 @@ def map_library(
     papers = read_papers(sorted({p for m in samples.values() for p in m} | set(drawn)))
     texts = {p: paper_text(papers[p]) for p in sorted({p for m in samples.values() for p in m})}
     titles = {p: papers[p].title for p in drawn}
-    del papers  # 156k records at 1M: only their texts and the drawn points' titles are kept
+    del papers  # 200k papers at 1M: only their texts and the drawn points' titles are kept
     old_labels = {c.cluster_id: c.label for c in previous.every_cluster()} if previous else {}
     keywords = TermCounts({p: texts[p] for c in topic_members for p in samples[c]}).keywords(
         {c: samples[c] for c in topic_members})
@@ -1093,10 +1094,10 @@ def library_map(store: Any, previous: ClusterMap | None, n_clusters: int | None 
             added = [p for p in listing.ids if p not in before]
             if len(added) <= INCREMENTAL_SHARE * previous.clustered_papers:
                 updated = assign_new_papers(previous, listing, store.paper_columns(added), state.version,
-                                            store.get_papers, store.paper_columns)
+                                            store.paper_texts, store.paper_columns)
                 if updated is not None:
                     return updated
-        return map_library(store.paper_columns(), store.get_papers, state.version, n_clusters, previous)
+        return map_library(store.paper_columns(), store.paper_texts, state.version, n_clusters, previous)
 
 
 def _members(assignments: dict[str, str]) -> dict[str, list[str]]:

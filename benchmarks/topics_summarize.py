@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import scale  # a sibling script: its generator, CLI runner and embedding server
 
 from assistant.corpus import Paper
-from assistant.index.catalog import PaperColumns
+from assistant.index.catalog import Catalog, PaperColumns
 
 
 def flags() -> str:
@@ -113,6 +113,11 @@ class ReadOnlyCatalog:
             years.append(year)
         return PaperColumns(ids, keys, years, matrix[: len(ids)])
 
+    def connection(self) -> sqlite3.Connection:  # what Catalog.paper_texts reads through
+        return self.db
+
+    paper_texts = Catalog.paper_texts  # what `summarize` reads for keywords and map points (no records built)
+
     def get_papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
         out = {}
         wanted = list(paper_ids)
@@ -133,7 +138,7 @@ def read_only(home: Path) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     columns = catalog.paper_columns()
     read_s = time.perf_counter() - wall
-    cluster_map = map_library(columns, catalog.get_papers, "read-only")
+    cluster_map = map_library(columns, catalog.paper_texts, "read-only")
     del columns
     map_s = time.perf_counter() - wall
     summarizer = ClusterSummarizer(None, "offline", None, 8192, 1024)

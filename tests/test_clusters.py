@@ -20,6 +20,7 @@ from assistant.clusters import (
     cluster_papers,
     content_key,
     distinct_labels,
+    map_library,
     match_clusters,
     project_2d,
     representative_papers,
@@ -516,3 +517,21 @@ def test_a_label_names_each_word_once_whatever_its_inflection() -> None:
     labels = distinct_labels({"c1": ["network pruning", "pruned model", "prune", "sparsity", "speedup"],
                               "c2": ["values", "value alignment", "moral", "need"]})
     assert labels == {"c1": "Network pruning, sparsity, speedup", "c2": "Values, moral, need"}
+
+
+def test_the_map_reads_titles_and_abstracts_as_the_records_hold_them(seeded_copy: Path, tmp_path: Path) -> None:
+    """store.paper_texts (json_extract, no Paper built) gives what the records give, untitled papers included, and
+    the map made from it equals the one made from the records."""
+    untitled = tmp_path / "untitled.jsonl"
+    untitled.write_text(json.dumps({"abstract": "Protein folding in living cells shapes every structure we see. "
+                                    "A second sentence follows here."}) + "\n", encoding="utf-8")
+    lib = Assistant(home=seeded_copy)
+    assert lib.ingest([untitled]).new == 1
+    ids = [p.paper_id for p in lib.papers()]
+    texts, records = lib.store.paper_texts(ids), lib.store.get_papers(ids)
+    assert texts.keys() == records.keys() and any(t.title_derived for t in texts.values())
+    assert all((t.title, t.abstract, t.title_derived) == (records[p].title, records[p].abstract,
+                                                           records[p].title_derived) for p, t in texts.items())
+    columns = lib.store.paper_columns()
+    assert (map_library(columns, lib.store.paper_texts, "v").model_dump()
+            == map_library(columns, lib.store.get_papers, "v").model_dump())

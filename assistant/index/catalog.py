@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -146,6 +146,15 @@ class PaperQuery:
     files: Sequence[str] | None = None  # with `formats`: held by any of these source files
     collections: Sequence[str] | None = None  # in any of these collections
     text: str | None = None  # part of the title, authors, abstract, venue or id (`_text_holds`)
+
+
+class PaperText(NamedTuple):
+    """What a topic's keywords and its map points read of a paper: its title and abstract, from the record's JSON
+    by SQLite (json_extract) without building the Paper (records are validated when written)."""
+
+    title: str
+    abstract: str
+    title_derived: bool
 
 
 @dataclass(frozen=True)
@@ -416,6 +425,20 @@ class Catalog:
                     f"SELECT paper_id, record, content_key, n_chunks FROM papers WHERE txn IS NULL AND "
                     f"{condition.format(marks=_marks(batch))}", list(batch)):
                 found[pid] = _stored(row)
+        return found
+
+    def paper_texts(self, paper_ids: Iterable[str]) -> dict[str, PaperText]:
+        """Title, abstract and title_derived of the published papers asked for. At 1M papers the map reads 200k
+        of them: as Paper records that was 0.55 GB of the peak RSS and 5% of the time of a recompute (memray,
+        py-spy)."""
+        found: dict[str, PaperText] = {}
+        db = self.connection()
+        for batch in _batches(list(dict.fromkeys(paper_ids))):
+            for pid, title, abstract, derived in db.execute(
+                    "SELECT paper_id, json_extract(record, '$.title'), json_extract(record, '$.abstract'), "
+                    "json_extract(record, '$.title_derived') FROM papers WHERE txn IS NULL AND "
+                    f"paper_id IN ({_marks(batch)})", list(batch)):
+                found[pid] = PaperText(title or "", abstract or "", bool(derived))
         return found
 
     def query_ids(self, query: PaperQuery) -> list[tuple[str, int | None]]:

@@ -51,6 +51,7 @@ from .catalog import (
     Facets,
     PaperColumns,
     PaperQuery,
+    PaperText,
     SourceRecord,
     StagedChunk,
     StagedPaper,
@@ -436,6 +437,11 @@ class Store:
         """Ids, content keys, years and paper-level vectors of every paper (or of `paper_ids`), no records: the
         topic map at a million papers reads 1.5 GB of vectors, not 4 GB of JSON records."""
         return self.catalog.paper_columns(paper_ids, vectors)
+
+    @_catalog_errors
+    def paper_texts(self, paper_ids: Sequence[str]) -> dict[str, PaperText]:
+        """Titles and abstracts, no records built (catalog.paper_texts): what the topic map reads."""
+        return self.catalog.paper_texts(paper_ids)
 
     def get_papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
         return {pid: stored.paper for pid, stored in self.stored_papers(paper_ids).items()}
