@@ -374,7 +374,11 @@ class Assistant:
         return self.store.backup(Path(target), databases=[FILE_NAME])
 
     def papers(self) -> list[Paper]:
-        return sorted((sp.paper for sp in self.store.all_papers()), key=lambda p: p.paper_id)
+        return list(self.iter_papers())
+
+    def iter_papers(self) -> Iterator[Paper]:
+        """Every paper in id order, streamed: `litassist papers` lists a million papers in constant memory."""
+        return self.store.iter_papers()
 
     def paper(self, paper_id: str) -> Paper | None:
         return self.store.get_papers([paper_id]).get(paper_id)

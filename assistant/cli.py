@@ -289,7 +289,7 @@ def papers_command(
     a date without a year as "May 24, no year")."""
     from . import NO_ABSTRACT, display_date, display_title
 
-    for paper in assistant().papers():
+    for paper in assistant().iter_papers():
         if as_json:
             record = {
                 "paper_id": paper.paper_id,

@@ -229,11 +229,17 @@ def test_cli_one_line_error_for_missing_path(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no such file or directory" in result.output
 
 
-def test_cli_contracts_papers_search_stats(seeded_home: Path) -> None:
+def test_cli_contracts_papers_search_stats(seeded_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base = ["--home", str(seeded_home)]
+    listed = [p.paper_id for p in Assistant(home=seeded_home).papers()]
+
+    def every_record(self: Assistant) -> None:
+        raise AssertionError("`papers` made one list of the library (4 GB at 1M) instead of streaming it")
+
+    monkeypatch.setattr(Assistant, "papers", every_record)
     lines = runner.invoke(app, [*base, "papers", "--json"]).stdout.splitlines()
     records = [json.loads(line) for line in lines]
-    assert len(records) == seed_paper_count()
+    assert len(records) == seed_paper_count() and [r["paper_id"] for r in records] == sorted(listed) == listed
     assert {"paper_id", "title", "authors", "year", "source", "abstract"} <= set(records[0])
 
     query = "prompt token tuning for time series forecasting"

@@ -427,6 +427,12 @@ class Store:
     def all_papers(self) -> list[StoredPaper]:
         return list(self.catalog.all_papers())
 
+    def iter_papers(self) -> Iterator[Paper]:
+        """Every paper in id order, streamed in one read transaction: a million records are never one list."""
+        with self.reading():
+            for stored in self.catalog.all_papers():
+                yield stored.paper
+
     @_catalog_errors
     def paper_vectors(self) -> tuple[list[StoredPaper], np.ndarray]:
         """Every paper with its paper-level vector (rows aligned), for clustering and the topic map."""
