@@ -298,6 +298,18 @@ def find_markers(text: str, ledger: Ledger, protected: Sequence[tuple[int, int]]
     return markers
 
 
+def quote_lines(template: str, quotes: Sequence[tuple[str, int]]) -> tuple[str, Quoted]:
+    """`template` with its one "\x00" replaced by a line "- {quote} [{number}]" per quote (an offline answer's or
+    an extractive summary's list), and where each quote sits in the result: the ranges `cite` protects."""
+    offset, lines, ranges = template.index("\x00"), [], []
+    for quote, number in quotes:
+        line = f"- {quote} [{number}]"
+        ranges.append((offset + 2, offset + 2 + len(quote)))
+        lines.append(line)
+        offset += len(line) + 1
+    return template.replace("\x00", "\n".join(lines)), ranges
+
+
 def in_quote(position: int, quoted: Sequence[tuple[int, int]]) -> bool:
     """Whether `position` is inside one of the `quoted` ranges (a text has a handful: a scan is enough)."""
     return any(start <= position < end for start, end in quoted)

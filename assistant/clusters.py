@@ -77,7 +77,16 @@ from sklearn.manifold import MDS, TSNE
 from sklearn.metrics import silhouette_score
 from threadpoolctl import ThreadpoolController
 
-from .citations import WEAK_SUPPORT_BELOW, CitedText, Ledger, Usage, cite, reference_list, support_claims
+from .citations import (
+    WEAK_SUPPORT_BELOW,
+    CitedText,
+    Ledger,
+    Usage,
+    cite,
+    quote_lines,
+    reference_list,
+    support_claims,
+)
 from .corpus import Paper
 from .index import SENTENCE_BREAK, StoredPaper, count_tokens
 from .index.catalog import PaperColumns, PaperText
@@ -892,8 +901,9 @@ def map_library(
                        for c, m in (topic_members | sub_members).items()}
     drawn = map_sample(assignments, representatives)
     samples = {c: keyword_sample(m) for c, m in (topic_members | sub_members).items()}
-    papers = read_papers(sorted({p for m in samples.values() for p in m} | set(drawn)))
-    texts = {p: paper_text(papers[p]) for p in sorted({p for m in samples.values() for p in m})}
+    sampled = sorted({p for m in samples.values() for p in m})
+    papers = read_papers(sorted(set(sampled) | drawn))
+    texts = {p: paper_text(papers[p]) for p in sampled}
     titles = {p: papers[p].title for p in drawn}
     del papers  # 200k papers at 1M: only their texts and the drawn points' titles are kept
     old_labels = {c.cluster_id: c.label for c in previous.every_cluster()} if previous else {}
@@ -1183,7 +1193,7 @@ class ClusterSummarizer:
         """Keywords plus, from each representative paper, the sentence that holds most of the cluster's keywords;
         and where the quoted titles and sentences are: brackets inside them are the paper's own text ("...and
         3' uridylation [1][2][3][4]" from its reference list), never citations."""
-        lines, quoted = [], []
+        listed = []
         for paper_id in cluster.representative_ids:
             evidence = ledger.items[paper_id]
             sentences = [s for s in SENTENCE_BREAK.split(evidence.paper.abstract) if len(s.split()) >= 6]
@@ -1193,16 +1203,9 @@ class ClusterSummarizer:
                 sentences, key=lambda s: (sum(k.lower() in s.lower() for k in cluster.keywords), -sentences.index(s))
             )
             named = "" if evidence.paper.title_derived else f"{evidence.paper.title}: "  # its title is this text
-            quote = f"{named}{best.strip().rstrip('.')}."
-            quoted.append(len(quote))
-            lines.append(f"- {quote} [{evidence.number}]")
-        text = prompt("cluster_extractive").format(
-            size=len(cluster.paper_ids), keywords=", ".join(cluster.keywords), sentences="\x00")
-        offset, ranges = text.index("\x00"), []
-        for line, length in zip(lines, quoted):
-            ranges.append((offset + 2, offset + 2 + length))
-            offset += len(line) + 1
-        return text.replace("\x00", "\n".join(lines)), ranges
+            listed.append((f"{named}{best.strip().rstrip('.')}.", evidence.number))
+        return quote_lines(prompt("cluster_extractive").format(
+            size=len(cluster.paper_ids), keywords=", ".join(cluster.keywords), sentences="\x00"), listed)
 
 
 # --- trends ----------------------------------------------------------------------------------------------------

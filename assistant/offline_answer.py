@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .citations import quote_lines
 from .extractive import SELECTION, Selection, candidate_sentences, choose_sentences, cut, quotes
 from .prompting import prompt
 from .tools.clusters import summary_in_ledger
@@ -61,19 +62,10 @@ def extractive_answer(question: str, hits: Sequence[Hit], ledger: Ledger, embedd
     if not chosen:
         return (lead.strip(), protected) if lead else (
             prompt("abstain").format(best=nothing_to_quote(hits[:rule.papers])), [])
-    header = lead + prompt("offline_answer").format(sentences="\x00")
-    lines = []
-    offset = header.index("\x00")
-    for candidate, start, end in quotes(chosen):
-        evidence = ledger.items.get(candidate.hit.paper_id)
-        if evidence is None:
-            continue
-        sentence = cut(candidate.source[start:end])
-        protected.append((offset + 2, offset + 2 + len(sentence)))
-        line = f"- {sentence} [{evidence.number}]"
-        lines.append(line)
-        offset += len(line) + 1
-    return header.replace("\x00", "\n".join(lines)), protected
+    listed = [(cut(candidate.source[start:end]), ledger.items[candidate.hit.paper_id].number)
+              for candidate, start, end in quotes(chosen) if candidate.hit.paper_id in ledger.items]
+    text, ranges = quote_lines(lead + prompt("offline_answer").format(sentences="\x00"), listed)
+    return text, protected + ranges
 
 
 def nothing_to_quote(hits: Sequence[Hit]) -> str:
